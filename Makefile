@@ -1,0 +1,103 @@
+# modeld — top-level Makefile. Plain GNU make; every .c file of a module
+# directory is picked up, so adding a file needs no edit here.
+#
+#   make            build build/modeld and build/modelctl
+#   make run        build, then start modeld in the foreground on its defaults
+#   make test       build, run the unit tests (plain and ASan+UBSan) and the
+#                   integration tests; ends with "N passed, N failed"
+#   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, units
+#   make fuzz       build the libFuzzer harnesses and run each for FUZZ_SECONDS
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+PKGS      = lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto \
+            libmicrohttpd libsystemd
+CFLAGS   ?= -O2 -g
+WARN      = -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wno-missing-field-initializers
+CPPFLAGS += -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=all
+
+# The daemon side (everything below the socket) and the client side (what
+# modelctl and libmodeld are made of). cli/ links only the client side.
+CORE_DIRS   = common registry converters sources meta
+DAEMON_SRCS = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CORE_SRCS   = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)) $(DAEMON_SRCS)
+CLIENT_SRCS = $(wildcard common/*.c) $(wildcard client/*.c)
+CLI_SRCS    = $(wildcard cli/*.c)
+UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJS   = $(call obj,$(CORE_SRCS))
+CLIENT_OBJS = $(call obj,$(CLIENT_SRCS))
+UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all run test unit unit-asan integration install clean deps test-deps fuzz bench
+all: deps $(BUILD)/modeld $(BUILD)/modelctl
+
+deps:
+	@./scripts/deps.sh
+test-deps:
+	@./scripts/deps.sh --test
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libmdcore.a: $(CORE_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libmodeld.a: $(CLIENT_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/modeld: $(call obj,daemon/main.c) $(BUILD)/libmdcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/modelctl: $(call obj,$(CLI_SRCS)) $(BUILD)/libmodeld.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests link the whole core plus the client side (cmocka).
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libmdcore.a $(BUILD)/libmodeld.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+
+# Foreground daemon on the embedded defaults (store and socket from the XDG
+# directories, see modeld(8)).
+run: all
+	./$(BUILD)/modeld -f
+
+test: test-deps all unit
+	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN_FLAGS)" \
+		LDFLAGS="$(SAN_FLAGS)" unit build/asan/modeld build/asan/modelctl
+	./tests/run.sh
+
+integration: all
+	./tests/run.sh --integration-only
+
+bench: all
+	@echo "benchmarks: see bench/README.md"
+
+fuzz:
+	./tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	install -m 0755 $(BUILD)/modeld $(BUILD)/modelctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 docs/man/modelctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 docs/man/modeld.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/modeld.service > \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/modeld.service
+	install -m 0644 systemd/modeld.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -m 0644 systemd/modeld.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/modeld.conf
+	install -m 0644 systemd/modeld.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/modeld.conf
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,275 @@
+/* common/util.c — see util.h. */
+#include "common/util.h"
+#include "common/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int util_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return md_from_errno(errno) == MD_ENOSPC ? MD_ENOSPC : MD_EIO;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+ssize_t util_read_full(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return MD_EIO;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+ssize_t util_pread_full(int fd, void *buf, size_t n, off_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return MD_EIO;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+void util_hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+int util_unhex(const char *in, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(in[2 * i]), lo = hi < 0 ? -1 : hexval(in[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return MD_EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return in[2 * n] ? MD_EINVAL : 0;
+}
+
+int util_is_hex(const char *s, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == 0;
+}
+
+void util_now_iso(char *out, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+double util_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void util_human_size(uint64_t b, char *out, size_t n)
+{
+	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)b;
+	int i = 0;
+	while (v >= 1024 && i < 5) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(out, n, "%llu B", (unsigned long long)b);
+	else
+		snprintf(out, n, "%.1f %s", v, u[i]);
+}
+
+int util_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof buf)
+		return md_fail(MD_EINVAL, "%s: path too long", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; ; p++) {
+		if (*p == '/' || *p == 0) {
+			char c = *p;
+			*p = 0;
+			if (mkdir(buf, mode) < 0 && errno != EEXIST)
+				return md_fail(md_from_errno(errno), "%s: %s", buf, strerror(errno));
+			*p = c;
+			if (!c)
+				break;
+		}
+	}
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return md_fail(MD_EIO, "%s: not a directory", path);
+	return 0;
+}
+
+int util_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return md_fail(MD_EIO, "%s: %s", path, strerror(errno));
+	int rc = fsync(fd) < 0 ? MD_EIO : 0;
+	close(fd);
+	return rc;
+}
+
+/* Length of the UTF-8 sequence at p, or 0 if invalid (overlongs, surrogates
+ * and code points above U+10FFFF are invalid). */
+static size_t utf8_seq(const unsigned char *p)
+{
+	unsigned c = p[0];
+	if (c < 0x80) return 1;
+	if (c >= 0xc2 && c <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
+		if (c == 0xe0 && p[1] < 0xa0) return 0;
+		if (c == 0xed && p[1] >= 0xa0) return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+			return 0;
+		if (c == 0xf0 && p[1] < 0x90) return 0;
+		if (c == 0xf4 && p[1] >= 0x90) return 0;
+		return 4;
+	}
+	return 0;
+}
+
+int util_check_relpath(const char *p)
+{
+	size_t len = strlen(p);
+	if (len == 0 || len > 1024)
+		return md_fail(MD_EREFUSED, "path of %zu bytes refused", len);
+	if (p[0] == '/')
+		return md_fail(MD_EREFUSED, "%s: absolute path refused", p);
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)p[i];
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			return md_fail(MD_EREFUSED, "path with a control character or backslash refused");
+		size_t n = utf8_seq((const unsigned char *)p + i);
+		if (!n)
+			return md_fail(MD_EREFUSED, "path with invalid UTF-8 refused");
+		i += n;
+	}
+	const char *s = p;
+	for (;;) {
+		const char *e = strchr(s, '/');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return md_fail(MD_EREFUSED, "%s: path component '%.*s' refused", p, (int)n, s);
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return 0;
+}
+
+static int name_part_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 96 || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+		if (c == '.' && i + 1 < n && s[i + 1] == '.')
+			return 0;
+	}
+	return 1;
+}
+
+int util_check_model_name(const char *name)
+{
+	const char *slash = strchr(name, '/');
+	if (!slash || !name_part_ok(name, (size_t)(slash - name)) ||
+	    !name_part_ok(slash + 1, strlen(slash + 1)))
+		return md_fail(MD_EINVAL, "%s: not a model name (expected ORG/NAME)", name);
+	return 0;
+}
+
+int util_check_ref(const char *ref)
+{
+	size_t n = strlen(ref);
+	if (n == 0 || n > 255 || ref[0] == '/' || ref[0] == '-' || ref[n - 1] == '/' ||
+	    strstr(ref, "..") || strstr(ref, "//"))
+		return md_fail(MD_EINVAL, "%s: not a revision", ref);
+	for (size_t i = 0; i < n; i++) {
+		char c = ref[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == '/'))
+			return md_fail(MD_EINVAL, "%s: not a revision", ref);
+	}
+	return 0;
+}
+
+int util_parse_modelref(const char *ref, char **name, char **rev)
+{
+	const char *at = strchr(ref, '@');
+	*name = *rev = NULL;
+	*name = at ? strndup(ref, (size_t)(at - ref)) : strdup(ref);
+	if (!*name)
+		return MD_ENOMEM;
+	int rc = util_check_model_name(*name);
+	if (rc == 0 && at) {
+		rc = util_check_ref(at + 1);
+		if (rc == 0 && !(*rev = strdup(at + 1)))
+			rc = MD_ENOMEM;
+	}
+	if (rc) {
+		free(*name);
+		*name = NULL;
+	}
+	return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * common/util.h — small helpers shared by daemon and client: full reads and
+ * writes, hex, time stamps, human sizes, path and name checks.
+ * All functions are thread-safe. Errors are MD_E* codes (common/err.h).
+ */
+#ifndef MD_UTIL_H
+#define MD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Write all n bytes (retrying on EINTR/short writes). 0 or MD_EIO/ENOSPC. */
+int util_write_all(int fd, const void *buf, size_t n);
+/* Read up to n bytes, stopping only at EOF. Returns bytes read or MD_EIO. */
+ssize_t util_read_full(int fd, void *buf, size_t n);
+/* pread variant of util_read_full. */
+ssize_t util_pread_full(int fd, void *buf, size_t n, off_t off);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void util_hex(const uint8_t *in, size_t n, char *out);
+/* Parse exactly 2n hex digits. 0 or MD_EINVAL. */
+int util_unhex(const char *in, uint8_t *out, size_t n);
+/* 1 if s is exactly n lower-case hex digits. */
+int util_is_hex(const char *s, size_t n);
+
+/* Current UTC time as "2026-11-23T08:01:39Z" into out (>= 21 bytes). */
+void util_now_iso(char *out, size_t n);
+/* Monotonic seconds. */
+double util_mono(void);
+
+/* "1.5 GiB" style, into out. */
+void util_human_size(uint64_t bytes, char *out, size_t n);
+
+/* mkdir -p with mode; 0 or an MD_E* code with md_fail detail. */
+int util_mkdir_p(const char *path, mode_t mode);
+/* fsync a directory by path. 0 or MD_EIO. */
+int util_fsync_dir(const char *path);
+
+/*
+ * Check a relative path from untrusted input (a hub, an archive, a folder):
+ * non-empty, at most 1024 bytes, valid UTF-8, no NUL/control characters, no
+ * leading '/', no "." or ".." or empty components, no backslash.
+ * Returns 0 or MD_EREFUSED (with detail naming the path).
+ */
+int util_check_relpath(const char *p);
+
+/*
+ * Model name "ORG/NAME": two components of 1..96 chars [A-Za-z0-9._-], not
+ * starting with '.' or '-', no "..". Returns 0 or MD_EINVAL.
+ */
+int util_check_model_name(const char *name);
+/* Ref or revision: 1..255 chars [A-Za-z0-9._/-], no "..", no leading '/'
+ * or '-', no trailing '/'. Returns 0 or MD_EINVAL. */
+int util_check_ref(const char *ref);
+
+/*
+ * Split "ORG/NAME[@REV]" into name (malloc'd) and rev (malloc'd or NULL).
+ * Validates both. 0, MD_EINVAL or MD_ENOMEM. Caller frees both.
+ */
+int util_parse_modelref(const char *ref, char **name, char **rev);
+
+#endif

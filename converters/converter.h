@@ -1,0 +1,88 @@
+/*
+ * converters/converter.h — the slots every weight-format converter fills.
+ *
+ * A converter parses one untrusted weight file (safetensors, torch zip or
+ * legacy pickle, GGUF) and reports its tensors: name, dtype, shape and the
+ * byte range of each tensor's data inside the source file. It never executes
+ * anything from the file, bounds every length before use, and knows nothing
+ * of LMDB or sockets (DESIGN 1, 4). The pack writer (converters/pack.h) and
+ * the recipe builder turn that report into an aligned pack plus a recipe
+ * that reproduces the original bit-exactly: bytes of the source covered by
+ * tensor ranges come from the pack, every other byte is kept as a literal.
+ *
+ * One converter per file (converters/<format>.c), each exporting one const
+ * struct converter; converters/registry.c lists them. Adding a format touches
+ * no other converter.
+ */
+#ifndef MD_CONVERTER_H
+#define MD_CONVERTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Element types. Values are stored in packs: never renumber. */
+enum conv_dtype {
+	CONV_DT_BOOL = 1,
+	CONV_DT_U8, CONV_DT_I8, CONV_DT_I16, CONV_DT_U16, CONV_DT_I32, CONV_DT_U32,
+	CONV_DT_I64, CONV_DT_U64,
+	CONV_DT_F16, CONV_DT_BF16, CONV_DT_F32, CONV_DT_F64,
+	CONV_DT_F8_E4M3, CONV_DT_F8_E5M2, CONV_DT_F8_E8M0,
+	CONV_DT_F6_E2M3, CONV_DT_F6_E3M2, CONV_DT_F4,
+	CONV_DT_C64,
+	/* GGUF/ggml block-quantized types are opaque blocks: CONV_DT_GGML + the
+	 * ggml type id (0..255). */
+	CONV_DT_GGML = 0x100,
+};
+
+#define CONV_MAX_DIMS 8
+#define CONV_MAX_NAME 1024        /* bytes in a tensor name */
+#define CONV_MAX_TENSORS 1000000  /* tensors in one file */
+
+struct conv_tensor {
+	char *name;                    /* owned by the conv_info; UTF-8, no NUL */
+	uint32_t dtype;                /* enum conv_dtype */
+	uint32_t ndim;
+	uint64_t shape[CONV_MAX_DIMS];
+	uint64_t src_off;              /* data's first byte in the source file */
+	uint64_t len;                  /* data bytes */
+	int64_t alias;                 /* index of an earlier tensor with the same
+					  bytes (tied weights), or -1 */
+};
+
+struct conv_info {
+	const char *format;            /* static: "safetensors", "torch", "gguf" */
+	struct conv_tensor *t;         /* owned */
+	size_t n, cap;
+	json_t *meta;                  /* owned: format metadata (string map for
+					  safetensors __metadata__, typed for GGUF) or NULL */
+};
+
+struct converter {
+	const char *name;              /* "safetensors", "torch", "gguf" */
+	/* 1 if this converter should handle the file, from its path and its
+	 * first nhead bytes (nhead may be short for tiny files). Pure. */
+	int (*match)(const char *path, const uint8_t *head, size_t nhead);
+	/* Parse and validate the whole file behind fd (size bytes; read with
+	 * pread, never mmap'd writable). Fills out (zeroed by the caller) and
+	 * returns 0, or a negative MD_E* code with an md_fail detail naming the
+	 * problem, e.g. "refused: global posix.system". On failure out is freed
+	 * by the caller with conv_info_free. */
+	int (*parse)(int fd, uint64_t size, struct conv_info *out);
+};
+
+/* Free everything a conv_info owns; leaves it zeroed. */
+void conv_info_free(struct conv_info *ci);
+/* Append a tensor (name copied). 0, MD_ENOMEM, MD_ETOOBIG. */
+int conv_info_add(struct conv_info *ci, const char *name, uint32_t dtype,
+		  uint32_t ndim, const uint64_t *shape, uint64_t src_off, uint64_t len);
+/* Element size in bits for plain dtypes (F4 = 4, F6 = 6), 0 for GGML/unknown. */
+unsigned conv_dtype_bits(uint32_t dtype);
+/* Name as safetensors spells it ("BF16"), or NULL. */
+const char *conv_dtype_name(uint32_t dtype);
+
+/* The converter for a file, or NULL when none claims it (not a weight file). */
+const struct converter *conv_find(const char *path, const uint8_t *head, size_t nhead);
+
+#endif

@@ -1,0 +1,129 @@
+/* Unit tests for common/: names, paths, hex, framing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/proto.h"
+#include "common/sha256.h"
+#include "common/util.h"
+
+static void test_model_names(void **state)
+{
+	(void)state;
+	assert_int_equal(util_check_model_name("acme/tiny-llama"), 0);
+	assert_int_equal(util_check_model_name("meta-llama/Llama-3.1-8B"), 0);
+	assert_int_not_equal(util_check_model_name("acme"), 0);
+	assert_int_not_equal(util_check_model_name("acme/x/y"), 0);
+	assert_int_not_equal(util_check_model_name("../x"), 0);
+	assert_int_not_equal(util_check_model_name("acme/.x"), 0);
+	assert_int_not_equal(util_check_model_name("acme/a..b"), 0);
+	assert_int_not_equal(util_check_model_name("/x"), 0);
+	char *n, *r;
+	assert_int_equal(util_parse_modelref("acme/x@main", &n, &r), 0);
+	assert_string_equal(n, "acme/x");
+	assert_string_equal(r, "main");
+	free(n);
+	free(r);
+	assert_int_equal(util_parse_modelref("acme/x", &n, &r), 0);
+	assert_null(r);
+	free(n);
+	assert_int_not_equal(util_parse_modelref("acme/x@", &n, &r), 0);
+	assert_int_not_equal(util_parse_modelref("acme/x@../../etc", &n, &r), 0);
+}
+
+static void test_relpaths(void **state)
+{
+	(void)state;
+	assert_int_equal(util_check_relpath("config.json"), 0);
+	assert_int_equal(util_check_relpath("onnx/model.onnx"), 0);
+	assert_int_equal(util_check_relpath("d\xc3\xa9j\xc3\xa0.txt"), 0);
+	assert_int_equal(util_check_relpath("../etc/passwd"), MD_EREFUSED);
+	assert_int_equal(util_check_relpath("/etc/passwd"), MD_EREFUSED);
+	assert_int_equal(util_check_relpath("a//b"), MD_EREFUSED);
+	assert_int_equal(util_check_relpath("a/./b"), MD_EREFUSED);
+	assert_int_equal(util_check_relpath("a/"), MD_EREFUSED);
+	assert_int_equal(util_check_relpath(""), MD_EREFUSED);
+	assert_int_equal(util_check_relpath("a\\b"), MD_EREFUSED);
+	assert_int_equal(util_check_relpath("bad\xff"), MD_EREFUSED);
+	assert_int_equal(util_check_relpath("ctl\x01"), MD_EREFUSED);
+}
+
+static void test_hex_sha(void **state)
+{
+	(void)state;
+	char hex[65];
+	sha256_hex("abc", 3, hex);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	uint8_t b[32];
+	assert_int_equal(util_unhex(hex, b, 32), 0);
+	char back[65];
+	util_hex(b, 32, back);
+	assert_string_equal(back, hex);
+	assert_true(util_is_hex(hex, 64));
+	assert_false(util_is_hex("ABCD", 4));
+}
+
+static void test_framing(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(proto_send(sv[0], "{\"op\":\"x\"}", 10, &pfd[0], 1), 0);
+	assert_int_equal(proto_send(sv[0], "{}", 2, NULL, 0), 0);
+	struct proto_reader r;
+	proto_reader_init(&r);
+	char *p;
+	size_t len, nfds;
+	int fds[PROTO_MAX_FDS];
+	assert_int_equal(proto_recv(&r, sv[1], &p, &len, fds, &nfds), 1);
+	assert_string_equal(p, "{\"op\":\"x\"}");
+	assert_int_equal(nfds, 1);
+	free(p);
+	/* the received descriptor is a working duplicate of the pipe's end */
+	assert_int_equal(write(pfd[1], "z", 1), 1);
+	char c = 0;
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	assert_int_equal(c, 'z');
+	close(fds[0]);
+	assert_int_equal(proto_recv(&r, sv[1], &p, &len, fds, &nfds), 1);
+	assert_int_equal(len, 2);
+	free(p);
+	/* a bad version kills the connection */
+	uint8_t hdr[PROTO_HDR];
+	proto_hdr_encode(hdr, 0, 0);
+	hdr[2] = 9;
+	assert_int_equal(write(sv[0], hdr, sizeof hdr), (ssize_t)sizeof hdr);
+	assert_int_equal(proto_recv(&r, sv[1], &p, &len, fds, &nfds), MD_EPROTO);
+	proto_reader_free(&r);
+	/* a 2 GB length prefix is refused before anything is allocated */
+	proto_reader_init(&r);
+	proto_hdr_encode(hdr, 0x80000000u, 0);
+	assert_int_equal(write(sv[0], hdr, sizeof hdr), (ssize_t)sizeof hdr);
+	assert_int_equal(proto_recv(&r, sv[1], &p, &len, fds, &nfds), MD_EPROTO);
+	proto_reader_free(&r);
+	close(sv[0]);
+	close(sv[1]);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_model_names),
+		cmocka_unit_test(test_relpaths),
+		cmocka_unit_test(test_hex_sha),
+		cmocka_unit_test(test_framing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
