@@ -1,1 +1,94 @@
-int main(void) { return 0; }
+/* cli/main.c — modelctl: options and command dispatch. See modelctl(1). */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+	"usage: modelctl [--socket PATH] [--json] [-q] COMMAND [ARGS]\n"
+	"commands:\n"
+	"  import DIR [--name ORG/NAME] [--detach]   import an HF-layout folder\n"
+	"  list                                      stored models and revisions\n"
+	"  show ORG/NAME[@REV]                       one revision in detail\n"
+	"  cat ORG/NAME[@REV] PATH                   a file's original bytes to stdout\n"
+	"  verify [ORG/NAME[@REV]]                   re-hash stored bytes\n"
+	"  rm ORG/NAME[@REV]                         remove a model or one revision\n"
+	"  gc                                        remove unreferenced data\n"
+	"  jobs                                      running and recent jobs\n"
+	"  cancel ID                                 stop a job\n"
+	"  status                                    the daemon's version and store\n";
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli *);
+} cmds[] = {
+	{ "import", cmd_import }, { "list", cmd_list }, { "ls", cmd_list },
+	{ "show", cmd_show }, { "cat", cmd_cat }, { "verify", cmd_verify },
+	{ "rm", cmd_rm }, { "gc", cmd_gc }, { "jobs", cmd_jobs },
+	{ "cancel", cmd_cancel }, { "status", cmd_status },
+};
+
+int cli_usage(const char *msg)
+{
+	if (msg)
+		fprintf(stderr, "modelctl: %s\n", msg);
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = { 0 };
+	static const struct option lo[] = {
+		{ "socket", required_argument, NULL, 'S' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "detach", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'S': c.socket = optarg; break;
+		case 'j': c.json = 1; break;
+		case 'q': c.quiet = 1; break;
+		case 'N': c.name = optarg; break;
+		case 'd': c.detach = 1; break;
+		case 'h': fputs(usage_text, stdout); return EXIT_OK;
+		default: {
+			char msg[128];
+			snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cli_usage(msg);
+		}
+		}
+	}
+	if (optind >= argc)
+		return cli_usage("no command given");
+	const char *cmd = argv[optind];
+	c.argc = argc - optind - 1;
+	c.argv = argv + optind + 1;
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		if (strcmp(cmds[i].name, cmd))
+			continue;
+		if (c.name && strcmp(cmd, "import"))
+			return cli_usage("--name only applies to import");
+		int rc = cmds[i].fn(&c);
+		rpc_close(c.rpc);
+		if (fflush(stdout) != 0 && rc == EXIT_OK) {
+			perror("modelctl: stdout");
+			rc = EXIT_FAIL;
+		}
+		return rc;
+	}
+	char msg[300];
+	snprintf(msg, sizeof msg, "unknown command '%.200s'", cmd);
+	return cli_usage(msg);
+}

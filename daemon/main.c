@@ -1,1 +1,295 @@
-int main(void) { return 0; }
+/*
+ * daemon/main.c — modeld: options, configuration, the store, the socket
+ * (or systemd's), signals, readiness. See modeld(8).
+ */
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "daemon/jobs.h"
+#include "daemon/server.h"
+#include "registry/store.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/paths.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+static struct daemon D;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: modeld [--store DIR] [--socket PATH] [--config FILE] [--log-level L]\n"
+		   "              [--workers N] [-n] [-f]\n"
+		   "  -n   check the configuration, print \"configuration OK\" and exit\n"
+		   "  -f   stay in the foreground (default when started by systemd)\n");
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (sig == SIGHUP)
+		atomic_store(&D.reload, 1);
+	else
+		atomic_store(&D.stopping, 1);
+	if (D.srv)
+		server_wake(D.srv);
+	errno = saved;
+}
+
+static void reload(struct daemon *d)
+{
+	struct config c;
+	if (!d->cfg->config_path) {
+		log_info("SIGHUP: no configuration file to reload");
+		return;
+	}
+	if (config_defaults(&c) || config_load(&c, d->cfg->config_path)) {
+		log_error("SIGHUP: %s; keeping the running configuration", md_errmsg(MD_EINVAL));
+		config_free(&c);
+		return;
+	}
+	log_set_level(c.log_level);
+	d->cfg->log_level = c.log_level;
+	d->cfg->limit_rate = c.limit_rate;
+	log_info("SIGHUP: configuration reloaded from %s (store, socket and workers need a restart)",
+		 d->cfg->config_path);
+	config_free(&c);
+}
+
+/* Bind the control socket: 0660, parent directory created, a stale socket
+ * file replaced, a live one refused. */
+static int bind_socket(struct config *c, int *out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(c->socket) >= sizeof sa.sun_path)
+		return md_fail(MD_EINVAL, "%s: socket path too long", c->socket);
+	strcpy(sa.sun_path, c->socket);
+	char dir[sizeof sa.sun_path];
+	strcpy(dir, c->socket);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		int rc = util_mkdir_p(dir, 0755);
+		if (rc)
+			return rc;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return md_fail(MD_EIO, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		close(fd);
+		return md_fail(MD_EBUSY, "%s: another modeld is listening there", c->socket);
+	}
+	unlink(c->socket);
+	mode_t old = umask(0117);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc < 0 || listen(fd, 128) < 0) {
+		rc = md_fail(md_from_errno(errno), "%s: %s", c->socket, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	chmod(c->socket, 0660);
+	if (c->socket_group) {
+		struct group *g = getgrnam(c->socket_group);
+		if (!g || chown(c->socket, (uid_t)-1, g->gr_gid) < 0) {
+			close(fd);
+			return md_fail(MD_EINVAL, "socket_group %s: %s", c->socket_group,
+				       g ? strerror(errno) : "no such group");
+		}
+	}
+	*out = fd;
+	return 0;
+}
+
+/* Raise the descriptor limit: imports hold one descriptor per file. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Fork into the background; the parent exits once the child is ready. */
+static int daemonize(int *ready_fd)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		char c = 1;
+		close(p[1]);
+		ssize_t n = read(p[0], &c, 1);
+		_exit(n == 1 && c == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	int nul = open("/dev/null", O_RDWR);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		close(nul);
+	}
+	*ready_fd = p[1];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	const char *opt_store = NULL, *opt_socket = NULL, *opt_config = NULL, *opt_level = NULL;
+	int check = 0, foreground = 0, opt_workers = 0;
+	static const struct option lo[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "socket", required_argument, NULL, 'S' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	log_init("modeld");
+	int ch;
+	while ((ch = getopt_long(argc, argv, "nfc:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 's': opt_store = optarg; break;
+		case 'S': opt_socket = optarg; break;
+		case 'c': opt_config = optarg; break;
+		case 'l': opt_level = optarg; break;
+		case 'w': opt_workers = atoi(optarg); break;
+		case 'n': check = 1; break;
+		case 'f': foreground = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("modeld %s\n", MODELD_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_defaults(&cfg)) {
+		fprintf(stderr, "modeld: %s\n", md_errmsg(MD_ENOMEM));
+		return 1;
+	}
+	char defcfg[4096];
+	int rc = 0;
+	if (opt_config) {
+		rc = config_load(&cfg, opt_config);
+	} else if (paths_default_config(defcfg, sizeof defcfg) == 0 && access(defcfg, F_OK) == 0) {
+		rc = config_load(&cfg, defcfg);
+	}
+	if (!rc && opt_store) rc = config_set(&cfg, "store", opt_store);
+	if (!rc && opt_socket) rc = config_set(&cfg, "socket", opt_socket);
+	if (!rc && opt_level) rc = config_set(&cfg, "log_level", opt_level);
+	if (!rc && opt_workers) {
+		char w[16];
+		snprintf(w, sizeof w, "%d", opt_workers);
+		rc = config_set(&cfg, "workers", w);
+	}
+	if (rc) {
+		fprintf(stderr, "modeld: %s\n", md_errmsg(rc));
+		config_free(&cfg);
+		return check ? 1 : 2;
+	}
+	log_set_level(cfg.log_level);
+	if (check) {
+		/* the store must be creatable and openable; the lock is not taken */
+		struct store *st;
+		if ((rc = store_open(cfg.store, STORE_NOLOCK, &st))) {
+			fprintf(stderr, "modeld: %s\n", md_errmsg(rc));
+			config_free(&cfg);
+			return 1;
+		}
+		store_close(st);
+		printf("configuration OK\n");
+		config_free(&cfg);
+		return 0;
+	}
+
+	int listen_fd = -1, ready_fd = -1;
+	int n = sd_listen_fds(1);
+	if (n > 1) {
+		log_error("socket activation passed %d sockets; expected one", n);
+		return 1;
+	}
+	if (n == 1)
+		listen_fd = SD_LISTEN_FDS_START;
+	if (!foreground && !getenv("NOTIFY_SOCKET") && daemonize(&ready_fd) < 0) {
+		log_error("fork: %s", strerror(errno));
+		return 1;
+	}
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+
+	D.cfg = &cfg;
+	D.started = util_mono();
+	D.on_reload = reload;
+	if ((rc = store_open(cfg.store, 0, &D.st))) {
+		log_error("%s", md_errmsg(rc));
+		config_free(&cfg);
+		return 1;
+	}
+	if (listen_fd < 0 && (rc = bind_socket(&cfg, &listen_fd))) {
+		log_error("%s", md_errmsg(rc));
+		store_close(D.st);
+		config_free(&cfg);
+		return 1;
+	}
+	if ((rc = server_init(&D, listen_fd, &D.srv)) || (rc = jobs_init(&D, cfg.workers, &D.jobs))) {
+		log_error("%s", md_errmsg(rc));
+		return 1;
+	}
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	log_info("modeld %s ready: store %s, socket %s, %d workers", MODELD_VERSION, cfg.store,
+		 n == 1 ? "(from systemd)" : cfg.socket, cfg.workers);
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s\nMAINPID=%d", cfg.store, (int)getpid());
+	if (ready_fd >= 0) {
+		char c = 0;
+		if (write(ready_fd, &c, 1) != 1)
+			log_warn("could not tell the parent we are ready");
+		close(ready_fd);
+		int nul = open("/dev/null", O_RDWR);
+		if (nul >= 0) {
+			dup2(nul, 2);
+			close(nul);
+		}
+	}
+
+	server_run(D.srv);
+
+	sd_notify(0, "STOPPING=1");
+	log_info("stopping: canceling running jobs");
+	jobs_shutdown(D.jobs);   /* cancels jobs; their replies go to the mail */
+	server_free(D.srv);      /* flushes what it can, closes connections */
+	if (n != 1)
+		unlink(cfg.socket);
+	store_close(D.st);
+	log_info("stopped");
+	config_free(&cfg);
+	return 0;
+}

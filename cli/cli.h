@@ -1,0 +1,54 @@
+/*
+ * cli/cli.h — modelctl's shared state and helpers. modelctl links only
+ * libmodeld (client/ + common/); see modelctl(1).
+ */
+#ifndef MD_CLI_H
+#define MD_CLI_H
+
+#include <jansson.h>
+
+#include "client/rpc.h"
+
+/* Exit codes (DESIGN 7). */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct cli {
+	const char *socket;       /* --socket, or NULL for the default */
+	int json;                 /* --json: exactly one JSON document on stdout */
+	int quiet;                /* -q: no progress */
+	int detach;               /* --detach: return a job id at once */
+	const char *name;         /* --name (import) */
+	int argc;                 /* operands after the command word */
+	char **argv;
+	struct rpc *rpc;
+};
+
+/* Connect (once). On failure prints the reason and returns EXIT_FAIL. */
+int cli_connect(struct cli *c);
+/* Print "modelctl: <detail>" for rc and return EXIT_FAIL. */
+int cli_fail(int rc);
+/* Print "modelctl: <msg>" and the command's usage line; return EXIT_USAGE. */
+int cli_usage(const char *msg);
+/* Send req (borrowed) with a progress bar on a TTY, wait for the result.
+ * Returns 0 and *res, or prints the error and returns EXIT_FAIL. */
+int cli_call(struct cli *c, json_t *req, json_t **res, int **fds, size_t *nfds);
+/* Wait for the reply to a request already sent (progress bar on a TTY). */
+int cli_wait(struct cli *c, json_t **res);
+/* Print one JSON document to stdout. */
+void cli_print_json(json_t *j);
+/* "2026-11-23 08:01" from an ISO time stamp. */
+void cli_short_time(const char *iso, char *out, size_t n);
+
+/* Commands: each returns an exit code. */
+int cmd_import(struct cli *c);
+int cmd_list(struct cli *c);
+int cmd_show(struct cli *c);
+int cmd_cat(struct cli *c);
+int cmd_verify(struct cli *c);
+int cmd_rm(struct cli *c);
+int cmd_gc(struct cli *c);
+int cmd_jobs(struct cli *c);
+int cmd_cancel(struct cli *c);
+int cmd_status(struct cli *c);
+
+#endif

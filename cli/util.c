@@ -1,0 +1,99 @@
+/* cli/util.c — connection, errors, progress bar, JSON output. */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_fail(int rc)
+{
+	fprintf(stderr, "modelctl: %s\n", md_errmsg(rc));
+	return EXIT_FAIL;
+}
+
+int cli_connect(struct cli *c)
+{
+	if (c->rpc)
+		return 0;
+	int rc = rpc_connect(c->socket, &c->rpc);
+	return rc ? cli_fail(rc) : 0;
+}
+
+struct bar {
+	double t0, last;
+	int shown;
+};
+
+static void progress(json_t *p, void *arg)
+{
+	struct bar *b = arg;
+	double now = util_mono();
+	if (now - b->last < 0.1)
+		return;
+	b->last = now;
+	uint64_t done = (uint64_t)json_integer_value(json_object_get(p, "done"));
+	uint64_t total = (uint64_t)json_integer_value(json_object_get(p, "total"));
+	const char *op = json_string_value(json_object_get(p, "op"));
+	char d[32], t[32], r[32];
+	double el = now - b->t0, rate = el > 0 ? (double)done / el : 0;
+	util_human_size(done, d, sizeof d);
+	util_human_size(total, t, sizeof t);
+	util_human_size((uint64_t)rate, r, sizeof r);
+	int width = 30, fill = total ? (int)((double)done / (double)total * width) : 0;
+	if (fill > width)
+		fill = width;
+	char barbuf[64];
+	for (int i = 0; i < width; i++)
+		barbuf[i] = i < fill ? '#' : '.';
+	barbuf[width] = 0;
+	if (total && rate > 0)
+		fprintf(stderr, "\r%-7s [%s] %3d%% %s/%s %s/s ETA %.0fs   ", op ? op : "",
+			barbuf, (int)(100.0 * (double)done / (double)total), d, t, r,
+			(double)(total - (done < total ? done : total)) / rate);
+	else
+		fprintf(stderr, "\r%-7s %s %s/s   ", op ? op : "", d, r);
+	b->shown = 1;
+}
+
+static int wait_reply(struct cli *c, json_t **res, int **fds, size_t *nfds)
+{
+	struct bar b = { util_mono(), 0, 0 };
+	int tty = !c->quiet && isatty(2);
+	int rc = rpc_wait(c->rpc, tty ? progress : NULL, &b, res, fds, nfds);
+	if (b.shown)
+		fprintf(stderr, "\r\033[K");
+	return rc ? cli_fail(rc) : 0;
+}
+
+int cli_wait(struct cli *c, json_t **res)
+{
+	return wait_reply(c, res, NULL, NULL);
+}
+
+int cli_call(struct cli *c, json_t *req, json_t **res, int **fds, size_t *nfds)
+{
+	int rc = cli_connect(c);
+	if (rc)
+		return rc;
+	if ((rc = rpc_send(c->rpc, req, NULL, 0)))
+		return cli_fail(rc);
+	return wait_reply(c, res, fds, nfds);
+}
+
+void cli_print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	fputc('\n', stdout);
+}
+
+void cli_short_time(const char *iso, char *out, size_t n)
+{
+	if (!iso || strlen(iso) < 16) {
+		snprintf(out, n, "-");
+		return;
+	}
+	snprintf(out, n, "%.10s %.5s", iso, iso + 11);
+}

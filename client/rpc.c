@@ -1,0 +1,168 @@
+/* client/rpc.c — see rpc.h. */
+#include "client/rpc.h"
+#include "common/err.h"
+#include "common/paths.h"
+#include "common/proto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int rpc_connect(const char *path, struct rpc **out)
+{
+	char def[4096];
+	int rc;
+	if (!path) {
+		if ((rc = paths_client_socket(def, sizeof def)))
+			return rc;
+		path = def;
+	}
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof sa.sun_path)
+		return md_fail(MD_EINVAL, "%s: socket path too long", path);
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return md_fail(MD_EIO, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EACCES || e == EPERM)
+			return md_fail(MD_EPERM, "permission denied: %s", path);
+		return md_fail(MD_ECONN, "cannot connect to modeld at %s: %s (is modeld running?)",
+			       path, strerror(e));
+	}
+	struct rpc *c = calloc(1, sizeof *c);
+	struct proto_reader *r = calloc(1, sizeof *r);
+	if (!c || !r) {
+		free(c);
+		free(r);
+		close(fd);
+		return MD_ENOMEM;
+	}
+	proto_reader_init(r);
+	c->fd = fd;
+	c->reader = r;
+	*out = c;
+	return 0;
+}
+
+void rpc_close(struct rpc *c)
+{
+	if (!c)
+		return;
+	proto_reader_free(c->reader);
+	free(c->reader);
+	close(c->fd);
+	free(c);
+}
+
+int rpc_send(struct rpc *c, json_t *req, const int *fds, size_t nfds)
+{
+	char *s = json_dumps(req, JSON_COMPACT);
+	if (!s)
+		return MD_ENOMEM;
+	int rc = proto_send(c->fd, s, strlen(s), fds, nfds);
+	free(s);
+	return rc;
+}
+
+int rpc_wait(struct rpc *c, rpc_progress_fn *cb, void *arg, json_t **result,
+	     int **rfds, size_t *nrfds)
+{
+	json_t *partial = NULL;
+	if (rfds)
+		*rfds = NULL;
+	if (nrfds)
+		*nrfds = 0;
+	*result = NULL;
+	for (;;) {
+		char *payload;
+		size_t len, nfds;
+		int fds[PROTO_MAX_FDS];
+		int rc = proto_recv(c->reader, c->fd, &payload, &len, fds, &nfds);
+		if (rc == 0)
+			rc = md_fail(MD_EPROTO, "modeld closed the connection");
+		if (rc < 0) {
+			json_decref(partial);
+			return rc;
+		}
+		json_t *m = json_loadb(payload, len, 0, NULL);
+		free(payload);
+		if (!json_is_object(m)) {
+			json_decref(m);
+			json_decref(partial);
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			return md_fail(MD_EPROTO, "malformed reply from modeld");
+		}
+		json_t *p = json_object_get(m, "progress");
+		json_t *part = json_object_get(m, "partial");
+		json_t *ok = json_object_get(m, "ok");
+		if (p || part) {
+			if (p && cb)
+				cb(p, arg);
+			if (json_is_array(part)) {
+				if (!partial)
+					partial = json_array();
+				json_array_extend(partial, part);
+			}
+			json_decref(m);
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			continue;
+		}
+		if (!json_is_boolean(ok)) {
+			json_decref(m);
+			json_decref(partial);
+			return md_fail(MD_EPROTO, "malformed reply from modeld");
+		}
+		if (json_is_false(ok)) {
+			json_int_t code = json_integer_value(json_object_get(m, "code"));
+			const char *msg = json_string_value(json_object_get(m, "error"));
+			if (code >= 0 || code <= MD_ELAST)
+				code = MD_EIO;
+			md_fail((int)code, "%s", msg ? msg : md_strerror((int)code));
+			json_decref(m);
+			json_decref(partial);
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			return (int)code;
+		}
+		json_t *res = json_incref(json_object_get(m, "result"));
+		json_decref(m);
+		if (partial) {
+			if (json_is_array(res))
+				json_array_extend(partial, res);
+			json_decref(res);
+			res = partial;
+		}
+		*result = res ? res : json_object();
+		if (nfds && rfds) {
+			*rfds = malloc(nfds * sizeof(int));
+			if (*rfds) {
+				memcpy(*rfds, fds, nfds * sizeof(int));
+				*nrfds = nfds;
+			} else {
+				for (size_t i = 0; i < nfds; i++)
+					close(fds[i]);
+			}
+		} else {
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+		}
+		return 0;
+	}
+}
+
+int rpc_call(struct rpc *c, json_t *req, const int *fds, size_t nfds, rpc_progress_fn *cb,
+	     void *arg, json_t **result, int **rfds, size_t *nrfds)
+{
+	int rc = rpc_send(c, req, fds, nfds);
+	if (rc)
+		return rc;
+	return rpc_wait(c, cb, arg, result, rfds, nrfds);
+}

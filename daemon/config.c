@@ -1,0 +1,150 @@
+/* daemon/config.c — see config.h. */
+#include "daemon/config.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/paths.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_LINE 4096   /* longer lines are an error */
+
+static int setstr(char **dst, const char *v)
+{
+	char *n = strdup(v);
+	if (!n)
+		return MD_ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+int config_defaults(struct config *c)
+{
+	char buf[4096];
+	int rc;
+	memset(c, 0, sizeof *c);
+	c->log_level = LOG_LVL_INFO;
+	c->workers = 4;
+	if ((rc = paths_default_store(buf, sizeof buf)) || (rc = setstr(&c->store, buf)))
+		return rc;
+	if ((rc = paths_default_socket(buf, sizeof buf)) || (rc = setstr(&c->socket, buf)))
+		return rc;
+	return setstr(&c->hub, "https://huggingface.co");
+}
+
+static int parse_size(const char *v, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (errno || end == v || d < 0)
+		return MD_EINVAL;
+	while (*end == ' ')
+		end++;
+	double mul = 1;
+	if (*end == 'k' || *end == 'K') mul = 1024.0;
+	else if (*end == 'm' || *end == 'M') mul = 1024.0 * 1024;
+	else if (*end == 'g' || *end == 'G') mul = 1024.0 * 1024 * 1024;
+	else if (*end) return MD_EINVAL;
+	*out = (uint64_t)(d * mul);
+	return 0;
+}
+
+int config_set(struct config *c, const char *k, const char *v)
+{
+	if (!strcmp(k, "store")) return setstr(&c->store, v);
+	if (!strcmp(k, "socket")) return setstr(&c->socket, v);
+	if (!strcmp(k, "socket_group")) return setstr(&c->socket_group, v);
+	if (!strcmp(k, "hub")) return setstr(&c->hub, v);
+	if (!strcmp(k, "token_file")) return setstr(&c->token_file, v);
+	if (!strcmp(k, "http")) return setstr(&c->http, v);
+	if (!strcmp(k, "policy")) return setstr(&c->policy, v);
+	if (!strcmp(k, "log_level")) {
+		int l = log_parse_level(v);
+		if (l < 0)
+			return md_fail(MD_EINVAL, "log_level '%s': want error, warn, info or debug", v);
+		c->log_level = l;
+		return 0;
+	}
+	if (!strcmp(k, "workers")) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > 64)
+			return md_fail(MD_EINVAL, "workers '%s': want 1..64", v);
+		c->workers = (int)n;
+		return 0;
+	}
+	if (!strcmp(k, "limit_rate")) {
+		if (parse_size(v, &c->limit_rate))
+			return md_fail(MD_EINVAL, "limit_rate '%s': want bytes per second (e.g. 50M)", v);
+		return 0;
+	}
+	return md_fail(MD_EINVAL, "unknown key '%s'", k);
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = 0;
+	return s;
+}
+
+int config_load(struct config *c, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return md_fail(md_from_errno(errno), "%s: %s", path, strerror(errno));
+	char line[CONFIG_MAX_LINE + 2];
+	int lineno = 0, rc = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		size_t n = strlen(line);
+		if (n > CONFIG_MAX_LINE) {
+			rc = md_fail(MD_EINVAL, "%s:%d: line too long", path, lineno);
+			break;
+		}
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = 0;
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			rc = md_fail(MD_EINVAL, "%s:%d: expected 'key = value'", path, lineno);
+			break;
+		}
+		*eq = 0;
+		char *k = trim(s), *v = trim(eq + 1);
+		if ((rc = config_set(c, k, v))) {
+			char where[4200];
+			snprintf(where, sizeof where, "%s:%d", path, lineno);
+			md_fail_prefix(rc, where);
+			break;
+		}
+	}
+	fclose(f);
+	if (!rc && setstr(&c->config_path, path))
+		rc = MD_ENOMEM;
+	return rc;
+}
+
+void config_free(struct config *c)
+{
+	free(c->store);
+	free(c->socket);
+	free(c->socket_group);
+	free(c->hub);
+	free(c->token_file);
+	free(c->http);
+	free(c->policy);
+	free(c->config_path);
+	memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,37 @@
+/*
+ * daemon/config.h — modeld's configuration: embedded defaults, then the
+ * config file (key = value lines, '#' comments), then the command line.
+ * Documented in modeld(8) and docs/config.md.
+ */
+#ifndef MD_CONFIG_H
+#define MD_CONFIG_H
+
+#include <stdint.h>
+
+struct config {
+	char *store;          /* store root */
+	char *socket;         /* control socket path */
+	char *socket_group;   /* group that may read (socket 0660), or NULL */
+	int log_level;        /* LOG_LVL_* */
+	int workers;          /* job worker threads (1..64) */
+	char *hub;            /* default hub URL for pull */
+	char *token_file;     /* hub token file */
+	char *http;           /* ADDR:PORT of the mirror endpoint, or NULL */
+	char *policy;         /* license policy file */
+	uint64_t limit_rate;  /* bytes/s for pulls, 0 = unlimited */
+	char *config_path;    /* the file that was read, or NULL */
+};
+
+/* Fill embedded defaults. 0 or MD_ENOMEM / MD_ETOOBIG. */
+int config_defaults(struct config *c);
+/*
+ * Read a config file over the current values. A missing file is MD_ENOENT
+ * (callers decide whether that matters); a bad line is MD_EINVAL with a
+ * detail "FILE:LINE: unknown key 'x'".
+ */
+int config_load(struct config *c, const char *path);
+/* Set one key from a string (used by the file reader and by tests). */
+int config_set(struct config *c, const char *key, const char *value);
+void config_free(struct config *c);
+
+#endif

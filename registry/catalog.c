@@ -1,0 +1,403 @@
+/* registry/catalog.c — see catalog.h. */
+#include "registry/catalog.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* name \0 suffix; returns the key length or 0 when too long. */
+static size_t mkkey(char *buf, size_t n, const char *name, const char *suffix)
+{
+	size_t a = strlen(name), b = strlen(suffix);
+	if (a + 1 + b > n || a + 1 + b > 511) /* LMDB's default max key size */
+		return 0;
+	memcpy(buf, name, a);
+	buf[a] = 0;
+	memcpy(buf + a + 1, suffix, b);
+	return a + 1 + b;
+}
+
+static int parse_val(const MDB_val *v, const char *what, json_t **out)
+{
+	json_error_t e;
+	if (v->mv_size > CATALOG_MAX_VALUE)
+		return md_fail(MD_ECORRUPT, "%s: record too large", what);
+	*out = json_loadb(v->mv_data, v->mv_size, 0, &e);
+	if (!*out || !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return md_fail(MD_ECORRUPT, "%s: unreadable record: %s", what, e.text);
+	}
+	return 0;
+}
+
+static int put_json(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, json_t *val)
+{
+	char *s = json_dumps(val, JSON_COMPACT);
+	if (!s)
+		return MD_ENOMEM;
+	MDB_val k = { klen, (void *)key }, v = { strlen(s), s };
+	int rc = mdb_put(txn, dbi, &k, &v, 0);
+	free(s);
+	return rc ? store_mdb_err(rc, "catalog write") : 0;
+}
+
+int catalog_get_rev(struct store *st, MDB_txn *txn, const char *name,
+		    const char *rev, json_t **out)
+{
+	char kb[512];
+	size_t kl = mkkey(kb, sizeof kb, name, rev);
+	MDB_val k = { kl, kb }, v;
+	*out = NULL;
+	if (!kl)
+		return md_fail(MD_ENOENT, "%s@%s: no such revision", name, rev);
+	int rc = mdb_get(txn, st->revs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return md_fail(MD_ENOENT, "%s@%s: no such revision", name, rev);
+	if (rc)
+		return store_mdb_err(rc, name);
+	return parse_val(&v, name, out);
+}
+
+static int get_ref(struct store *st, MDB_txn *txn, const char *name, const char *ref,
+		   char rev[CATALOG_REV_LEN + 1])
+{
+	char kb[512];
+	size_t kl = mkkey(kb, sizeof kb, name, ref);
+	MDB_val k = { kl, kb }, v;
+	if (!kl)
+		return MD_ENOENT;
+	int rc = mdb_get(txn, st->refs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return MD_ENOENT;
+	if (rc)
+		return store_mdb_err(rc, name);
+	json_t *j;
+	if ((rc = parse_val(&v, name, &j)))
+		return rc;
+	const char *r = json_string_value(json_object_get(j, "rev"));
+	if (!r || !util_is_hex(r, CATALOG_REV_LEN)) {
+		json_decref(j);
+		return md_fail(MD_ECORRUPT, "%s@%s: bad ref record", name, ref);
+	}
+	memcpy(rev, r, CATALOG_REV_LEN + 1);
+	json_decref(j);
+	return 0;
+}
+
+/* Scan the revisions of name; for each call visit(rev, value). */
+typedef int scan_fn(const char *rev, const MDB_val *v, void *arg);
+
+static int scan_revs(struct store *st, MDB_txn *txn, const char *name, scan_fn *fn, void *arg)
+{
+	MDB_cursor *c;
+	char kb[512];
+	size_t nl = strlen(name);
+	size_t kl = mkkey(kb, sizeof kb, name, "");
+	if (!kl)
+		return 0;
+	int rc = mdb_cursor_open(txn, st->revs, &c);
+	if (rc)
+		return store_mdb_err(rc, "catalog cursor");
+	MDB_val k = { kl, kb }, v;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	int ret = 0;
+	while (rc == 0) {
+		if (k.mv_size <= nl + 1 || memcmp(k.mv_data, name, nl) || ((char *)k.mv_data)[nl])
+			break;
+		char rev[CATALOG_REV_LEN + 1];
+		size_t rl = k.mv_size - nl - 1;
+		if (rl == CATALOG_REV_LEN) {
+			memcpy(rev, (char *)k.mv_data + nl + 1, rl);
+			rev[rl] = 0;
+			if ((ret = fn(rev, &v, arg)))
+				break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return store_mdb_err(rc, "catalog cursor");
+	return ret;
+}
+
+struct latest { char rev[CATALOG_REV_LEN + 1]; char when[32]; const char *prefix; int count; };
+
+static int pick_latest(const char *rev, const MDB_val *v, void *arg)
+{
+	struct latest *l = arg;
+	json_t *j;
+	if (parse_val(v, rev, &j))
+		return 0;
+	const char *w = json_string_value(json_object_get(j, "imported_at"));
+	if (w && strcmp(w, l->when) >= 0) {
+		snprintf(l->when, sizeof l->when, "%s", w);
+		memcpy(l->rev, rev, sizeof l->rev);
+		l->count++;
+	}
+	json_decref(j);
+	return 0;
+}
+
+static int pick_prefix(const char *rev, const MDB_val *v, void *arg)
+{
+	struct latest *l = arg;
+	(void)v;
+	if (!strncmp(rev, l->prefix, strlen(l->prefix))) {
+		memcpy(l->rev, rev, sizeof l->rev);
+		l->count++;
+	}
+	return 0;
+}
+
+int catalog_resolve(struct store *st, MDB_txn *txn, const char *name,
+		    const char *want, char rev[CATALOG_REV_LEN + 1])
+{
+	int rc;
+	if (!want) {
+		if ((rc = get_ref(st, txn, name, "main", rev)) != MD_ENOENT)
+			return rc;
+		struct latest l = { .count = 0 };
+		if ((rc = scan_revs(st, txn, name, pick_latest, &l)))
+			return rc;
+		if (!l.count)
+			return md_fail(MD_ENOENT, "%s: no such model", name);
+		memcpy(rev, l.rev, sizeof l.rev);
+		return 0;
+	}
+	if (util_is_hex(want, CATALOG_REV_LEN)) {
+		json_t *m;
+		if ((rc = catalog_get_rev(st, txn, name, want, &m)))
+			return rc;
+		json_decref(m);
+		memcpy(rev, want, CATALOG_REV_LEN + 1);
+		return 0;
+	}
+	if ((rc = get_ref(st, txn, name, want, rev)) != MD_ENOENT)
+		return rc;
+	size_t wl = strlen(want);
+	if (wl >= 7 && wl < CATALOG_REV_LEN && util_is_hex(want, wl)) {
+		struct latest l = { .prefix = want };
+		if ((rc = scan_revs(st, txn, name, pick_prefix, &l)))
+			return rc;
+		if (l.count == 1) {
+			memcpy(rev, l.rev, sizeof l.rev);
+			return 0;
+		}
+		if (l.count > 1)
+			return md_fail(MD_EINVAL, "%s@%s: ambiguous revision prefix", name, want);
+	}
+	if (!catalog_has_model(st, txn, name))
+		return md_fail(MD_ENOENT, "%s: no such model", name);
+	return md_fail(MD_ENOENT, "%s@%s: no such revision", name, want);
+}
+
+int catalog_has_model(struct store *st, MDB_txn *txn, const char *name)
+{
+	MDB_val k = { strlen(name), (void *)name }, v;
+	return mdb_get(txn, st->models, &k, &v) == 0;
+}
+
+int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, int *existed)
+{
+	const char *name = json_string_value(json_object_get(m, "name"));
+	const char *rev = json_string_value(json_object_get(m, "revision"));
+	char kb[512];
+	int rc;
+	*existed = 0;
+	if (!name || !rev || !util_is_hex(rev, CATALOG_REV_LEN))
+		return md_fail(MD_EINVAL, "manifest without name or revision");
+	size_t kl = mkkey(kb, sizeof kb, name, rev);
+	if (!kl)
+		return md_fail(MD_EINVAL, "%s: name too long", name);
+	MDB_val k = { kl, kb }, v;
+	rc = mdb_get(txn, st->revs, &k, &v);
+	if (rc == 0) {
+		*existed = 1;
+	} else if (rc != MDB_NOTFOUND) {
+		return store_mdb_err(rc, name);
+	} else {
+		size_t i;
+		json_t *f;
+		json_array_foreach(json_object_get(m, "files"), i, f) {
+			const char *hx[4];
+			size_t n = store_entry_blobs(f, hx, 4);
+			json_int_t sz = json_integer_value(json_object_get(f, "size"));
+			for (size_t j = 0; j < n; j++)
+				if ((rc = store_blob_ref(st, txn, hx[j], (uint64_t)sz)))
+					return rc;
+		}
+		json_object_set_new(m, "v", json_integer(STORE_SCHEMA));
+		if ((rc = put_json(txn, st->revs, kb, kl, m)))
+			return rc;
+	}
+	if (ref) {
+		size_t rl = mkkey(kb, sizeof kb, name, ref);
+		if (!rl)
+			return md_fail(MD_EINVAL, "%s: ref too long", ref);
+		json_t *r = json_pack("{s:i,s:s}", "v", STORE_SCHEMA, "rev", rev);
+		rc = put_json(txn, st->refs, kb, rl, r);
+		json_decref(r);
+		if (rc)
+			return rc;
+	}
+	/* the model record */
+	char now[32];
+	util_now_iso(now, sizeof now);
+	MDB_val mk = { strlen(name), (void *)name };
+	json_t *mod = NULL;
+	if (mdb_get(txn, st->models, &mk, &v) == 0)
+		parse_val(&v, name, &mod);
+	if (!mod)
+		mod = json_pack("{s:i,s:s,s:s}", "v", STORE_SCHEMA, "name", name, "created", now);
+	json_object_set_new(mod, "updated", json_string(now));
+	rc = put_json(txn, st->models, name, strlen(name), mod);
+	json_decref(mod);
+	return rc;
+}
+
+struct refscan { const char *rev; json_t *out; };
+
+static int del_refs_to(struct store *st, MDB_txn *txn, const char *name, const char *rev,
+		       json_t *collect, int del)
+{
+	MDB_cursor *c;
+	char kb[512];
+	size_t nl = strlen(name);
+	size_t kl = mkkey(kb, sizeof kb, name, "");
+	int rc = mdb_cursor_open(txn, st->refs, &c);
+	if (rc)
+		return store_mdb_err(rc, "catalog cursor");
+	MDB_val k = { kl, kb }, v;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (k.mv_size <= nl + 1 || memcmp(k.mv_data, name, nl) || ((char *)k.mv_data)[nl])
+			break;
+		json_t *j;
+		if (parse_val(&v, name, &j) == 0) {
+			const char *r = json_string_value(json_object_get(j, "rev"));
+			if (r && !strcmp(r, rev)) {
+				if (collect)
+					json_array_append_new(collect, json_stringn((char *)k.mv_data + nl + 1,
+										    k.mv_size - nl - 1));
+				if (del && (rc = mdb_cursor_del(c, 0))) {
+					json_decref(j);
+					break;
+				}
+			}
+			json_decref(j);
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return store_mdb_err(rc, "catalog refs");
+	return 0;
+}
+
+json_t *catalog_refs_to(struct store *st, MDB_txn *txn, const char *name, const char *rev)
+{
+	json_t *a = json_array();
+	if (a && del_refs_to(st, txn, name, rev, a, 0)) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static int count_rev(const char *rev, const MDB_val *v, void *arg)
+{
+	(void)rev;
+	(void)v;
+	++*(int *)arg;
+	return 0;
+}
+
+int catalog_del_rev(struct store *st, MDB_txn *txn, const char *name,
+		    const char *rev, json_t *freed)
+{
+	json_t *m;
+	int rc = catalog_get_rev(st, txn, name, rev, &m);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(m, "files"), i, f) {
+		const char *hx[4];
+		size_t n = store_entry_blobs(f, hx, 4);
+		for (size_t j = 0; j < n; j++) {
+			int was_last;
+			if ((rc = store_blob_unref(st, txn, hx[j], &was_last)))
+				goto out;
+			if (was_last)
+				json_array_append_new(freed, json_string(hx[j]));
+		}
+	}
+	char kb[512];
+	size_t kl = mkkey(kb, sizeof kb, name, rev);
+	MDB_val k = { kl, kb };
+	if ((rc = mdb_del(txn, st->revs, &k, NULL))) {
+		rc = store_mdb_err(rc, name);
+		goto out;
+	}
+	if ((rc = del_refs_to(st, txn, name, rev, NULL, 1)))
+		goto out;
+	int left = 0;
+	if ((rc = scan_revs(st, txn, name, count_rev, &left)))
+		goto out;
+	if (!left) {
+		MDB_val mk = { strlen(name), (void *)name };
+		int r2 = mdb_del(txn, st->models, &mk, NULL);
+		if (r2 && r2 != MDB_NOTFOUND)
+			rc = store_mdb_err(r2, name);
+	}
+out:
+	json_decref(m);
+	return rc;
+}
+
+struct each { const char *name; catalog_rev_fn *fn; void *arg; };
+
+static int each_rev(const char *rev, const MDB_val *v, void *arg)
+{
+	struct each *e = arg;
+	json_t *j;
+	if (parse_val(v, e->name, &j))
+		return 0; /* unreadable records are verify's business */
+	int rc = e->fn(e->name, rev, j, e->arg);
+	json_decref(j);
+	return rc;
+}
+
+int catalog_foreach_rev(struct store *st, MDB_txn *txn, const char *name,
+			catalog_rev_fn *fn, void *arg)
+{
+	if (name) {
+		struct each e = { name, fn, arg };
+		return scan_revs(st, txn, name, each_rev, &e);
+	}
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, st->models, &c);
+	if (rc)
+		return store_mdb_err(rc, "catalog cursor");
+	MDB_val k, v;
+	int ret = 0;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		char nm[256];
+		if (k.mv_size < sizeof nm) {
+			memcpy(nm, k.mv_data, k.mv_size);
+			nm[k.mv_size] = 0;
+			struct each e = { nm, fn, arg };
+			if ((ret = scan_revs(st, txn, nm, each_rev, &e)))
+				break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return store_mdb_err(rc, "catalog cursor");
+	return ret;
+}

@@ -1,0 +1,397 @@
+/* registry/ingest.c — see ingest.h. */
+#include "registry/ingest.h"
+#include "registry/catalog.h"
+#include "common/err.h"
+#include "common/sha256.h"
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define COPY_BUF (4u << 20)
+
+struct ingest {
+	struct store *st;
+	struct ingest_ctl *ctl;
+	char dir[4096];
+	int lock_fd;
+	json_t *files;        /* [{path,size,sha256,blob,staged}] */
+	json_t *paths;        /* set of relpaths, for duplicates */
+	unsigned seq;
+	uint8_t *buf;
+};
+
+int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out)
+{
+	struct ingest *ing = calloc(1, sizeof *ing);
+	if (!ing)
+		return MD_ENOMEM;
+	ing->st = st;
+	ing->ctl = ctl;
+	ing->lock_fd = -1;
+	ing->files = json_array();
+	ing->paths = json_object();
+	snprintf(ing->dir, sizeof ing->dir, "%s/tmp/ing-XXXXXX", st->root);
+	if (!ing->files || !ing->paths || !mkdtemp(ing->dir)) {
+		int rc = md_fail(MD_EIO, "%s: %s", ing->dir, strerror(errno));
+		ing->dir[0] = 0;
+		ingest_free(ing);
+		return rc;
+	}
+	char p[4200];
+	snprintf(p, sizeof p, "%s/.lock", ing->dir);
+	ing->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (ing->lock_fd < 0 || flock(ing->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = md_fail(MD_EIO, "%s: %s", p, strerror(errno));
+		ingest_free(ing);
+		return rc;
+	}
+	*out = ing;
+	return 0;
+}
+
+const char *ingest_dir(const struct ingest *ing)
+{
+	return ing->dir;
+}
+
+size_t ingest_count(const struct ingest *ing)
+{
+	return json_array_size(ing->files);
+}
+
+static int claim_path(struct ingest *ing, const char *relpath)
+{
+	int rc = util_check_relpath(relpath);
+	if (rc)
+		return rc;
+	if (json_object_get(ing->paths, relpath))
+		return md_fail(MD_EREFUSED, "%s: duplicate file", relpath);
+	if (json_array_size(ing->files) >= INGEST_MAX_FILES)
+		return md_fail(MD_ETOOBIG, "more than %d files", INGEST_MAX_FILES);
+	json_object_set_new(ing->paths, relpath, json_true());
+	return 0;
+}
+
+static int record(struct ingest *ing, const char *relpath, uint64_t size,
+		  const char *hex, const char *staged)
+{
+	json_t *f = json_pack("{s:s,s:I,s:s,s:s,s:s}", "path", relpath, "size",
+			      (json_int_t)size, "sha256", hex, "blob", hex, "staged", staged);
+	if (!f || json_array_append_new(ing->files, f))
+		return MD_ENOMEM;
+	return 0;
+}
+
+int ingest_add_fd(struct ingest *ing, const char *relpath, int fd)
+{
+	struct stat st;
+	int rc = claim_path(ing, relpath);
+	if (rc)
+		return rc;
+	if (fstat(fd, &st) < 0)
+		return md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return md_fail(MD_EINVAL, "%s: not a regular file", relpath);
+	if (!ing->buf && !(ing->buf = malloc(COPY_BUF)))
+		return MD_ENOMEM;
+	char staged[32], p[4200];
+	snprintf(staged, sizeof staged, "f%06u", ing->seq++);
+	snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
+	int out = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (out < 0)
+		return md_fail(MD_EIO, "%s: %s", p, strerror(errno));
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	struct sha256 h;
+	if ((rc = sha256_init(&h))) {
+		close(out);
+		return rc;
+	}
+	uint64_t got = 0;
+	off_t off = 0;
+	for (;;) {
+		if (ing->ctl && atomic_load(&ing->ctl->cancel)) {
+			rc = md_fail(MD_ECANCELED, "%s: canceled", relpath);
+			break;
+		}
+		ssize_t n = pread(fd, ing->buf, COPY_BUF, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = md_fail(MD_EIO, "%s: read: %s", relpath, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		sha256_update(&h, ing->buf, (size_t)n);
+		if ((rc = util_write_all(out, ing->buf, (size_t)n))) {
+			rc = md_fail(rc, "%s: write to the store: %s", relpath,
+				     rc == MD_ENOSPC ? "no space left on device" : strerror(errno));
+			break;
+		}
+		off += n;
+		got += (uint64_t)n;
+		if (ing->ctl)
+			atomic_fetch_add(&ing->ctl->done, (uint64_t)n);
+	}
+	if (!rc && got != (uint64_t)st.st_size)
+		rc = md_fail(MD_ECORRUPT, "%s: changed size while being imported", relpath);
+	if (!rc && fdatasync(out) < 0)
+		rc = md_fail(md_from_errno(errno), "%s: fsync: %s", relpath, strerror(errno));
+	if (close(out) < 0 && !rc)
+		rc = md_fail(MD_EIO, "%s: close: %s", relpath, strerror(errno));
+	if (rc) {
+		sha256_free(&h);
+		unlink(p);
+		return rc;
+	}
+	uint8_t d[32];
+	char hex[65];
+	sha256_final(&h, d);
+	util_hex(d, 32, hex);
+	return record(ing, relpath, got, hex, staged);
+}
+
+int ingest_add_staged(struct ingest *ing, const char *relpath, const char *staged_name,
+		      const char *expect)
+{
+	int rc = claim_path(ing, relpath);
+	if (rc)
+		return rc;
+	if (strchr(staged_name, '/') || staged_name[0] == '.')
+		return md_fail(MD_EINVAL, "%s: bad staged name", staged_name);
+	char p[4200];
+	snprintf(p, sizeof p, "%s/%s", ing->dir, staged_name);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
+	if (!ing->buf && !(ing->buf = malloc(COPY_BUF))) {
+		close(fd);
+		return MD_ENOMEM;
+	}
+	struct sha256 h;
+	if ((rc = sha256_init(&h))) {
+		close(fd);
+		return rc;
+	}
+	uint64_t got = 0;
+	for (;;) {
+		ssize_t n = read(fd, ing->buf, COPY_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = md_fail(MD_EIO, "%s: read: %s", relpath, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		sha256_update(&h, ing->buf, (size_t)n);
+		got += (uint64_t)n;
+	}
+	if (!rc && fdatasync(fd) < 0)
+		rc = md_fail(MD_EIO, "%s: fsync: %s", relpath, strerror(errno));
+	fchmod(fd, 0444);
+	close(fd);
+	if (rc) {
+		sha256_free(&h);
+		return rc;
+	}
+	uint8_t d[32];
+	char hex[65];
+	sha256_final(&h, d);
+	util_hex(d, 32, hex);
+	if (expect && strcmp(expect, hex))
+		return md_fail(MD_ECORRUPT, "%s: sha256 %s does not match the expected %s",
+			       relpath, hex, expect);
+	return record(ing, relpath, got, hex, staged_name);
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+	json_t *const *x = a, *const *y = b;
+	return strcmp(json_string_value(json_object_get(*x, "path")),
+		      json_string_value(json_object_get(*y, "path")));
+}
+
+static void sort_files(json_t *files)
+{
+	size_t n = json_array_size(files);
+	json_t **v = malloc(n * sizeof *v);
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(files, i));
+	qsort(v, n, sizeof *v, cmp_path);
+	json_array_clear(files);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(files, v[i]);
+	free(v);
+}
+
+static void content_rev(json_t *files, char rev[41])
+{
+	struct sha256 h;
+	uint8_t d[32];
+	char hex[65];
+	size_t i;
+	json_t *f;
+	if (sha256_init(&h)) {
+		memset(rev, '0', 40);
+		rev[40] = 0;
+		return;
+	}
+	json_array_foreach(files, i, f) {
+		char line[1200];
+		int n = snprintf(line, sizeof line, "%s%c%" JSON_INTEGER_FORMAT "%c%s\n",
+				 json_string_value(json_object_get(f, "path")), 0,
+				 json_integer_value(json_object_get(f, "size")), 0,
+				 json_string_value(json_object_get(f, "sha256")));
+		sha256_update(&h, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	}
+	sha256_final(&h, d);
+	util_hex(d, 32, hex);
+	memcpy(rev, hex, 40);
+	rev[40] = 0;
+}
+
+/* Move each staged file into blobs/ unless the blob is there already. Runs
+ * inside the write transaction, so no rm or gc can interleave. */
+static int place_blobs(struct ingest *ing)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(ing->files, i, f) {
+		const char *hex = json_string_value(json_object_get(f, "blob"));
+		const char *staged = json_string_value(json_object_get(f, "staged"));
+		char src[4200], dst[4096], dir[4096];
+		snprintf(src, sizeof src, "%s/%s", ing->dir, staged);
+		store_blob_path(ing->st, hex, dst, sizeof dst);
+		if (access(dst, F_OK) == 0) {
+			unlink(src);
+			continue;
+		}
+		snprintf(dir, sizeof dir, "%s/blobs/sha256/%.2s", ing->st->root, hex);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return md_fail(MD_EIO, "%s: %s", dir, strerror(errno));
+		if (rename(src, dst) < 0)
+			return md_fail(md_from_errno(errno), "%s: %s",
+				       json_string_value(json_object_get(f, "path")), strerror(errno));
+		if (util_fsync_dir(dir))
+			return md_fail(MD_EIO, "%s: fsync failed", dir);
+	}
+	char top[4096];
+	snprintf(top, sizeof top, "%s/blobs/sha256", ing->st->root);
+	return util_fsync_dir(top);
+}
+
+int ingest_commit(struct ingest *ing, const char *name, const char *rev, const char *ref,
+		  json_t *extra, json_t **manifest_out)
+{
+	int rc;
+	if (json_array_size(ing->files) == 0)
+		return md_fail(MD_EINVAL, "%s: no files to import", name);
+	sort_files(ing->files);
+	char crev[41], now[32];
+	if (!rev) {
+		content_rev(ing->files, crev);
+		rev = crev;
+	}
+	util_now_iso(now, sizeof now);
+	json_t *files = json_array();
+	uint64_t total = 0;
+	size_t i;
+	json_t *f;
+	json_array_foreach(ing->files, i, f) {
+		json_t *c = json_deep_copy(f);
+		json_object_del(c, "staged");
+		json_array_append_new(files, c);
+		total += (uint64_t)json_integer_value(json_object_get(f, "size"));
+	}
+	json_t *m = json_pack("{s:i,s:s,s:s,s:o,s:I,s:s}", "v", STORE_SCHEMA, "name", name,
+			      "revision", rev, "files", files, "total_size", (json_int_t)total,
+			      "imported_at", now);
+	if (!m)
+		return MD_ENOMEM;
+	if (extra)
+		json_object_update_missing(m, extra);
+	MDB_txn *txn;
+	if ((rc = store_txn(ing->st, 1, &txn))) {
+		json_decref(m);
+		return rc;
+	}
+	int existed = 0;
+	if ((rc = place_blobs(ing)) ||
+	    (rc = catalog_put_rev(ing->st, txn, m, ref, &existed))) {
+		mdb_txn_abort(txn);
+		json_decref(m);
+		return rc;
+	}
+	if ((rc = store_commit(txn))) {
+		json_decref(m);
+		return rc;
+	}
+	if (existed) {
+		/* report the stored record, not the one we built */
+		json_t *old;
+		if (store_txn(ing->st, 0, &txn) == 0) {
+			if (catalog_get_rev(ing->st, txn, name, rev, &old) == 0) {
+				json_decref(m);
+				m = old;
+			}
+			mdb_txn_abort(txn);
+		}
+		json_object_set_new(m, "existed", json_true());
+	}
+	if (manifest_out)
+		*manifest_out = m;
+	else
+		json_decref(m);
+	return 0;
+}
+
+int ingest_rmtree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : MD_EIO;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char p[4400];
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		struct stat st;
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (ingest_rmtree(p))
+				rc = MD_EIO;
+		} else if (unlink(p) < 0) {
+			rc = MD_EIO;
+		}
+	}
+	closedir(d);
+	if (rmdir(dir) < 0)
+		rc = MD_EIO;
+	return rc;
+}
+
+void ingest_free(struct ingest *ing)
+{
+	if (!ing)
+		return;
+	if (ing->dir[0])
+		ingest_rmtree(ing->dir);
+	if (ing->lock_fd >= 0)
+		close(ing->lock_fd);
+	json_decref(ing->files);
+	json_decref(ing->paths);
+	free(ing->buf);
+	free(ing);
+}

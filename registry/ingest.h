@@ -1,0 +1,79 @@
+/*
+ * registry/ingest.h — bringing one revision into the store.
+ *
+ * An ingest owns a staging directory STORE/tmp/ing-XXXXXX (flock'd while it
+ * lives, so gc leaves it alone). Files are copied (or downloaded by a
+ * source) into it, hashed and fsync'd; ingest_commit then moves the blobs
+ * into place and records the manifest in one catalog write transaction.
+ * Until that commit nothing of the revision is visible; after a crash the
+ * staging directory and any blob renamed without a commit are garbage for
+ * gc. An ingest is used by one thread at a time.
+ */
+#ifndef MD_INGEST_H
+#define MD_INGEST_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "registry/store.h"
+
+#define INGEST_MAX_FILES 100000   /* files in one revision */
+
+/* Shared with the job that runs the ingest: progress out, cancel in. */
+struct ingest_ctl {
+	_Atomic uint64_t done;    /* bytes processed so far */
+	_Atomic uint64_t total;   /* bytes expected, when known */
+	_Atomic int cancel;       /* set to 1 to stop at the next buffer */
+};
+
+struct ingest;
+
+/* Create a staging directory. ctl is borrowed for the ingest's life (may be
+ * NULL). 0, MD_EIO, MD_ENOMEM. */
+int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out);
+
+/* The staging directory; borrowed, valid until ingest_free. Sources may
+ * write files there and hand them over with ingest_add_staged. */
+const char *ingest_dir(const struct ingest *ing);
+
+/*
+ * Copy a regular file from fd (read from its current size, not trusted to
+ * stay put) into staging while hashing it; record it as relpath.
+ * relpath is checked with util_check_relpath. Errors name relpath:
+ * MD_EREFUSED (bad path, duplicate), MD_EINVAL (not a regular file),
+ * MD_EIO, MD_ENOSPC, MD_ECANCELED, MD_ECORRUPT (file changed while read).
+ */
+int ingest_add_fd(struct ingest *ing, const char *relpath, int fd);
+
+/*
+ * Hand over a file a source already wrote into ingest_dir() as staged_name.
+ * It is hashed here; when expect_sha256 is non-NULL a different digest is
+ * MD_ECORRUPT naming relpath. The file is moved, not copied.
+ */
+int ingest_add_staged(struct ingest *ing, const char *relpath, const char *staged_name,
+		      const char *expect_sha256);
+
+/* Number of files added so far. */
+size_t ingest_count(const struct ingest *ing);
+
+/*
+ * Commit: build the manifest {v,name,revision,files[{path,size,sha256,blob}],
+ * total_size,imported_at} merged with the members of extra (borrowed; e.g.
+ * source, provenance), then in one write transaction move blobs into place,
+ * store it and point ref (may be NULL) at it. rev NULL derives the revision
+ * from the content: the first 40 hex digits of sha256 over the sorted
+ * "path\0size\0sha256\n" lines, so the same bytes give the same revision.
+ * *manifest_out (may be NULL) gets a new reference; "existed" is set in it
+ * when that revision was already stored. 0, MD_EINVAL (no files),
+ * MD_EIO, MD_ENOSPC, MD_EDB.
+ */
+int ingest_commit(struct ingest *ing, const char *name, const char *rev, const char *ref,
+		  json_t *extra, json_t **manifest_out);
+
+/* Remove the staging directory (whatever was not committed) and free. */
+void ingest_free(struct ingest *ing);
+
+/* Remove a staging directory tree (used by gc). 0 or MD_EIO. */
+int ingest_rmtree(const char *dir);
+
+#endif

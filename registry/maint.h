@@ -1,0 +1,37 @@
+/*
+ * registry/maint.h — removing revisions, collecting garbage, verifying.
+ * Results are new JSON objects the caller decrefs.
+ */
+#ifndef MD_MAINT_H
+#define MD_MAINT_H
+
+#include "registry/ingest.h"
+#include "registry/store.h"
+
+/*
+ * Remove name@rev (rev as the user wrote it, resolved like catalog_resolve),
+ * or every revision of name when rev is NULL, in one transaction; then unlink
+ * blobs nothing refers to any more. *result: {"name","removed":[revs],
+ * "blobs_freed":N,"bytes_freed":N}. 0, MD_ENOENT, MD_EDB.
+ */
+int maint_rm(struct store *st, const char *name, const char *rev, json_t **result);
+
+/*
+ * Remove garbage: blob files with no catalog record and staging directories
+ * nobody holds. Holds the catalog writer while it scans blobs/.
+ * *result: {"blobs_removed","bytes_freed","staging_removed"}.
+ */
+int maint_gc(struct store *st, json_t **result);
+
+/*
+ * Re-hash every blob the selected revisions refer to (all revisions when
+ * name is NULL) and check sizes, digests and reference counts.
+ * *result: {"revisions","files","bytes","errors":[{"name","revision","path",
+ * "error"}],"orphans":N,"stale_staging":N,"ok":bool}. ctl reports progress
+ * and cancels (may be NULL). 0 even when errors were found; MD_ENOENT when
+ * name matches nothing.
+ */
+int maint_verify(struct store *st, const char *name, const char *rev,
+		 struct ingest_ctl *ctl, json_t **result);
+
+#endif

@@ -1,0 +1,254 @@
+/* registry/store.c — store layout, catalog environment, blob records. */
+#include "registry/store.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Virtual size reserved for the catalog; LMDB grows the file on demand. */
+#define STORE_MAPSIZE ((size_t)64 << 30)
+
+int store_mdb_err(int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		return md_fail(MD_ENOSPC, "%s: catalog full", what);
+	if (rc == ENOSPC)
+		return md_fail(MD_ENOSPC, "%s: no space left on device", what);
+	return md_fail(MD_EDB, "%s: %s", what, mdb_strerror(rc));
+}
+
+static int open_dbs(struct store *st)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		return store_mdb_err(rc, "catalog");
+	struct { const char *name; MDB_dbi *dbi; } dbs[] = {
+		{ "models", &st->models }, { "revisions", &st->revs }, { "refs", &st->refs },
+		{ "blobs", &st->blobs }, { "jobs", &st->jobs }, { "meta", &st->meta },
+	};
+	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return store_mdb_err(rc, dbs[i].name);
+		}
+	}
+	MDB_val k = { 6, "schema" }, v;
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		uint32_t s = STORE_SCHEMA;
+		v.mv_size = sizeof s;
+		v.mv_data = &s;
+		rc = mdb_put(txn, st->meta, &k, &v, 0);
+	} else if (rc == 0) {
+		uint32_t s;
+		if (v.mv_size != sizeof s) {
+			mdb_txn_abort(txn);
+			return md_fail(MD_ECORRUPT, "catalog: bad schema record");
+		}
+		memcpy(&s, v.mv_data, sizeof s);
+		if (s > STORE_SCHEMA) {
+			mdb_txn_abort(txn);
+			return md_fail(MD_EUNSUP, "catalog schema %u is newer than this modeld (%u)",
+				       s, STORE_SCHEMA);
+		}
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return store_mdb_err(rc, "catalog");
+	}
+	return store_commit(txn);
+}
+
+int store_open(const char *root, int flags, struct store **out)
+{
+	char p[4096];
+	int rc;
+	struct store *st = calloc(1, sizeof *st);
+	if (!st || !(st->root = strdup(root))) {
+		free(st);
+		return MD_ENOMEM;
+	}
+	st->lock_fd = -1;
+	const char *sub[] = { "", "/blobs/sha256", "/tmp", "/catalog" };
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof p, "%s%s", root, sub[i]);
+		if ((rc = util_mkdir_p(p, 0755)))
+			goto fail;
+	}
+	if (!(flags & STORE_NOLOCK)) {
+		snprintf(p, sizeof p, "%s/lock", root);
+		st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (st->lock_fd < 0) {
+			rc = md_fail(md_from_errno(errno), "%s: %s", p, strerror(errno));
+			goto fail;
+		}
+		if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			rc = md_fail(MD_EBUSY, "store %s is in use by another modeld", root);
+			goto fail;
+		}
+	}
+	snprintf(p, sizeof p, "%s/catalog", root);
+	if ((rc = mdb_env_create(&st->env)) ||
+	    (rc = mdb_env_set_maxdbs(st->env, 16)) ||
+	    (rc = mdb_env_set_mapsize(st->env, STORE_MAPSIZE)) ||
+	    (rc = mdb_env_set_maxreaders(st->env, 254)) ||
+	    (rc = mdb_env_open(st->env, p, MDB_NOTLS, 0644))) {
+		rc = store_mdb_err(rc, p);
+		goto fail;
+	}
+	/* readers left by a killed process would pin old pages forever */
+	int dead = 0;
+	mdb_reader_check(st->env, &dead);
+	if ((rc = open_dbs(st)))
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->env)
+		mdb_env_close(st->env);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	free(st->root);
+	free(st);
+}
+
+void store_blob_path(const struct store *st, const char *hex, char *out, size_t n)
+{
+	snprintf(out, n, "%s/blobs/sha256/%.2s/%s", st->root, hex, hex);
+}
+
+int store_txn(struct store *st, int write, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, txn);
+	return rc ? store_mdb_err(rc, "catalog transaction") : 0;
+}
+
+int store_commit(MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+	return rc ? store_mdb_err(rc, "catalog commit") : 0;
+}
+
+static int blob_key(const char *hex, uint8_t key[32])
+{
+	if (!util_is_hex(hex, 64) || util_unhex(hex, key, 32))
+		return md_fail(MD_EINVAL, "%s: not a sha256", hex);
+	return 0;
+}
+
+int store_blob_get(struct store *st, MDB_txn *txn, const char *hex, struct store_blobrec *rec)
+{
+	uint8_t kb[32];
+	int rc = blob_key(hex, kb);
+	if (rc)
+		return rc;
+	MDB_val k = { 32, kb }, v;
+	rc = mdb_get(txn, st->blobs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return MD_ENOENT;
+	if (rc)
+		return store_mdb_err(rc, "blob record");
+	if (v.mv_size != sizeof *rec)
+		return md_fail(MD_ECORRUPT, "blob record %s: bad size", hex);
+	memcpy(rec, v.mv_data, sizeof *rec);
+	return 0;
+}
+
+static int blob_put(struct store *st, MDB_txn *txn, const char *hex, const struct store_blobrec *rec)
+{
+	uint8_t kb[32];
+	int rc = blob_key(hex, kb);
+	if (rc)
+		return rc;
+	MDB_val k = { 32, kb }, v = { sizeof *rec, (void *)rec };
+	rc = mdb_put(txn, st->blobs, &k, &v, 0);
+	return rc ? store_mdb_err(rc, "blob record") : 0;
+}
+
+int store_blob_ref(struct store *st, MDB_txn *txn, const char *hex, uint64_t size)
+{
+	struct store_blobrec rec;
+	int rc = store_blob_get(st, txn, hex, &rec);
+	if (rc == MD_ENOENT) {
+		memset(&rec, 0, sizeof rec);
+		rec.version = STORE_SCHEMA;
+		rec.size = size;
+	} else if (rc) {
+		return rc;
+	}
+	rec.refs++;
+	return blob_put(st, txn, hex, &rec);
+}
+
+int store_blob_unref(struct store *st, MDB_txn *txn, const char *hex, int *freed)
+{
+	struct store_blobrec rec;
+	*freed = 0;
+	int rc = store_blob_get(st, txn, hex, &rec);
+	if (rc == MD_ENOENT)
+		return 0; /* already gone: nothing to drop */
+	if (rc)
+		return rc;
+	if (rec.refs <= 1) {
+		uint8_t kb[32];
+		blob_key(hex, kb);
+		MDB_val k = { 32, kb };
+		rc = mdb_del(txn, st->blobs, &k, NULL);
+		if (rc)
+			return store_mdb_err(rc, "blob record");
+		*freed = 1;
+		return 0;
+	}
+	rec.refs--;
+	return blob_put(st, txn, hex, &rec);
+}
+
+int store_blobs_reap(struct store *st, json_t *hexes)
+{
+	MDB_txn *txn;
+	int rc = store_txn(st, 1, &txn);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *h;
+	json_array_foreach(hexes, i, h) {
+		struct store_blobrec rec;
+		const char *hex = json_string_value(h);
+		if (!hex || store_blob_get(st, txn, hex, &rec) != MD_ENOENT)
+			continue;
+		char p[4096];
+		store_blob_path(st, hex, p, sizeof p);
+		unlink(p);
+	}
+	mdb_txn_abort(txn); /* nothing written: the txn only held the writer lock */
+	return 0;
+}
+
+size_t store_entry_blobs(json_t *entry, const char **out, size_t max)
+{
+	static const char *const keys[] = { "blob", "pack", "recipe" };
+	size_t n = 0;
+	for (size_t i = 0; i < 3 && n < max; i++) {
+		const char *h = json_string_value(json_object_get(entry, keys[i]));
+		if (h)
+			out[n++] = h;
+	}
+	return n;
+}

@@ -1,0 +1,86 @@
+/*
+ * registry/store.h — the content-addressed store on disk and its LMDB
+ * catalog (DESIGN 2; schema in docs/catalog.md).
+ *
+ *   STORE/blobs/sha256/ab/<hex>   immutable blobs, 0444
+ *   STORE/tmp/                    staging directories of running imports
+ *   STORE/catalog/                the LMDB environment
+ *   STORE/lock                    flock'd by the one modeld using the store
+ *
+ * A struct store is thread-safe: any thread may read (LMDB readers never
+ * block) and writes are serialized by LMDB's single writer. Blobs enter
+ * blobs/ only inside a catalog write transaction (ingest.c), so a blob file
+ * with no catalog record is garbage that gc may remove while it holds the
+ * writer, and a crash leaves the previous state plus such garbage.
+ */
+#ifndef MD_STORE_H
+#define MD_STORE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+
+#define STORE_SCHEMA 1
+
+struct store {
+	char *root;            /* owned */
+	MDB_env *env;
+	MDB_dbi models;        /* name -> {"v":1,"name","created","updated"} */
+	MDB_dbi revs;          /* name \0 rev -> manifest JSON ({"v":1,...}) */
+	MDB_dbi refs;          /* name \0 ref -> {"v":1,"rev"} */
+	MDB_dbi blobs;         /* sha256 (32 bytes) -> struct store_blobrec */
+	MDB_dbi jobs;          /* job id (u64 big-endian) -> job JSON */
+	MDB_dbi meta;          /* "schema" -> u32 */
+	int lock_fd;
+};
+
+/* Value of the blobs database (little-endian on disk, host order here). */
+struct store_blobrec {
+	uint32_t version;      /* STORE_SCHEMA */
+	uint32_t flags;
+	uint64_t refs;         /* manifest entries referring to the blob */
+	uint64_t size;         /* bytes */
+};
+
+/* Open flags. */
+#define STORE_NOLOCK 1         /* do not take STORE/lock (tools, -n checks) */
+
+/*
+ * Create the layout if missing and open the catalog. Takes an exclusive
+ * flock on STORE/lock unless STORE_NOLOCK: a second modeld on the same store
+ * gets MD_EBUSY. Returns 0 and *out (free with store_close), or MD_EIO,
+ * MD_EPERM, MD_EBUSY, MD_EDB, MD_EUNSUP (newer schema) with detail.
+ */
+int store_open(const char *root, int flags, struct store **out);
+void store_close(struct store *st);
+
+/* Path of a blob: ROOT/blobs/sha256/ab/<hex>. out must hold 4096 bytes. */
+void store_blob_path(const struct store *st, const char *hex, char *out, size_t n);
+
+/* Begin a transaction; MD_EDB with detail on failure. */
+int store_txn(struct store *st, int write, MDB_txn **txn);
+/* Commit; maps MDB_MAP_FULL to MD_ENOSPC. */
+int store_commit(MDB_txn *txn);
+
+/* Map an LMDB return code to MD_E* with a detail prefixed by what. */
+int store_mdb_err(int rc, const char *what);
+
+/* Blob refcount records inside a write txn. */
+int store_blob_get(struct store *st, MDB_txn *txn, const char *hex, struct store_blobrec *rec);
+int store_blob_ref(struct store *st, MDB_txn *txn, const char *hex, uint64_t size);
+/* Drop one reference; sets *freed to 1 when it was the last (the record is
+ * deleted; the file stays until store_blobs_reap or gc). */
+int store_blob_unref(struct store *st, MDB_txn *txn, const char *hex, int *freed);
+
+/*
+ * For each hex in the array whose blob has no record any more, unlink its
+ * file. Runs its own write txn so that it cannot race an import commit.
+ */
+int store_blobs_reap(struct store *st, json_t *hexes);
+
+/* The blobs (hex strings) a manifest file entry refers to; borrowed from
+ * entry. Writes up to max, returns the count. */
+size_t store_entry_blobs(json_t *entry, const char **out, size_t max);
+
+#endif
