@@ -50,15 +50,13 @@ int cmd_import(struct cli *c)
 	if (c->argc != 1)
 		return cli_usage("import takes one folder");
 	struct walk w;
-	int rc = walk_folder(c->argv[0], &w);
-	if (rc)
+	int rc;
+	if (c->name && (rc = util_check_model_name(c->name)))
+		return cli_usage(md_errmsg(rc));
+	if ((rc = walk_folder(c->argv[0], &w)))
 		return cli_fail(rc);
 	char name[128];
 	if (c->name) {
-		if ((rc = util_check_model_name(c->name))) {
-			walk_free(&w);
-			return cli_usage(md_errmsg(rc));
-		}
 		snprintf(name, sizeof name, "%s", c->name);
 	} else {
 		default_name(w.root, name, sizeof name);

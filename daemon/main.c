@@ -61,11 +61,11 @@ static void reload(struct daemon *d)
 		config_free(&c);
 		return;
 	}
+	log_info("SIGHUP: configuration reloaded from %s (store, socket and workers need a restart)",
+		 d->cfg->config_path);
 	log_set_level(c.log_level);
 	d->cfg->log_level = c.log_level;
 	d->cfg->limit_rate = c.limit_rate;
-	log_info("SIGHUP: configuration reloaded from %s (store, socket and workers need a restart)",
-		 d->cfg->config_path);
 	config_free(&c);
 }
 
@@ -285,6 +285,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	log_info("stopping: canceling running jobs");
 	jobs_shutdown(D.jobs);   /* cancels jobs; their replies go to the mail */
+	D.jobs = NULL;
 	server_free(D.srv);      /* flushes what it can, closes connections */
 	if (n != 1)
 		unlink(cfg.socket);

@@ -164,7 +164,8 @@ int server_init(struct daemon *d, int lfd, struct server **out)
 
 static void conn_free(struct server *srv, struct conn *c)
 {
-	jobs_conn_closed(srv->d->jobs, c->peer.conn_id);
+	if (srv->d->jobs)
+		jobs_conn_closed(srv->d->jobs, c->peer.conn_id);
 	ops_conn_closed(srv->d, &c->peer);
 	while (c->out) {
 		struct outmsg *m = c->out;

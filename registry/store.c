@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /* Virtual size reserved for the catalog; LMDB grows the file on demand. */
-#define STORE_MAPSIZE ((size_t)64 << 30)
+#define STORE_MAPSIZE ((size_t)16 << 30)
 
 int store_mdb_err(int rc, const char *what)
 {
