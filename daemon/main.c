@@ -6,6 +6,7 @@
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
+#include "registry/catalog.h"
 #include "registry/store.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -249,6 +250,8 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if ((rc = catalog_ensure_summaries(D.st)))
+		log_warn("catalog summaries: %s", md_errmsg(rc));
 	if (listen_fd < 0 && (rc = bind_socket(&cfg, &listen_fd))) {
 		log_error("%s", md_errmsg(rc));
 		store_close(D.st);

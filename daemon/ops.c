@@ -78,37 +78,32 @@ static int op_ping(struct daemon *d, struct ops_peer *p, json_t *req, json_t **r
 	return 0;
 }
 
-struct listctx { struct store *st; MDB_txn *txn; json_t *out; };
+struct listctx { struct daemon *d; uint64_t conn; };
 
-static int list_one(const char *name, const char *rev, json_t *m, void *arg)
+static int list_chunk(const char *json, size_t len, int last, void *arg)
 {
 	struct listctx *l = arg;
-	(void)name;
-	(void)rev;
-	json_array_append_new(l->out, public_manifest(l->st, l->txn, m, 0));
+	if (last)
+		server_post_raw(l->d->srv, l->conn, "{\"ok\":true,\"result\":", json, len, "}", 1);
+	else
+		server_post_raw(l->d->srv, l->conn, "{\"partial\":", json, len, "}", 0);
 	return 0;
 }
 
-static int op_list(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
+/* list: summaries straight from the catalog, in frames of at most 4 MiB. */
+static int op_list(struct daemon *d, struct ops_peer *p, json_t *req)
 {
 	MDB_txn *txn;
-	(void)p;
-	int rc = store_txn(d->st, 0, &txn);
-	if (rc)
-		return rc;
-	struct listctx l = { d->st, txn, json_array() };
 	const char *only = str_arg(req, "name");
+	int rc;
 	if (only && (rc = util_check_model_name(only)))
-		goto out;
-	rc = catalog_foreach_rev(d->st, txn, only, list_one, &l);
-out:
-	mdb_txn_abort(txn);
-	if (rc) {
-		json_decref(l.out);
 		return rc;
-	}
-	*res = l.out;
-	return 0;
+	if ((rc = store_txn(d->st, 0, &txn)))
+		return rc;
+	struct listctx l = { d, p->conn_id };
+	rc = catalog_list_raw(d->st, txn, only, 4u << 20, list_chunk, &l);
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 static int op_show(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
@@ -376,11 +371,12 @@ struct op {
 	int write;                                 /* needs owner or root */
 	int (*inline_fn)(struct daemon *, struct ops_peer *, json_t *, json_t **);
 	job_fn *job;
+	int (*raw_fn)(struct daemon *, struct ops_peer *, json_t *); /* posts its replies */
 };
 
 static const struct op ops[] = {
 	{ "ping", 0, op_ping, NULL },
-	{ "list", 0, op_list, NULL },
+	{ "list", 0, NULL, NULL, op_list },
 	{ "show", 0, op_show, NULL },
 	{ "cat", 0, NULL, NULL },                  /* special: returns descriptors */
 	{ "jobs", 0, op_jobs, NULL },
@@ -449,6 +445,12 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 		if ((rc = op_cat(d, p, req, &res, out, &nout)))
 			goto fail;
 		server_reply_ok(d->srv, p->conn_id, res, out, nout);
+		json_decref(req);
+		return OPS_REPLIED;
+	}
+	if (op->raw_fn) {
+		if ((rc = op->raw_fn(d, p, req)))
+			goto fail;
 		json_decref(req);
 		return OPS_REPLIED;
 	}

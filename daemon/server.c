@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -95,6 +96,32 @@ static struct outmsg *make_out(json_t *msg, int *fds, size_t nfds, int final)
 	return m;
 }
 
+static struct outmsg *make_out_raw(const char *prefix, const char *json, size_t len,
+				   const char *suffix, int final)
+{
+	size_t a = strlen(prefix), c = strlen(suffix), n = a + len + c;
+	struct outmsg *m = calloc(1, sizeof *m);
+	if (!m || n > PROTO_MAX_PAYLOAD || !(m->buf = malloc(PROTO_HDR + n))) {
+		free(m);
+		return NULL;
+	}
+	proto_hdr_encode(m->buf, (uint32_t)n, 0);
+	memcpy(m->buf + PROTO_HDR, prefix, a);
+	memcpy(m->buf + PROTO_HDR + a, json, len);
+	memcpy(m->buf + PROTO_HDR + a + len, suffix, c);
+	m->len = PROTO_HDR + n;
+	m->final = final;
+	return m;
+}
+
+static void post_out(struct server *srv, uint64_t conn_id, struct outmsg *m, int droppable);
+
+void server_post_raw(struct server *srv, uint64_t conn_id, const char *prefix, const char *json,
+		     size_t len, const char *suffix, int final)
+{
+	post_out(srv, conn_id, make_out_raw(prefix, json, len, suffix, final), 0);
+}
+
 void server_wake(struct server *srv)
 {
 	char c = 1;
@@ -105,7 +132,11 @@ void server_wake(struct server *srv)
 void server_post(struct server *srv, uint64_t conn_id, json_t *msg, int *fds, size_t nfds,
 		 int final, int droppable)
 {
-	struct outmsg *m = make_out(msg, fds, nfds, final);
+	post_out(srv, conn_id, make_out(msg, fds, nfds, final), droppable);
+}
+
+static void post_out(struct server *srv, uint64_t conn_id, struct outmsg *m, int droppable)
+{
 	struct mail *ml = m ? calloc(1, sizeof *ml) : NULL;
 	if (!ml) {
 		free_out(m);
@@ -347,6 +378,7 @@ int server_run(struct server *srv)
 	struct conn **who = NULL;
 	size_t cap = 0;
 	double last_tick = util_mono();
+	int active = 0;   /* something happened since the last idle trim */
 	while (!atomic_load(&srv->d->stopping)) {
 		size_t need = srv->nconns + 2;
 		if (need > cap) {
@@ -377,6 +409,14 @@ int server_run(struct server *srv)
 		if (r < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			break;
+		}
+		if (r == 0 && active) {
+			/* idle: hand freed heap and catalog pages back (RSS) */
+			malloc_trim(0);
+			store_release_memory(srv->d->st);
+			active = 0;
+		} else if (r > 0) {
+			active = 1;
 		}
 		drain_mail(srv);
 		if (atomic_exchange(&srv->d->reload, 0) && srv->d->on_reload)

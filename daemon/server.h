@@ -33,6 +33,11 @@ void server_wake(struct server *srv);
 void server_post(struct server *srv, uint64_t conn_id, json_t *msg, int *fds, size_t nfds,
 		 int final, int droppable);
 
+/* Queue a frame whose payload is prefix + json + suffix, copied as they are
+ * (json must already be valid JSON text). */
+void server_post_raw(struct server *srv, uint64_t conn_id, const char *prefix, const char *json,
+		     size_t len, const char *suffix, int final);
+
 /* Final reply helpers: {"ok":true,"result":result} (result taken over) or
  * {"ok":false,"code":rc,"error":msg}. */
 void server_reply_ok(struct server *srv, uint64_t conn_id, json_t *result, int *fds, size_t nfds);

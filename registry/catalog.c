@@ -200,6 +200,32 @@ int catalog_has_model(struct store *st, MDB_txn *txn, const char *name)
 	return mdb_get(txn, st->models, &k, &v) == 0;
 }
 
+/* Rebuild the summary record of name@rev from its manifest and refs, or
+ * delete it when the revision is gone. */
+static int summary_refresh(struct store *st, MDB_txn *txn, const char *name, const char *rev)
+{
+	char kb[512];
+	size_t kl = mkkey(kb, sizeof kb, name, rev);
+	json_t *m;
+	int rc = catalog_get_rev(st, txn, name, rev, &m);
+	if (rc == MD_ENOENT) {
+		MDB_val k = { kl, kb };
+		rc = mdb_del(txn, st->sums, &k, NULL);
+		return rc && rc != MDB_NOTFOUND ? store_mdb_err(rc, name) : 0;
+	}
+	if (rc)
+		return rc;
+	json_object_set_new(m, "file_count",
+			    json_integer((json_int_t)json_array_size(json_object_get(m, "files"))));
+	json_object_del(m, "files");
+	json_object_del(m, "v");
+	json_t *refs = catalog_refs_to(st, txn, name, rev);
+	json_object_set_new(m, "refs", refs ? refs : json_array());
+	rc = put_json(txn, st->sums, kb, kl, m);
+	json_decref(m);
+	return rc;
+}
+
 int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, int *existed)
 {
 	const char *name = json_string_value(json_object_get(m, "name"));
@@ -233,16 +259,23 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 		if ((rc = put_json(txn, st->revs, kb, kl, m)))
 			return rc;
 	}
+	char old[CATALOG_REV_LEN + 1] = "";
 	if (ref) {
 		size_t rl = mkkey(kb, sizeof kb, name, ref);
 		if (!rl)
 			return md_fail(MD_EINVAL, "%s: ref too long", ref);
+		if (get_ref(st, txn, name, ref, old))
+			old[0] = 0;
 		json_t *r = json_pack("{s:i,s:s}", "v", STORE_SCHEMA, "rev", rev);
 		rc = put_json(txn, st->refs, kb, rl, r);
 		json_decref(r);
 		if (rc)
 			return rc;
 	}
+	if ((rc = summary_refresh(st, txn, name, rev)))
+		return rc;
+	if (old[0] && strcmp(old, rev) && (rc = summary_refresh(st, txn, name, old)))
+		return rc;
 	/* the model record */
 	char now[32];
 	util_now_iso(now, sizeof now);
@@ -342,7 +375,8 @@ int catalog_del_rev(struct store *st, MDB_txn *txn, const char *name,
 		rc = store_mdb_err(rc, name);
 		goto out;
 	}
-	if ((rc = del_refs_to(st, txn, name, rev, NULL, 1)))
+	if ((rc = del_refs_to(st, txn, name, rev, NULL, 1)) ||
+	    (rc = summary_refresh(st, txn, name, rev)))
 		goto out;
 	int left = 0;
 	if ((rc = scan_revs(st, txn, name, count_rev, &left)))
@@ -400,4 +434,87 @@ int catalog_foreach_rev(struct store *st, MDB_txn *txn, const char *name,
 	if (rc && rc != MDB_NOTFOUND)
 		return store_mdb_err(rc, "catalog cursor");
 	return ret;
+}
+
+int catalog_list_raw(struct store *st, MDB_txn *txn, const char *name, size_t chunk,
+		     catalog_chunk_fn *fn, void *arg)
+{
+	MDB_cursor *c;
+	char kb[512];
+	size_t nl = name ? strlen(name) : 0;
+	int rc = mdb_cursor_open(txn, st->sums, &c);
+	if (rc)
+		return store_mdb_err(rc, "catalog cursor");
+	MDB_val k = { 0, NULL }, v;
+	if (name) {
+		k.mv_size = mkkey(kb, sizeof kb, name, "");
+		k.mv_data = kb;
+		rc = k.mv_size ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	}
+	char *buf = malloc(chunk + 2);
+	size_t len = 0, count = 0;
+	int ret = buf ? 0 : MD_ENOMEM;
+	while (rc == 0 && !ret) {
+		if (name && (k.mv_size <= nl + 1 || memcmp(k.mv_data, name, nl) ||
+			     ((char *)k.mv_data)[nl]))
+			break;
+		if (v.mv_size + 2 > chunk) {
+			ret = md_fail(MD_ETOOBIG, "summary record too large");
+			break;
+		}
+		if (len + v.mv_size + 2 > chunk) {
+			buf[len++] = ']';
+			if ((ret = fn(buf, len, 0, arg)))
+				break;
+			len = 0;
+		}
+		buf[len] = len == 0 ? '[' : ',';
+		len++;
+		memcpy(buf + len, v.mv_data, v.mv_size);
+		len += v.mv_size;
+		count++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (!ret && rc && rc != MDB_NOTFOUND)
+		ret = store_mdb_err(rc, "catalog cursor");
+	if (!ret) {
+		if (len == 0)
+			buf[len++] = '[';
+		buf[len++] = ']';
+		ret = fn(buf, len, 1, arg);
+	}
+	free(buf);
+	return ret;
+}
+
+static int rebuild_one(const char *name, const char *rev, json_t *m, void *arg)
+{
+	(void)m;
+	struct { struct store *st; MDB_txn *txn; } *a = arg;
+	return summary_refresh(a->st, a->txn, name, rev);
+}
+
+int catalog_ensure_summaries(struct store *st)
+{
+	MDB_txn *txn;
+	MDB_stat a, b;
+	int rc = store_txn(st, 1, &txn);
+	if (rc)
+		return rc;
+	if (mdb_stat(txn, st->revs, &a) || mdb_stat(txn, st->sums, &b) ||
+	    a.ms_entries == b.ms_entries) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	mdb_drop(txn, st->sums, 0);
+	struct { struct store *st; MDB_txn *txn; } arg = { st, txn };
+	rc = catalog_foreach_rev(st, txn, NULL, rebuild_one, &arg);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return store_commit(txn);
 }

@@ -57,6 +57,20 @@ int catalog_foreach_rev(struct store *st, MDB_txn *txn, const char *name,
 /* New array of the ref names pointing at name@rev. NULL on ENOMEM. */
 json_t *catalog_refs_to(struct store *st, MDB_txn *txn, const char *name, const char *rev);
 
+/*
+ * The summaries of every revision (of one model, or all when name is NULL),
+ * as raw JSON array text in pieces of at most chunk bytes: fn gets each
+ * piece (a complete JSON array; borrowed for the call) with last = 1 on the
+ * final one. Nothing is parsed, so this is as fast as the cursor walk.
+ */
+typedef int catalog_chunk_fn(const char *json, size_t len, int last, void *arg);
+int catalog_list_raw(struct store *st, MDB_txn *txn, const char *name, size_t chunk,
+		     catalog_chunk_fn *fn, void *arg);
+
+/* Rebuild the summaries database when it does not match the revisions
+ * (it is derived data). 0, MD_EDB. */
+int catalog_ensure_summaries(struct store *st);
+
 /* 1 if any revision of name is stored. */
 int catalog_has_model(struct store *st, MDB_txn *txn, const char *name);
 

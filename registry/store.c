@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ static int open_dbs(struct store *st)
 		return store_mdb_err(rc, "catalog");
 	struct { const char *name; MDB_dbi *dbi; } dbs[] = {
 		{ "models", &st->models }, { "revisions", &st->revs }, { "refs", &st->refs },
+		{ "summaries", &st->sums },
 		{ "blobs", &st->blobs }, { "jobs", &st->jobs }, { "meta", &st->meta },
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
@@ -127,6 +129,29 @@ void store_close(struct store *st)
 		close(st->lock_fd);
 	free(st->root);
 	free(st);
+}
+
+void store_release_memory(struct store *st)
+{
+	/* LMDB does not tell where it mapped the file: find it in our maps. The
+	 * mapping is read-only and shared, so dropping its pages only costs a
+	 * page-cache fault on the next read. */
+	char want[4200], line[4600];
+	snprintf(want, sizeof want, "%s/catalog/data.mdb", st->root);
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		size_t n = strlen(line), w = strlen(want);
+		if (n < w || strcmp(line + n - w, want) || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	fclose(f);
 }
 
 void store_blob_path(const struct store *st, const char *hex, char *out, size_t n)

@@ -28,6 +28,8 @@ struct store {
 	MDB_env *env;
 	MDB_dbi models;        /* name -> {"v":1,"name","created","updated"} */
 	MDB_dbi revs;          /* name \0 rev -> manifest JSON ({"v":1,...}) */
+	MDB_dbi sums;          /* name \0 rev -> summary JSON: the manifest without
+				  "files", plus "file_count" and "refs" (list) */
 	MDB_dbi refs;          /* name \0 ref -> {"v":1,"rev"} */
 	MDB_dbi blobs;         /* sha256 (32 bytes) -> struct store_blobrec */
 	MDB_dbi jobs;          /* job id (u64 big-endian) -> job JSON */
@@ -42,6 +44,10 @@ struct store_blobrec {
 	uint64_t refs;         /* manifest entries referring to the blob */
 	uint64_t size;         /* bytes */
 };
+
+/* Give the pages of the catalog's mapping back to the kernel (they stay in
+ * the page cache); called when the daemon goes idle. */
+void store_release_memory(struct store *st);
 
 /* Open flags. */
 #define STORE_NOLOCK 1         /* do not take STORE/lock (tools, -n checks) */
