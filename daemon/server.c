@@ -90,7 +90,8 @@ static struct outmsg *make_out(json_t *msg, int *fds, size_t nfds, int final)
 	memcpy(m->buf + PROTO_HDR, s, n);
 	free(s);
 	m->len = PROTO_HDR + n;
-	memcpy(m->fds, fds, nfds * sizeof(int));
+	if (nfds)
+		memcpy(m->fds, fds, nfds * sizeof(int));
 	m->nfds = nfds;
 	m->final = final;
 	return m;

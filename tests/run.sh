@@ -48,6 +48,21 @@ if ls tests/integration/test_*.py >/dev/null 2>&1; then
 	passed=$((passed + p)); failed=$((failed + f + e))
 	[ $((f + e)) -ne 0 ] && failures+=("integration")
 	rm -f "$log"
+	# the same daemon tests against the ASan+UBSan binaries (not the
+	# valgrind or install tests, which need the plain build)
+	if [ -x build/asan/modeld ] && [ "${SKIP_ASAN_INTEGRATION:-}" != 1 ]; then
+		log=$(mktemp)
+		MODELD_BUILD=build/asan CRASH_ROUNDS=8 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+			$PY -m pytest -q -p no:cacheprovider tests/integration \
+			-k "not valgrind and not install" "$@" 2>&1 | tee "$log"
+		line=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$log" | tail -1)
+		p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+'); p=${p:-0}
+		f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+'); f=${f:-0}
+		e=$(echo "$line" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+'); e=${e:-0}
+		passed=$((passed + p)); failed=$((failed + f + e))
+		[ $((f + e)) -ne 0 ] && failures+=("integration (asan)")
+		rm -f "$log"
+	fi
 fi
 
 for x in "${failures[@]}"; do echo "FAILED: $x"; done
