@@ -436,7 +436,7 @@ int licdetect_text(const char *text, size_t len, struct licdetect_result *res)
 	if (rc)
 		return rc;
 	double best = -1, second = -1, best_cov = 0;
-	size_t bi = 0, si = 0;
+	size_t bi = 0, si = 0, best_k = 0;
 	for (size_t i = 0; i < licdetect_corpus_n && na; i++) {
 		size_t k = intersect(a, na, corpus[i].bg, corpus[i].n);
 		double d = (na + corpus[i].n) ? 2.0 * (double)k / (double)(na + corpus[i].n) : 0;
@@ -446,6 +446,7 @@ int licdetect_text(const char *text, size_t len, struct licdetect_result *res)
 			best = d;
 			bi = i;
 			best_cov = corpus[i].n ? (double)k / (double)corpus[i].n : 0;
+			best_k = k;
 		} else if (d > second) {
 			second = d;
 			si = i;
@@ -457,6 +458,8 @@ int licdetect_text(const char *text, size_t len, struct licdetect_result *res)
 		res->score = best;
 		res->coverage = best_cov;
 		res->matched = best >= LICDETECT_MATCH && best_cov >= LICDETECT_COVERAGE;
+		res->extra = na - best_k;
+		res->license_bigrams = corpus[bi].n;
 	}
 	if (second >= 0) {
 		snprintf(res->runner_up, sizeof res->runner_up, "%s", licdetect_corpus[si].id);

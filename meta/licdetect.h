@@ -44,6 +44,10 @@ struct licdetect_result {
 	char runner_up[80]; /* second-best id, for reports */
 	double runner_up_score;
 	size_t words;       /* words in the normalized text */
+	size_t extra;       /* bigrams of the text not in the best license:
+	                       text added to it (headers, appendices, or
+	                       changed terms); see lic_flags */
+	size_t license_bigrams; /* bigrams of the best license */
 };
 
 /*
