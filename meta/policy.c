@@ -172,9 +172,11 @@ static int parse_line(struct policy *p, char *line, int ln, const char *origin, 
 			       origin, ln, key);
 	if (!*val)
 		return md_fail(MD_EINVAL, "%s:%d: %s has an empty list", origin, ln, key);
-	char *save = NULL;
 	int count = 0;
-	for (char *it = strtok_r(val, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+	for (char *it = val, *next; it; it = next) {
+		next = strchr(it, ',');
+		if (next)
+			*next++ = '\0';
 		char *item = trim(it);
 		if (!*item)
 			return md_fail(MD_EINVAL, "%s:%d: empty entry in the %s list", origin, ln, key);
