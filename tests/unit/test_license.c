@@ -163,7 +163,7 @@ static void test_corpus_self_match(void **state)
 		"LicenseRef-Llama-2-Community",	  "LicenseRef-Llama-3-Community",
 		"LicenseRef-Llama-3.1-Community", "LicenseRef-Llama-3.2-Community",
 		"LicenseRef-Llama-3.3-Community", "LicenseRef-Llama-4-Community",
-		"LicenseRef-BigScience-OpenRAIL-M", "LicenseRef-CreativeML-OpenRAIL-M",
+		"LicenseRef-BigScience-OpenRAIL-M", "LicenseRef-CreativeML-OpenRAIL-M", "LicenseRef-Gemma",
 		"Apache-2.0", "MIT", "BSD-2-Clause", "BSD-3-Clause", "GPL-2.0-only", "GPL-3.0-only",
 		"LGPL-2.1-only", "LGPL-3.0-only", "MPL-2.0", "CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0",
 		"CC0-1.0", "Unlicense", "ISC", "Zlib",
