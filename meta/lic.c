@@ -248,3 +248,42 @@ const char *lic_pick_file(const char *const *files, size_t nfiles, const char *l
 				return files[i];
 	return NULL;
 }
+
+int lic_reevaluate(json_t *record, const struct policy *pol)
+{
+	if (!json_is_object(record))
+		return md_fail(MD_EINVAL, "license record: not an object");
+	const char *decl = json_string_value(json_object_get(record, "spdx"));
+	json_t *det = json_object_get(record, "detected");
+	const char *detected = json_is_true(json_object_get(det, "matched"))
+				       ? json_string_value(json_object_get(det, "id"))
+				       : NULL;
+	json_t *lin = json_object_get(record, "lineage");
+	size_t n = json_array_size(lin);
+	const char **ids = n ? calloc(n, sizeof *ids) : NULL;
+	if (n && !ids)
+		return md_fail(MD_ENOMEM, "license record: out of memory");
+	for (size_t i = 0; i < n; i++)
+		ids[i] = json_string_value(json_object_get(json_array_get(lin, i), "license"));
+	struct policy_decision pd;
+	int rc = policy_evaluate(pol, decl, detected, ids, n, &pd);
+	free(ids);
+	if (rc)
+		return rc;
+	int bad = json_object_set_new(record, "verdict", json_string(policy_verdict_name(pd.verdict)));
+	bad |= json_object_set_new(record, "rule", json_string(pd.rule));
+	bad |= json_object_set_new(record, "decided_by",
+				   json_pack("{s:s, s:s}", "license", pd.license, "source", pd.source));
+	bad |= json_object_set_new(record, "enforce", json_boolean(policy_enforce(pol)));
+	return bad ? md_fail(MD_ENOMEM, "license record: out of memory") : 0;
+}
+
+void lic_verdict_message(const json_t *record, char *buf, size_t n)
+{
+	json_t *by = json_object_get(record, "decided_by");
+	const char *v = json_string_value(json_object_get(record, "verdict"));
+	const char *l = json_string_value(json_object_get(by, "license"));
+	const char *src = json_string_value(json_object_get(by, "source"));
+	const char *rule = json_string_value(json_object_get(record, "rule"));
+	snprintf(buf, n, "%s: %s (%s) by %s", v ? v : "unknown", l ? l : "?", src ? src : "?", rule ? rule : "?");
+}

@@ -70,6 +70,22 @@ int lic_assess(const json_t *card, const char *text, size_t text_len, const char
 	       const struct lic_ancestor *anc, size_t nanc, const struct policy *pol, json_t **out);
 
 /*
+ * Re-decide a stored record (lic_assess output) under another policy (audit
+ * --policy FILE) without the LICENSE text: uses its "spdx", the detected id
+ * when "matched", and the "lineage" licenses; replaces "verdict", "rule",
+ * "decided_by" and "enforce" in place. pol may be NULL (built-in default).
+ * Returns 0, MD_EINVAL (record not an object) or MD_ENOMEM.
+ */
+int lic_reevaluate(json_t *record, const struct policy *pol);
+
+/*
+ * One line for users, from a record: "deny: CC-BY-NC-4.0 (declared) by
+ * policy.conf:3: deny = @non-commercial" — what the daemon says when it
+ * refuses a pull under enforce = true. Writes at most n bytes to buf.
+ */
+void lic_verdict_message(const json_t *record, char *buf, size_t n);
+
+/*
  * Which file of a repository to run detection on: the file license_link
  * names when it is a relative path inside the repo, else the first of
  * LICENSE, LICENSE.md, LICENSE.txt, LICENCE, LICENCE.md, LICENCE.txt,

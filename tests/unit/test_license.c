@@ -392,6 +392,19 @@ static void test_assess(void **state)
 	assert_true(has_flag(json_object_get(rec, "flags"), "declared-vs-detected"));
 	assert_true(has_flag(json_object_get(rec, "flags"), "declared-vs-lineage"));
 	assert_int_equal(json_array_size(json_object_get(rec, "lineage")), 1);
+	char msg[256];
+	lic_verdict_message(rec, msg, sizeof msg);
+	assert_string_equal(msg, "deny: LicenseRef-Llama-3.1-Community (detected) by policy.conf:1: deny = @restricted-use");
+	/* the same record under another policy, without the text */
+	struct policy *p2;
+	const char *pol2 = "allow = llama3.1\ndeny = apache-2.0\n";
+	assert_int_equal(policy_parse(pol2, strlen(pol2), "other.conf", &p2), 0);
+	assert_int_equal(lic_reevaluate(rec, p2), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "deny");
+	assert_string_equal(json_string_value(json_object_get(rec, "rule")), "other.conf:2: deny = apache-2.0");
+	policy_free(p2);
+	assert_int_equal(lic_reevaluate(rec, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "allow");
 	json_decref(rec);
 	/* no card, no text, no policy */
 	assert_int_equal(lic_assess(NULL, NULL, 0, NULL, NULL, 0, NULL, &rec), 0);
