@@ -734,3 +734,46 @@ int card_parse_fd(int fd, json_t **out)
 	free(buf);
 	return rc;
 }
+
+static json_t *copy_or(const json_t *card, const char *key, json_t *dflt)
+{
+	json_t *v = json_object_get(card, key);
+	if (v) {
+		json_decref(dflt);
+		return json_deep_copy(v);
+	}
+	return dflt;
+}
+
+int card_facts(const json_t *card, const char *model_name, json_t **out)
+{
+	*out = NULL;
+	json_t *o = json_object();
+	if (!o)
+		return md_fail(MD_ENOMEM, "card: out of memory");
+	json_t *prov = json_null();
+	const char *slash = model_name ? strchr(model_name, '/') : NULL;
+	if (slash && slash > model_name) {
+		json_decref(prov);
+		prov = json_stringn(model_name, (size_t)(slash - model_name));
+	}
+	const char *st = json_string_value(json_object_get(card, "status"));
+	int bad = 0;
+	bad |= json_object_set_new(o, "task", copy_or(card, "pipeline_tag", json_null()));
+	bad |= json_object_set_new(o, "library", copy_or(card, "library_name", json_null()));
+	bad |= json_object_set_new(o, "languages", copy_or(card, "language", json_array()));
+	bad |= json_object_set_new(o, "datasets", copy_or(card, "datasets", json_array()));
+	bad |= json_object_set_new(o, "base_model", copy_or(card, "base_model", json_array()));
+	bad |= json_object_set_new(o, "provider", prov);
+	bad |= json_object_set_new(o, "license", copy_or(card, "license_spdx", json_string("NOASSERTION")));
+	bad |= json_object_set_new(o, "tags", copy_or(card, "tags", json_array()));
+	bad |= json_object_set_new(o, "gated", copy_or(card, "gated", json_false()));
+	bad |= json_object_set_new(o, "benchmarks", copy_or(card, "model_index", json_array()));
+	bad |= json_object_set_new(o, "card_status", json_string(st ? st : "none"));
+	if (bad) {
+		json_decref(o);
+		return md_fail(MD_ENOMEM, "card: out of memory");
+	}
+	*out = o;
+	return 0;
+}

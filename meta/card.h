@@ -72,4 +72,18 @@ int card_parse(const char *buf, size_t len, json_t **out);
  */
 int card_parse_fd(int fd, json_t **out);
 
+/*
+ * The catalog facts a card gives (issue: catalog), for `show --json` and the
+ * list filters, as a new object in *out (caller decrefs):
+ *   { "task": pipeline_tag, "library": library_name, "languages": [...],
+ *     "datasets": [...], "base_model": [...], "provider": the ORG of
+ *     model_name "ORG/NAME" (NULL model_name: null), "license": license_spdx
+ *     ("NOASSERTION" when the card declares none), "tags": [...],
+ *     "gated": value or false, "benchmarks": model_index (each with task,
+ *     dataset, metric, value and the optional keys), "card_status": status }
+ * Missing facts are null (strings) or [] (lists). card may be NULL or an
+ * "unknown"/"none" card. 0 or MD_ENOMEM.
+ */
+int card_facts(const json_t *card, const char *model_name, json_t **out);
+
 #endif

@@ -313,6 +313,36 @@ static void test_structure_caps(void **state)
 	json_decref(o);
 }
 
+static void test_facts(void **state)
+{
+	(void)state;
+	int fd = open("tests/data/cards/full.md", O_RDONLY);
+	assert_true(fd >= 0);
+	json_t *card, *f;
+	assert_int_equal(card_parse_fd(fd, &card), 0);
+	close(fd);
+	assert_int_equal(card_facts(card, "acme/llama-merge", &f), 0);
+	assert_string_equal(str(f, "task"), "text-generation");
+	assert_string_equal(str(f, "library"), "transformers");
+	assert_string_equal(str(f, "provider"), "acme");
+	assert_string_equal(str(f, "license"), "LicenseRef-Llama-3.1-Community");
+	assert_int_equal(json_array_size(json_object_get(f, "languages")), 2);
+	assert_int_equal(json_array_size(json_object_get(f, "datasets")), 2);
+	assert_int_equal(json_array_size(json_object_get(f, "base_model")), 2);
+	assert_int_equal(json_array_size(json_object_get(f, "benchmarks")), 3);
+	assert_string_equal(str(f, "card_status"), "ok");
+	json_decref(f);
+	json_decref(card);
+	/* a refused card: facts are unknown, not absent */
+	assert_int_equal(card_facts(NULL, NULL, &f), 0);
+	assert_true(json_is_null(json_object_get(f, "task")));
+	assert_true(json_is_null(json_object_get(f, "provider")));
+	assert_string_equal(str(f, "license"), "NOASSERTION");
+	assert_int_equal(json_array_size(json_object_get(f, "benchmarks")), 0);
+	assert_string_equal(str(f, "card_status"), "none");
+	json_decref(f);
+}
+
 static void test_bad_args(void **state)
 {
 	(void)state;
@@ -328,7 +358,7 @@ int main(void)
 		cmocka_unit_test(test_field_warnings), cmocka_unit_test(test_no_front_matter),
 		cmocka_unit_test(test_billion_laughs), cmocka_unit_test(test_huge_card),
 		cmocka_unit_test(test_binary_junk),    cmocka_unit_test(test_structure_caps),
-		cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_facts),          cmocka_unit_test(test_bad_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
