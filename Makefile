@@ -60,7 +60,7 @@ LIC_TEXTS = $(sort $(wildcard meta/licenses/*.txt))
 $(BUILD)/gen/license_corpus.c: $(LIC_TEXTS) meta/licenses/embed.sh
 	@mkdir -p $(dir $@)
 	sh meta/licenses/embed.sh $(LIC_TEXTS) > $@.tmp && mv $@.tmp $@
-$(BUILD)/obj/gen/license_corpus.o: $(BUILD)/gen/license_corpus.c
+$(BUILD)/obj/gen/license_corpus.o: $(BUILD)/gen/license_corpus.c meta/licdetect.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
 $(BUILD)/libmdcore.a: $(BUILD)/obj/gen/license_corpus.o
