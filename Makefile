@@ -53,6 +53,19 @@ $(BUILD)/libmdcore.a: $(CORE_OBJS)
 $(BUILD)/libmodeld.a: $(CLIENT_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
+# --- meta/: license corpus embedded at build time (owner: meta) -----------
+# meta/licenses/ID.txt -> $(BUILD)/gen/license_corpus.c (licdetect_corpus[]),
+# compiled into libmdcore.a. See docs/licenses.md.
+LIC_TEXTS = $(sort $(wildcard meta/licenses/*.txt))
+$(BUILD)/gen/license_corpus.c: $(LIC_TEXTS) meta/licenses/embed.sh
+	@mkdir -p $(dir $@)
+	sh meta/licenses/embed.sh $(LIC_TEXTS) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/license_corpus.o: $(BUILD)/gen/license_corpus.c meta/licdetect.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+$(BUILD)/libmdcore.a: $(BUILD)/obj/gen/license_corpus.o
+# --- end meta --------------------------------------------------------------
+
 $(BUILD)/modeld: $(call obj,daemon/main.c) $(BUILD)/libmdcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/modelctl: $(call obj,$(CLI_SRCS)) $(BUILD)/libmodeld.a

@@ -1,0 +1,289 @@
+/*
+ * meta/lic.c — license record and disagreement flags. See lic.h.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "meta/lic.h"
+#include "meta/spdx.h"
+
+static int add_flag(json_t *arr, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int add_flag(json_t *arr, const char *kind, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_t *f = json_pack("{s:s, s:s}", "kind", kind, "message", msg);
+	if (!f || json_array_append_new(arr, f))
+		return MD_ENOMEM;
+	return 0;
+}
+
+/* Same license or same family (a family id like "bsd" vs BSD-3-Clause). */
+static int same_license(const char *a, const char *b)
+{
+	if (!strcasecmp(a, b))
+		return 1;
+	const char *fa = spdx_family(a), *fb = spdx_family(b);
+	const struct spdx_license *la = spdx_lookup(a), *lb = spdx_lookup(b);
+	/* a family-wide id (LicenseRef-BSD, LicenseRef-GPL, LicenseRef-CC,
+	 * LicenseRef-OpenRAIL) agrees with any member */
+	int fam_a = la && la->hub && (!strcmp(la->hub, "bsd") || !strcmp(la->hub, "gpl") || !strcmp(la->hub, "lgpl") ||
+				      !strcmp(la->hub, "cc") || !strcmp(la->hub, "openrail") || !strcmp(la->hub, "gfdl"));
+	int fam_b = lb && lb->hub && (!strcmp(lb->hub, "bsd") || !strcmp(lb->hub, "gpl") || !strcmp(lb->hub, "lgpl") ||
+				      !strcmp(lb->hub, "cc") || !strcmp(lb->hub, "openrail") || !strcmp(lb->hub, "gfdl"));
+	return fa && fb && !strcmp(fa, fb) && (fam_a || fam_b);
+}
+
+static int unknown_id(const char *id)
+{
+	return !strcmp(id, "NOASSERTION") || !strncmp(id, "LicenseRef-other", 16) || !spdx_lookup(id);
+}
+
+#define CARRY (SPDX_RESTRICTED | SPDX_NONCOMMERCIAL | SPDX_COPYLEFT | SPDX_NODERIVS)
+
+static void class_list(unsigned cls, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	for (unsigned bit = 1; bit <= SPDX_UNKNOWN; bit <<= 1)
+		if (cls & bit) {
+			size_t l = strlen(buf);
+			snprintf(buf + l, n - l, "%s%s", l ? ", " : "", spdx_class_name(bit));
+		}
+}
+
+int lic_flags(const char *declared, const char *license_name, const struct licdetect_result *det,
+	      const struct lic_ancestor *anc, size_t nanc, json_t **out)
+{
+	*out = json_array();
+	if (!*out)
+		return md_fail(MD_ENOMEM, "license flags: out of memory");
+	char *decl = NULL;
+	int rc = spdx_normalize(declared, license_name, &decl);
+	if (rc)
+		goto fail;
+	int decl_unknown = !strcmp(decl, "NOASSERTION");
+	if (decl_unknown && add_flag(*out, "no-license", "the card declares no license"))
+		goto oom;
+	if (det && det->id[0]) {
+		if (!det->matched) {
+			if (add_flag(*out, "license-text-unmatched",
+				     "the LICENSE text matches no known license (closest %s, score %.2f, coverage %.2f)",
+				     det->id, det->score, det->coverage))
+				goto oom;
+		} else {
+			if (!decl_unknown && spdx_lookup(decl) && !unknown_id(decl) && !same_license(decl, det->id) &&
+			    add_flag(*out, "declared-vs-detected",
+				     "the card declares %s (%s) but the LICENSE text is %s (score %.2f)",
+				     declared ? declared : "?", decl, det->id, det->score))
+				goto oom;
+			if (det->extra >= LIC_EXTRA_MIN &&
+			    (double)det->extra >= LIC_EXTRA_SHARE * (double)det->license_bigrams &&
+			    add_flag(*out, "license-text-modified",
+				     "the LICENSE text is %s with about %zu words that are not part of it: read them",
+				     det->id, det->extra))
+				goto oom;
+		}
+	}
+	for (size_t i = 0; i < nanc; i++) {
+		const char *nm = anc[i].name ? anc[i].name : "?";
+		if (!anc[i].license) {
+			if (add_flag(*out, "lineage-unknown",
+				     "base model %s is not in the store: its license is unknown", nm))
+				goto oom;
+			continue;
+		}
+		char *a = NULL;
+		if ((rc = spdx_normalize(anc[i].license, NULL, &a)))
+			goto fail;
+		unsigned ac = spdx_classes(a);
+		const char *fa = spdx_family(a), *fd = spdx_family(decl);
+		int differ = !same_license(a, decl) && !(fa && fd && !strcmp(fa, fd));
+		if ((ac & CARRY) && differ) {
+			char cls[160];
+			class_list(ac & CARRY, cls, sizeof cls);
+			if (add_flag(*out, "declared-vs-lineage",
+				     "the card declares %s but base model %s is %s (%s): its terms carry to "
+				     "derivatives",
+				     decl, nm, a, cls)) {
+				free(a);
+				goto oom;
+			}
+		}
+		free(a);
+	}
+	free(decl);
+	return 0;
+oom:
+	rc = md_fail(MD_ENOMEM, "license flags: out of memory");
+fail:
+	free(decl);
+	json_decref(*out);
+	*out = NULL;
+	return rc;
+}
+
+static json_t *classes_json(const char *id)
+{
+	json_t *a = json_array();
+	unsigned cls = spdx_lookup(id) ? spdx_classes(id) : SPDX_UNKNOWN;
+	for (unsigned bit = 1; a && bit <= SPDX_UNKNOWN; bit <<= 1)
+		if ((cls & bit) && json_array_append_new(a, json_string(spdx_class_name(bit)))) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+int lic_assess(const json_t *card, const char *text, size_t text_len, const char *license_file,
+	       const struct lic_ancestor *anc, size_t nanc, const struct policy *pol, json_t **out)
+{
+	*out = NULL;
+	const char *declared = json_string_value(json_object_get(card, "license"));
+	const char *lname = json_string_value(json_object_get(card, "license_name"));
+	const char *llink = json_string_value(json_object_get(card, "license_link"));
+	struct licdetect_result det;
+	int have_det = 0, rc;
+	if (text) {
+		if ((rc = licdetect_text(text, text_len, &det)))
+			return rc;
+		have_det = det.id[0] != '\0';
+	}
+	char *decl = NULL;
+	if ((rc = spdx_normalize(declared, lname, &decl)))
+		return rc;
+	json_t *o = json_object(), *lin = json_array(), *flags = NULL;
+	const char **lids = nanc ? calloc(nanc, sizeof *lids) : NULL;
+	char **owned = nanc ? calloc(nanc, sizeof *owned) : NULL;
+	if (!o || !lin || (nanc && (!lids || !owned)))
+		goto oom;
+	int bad = 0;
+	bad |= json_object_set_new(o, "declared", str_or_null(declared));
+	bad |= json_object_set_new(o, "license_name", str_or_null(lname));
+	bad |= json_object_set_new(o, "license_link", str_or_null(llink));
+	bad |= json_object_set_new(o, "spdx", json_string(decl));
+	bad |= json_object_set_new(o, "classes", classes_json(decl));
+	if (have_det) {
+		json_t *d = json_pack("{s:o, s:s, s:f, s:f, s:b, s:s, s:f, s:I}", "file", str_or_null(license_file),
+				      "id", det.id, "score", det.score, "coverage", det.coverage, "matched",
+				      det.matched, "runner_up", det.runner_up, "runner_up_score",
+				      det.runner_up_score, "extra", (json_int_t)det.extra);
+		bad |= json_object_set_new(o, "detected", d);
+	} else {
+		bad |= json_object_set_new(o, "detected", json_null());
+	}
+	for (size_t i = 0; i < nanc; i++) {
+		if (anc[i].license && spdx_normalize(anc[i].license, NULL, &owned[i]))
+			goto oom;
+		lids[i] = owned[i];
+		json_t *e = json_pack("{s:o, s:o, s:o}", "name", str_or_null(anc[i].name), "license",
+				      str_or_null(owned[i]), "classes",
+				      owned[i] ? classes_json(owned[i]) : json_array());
+		bad |= json_array_append_new(lin, e);
+	}
+	bad |= json_object_set(o, "lineage", lin);
+	struct policy_decision pd;
+	if (policy_evaluate(pol, declared, have_det && det.matched ? det.id : NULL, lids, nanc, &pd))
+		goto oom;
+	bad |= json_object_set_new(o, "verdict", json_string(policy_verdict_name(pd.verdict)));
+	bad |= json_object_set_new(o, "rule", json_string(pd.rule));
+	bad |= json_object_set_new(o, "decided_by",
+				   json_pack("{s:s, s:s}", "license", pd.license, "source", pd.source));
+	bad |= json_object_set_new(o, "enforce", json_boolean(policy_enforce(pol)));
+	if ((rc = lic_flags(declared, lname, have_det ? &det : NULL, anc, nanc, &flags)))
+		goto fail;
+	bad |= json_object_set_new(o, "flags", flags);
+	if (bad)
+		goto oom;
+	for (size_t i = 0; i < nanc; i++)
+		free(owned[i]);
+	free(owned);
+	free(lids);
+	free(decl);
+	json_decref(lin);
+	*out = o;
+	return 0;
+oom:
+	rc = md_fail(MD_ENOMEM, "license record: out of memory");
+fail:
+	for (size_t i = 0; owned && i < nanc; i++)
+		free(owned[i]);
+	free(owned);
+	free(lids);
+	free(decl);
+	json_decref(lin);
+	json_decref(o);
+	return rc;
+}
+
+const char *lic_pick_file(const char *const *files, size_t nfiles, const char *license_link)
+{
+	if (license_link && *license_link && !strstr(license_link, "://")) {
+		const char *l = license_link;
+		while (l[0] == '.' && l[1] == '/')
+			l += 2;
+		if (util_check_relpath(l) == 0)
+			for (size_t i = 0; i < nfiles; i++)
+				if (files[i] && !strcmp(files[i], l))
+					return files[i];
+	}
+	static const char *const names[] = { "LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE",
+					     "LICENCE.md", "LICENCE.txt", "COPYING", "license", "license.md",
+					     "license.txt", "LICENSE.MD", "LICENSE.TXT" };
+	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+		for (size_t i = 0; i < nfiles; i++)
+			if (files[i] && !strcmp(files[i], names[k]))
+				return files[i];
+	return NULL;
+}
+
+int lic_reevaluate(json_t *record, const struct policy *pol)
+{
+	if (!json_is_object(record))
+		return md_fail(MD_EINVAL, "license record: not an object");
+	const char *decl = json_string_value(json_object_get(record, "spdx"));
+	json_t *det = json_object_get(record, "detected");
+	const char *detected = json_is_true(json_object_get(det, "matched"))
+				       ? json_string_value(json_object_get(det, "id"))
+				       : NULL;
+	json_t *lin = json_object_get(record, "lineage");
+	size_t n = json_array_size(lin);
+	const char **ids = n ? calloc(n, sizeof *ids) : NULL;
+	if (n && !ids)
+		return md_fail(MD_ENOMEM, "license record: out of memory");
+	for (size_t i = 0; i < n; i++)
+		ids[i] = json_string_value(json_object_get(json_array_get(lin, i), "license"));
+	struct policy_decision pd;
+	int rc = policy_evaluate(pol, decl, detected, ids, n, &pd);
+	free(ids);
+	if (rc)
+		return rc;
+	int bad = json_object_set_new(record, "verdict", json_string(policy_verdict_name(pd.verdict)));
+	bad |= json_object_set_new(record, "rule", json_string(pd.rule));
+	bad |= json_object_set_new(record, "decided_by",
+				   json_pack("{s:s, s:s}", "license", pd.license, "source", pd.source));
+	bad |= json_object_set_new(record, "enforce", json_boolean(policy_enforce(pol)));
+	return bad ? md_fail(MD_ENOMEM, "license record: out of memory") : 0;
+}
+
+void lic_verdict_message(const json_t *record, char *buf, size_t n)
+{
+	json_t *by = json_object_get(record, "decided_by");
+	const char *v = json_string_value(json_object_get(record, "verdict"));
+	const char *l = json_string_value(json_object_get(by, "license"));
+	const char *src = json_string_value(json_object_get(by, "source"));
+	const char *rule = json_string_value(json_object_get(record, "rule"));
+	snprintf(buf, n, "%s: %s (%s) by %s", v ? v : "unknown", l ? l : "?", src ? src : "?", rule ? rule : "?");
+}

@@ -1,0 +1,513 @@
+/*
+ * meta/licdetect.c — license text normalization and bigram Dice matching.
+ * See licdetect.h for the contract and docs/licenses.md for the method.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/err.h"
+#include "meta/licdetect.h"
+
+#define TOK_MAX 64 /* bytes of a token kept (longer tokens are cut) */
+
+/* ---- normalization ------------------------------------------------------ */
+
+/* SPDX matching guidelines, equivalent words (British -> American and
+ * variants); applied to single lower-case tokens. */
+static const char *const equiv[][2] = {
+	{ "licence", "license" }, { "licences", "licenses" }, { "licenced", "licensed" },
+	{ "licencing", "licensing" }, { "licencee", "licensee" }, { "licencor", "licensor" },
+	{ "acknowledgement", "acknowledgment" }, { "analogue", "analog" }, { "analyse", "analyze" },
+	{ "artefact", "artifact" }, { "authorisation", "authorization" }, { "authorised", "authorized" },
+	{ "authorise", "authorize" }, { "calibre", "caliber" }, { "cancelled", "canceled" },
+	{ "catalogue", "catalog" }, { "categorise", "categorize" }, { "centre", "center" },
+	{ "emphasised", "emphasized" }, { "favour", "favor" }, { "favourite", "favorite" },
+	{ "fulfil", "fulfill" }, { "fulfilment", "fulfillment" }, { "initialise", "initialize" },
+	{ "judgement", "judgment" }, { "labelling", "labeling" }, { "labour", "labor" },
+	{ "maximise", "maximize" }, { "modelled", "modeled" }, { "modelling", "modeling" },
+	{ "offence", "offense" }, { "optimise", "optimize" }, { "organisation", "organization" },
+	{ "organise", "organize" }, { "practise", "practice" }, { "programme", "program" },
+	{ "realise", "realize" }, { "recognise", "recognize" }, { "signalling", "signaling" },
+	{ "utilisation", "utilization" }, { "whilst", "while" }, { "wilful", "willful" },
+	{ "behaviour", "behavior" }, { "https", "http" }, { "percent", "percent" },
+};
+
+struct toks {
+	char *text;       /* optional: space-separated words (licdetect_normalize) */
+	size_t tlen, tcap;
+	uint64_t *h;      /* optional: token hashes */
+	size_t n, cap;
+	int oom;
+};
+
+static uint64_t fnv(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void emit(struct toks *t, const char *w, size_t n)
+{
+	if (t->oom)
+		return;
+	for (size_t i = 0; i < sizeof equiv / sizeof equiv[0]; i++)
+		if (strlen(equiv[i][0]) == n && !memcmp(w, equiv[i][0], n)) {
+			w = equiv[i][1];
+			n = strlen(w);
+			break;
+		}
+	if (t->h) {
+		if (t->n == t->cap) {
+			size_t nc = t->cap ? t->cap * 2 : 1024;
+			uint64_t *p = realloc(t->h, nc * sizeof *p);
+			if (!p) {
+				t->oom = 1;
+				return;
+			}
+			t->h = p;
+			t->cap = nc;
+		}
+		t->h[t->n++] = fnv(w, n);
+	} else {
+		t->n++;
+	}
+	if (t->text || t->tcap == (size_t)-1) {
+		if (t->tlen + n + 2 > t->tcap || !t->text) {
+			size_t nc = (t->tcap == (size_t)-1 || !t->text) ? 4096 : t->tcap * 2;
+			while (nc < t->tlen + n + 2)
+				nc *= 2;
+			char *p = realloc(t->text, nc);
+			if (!p) {
+				t->oom = 1;
+				return;
+			}
+			t->text = p;
+			t->tcap = nc;
+		}
+		if (t->tlen)
+			t->text[t->tlen++] = ' ';
+		memcpy(t->text + t->tlen, w, n);
+		t->tlen += n;
+		t->text[t->tlen] = '\0';
+	}
+}
+
+static int is_markup(int c)
+{
+	return c == '#' || c == '*' || c == '>' || c == '-' || c == '+' || c == '_' || c == '`' ||
+	       c == '|' || c == '\\' || c == '=' || c == '~';
+}
+
+static int is_wordbyte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Decode one UTF-8 sequence at s (n bytes left): code point, length in *len.
+ * Invalid bytes decode as U+FFFD, length 1. */
+static uint32_t utf8(const unsigned char *s, size_t n, size_t *len)
+{
+	*len = 1;
+	if (s[0] < 0x80)
+		return s[0];
+	int k = s[0] >= 0xF0 ? 3 : s[0] >= 0xE0 ? 2 : s[0] >= 0xC0 ? 1 : -1;
+	if (k < 0 || (size_t)k >= n)
+		return 0xFFFD;
+	uint32_t cp = s[0] & (0x3F >> k);
+	for (int i = 1; i <= k; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0xFFFD;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	*len = (size_t)k + 1;
+	return cp;
+}
+
+/* Non-ASCII code points treated as punctuation or space (quotes, dashes,
+ * bullets, no-break space, (c), section sign, ...). Everything else above
+ * 0x7F is a letter. */
+static int cp_is_sep(uint32_t cp)
+{
+	return cp == 0xA0 || cp == 0xA7 || cp == 0xA9 || cp == 0xAB || cp == 0xBB || cp == 0xB7 ||
+	       cp == 0xAE || (cp >= 0x2000 && cp <= 0x206F) || cp == 0x2122 || cp == 0x2212 ||
+	       cp == 0xFEFF || cp == 0xFFFD || cp == 0x25CF || cp == 0x25AA || cp == 0x25E6 ||
+	       cp == 0x3000;
+}
+
+/* A copyright notice line: optional markup, then "copyright" followed by
+ * (c), ©, a year or a placeholder; or "(c) YEAR"; or "©". Such lines are
+ * ignored (SPDX guideline: copyright notices are not part of the license). */
+static int copyright_line(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || is_markup((unsigned char)s[i])))
+		i++;
+	if (i + 2 <= n && (unsigned char)s[i] == 0xC2 && (unsigned char)s[i + 1] == 0xA9)
+		return 1;
+	if (i + 3 <= n && !strncasecmp(s + i, "(c)", 3)) {
+		i += 3;
+		while (i < n && s[i] == ' ')
+			i++;
+		return i < n && isdigit((unsigned char)s[i]);
+	}
+	if (i + 9 > n || strncasecmp(s + i, "copyright", 9))
+		return 0;
+	i += 9;
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == ':'))
+		i++;
+	if (i >= n)
+		return 0;
+	if ((unsigned char)s[i] == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] == 0xA9)
+		return 1;
+	return !strncasecmp(s + i, "(c)", 3) || isdigit((unsigned char)s[i]) || s[i] == '[' ||
+	       s[i] == '<' || s[i] == '{';
+}
+
+/* A token that can be a list marker: 1-3 digits, one letter, or a small
+ * roman numeral. */
+static int marker_like(const char *w, size_t n)
+{
+	if (n == 1)
+		return 1;
+	int digits = 1, roman = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)w[i]))
+			digits = 0;
+		if (w[i] != 'i' && w[i] != 'v' && w[i] != 'x')
+			roman = 0;
+	}
+	return (digits && n <= 3) || (roman && n <= 4);
+}
+
+static void tokenize(const char *s, size_t n, struct toks *t)
+{
+	size_t i = 0;
+	int line_begin = 1;  /* only space/markup since the last newline */
+	int prev = '\n';     /* last non-space byte before the current position */
+	char w[TOK_MAX];
+
+	while (i < n && !t->oom) {
+		if (line_begin && (i == 0 || s[i - 1] == '\n')) {
+			const char *nl = memchr(s + i, '\n', n - i);
+			size_t ll = nl ? (size_t)(nl - (s + i)) : n - i;
+			if (copyright_line(s + i, ll)) {
+				i += ll + (nl ? 1 : 0);
+				continue;
+			}
+		}
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n') {
+			line_begin = 1;
+			prev = '\n';
+			i++;
+			continue;
+		}
+		/* Markdown link target "](url)": dropped, the link text stays */
+		if (c == ']' && i + 1 < n && s[i + 1] == '(') {
+			size_t j = i + 2;
+			while (j < n && j < i + 2048 && s[j] != ')' && s[j] != '\n')
+				j++;
+			if (j < n && s[j] == ')') {
+				i = j + 1;
+				prev = ')';
+				continue;
+			}
+		}
+		size_t cl = 1;
+		uint32_t cp = c >= 0x80 ? utf8((const unsigned char *)s + i, n - i, &cl) : c;
+		int word = is_wordbyte(c) || (c >= 0x80 && !cp_is_sep(cp));
+		if (!word) {
+			if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' || cp == 0xA0) {
+				/* space: prev unchanged */
+			} else {
+				prev = c >= 0x80 ? ' ' : c;
+				if (!is_markup(c) && !(c >= 0x80 && (cp == 0x2022 || cp == 0xB7 || cp == 0x25CF ||
+									cp == 0x25AA || cp == 0x25E6)))
+					line_begin = 0;
+			}
+			i += cl;
+			continue;
+		}
+		/* a word: letters/digits/UTF-8 letters; '.' between digits; a '-'
+		 * between word characters (also across a line break) joins */
+		int start_line = line_begin;
+		int before = i > 0 ? (unsigned char)s[i - 1] : '\n';
+		int prev_sig = prev;
+		size_t wl = 0;
+		while (i < n) {
+			c = (unsigned char)s[i];
+			if (is_wordbyte(c)) {
+				if (wl < TOK_MAX)
+					w[wl++] = (char)tolower(c);
+				i++;
+				continue;
+			}
+			if (c >= 0x80) {
+				cp = utf8((const unsigned char *)s + i, n - i, &cl);
+				if (cp_is_sep(cp))
+					break;
+				for (size_t k = 0; k < cl; k++)
+					if (wl < TOK_MAX)
+						w[wl++] = s[i + k];
+				i += cl;
+				continue;
+			}
+			if (c == '.' && wl && isdigit((unsigned char)w[wl - 1]) && i + 1 < n &&
+			    isdigit((unsigned char)s[i + 1])) {
+				if (wl < TOK_MAX)
+					w[wl++] = '.';
+				i++;
+				continue;
+			}
+			if (c == '-') {
+				size_t j = i + 1;
+				while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r'))
+					j++;
+				if (j < n && s[j] == '\n') {
+					j++;
+					while (j < n && (s[j] == ' ' || s[j] == '\t'))
+						j++;
+				} else {
+					j = i + 1; /* no line break: must be directly followed */
+				}
+				if (j < n && (is_wordbyte((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80)) {
+					i = j;
+					continue;
+				}
+			}
+			break;
+		}
+		line_begin = 0;
+		prev = 'a';
+		/* list markers: "(a)", "1.", "iv)", "a." at the start of a line or
+		 * after a sentence end */
+		if (marker_like(w, wl)) {
+			size_t j = i;
+			while (j < n && (s[j] == '*' || s[j] == '\\' || s[j] == '_'))
+				j++;
+			int after = j < n ? (unsigned char)s[j] : '\n';
+			int after2 = j + 1 < n ? (unsigned char)s[j + 1] : '\n';
+			int closes = (after == '.' || after == ')') &&
+				     (after2 == ' ' || after2 == '\t' || after2 == '\n' || after2 == '\r' ||
+				      after2 == '*');
+			if (before == '(' && after == ')')
+				continue;
+			if (closes && (start_line || prev_sig == '.' || prev_sig == ':' || prev_sig == ';' ||
+				       prev_sig == ')' || prev_sig == '\n'))
+				continue;
+		}
+		emit(t, w, wl);
+	}
+}
+
+/* ---- bigram sets ------------------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Token hashes -> sorted unique bigram hashes, in place. Returns count. */
+static size_t bigrams(uint64_t *h, size_t n)
+{
+	if (n < 2)
+		return 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		uint64_t a = h[i], b = h[i + 1];
+		h[i] = (a * 0x9E3779B97F4A7C15ULL) ^ ((b << 29) | (b >> 35)) ^ (b * 0xC2B2AE3D27D4EB4FULL);
+	}
+	n--;
+	qsort(h, n, sizeof *h, cmp_u64);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || h[u - 1] != h[i])
+			h[u++] = h[i];
+	return u;
+}
+
+static size_t intersect(const uint64_t *a, size_t na, const uint64_t *b, size_t nb)
+{
+	size_t i = 0, j = 0, k = 0;
+	while (i < na && j < nb) {
+		if (a[i] < b[j])
+			i++;
+		else if (a[i] > b[j])
+			j++;
+		else {
+			k++;
+			i++;
+			j++;
+		}
+	}
+	return k;
+}
+
+/* ---- the corpus --------------------------------------------------------- */
+
+struct entry {
+	uint64_t *bg;
+	size_t n;
+};
+static struct entry *corpus;
+static int corpus_err;
+static pthread_once_t corpus_once = PTHREAD_ONCE_INIT;
+
+static void corpus_init(void)
+{
+	corpus = calloc(licdetect_corpus_n ? licdetect_corpus_n : 1, sizeof *corpus);
+	if (!corpus) {
+		corpus_err = MD_ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < licdetect_corpus_n; i++) {
+		struct toks t = { 0 };
+		t.h = malloc(1024 * sizeof *t.h);
+		t.cap = t.h ? 1024 : 0;
+		if (!t.h) {
+			corpus_err = MD_ENOMEM;
+			return;
+		}
+		tokenize(licdetect_corpus[i].text, strlen(licdetect_corpus[i].text), &t);
+		if (t.oom) {
+			free(t.h);
+			corpus_err = MD_ENOMEM;
+			return;
+		}
+		corpus[i].n = bigrams(t.h, t.n);
+		corpus[i].bg = t.h;
+	}
+}
+
+static int corpus_get(void)
+{
+	pthread_once(&corpus_once, corpus_init);
+	return corpus_err ? md_fail(corpus_err, "license corpus: out of memory") : 0;
+}
+
+static int text_bigrams(const char *text, size_t len, uint64_t **out, size_t *n, size_t *words)
+{
+	if (len > LICDETECT_MAX_TEXT)
+		len = LICDETECT_MAX_TEXT;
+	struct toks t = { 0 };
+	t.h = malloc(1024 * sizeof *t.h);
+	t.cap = 1024;
+	if (!t.h)
+		return md_fail(MD_ENOMEM, "license text: out of memory");
+	tokenize(text, len, &t);
+	if (t.oom) {
+		free(t.h);
+		return md_fail(MD_ENOMEM, "license text: out of memory");
+	}
+	*words = t.n;
+	*n = bigrams(t.h, t.n);
+	*out = t.h;
+	return 0;
+}
+
+int licdetect_prepare(void)
+{
+	return corpus_get();
+}
+
+int licdetect_has(const char *id)
+{
+	for (size_t i = 0; id && i < licdetect_corpus_n; i++)
+		if (!strcmp(licdetect_corpus[i].id, id))
+			return 1;
+	return 0;
+}
+
+int licdetect_text(const char *text, size_t len, struct licdetect_result *res)
+{
+	if (!text || !res)
+		return md_fail(MD_EINVAL, "licdetect_text: NULL argument");
+	memset(res, 0, sizeof *res);
+	int rc = corpus_get();
+	if (rc)
+		return rc;
+	uint64_t *a;
+	size_t na;
+	rc = text_bigrams(text, len, &a, &na, &res->words);
+	if (rc)
+		return rc;
+	double best = -1, second = -1, best_cov = 0;
+	size_t bi = 0, si = 0, best_k = 0;
+	for (size_t i = 0; i < licdetect_corpus_n && na; i++) {
+		size_t k = intersect(a, na, corpus[i].bg, corpus[i].n);
+		double d = (na + corpus[i].n) ? 2.0 * (double)k / (double)(na + corpus[i].n) : 0;
+		if (d > best) {
+			second = best;
+			si = bi;
+			best = d;
+			bi = i;
+			best_cov = corpus[i].n ? (double)k / (double)corpus[i].n : 0;
+			best_k = k;
+		} else if (d > second) {
+			second = d;
+			si = i;
+		}
+	}
+	free(a);
+	if (best >= 0) {
+		snprintf(res->id, sizeof res->id, "%s", licdetect_corpus[bi].id);
+		res->score = best;
+		res->coverage = best_cov;
+		res->matched = best >= LICDETECT_MATCH && best_cov >= LICDETECT_COVERAGE;
+		res->extra = na - best_k;
+		res->license_bigrams = corpus[bi].n;
+	}
+	if (second >= 0) {
+		snprintf(res->runner_up, sizeof res->runner_up, "%s", licdetect_corpus[si].id);
+		res->runner_up_score = second;
+	}
+	return 0;
+}
+
+int licdetect_score(const char *text, size_t len, const char *id, double *score, double *coverage)
+{
+	int rc = corpus_get();
+	if (rc)
+		return rc;
+	size_t idx = licdetect_corpus_n;
+	for (size_t i = 0; i < licdetect_corpus_n; i++)
+		if (!strcmp(licdetect_corpus[i].id, id))
+			idx = i;
+	if (idx == licdetect_corpus_n)
+		return md_fail(MD_ENOENT, "%s: not in the license corpus", id);
+	uint64_t *a;
+	size_t na, words;
+	rc = text_bigrams(text, len, &a, &na, &words);
+	if (rc)
+		return rc;
+	size_t k = intersect(a, na, corpus[idx].bg, corpus[idx].n);
+	*score = (na + corpus[idx].n) ? 2.0 * (double)k / (double)(na + corpus[idx].n) : 0;
+	if (coverage)
+		*coverage = corpus[idx].n ? (double)k / (double)corpus[idx].n : 0;
+	free(a);
+	return 0;
+}
+
+int licdetect_normalize(const char *text, size_t len, char **out)
+{
+	if (len > LICDETECT_MAX_TEXT)
+		len = LICDETECT_MAX_TEXT;
+	struct toks t = { 0 };
+	t.tcap = (size_t)-1; /* collect text */
+	tokenize(text, len, &t);
+	if (t.oom) {
+		free(t.text);
+		return md_fail(MD_ENOMEM, "license text: out of memory");
+	}
+	*out = t.text ? t.text : strdup("");
+	return *out ? 0 : md_fail(MD_ENOMEM, "license text: out of memory");
+}

@@ -1,0 +1,441 @@
+/* Unit tests for meta/spdx, meta/licdetect and meta/lic: the Hub -> SPDX
+ * table, license text detection (reflowed, re-held, Markdown-wrapped texts
+ * match; near misses do not), speed, and the disagreement flags.
+ * Run from the repository root (reads tests/data/licenses/). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "meta/card.h"
+#include "meta/lic.h"
+#include "meta/licdetect.h"
+#include "meta/spdx.h"
+
+static char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot open %s (run from the repository root)", path);
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *b = malloc((size_t)sz + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)sz, f), (size_t)sz);
+	b[sz] = '\0';
+	fclose(f);
+	*n = (size_t)sz;
+	return b;
+}
+
+static const char *corpus_text(const char *id)
+{
+	for (size_t i = 0; i < licdetect_corpus_n; i++)
+		if (!strcmp(licdetect_corpus[i].id, id))
+			return licdetect_corpus[i].text;
+	fail_msg("%s not in corpus", id);
+	return NULL;
+}
+
+static void norm_is(const char *id_in, const char *name, const char *want)
+{
+	char *out = NULL;
+	assert_int_equal(spdx_normalize(id_in, name, &out), 0);
+	if (strcmp(out, want))
+		fail_msg("spdx_normalize(%s, %s) = %s, want %s", id_in ? id_in : "NULL", name ? name : "NULL", out,
+			 want);
+	free(out);
+}
+
+static void test_spdx_table(void **state)
+{
+	(void)state;
+	norm_is("apache-2.0", NULL, "Apache-2.0");
+	norm_is("Apache-2.0", NULL, "Apache-2.0");
+	norm_is("MIT", NULL, "MIT");
+	norm_is("mit", NULL, "MIT");
+	norm_is("gpl-3.0", NULL, "GPL-3.0-only");
+	norm_is("gpl-2.0", NULL, "GPL-2.0-only");
+	norm_is("lgpl-2.1", NULL, "LGPL-2.1-only");
+	norm_is("agpl-3.0", NULL, "AGPL-3.0-only");
+	norm_is("cc-by-4.0", NULL, "CC-BY-4.0");
+	norm_is("cc-by-nc-4.0", NULL, "CC-BY-NC-4.0");
+	norm_is("bsd-3-clause", NULL, "BSD-3-Clause");
+	norm_is("cc0-1.0", NULL, "CC0-1.0");
+	norm_is("openrail", NULL, "LicenseRef-OpenRAIL");
+	norm_is("openrail++", NULL, "LicenseRef-OpenRAIL-PlusPlus-M");
+	norm_is("llama2", NULL, "LicenseRef-Llama-2-Community");
+	norm_is("llama3", NULL, "LicenseRef-Llama-3-Community");
+	norm_is("llama3.1", NULL, "LicenseRef-Llama-3.1-Community");
+	norm_is("LLAMA3.2", NULL, "LicenseRef-Llama-3.2-Community");
+	norm_is("llama3.3", NULL, "LicenseRef-Llama-3.3-Community");
+	norm_is("llama4", NULL, "LicenseRef-Llama-4-Community");
+	norm_is("gemma", NULL, "LicenseRef-Gemma");
+	norm_is("bigscience-openrail-m", NULL, "LicenseRef-BigScience-OpenRAIL-M");
+	norm_is("creativeml-openrail-m", NULL, "LicenseRef-CreativeML-OpenRAIL-M");
+	norm_is("bigscience-bloom-rail-1.0", NULL, "LicenseRef-BigScience-BLOOM-RAIL-1.0");
+	norm_is("other", "Acme Research License v2", "LicenseRef-Acme-Research-License-v2");
+	norm_is("other", NULL, "LicenseRef-other");
+	norm_is("unknown", NULL, "NOASSERTION");
+	norm_is(NULL, NULL, "NOASSERTION");
+	norm_is("", NULL, "NOASSERTION");
+	norm_is("my weird/license!", NULL, "LicenseRef-my-weird-license");
+	norm_is("LicenseRef-Foo", NULL, "LicenseRef-Foo");
+	/* every Hub id is unique, every id is a valid SPDX idstring */
+	for (size_t i = 0; i < spdx_count(); i++) {
+		const struct spdx_license *a = spdx_at(i);
+		assert_non_null(a->id);
+		assert_true(a->classes != 0);
+		for (const char *c = a->id; *c; c++)
+			assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-", *c));
+		for (size_t j = i + 1; j < spdx_count(); j++) {
+			const struct spdx_license *b = spdx_at(j);
+			if (a->hub && b->hub)
+				assert_string_not_equal(a->hub, b->hub);
+			assert_string_not_equal(a->id, b->id);
+		}
+	}
+	/* the Hub's documented list (docs/hub/repositories-licenses) is covered */
+	static const char *const hub[] = {
+		"apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m",
+		"bigscience-bloom-rail-1.0", "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd",
+		"bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0",
+		"cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0",
+		"cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0",
+		"cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0", "cdla-permissive-1.0",
+		"cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1", "agpl-3.0",
+		"gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "lppl-1.3c", "ms-pl",
+		"mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense",
+		"zlib", "pddl", "lgpl-lr", "deepfloyd-if-license", "llama2", "gemma", "unknown", "other",
+	};
+	for (size_t i = 0; i < sizeof hub / sizeof hub[0]; i++)
+		if (!spdx_lookup(hub[i]))
+			fail_msg("Hub id %s is not mapped", hub[i]);
+}
+
+static void test_spdx_classes(void **state)
+{
+	(void)state;
+	assert_true(spdx_classes("mit") & SPDX_PERMISSIVE);
+	assert_true(spdx_classes("cc-by-nc-4.0") & SPDX_NONCOMMERCIAL);
+	assert_true(spdx_classes("CC-BY-NC-SA-4.0") & SPDX_COPYLEFT);
+	assert_true(spdx_classes("gpl-3.0") & SPDX_COPYLEFT);
+	assert_true(spdx_classes("lgpl-2.1") & SPDX_WEAK_COPYLEFT);
+	assert_true(spdx_classes("llama3.1") & SPDX_RESTRICTED);
+	assert_true(spdx_classes("gemma") & SPDX_RESTRICTED);
+	assert_true(spdx_classes("creativeml-openrail-m") & SPDX_RESTRICTED);
+	assert_true(spdx_classes("cc-by-nd-4.0") & SPDX_NODERIVS);
+	assert_true(spdx_classes("cc0-1.0") & SPDX_PUBLIC_DOMAIN);
+	assert_int_equal(spdx_classes("LicenseRef-whatever"), SPDX_UNKNOWN);
+	assert_int_equal(spdx_classes("other"), SPDX_UNKNOWN);
+	assert_string_equal(spdx_family("llama3.3"), "llama");
+	unsigned b;
+	assert_int_equal(spdx_class_parse("non-commercial", &b), 0);
+	assert_int_equal(b, SPDX_NONCOMMERCIAL);
+	assert_int_equal(spdx_class_parse("nope", &b), MD_EINVAL);
+	assert_string_equal(spdx_class_name(SPDX_RESTRICTED), "restricted-use");
+}
+
+static void test_corpus_self_match(void **state)
+{
+	(void)state;
+	assert_true(licdetect_corpus_n >= 60);
+	for (size_t i = 0; i < licdetect_corpus_n; i++) {
+		struct licdetect_result r;
+		const char *t = licdetect_corpus[i].text;
+		assert_int_equal(licdetect_text(t, strlen(t), &r), 0);
+		if (strcmp(r.id, licdetect_corpus[i].id) || !r.matched || r.score < 0.999)
+			fail_msg("%s detected as %s (%.3f)", licdetect_corpus[i].id, r.id, r.score);
+		/* a corpus id is a table id (so classes and policies apply) */
+		if (!spdx_lookup(licdetect_corpus[i].id))
+			fail_msg("corpus id %s is not in the SPDX table", licdetect_corpus[i].id);
+	}
+	/* the model licenses are all there */
+	static const char *const want[] = {
+		"LicenseRef-Llama-2-Community",	  "LicenseRef-Llama-3-Community",
+		"LicenseRef-Llama-3.1-Community", "LicenseRef-Llama-3.2-Community",
+		"LicenseRef-Llama-3.3-Community", "LicenseRef-Llama-4-Community",
+		"LicenseRef-BigScience-OpenRAIL-M", "LicenseRef-CreativeML-OpenRAIL-M", "LicenseRef-Gemma",
+		"Apache-2.0", "MIT", "BSD-2-Clause", "BSD-3-Clause", "GPL-2.0-only", "GPL-3.0-only",
+		"LGPL-2.1-only", "LGPL-3.0-only", "MPL-2.0", "CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0",
+		"CC0-1.0", "Unlicense", "ISC", "Zlib",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		if (!licdetect_has(want[i]))
+			fail_msg("%s missing from the corpus", want[i]);
+}
+
+static void expect_match(const char *path, const char *id)
+{
+	size_t n;
+	char *t = slurp(path, &n);
+	struct licdetect_result r;
+	assert_int_equal(licdetect_text(t, n, &r), 0);
+	if (strcmp(r.id, id) || !r.matched || r.score < LICDETECT_MATCH)
+		fail_msg("%s: got %s score %.3f coverage %.3f matched %d, want %s", path, r.id, r.score, r.coverage,
+			 r.matched, id);
+	free(t);
+}
+
+static void test_variants_match(void **state)
+{
+	(void)state;
+	/* reflowed to 60 columns, curly quote, project copyright line, Apache
+	 * appendix with a boilerplate notice */
+	expect_match("tests/data/licenses/apache-2.0-reflowed.txt", "Apache-2.0");
+	/* holder changed in three places, rewrapped, CRLF */
+	expect_match("tests/data/licenses/bsd-3-clause-acme-crlf.txt", "BSD-3-Clause");
+	/* Markdown: heading, bold terms, [url](url) links, bullets, "1\." */
+	expect_match("tests/data/licenses/llama-3.1-markdown.md", "LicenseRef-Llama-3.1-Community");
+	expect_match("tests/data/licenses/mit-jane.txt", "MIT");
+	/* Debian's own copies: different layout and header */
+	expect_match("tests/data/licenses/debian-GPL-3.txt", "GPL-3.0-only");
+	expect_match("tests/data/licenses/debian-Apache-2.0.txt", "Apache-2.0");
+	expect_match("tests/data/licenses/debian-MPL-2.0.txt", "MPL-2.0");
+	expect_match("tests/data/licenses/debian-LGPL-2.1.txt", "LGPL-2.1-only");
+	/* in-memory variants: upper case + "licence" spelling + bullets */
+	const char *mit = corpus_text("MIT");
+	char *up = strdup(mit);
+	for (char *c = up; *c; c++)
+		*c = (char)((*c >= 'a' && *c <= 'z') ? *c - 32 : *c);
+	struct licdetect_result r;
+	assert_int_equal(licdetect_text(up, strlen(up), &r), 0);
+	assert_string_equal(r.id, "MIT");
+	assert_true(r.matched);
+	free(up);
+	/* each Llama version is told from the others */
+	const char *ll[] = { "LicenseRef-Llama-3-Community", "LicenseRef-Llama-3.2-Community",
+			     "LicenseRef-Llama-3.3-Community", "LicenseRef-Llama-4-Community" };
+	for (int i = 0; i < 4; i++) {
+		const char *t = corpus_text(ll[i]);
+		assert_int_equal(licdetect_text(t, strlen(t), &r), 0);
+		assert_string_equal(r.id, ll[i]);
+		assert_true(r.score - r.runner_up_score > 0.01);
+	}
+}
+
+static void test_near_miss(void **state)
+{
+	(void)state;
+	size_t n;
+	struct licdetect_result r;
+	/* Apache-2.0 without section 3 (the patent grant): Dice alone is ~0.95,
+	 * but a tenth of the license is missing: no match */
+	char *t = slurp("tests/data/licenses/apache-2.0-no-patent-grant.txt", &n);
+	assert_int_equal(licdetect_text(t, n, &r), 0);
+	assert_string_equal(r.id, "Apache-2.0");
+	assert_false(r.matched);
+	assert_true(r.coverage < LICDETECT_COVERAGE);
+	free(t);
+	/* a different license that is not in the corpus */
+	t = slurp("tests/data/licenses/custom-research-only.txt", &n);
+	assert_int_equal(licdetect_text(t, n, &r), 0);
+	assert_false(r.matched);
+	assert_true(r.score < 0.5);
+	free(t);
+	/* Apache with sections 3 to 6 removed: under 0.9 by score as well */
+	const char *ap = corpus_text("Apache-2.0");
+	const char *s3 = strstr(ap, "3. Grant of Patent License."), *s7 = strstr(ap, "7. Disclaimer of Warranty.");
+	assert_non_null(s3);
+	assert_non_null(s7);
+	size_t head = (size_t)(s3 - ap);
+	char *cut = malloc(strlen(ap) + 1);
+	memcpy(cut, ap, head);
+	strcpy(cut + head, s7);
+	assert_int_equal(licdetect_text(cut, strlen(cut), &r), 0);
+	assert_false(r.matched);
+	assert_true(r.score < LICDETECT_MATCH);
+	free(cut);
+	/* GPL-3.0 is not AGPL-3.0 and vice versa */
+	const char *agpl = corpus_text("AGPL-3.0-only");
+	assert_int_equal(licdetect_text(agpl, strlen(agpl), &r), 0);
+	assert_string_equal(r.id, "AGPL-3.0-only");
+	double sc, cov;
+	assert_int_equal(licdetect_score(agpl, strlen(agpl), "GPL-3.0-only", &sc, &cov), 0);
+	assert_true(sc < 1.0);
+	assert_int_equal(licdetect_score(agpl, strlen(agpl), "No-Such-1.0", &sc, &cov), MD_ENOENT);
+	/* empty and binary input */
+	assert_int_equal(licdetect_text("", 0, &r), 0);
+	assert_false(r.matched);
+	unsigned char junk[20000];
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (unsigned char)(i * 7919u >> 3);
+	assert_int_equal(licdetect_text((const char *)junk, sizeof junk, &r), 0);
+	assert_false(r.matched);
+}
+
+static void test_normalize(void **state)
+{
+	(void)state;
+	char *out;
+	const char *in = "## **Licence** Terms\n\nCopyright (c) 2024 Someone\n(a) The  “Software” is non-\n"
+			 "transferable; see [the site](https://example.org/x).\n  1. First item\n";
+	assert_int_equal(licdetect_normalize(in, strlen(in), &out), 0);
+	assert_string_equal(out, "license terms the software is nontransferable see the site first item");
+	free(out);
+}
+
+static void test_speed(void **state)
+{
+	(void)state;
+	/* 20 KB of real license text (the GPL-3.0 preamble and terms) */
+	const char *g = corpus_text("GPL-3.0-only");
+	size_t n = 20 * 1024;
+	assert_true(strlen(g) > n);
+	struct licdetect_result r;
+	assert_int_equal(licdetect_text(g, n, &r), 0); /* first call builds the corpus */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rounds = 20;
+	for (int i = 0; i < rounds; i++)
+		assert_int_equal(licdetect_text(g, n, &r), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = ((t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6) / rounds;
+	print_message("licdetect: 20 KB text against %zu licenses: %.3f ms per detection\n", licdetect_corpus_n, ms);
+	assert_true(ms < 50.0);
+	assert_string_equal(r.id, "GPL-3.0-only");
+}
+
+static int has_flag(json_t *flags, const char *kind)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(flags, i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "kind")), kind))
+			return 1;
+	return 0;
+}
+
+static void test_flags(void **state)
+{
+	(void)state;
+	struct licdetect_result det;
+	const char *l3 = corpus_text("LicenseRef-Llama-3-Community");
+	assert_int_equal(licdetect_text(l3, strlen(l3), &det), 0);
+	json_t *f;
+	/* card says mit, LICENSE is Llama 3 */
+	assert_int_equal(lic_flags("mit", NULL, &det, NULL, 0, &f), 0);
+	assert_true(has_flag(f, "declared-vs-detected"));
+	char *s = json_dumps(f, 0);
+	assert_non_null(strstr(s, "LicenseRef-Llama-3-Community"));
+	free(s);
+	json_decref(f);
+	/* agreeing card: no flag */
+	assert_int_equal(lic_flags("llama3", NULL, &det, NULL, 0, &f), 0);
+	assert_int_equal(json_array_size(f), 0);
+	json_decref(f);
+	/* card says apache-2.0 but the base model is Llama-licensed */
+	struct lic_ancestor anc[] = { { "meta-llama/Llama-3.1-8B", "llama3.1" },
+				      { "mistralai/Mistral-7B-v0.1", "apache-2.0" },
+				      { "someone/not-stored", NULL } };
+	assert_int_equal(lic_flags("apache-2.0", NULL, NULL, anc, 3, &f), 0);
+	assert_true(has_flag(f, "declared-vs-lineage"));
+	assert_true(has_flag(f, "lineage-unknown"));
+	s = json_dumps(f, 0);
+	assert_non_null(strstr(s, "meta-llama/Llama-3.1-8B"));
+	assert_null(strstr(s, "mistralai/Mistral-7B-v0.1 is")); /* permissive ancestor: no flag */
+	free(s);
+	json_decref(f);
+	/* the same family (llama3.1 derivative declared llama3.1) is fine */
+	assert_int_equal(lic_flags("llama3.1", NULL, NULL, anc, 1, &f), 0);
+	assert_int_equal(json_array_size(f), 0);
+	json_decref(f);
+	/* no license; unmatched text */
+	struct licdetect_result miss;
+	assert_int_equal(licdetect_text("Use it only on Tuesdays.", 24, &miss), 0);
+	assert_int_equal(lic_flags(NULL, NULL, &miss, NULL, 0, &f), 0);
+	assert_true(has_flag(f, "no-license"));
+	assert_true(has_flag(f, "license-text-unmatched"));
+	json_decref(f);
+	/* a matched text with a clause added */
+	const char *mit = corpus_text("MIT");
+	char *mod = malloc(strlen(mit) + 400);
+	sprintf(mod, "%s\nAdditional restriction: the Software and any model weights derived from it may not be "
+		     "used for any commercial purpose or in any product offered for sale, and may not be used to "
+		     "train other models without written permission.\n",
+		mit);
+	assert_int_equal(licdetect_text(mod, strlen(mod), &det), 0);
+	assert_int_equal(lic_flags("mit", NULL, &det, NULL, 0, &f), 0);
+	assert_true(has_flag(f, "license-text-modified"));
+	json_decref(f);
+	free(mod);
+}
+
+static void test_assess(void **state)
+{
+	(void)state;
+	json_t *card;
+	const char *c = "---\nlicense: apache-2.0\nbase_model: meta-llama/Llama-3.1-8B\n---\n";
+	assert_int_equal(card_parse(c, strlen(c), &card), 0);
+	const char *l3 = corpus_text("LicenseRef-Llama-3.1-Community");
+	struct lic_ancestor anc[] = { { "meta-llama/Llama-3.1-8B", "llama3.1" } };
+	struct policy *p;
+	const char *pol = "deny = @restricted-use\n";
+	assert_int_equal(policy_parse(pol, strlen(pol), "policy.conf", &p), 0);
+	json_t *rec;
+	assert_int_equal(lic_assess(card, l3, strlen(l3), "LICENSE", anc, 1, p, &rec), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "spdx")), "Apache-2.0");
+	json_t *det = json_object_get(rec, "detected");
+	assert_string_equal(json_string_value(json_object_get(det, "id")), "LicenseRef-Llama-3.1-Community");
+	assert_true(json_is_true(json_object_get(det, "matched")));
+	assert_string_equal(json_string_value(json_object_get(det, "file")), "LICENSE");
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "deny");
+	assert_string_equal(json_string_value(json_object_get(rec, "rule")), "policy.conf:1: deny = @restricted-use");
+	assert_true(has_flag(json_object_get(rec, "flags"), "declared-vs-detected"));
+	assert_true(has_flag(json_object_get(rec, "flags"), "declared-vs-lineage"));
+	assert_int_equal(json_array_size(json_object_get(rec, "lineage")), 1);
+	char msg[256];
+	lic_verdict_message(rec, msg, sizeof msg);
+	assert_string_equal(msg, "deny: LicenseRef-Llama-3.1-Community (detected) by policy.conf:1: deny = @restricted-use");
+	/* the same record under another policy, without the text */
+	struct policy *p2;
+	const char *pol2 = "allow = llama3.1\ndeny = apache-2.0\n";
+	assert_int_equal(policy_parse(pol2, strlen(pol2), "other.conf", &p2), 0);
+	assert_int_equal(lic_reevaluate(rec, p2), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "deny");
+	assert_string_equal(json_string_value(json_object_get(rec, "rule")), "other.conf:2: deny = apache-2.0");
+	policy_free(p2);
+	assert_int_equal(lic_reevaluate(rec, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "allow");
+	json_decref(rec);
+	/* no card, no text, no policy */
+	assert_int_equal(lic_assess(NULL, NULL, 0, NULL, NULL, 0, NULL, &rec), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "spdx")), "NOASSERTION");
+	assert_true(json_is_null(json_object_get(rec, "detected")));
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "allow");
+	json_decref(rec);
+	policy_free(p);
+	json_decref(card);
+}
+
+static void test_pick_file(void **state)
+{
+	(void)state;
+	const char *files[] = { "README.md", "LICENSE.txt", "docs/TERMS.md", "LICENSE" };
+	assert_string_equal(lic_pick_file(files, 4, NULL), "LICENSE");
+	assert_string_equal(lic_pick_file(files, 4, "docs/TERMS.md"), "docs/TERMS.md");
+	assert_string_equal(lic_pick_file(files, 4, "./docs/TERMS.md"), "docs/TERMS.md");
+	assert_string_equal(lic_pick_file(files, 4, "../../etc/passwd"), "LICENSE");
+	assert_string_equal(lic_pick_file(files, 4, "https://example.org/terms"), "LICENSE");
+	assert_null(lic_pick_file(files, 1, NULL));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spdx_table),    cmocka_unit_test(test_spdx_classes),
+		cmocka_unit_test(test_corpus_self_match), cmocka_unit_test(test_variants_match),
+		cmocka_unit_test(test_near_miss),     cmocka_unit_test(test_normalize),
+		cmocka_unit_test(test_speed),	      cmocka_unit_test(test_flags),
+		cmocka_unit_test(test_assess),	      cmocka_unit_test(test_pick_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
