@@ -12,12 +12,14 @@
 
 struct server;
 struct jobs;
+struct policy;
 
 struct daemon {
 	struct config *cfg;
 	struct store *st;
 	struct server *srv;
 	struct jobs *jobs;
+	struct policy *pol;        /* license policy, or NULL (allow all) */
 	double started;            /* util_mono() at start */
 	_Atomic int stopping;
 	_Atomic int reload;        /* SIGHUP seen: the loop calls on_reload */

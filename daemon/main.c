@@ -6,6 +6,7 @@
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
+#include "meta/policy.h"
 #include "registry/catalog.h"
 #include "registry/store.h"
 #include "common/err.h"
@@ -33,7 +34,7 @@ static struct daemon D;
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: modeld [--store DIR] [--socket PATH] [--config FILE] [--log-level L]\n"
-		   "              [--workers N] [-n] [-f]\n"
+		   "              [--workers N] [--policy FILE] [-n] [-f]\n"
 		   "  -n   check the configuration, print \"configuration OK\" and exit\n"
 		   "  -f   stay in the foreground (default when started by systemd)\n");
 }
@@ -48,6 +49,18 @@ static void on_signal(int sig)
 	if (D.srv)
 		server_wake(D.srv);
 	errno = saved;
+}
+
+/* The policy: the configured file, else /etc/modeld/policy.conf when it
+ * exists, else none (allow everything). */
+static int load_policy(struct config *c, struct policy **out)
+{
+	*out = NULL;
+	if (c->policy)
+		return policy_load(c->policy, out);
+	if (access("/etc/modeld/policy.conf", F_OK) == 0)
+		return policy_load("/etc/modeld/policy.conf", out);
+	return 0;
 }
 
 static void reload(struct daemon *d)
@@ -67,6 +80,20 @@ static void reload(struct daemon *d)
 	log_set_level(c.log_level);
 	d->cfg->log_level = c.log_level;
 	d->cfg->limit_rate = c.limit_rate;
+	struct policy *pol;
+	if (load_policy(&c, &pol)) {
+		log_error("SIGHUP: policy: %s; keeping the previous policy", md_errmsg(MD_EINVAL));
+	} else {
+		/* a job may still be reading the old one: retire it, free it later */
+		static struct policy *retired[8];
+		static unsigned nret;
+		if (d->pol) {
+			policy_free(retired[nret % 8]);
+			retired[nret++ % 8] = d->pol;
+			log_info("SIGHUP: license policy replaced");
+		}
+		d->pol = pol;
+	}
 	config_free(&c);
 }
 
@@ -156,7 +183,8 @@ static int daemonize(int *ready_fd)
 int main(int argc, char **argv)
 {
 	struct config cfg;
-	const char *opt_store = NULL, *opt_socket = NULL, *opt_config = NULL, *opt_level = NULL;
+	const char *opt_store = NULL, *opt_socket = NULL, *opt_config = NULL, *opt_level = NULL,
+		   *opt_policy = NULL;
 	int check = 0, foreground = 0, opt_workers = 0;
 	static const struct option lo[] = {
 		{ "store", required_argument, NULL, 's' },
@@ -164,6 +192,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
+		{ "policy", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -177,6 +206,7 @@ int main(int argc, char **argv)
 		case 'c': opt_config = optarg; break;
 		case 'l': opt_level = optarg; break;
 		case 'w': opt_workers = atoi(optarg); break;
+		case 'p': opt_policy = optarg; break;
 		case 'n': check = 1; break;
 		case 'f': foreground = 1; break;
 		case 'h': usage(stdout); return 0;
@@ -202,6 +232,7 @@ int main(int argc, char **argv)
 	if (!rc && opt_store) rc = config_set(&cfg, "store", opt_store);
 	if (!rc && opt_socket) rc = config_set(&cfg, "socket", opt_socket);
 	if (!rc && opt_level) rc = config_set(&cfg, "log_level", opt_level);
+	if (!rc && opt_policy) rc = config_set(&cfg, "policy", opt_policy);
 	if (!rc && opt_workers) {
 		char w[16];
 		snprintf(w, sizeof w, "%d", opt_workers);
@@ -213,7 +244,14 @@ int main(int argc, char **argv)
 		return check ? 1 : 2;
 	}
 	log_set_level(cfg.log_level);
+	struct policy *pol = NULL;
+	if ((rc = load_policy(&cfg, &pol))) {
+		fprintf(stderr, "modeld: policy: %s\n", md_errmsg(rc));
+		config_free(&cfg);
+		return 1;
+	}
 	if (check) {
+		policy_free(pol);
 		/* the store must be creatable and openable; the lock is not taken */
 		struct store *st;
 		if ((rc = store_open(cfg.store, STORE_NOLOCK, &st))) {
@@ -245,6 +283,7 @@ int main(int argc, char **argv)
 	D.cfg = &cfg;
 	D.started = util_mono();
 	D.on_reload = reload;
+	D.pol = pol;
 	if ((rc = store_open(cfg.store, 0, &D.st))) {
 		log_error("%s", md_errmsg(rc));
 		config_free(&cfg);
@@ -293,6 +332,7 @@ int main(int argc, char **argv)
 	if (n != 1)
 		unlink(cfg.socket);
 	store_close(D.st);
+	policy_free(D.pol);
 	log_info("stopped");
 	config_free(&cfg);
 	return 0;

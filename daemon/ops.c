@@ -1,5 +1,6 @@
 /* daemon/ops.c — see ops.h. Request and reply shapes: docs/protocol.md. */
 #include "daemon/ops.h"
+#include "daemon/describe.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
 #include "registry/catalog.h"
@@ -230,7 +231,9 @@ static int job_import(struct daemon *d, struct job *j, json_t **res)
 	json_t *m = NULL;
 	if (!rc) {
 		json_t *extra = json_pack("{s:O}", "source", json_object_get(j->args, "source"));
-		rc = ingest_commit(ing, name, NULL, "main", extra, &m);
+		rc = describe_revision(d, name, ing, extra);
+		if (!rc)
+			rc = ingest_commit(ing, name, NULL, "main", extra, &m);
 		json_decref(extra);
 	}
 	ingest_free(ing);

@@ -218,6 +218,7 @@ static int summary_refresh(struct store *st, MDB_txn *txn, const char *name, con
 	json_object_set_new(m, "file_count",
 			    json_integer((json_int_t)json_array_size(json_object_get(m, "files"))));
 	json_object_del(m, "files");
+	json_object_del(m, "card"); /* the whole card stays in the manifest (show) */
 	json_object_del(m, "v");
 	json_t *refs = catalog_refs_to(st, txn, name, rev);
 	json_object_set_new(m, "refs", refs ? refs : json_array());

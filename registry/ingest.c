@@ -24,6 +24,7 @@ struct ingest {
 	int lock_fd;
 	json_t *files;        /* [{path,size,sha256,blob,staged}] */
 	json_t *paths;        /* set of relpaths, for duplicates */
+	json_t *pathlist;     /* last ingest_paths() answer */
 	unsigned seq;
 	uint8_t *buf;
 };
@@ -60,6 +61,34 @@ int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out)
 const char *ingest_dir(const struct ingest *ing)
 {
 	return ing->dir;
+}
+
+int ingest_open(struct ingest *ing, const char *relpath)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(ing->files, i, f) {
+		if (strcmp(json_string_value(json_object_get(f, "path")), relpath))
+			continue;
+		char p[4200];
+		snprintf(p, sizeof p, "%s/%s", ing->dir,
+			 json_string_value(json_object_get(f, "staged")));
+		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		return fd < 0 ? md_fail(MD_EIO, "%s: %s", relpath, strerror(errno)) : fd;
+	}
+	return md_fail(MD_ENOENT, "%s: not in this import", relpath);
+}
+
+json_t *ingest_paths(struct ingest *ing)
+{
+	json_t *a = json_array();
+	size_t i;
+	json_t *f;
+	json_array_foreach(ing->files, i, f)
+		json_array_append(a, json_object_get(f, "path"));
+	json_decref(ing->pathlist);
+	ing->pathlist = a;
+	return a;
 }
 
 size_t ingest_count(const struct ingest *ing)
@@ -392,6 +421,7 @@ void ingest_free(struct ingest *ing)
 		close(ing->lock_fd);
 	json_decref(ing->files);
 	json_decref(ing->paths);
+	json_decref(ing->pathlist);
 	free(ing->buf);
 	free(ing);
 }

@@ -53,6 +53,17 @@ int ingest_add_fd(struct ingest *ing, const char *relpath, int fd);
 int ingest_add_staged(struct ingest *ing, const char *relpath, const char *staged_name,
 		      const char *expect_sha256);
 
+/*
+ * Open a file added so far, by its relative path, for reading (the staged
+ * copy: metadata extraction reads the card and license from it). Returns a
+ * descriptor the caller closes, or MD_ENOENT.
+ */
+int ingest_open(struct ingest *ing, const char *relpath);
+
+/* The relative paths added so far, as a JSON array borrowed until the next
+ * add or ingest_free. */
+json_t *ingest_paths(struct ingest *ing);
+
 /* Number of files added so far. */
 size_t ingest_count(const struct ingest *ing);
 

@@ -1,0 +1,98 @@
+/* daemon/describe.c — see describe.h. */
+#include "daemon/describe.h"
+#include "registry/catalog.h"
+#include "meta/card.h"
+#include "meta/lic.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The license of a stored model (its default revision), or NULL. Borrowed
+ * from keep, which the caller decrefs. */
+static const char *stored_license(struct daemon *d, MDB_txn *txn, const char *name, json_t *keep)
+{
+	char rev[CATALOG_REV_LEN + 1];
+	json_t *m;
+	if (util_check_model_name(name) || catalog_resolve(d->st, txn, name, NULL, rev) ||
+	    catalog_get_rev(d->st, txn, name, rev, &m))
+		return NULL;
+	json_array_append_new(keep, m);
+	json_t *l = json_object_get(m, "license");
+	const char *s = json_string_value(json_object_get(l, "spdx"));
+	return s ? s : json_string_value(json_object_get(l, "declared"));
+}
+
+int describe_revision(struct daemon *d, const char *name, struct ingest *ing, json_t *extra)
+{
+	json_t *card = NULL, *license = NULL, *facts = NULL, *keep = json_array();
+	char *text = NULL;
+	ssize_t tlen = 0;
+	int rc = 0;
+	json_t *paths = ingest_paths(ing);
+	size_t n = json_array_size(paths);
+	const char **files = calloc(n ? n : 1, sizeof *files);
+	if (!files || !keep) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		files[i] = json_string_value(json_array_get(paths, i));
+	int fd = ingest_open(ing, "README.md");
+	if (fd >= 0) {
+		rc = card_parse_fd(fd, &card);
+		close(fd);
+		if (rc)
+			goto out;
+	}
+	const char *lfile = lic_pick_file(files, n, json_string_value(json_object_get(card, "license_link")));
+	if (lfile && (fd = ingest_open(ing, lfile)) >= 0) {
+		text = malloc(DESCRIBE_MAX_LICENSE);
+		tlen = text ? util_read_full(fd, text, DESCRIBE_MAX_LICENSE) : -1;
+		close(fd);
+		if (tlen < 0) {
+			free(text);
+			text = NULL;
+			tlen = 0;
+		}
+	}
+	struct lic_ancestor anc[DESCRIBE_MAX_ANCESTORS];
+	size_t nanc = 0, i;
+	json_t *b;
+	MDB_txn *txn = NULL;
+	json_t *bases = json_object_get(card, "base_model");
+	if (json_array_size(bases) && store_txn(d->st, 0, &txn) == 0) {
+		json_array_foreach(bases, i, b) {
+			if (nanc == DESCRIBE_MAX_ANCESTORS || !json_is_string(b))
+				continue;
+			anc[nanc].name = json_string_value(b);
+			anc[nanc].license = stored_license(d, txn, anc[nanc].name, keep);
+			nanc++;
+		}
+	}
+	rc = lic_assess(card, text, (size_t)tlen, text ? lfile : NULL, anc, nanc, d->pol, &license);
+	if (txn)
+		mdb_txn_abort(txn); /* after lic_assess: anc strings live in keep */
+	if (rc || (rc = card_facts(card, name, &facts)))
+		goto out;
+	const char *verdict = json_string_value(json_object_get(license, "verdict"));
+	if (d->pol && policy_enforce(d->pol) && verdict && !strcmp(verdict, "deny")) {
+		char msg[512];
+		lic_verdict_message(license, msg, sizeof msg);
+		rc = md_fail(MD_EREFUSED, "%s: license %s", name, msg);
+		goto out;
+	}
+	json_object_set(extra, "card", card ? card : json_null());
+	json_object_set(extra, "license", license);
+	json_object_set(extra, "facts", facts);
+out:
+	json_decref(card);
+	json_decref(license);
+	json_decref(facts);
+	json_decref(keep);
+	free(text);
+	free(files);
+	return rc;
+}
