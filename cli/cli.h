@@ -18,6 +18,8 @@ struct cli {
 	int quiet;                /* -q: no progress */
 	int detach;               /* --detach: return a job id at once */
 	const char *name;         /* --name (import) */
+	const char *policy;       /* --policy FILE (audit) */
+	const char *format;       /* --format (audit) */
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -50,5 +52,7 @@ int cmd_gc(struct cli *c);
 int cmd_jobs(struct cli *c);
 int cmd_cancel(struct cli *c);
 int cmd_status(struct cli *c);
+int cmd_license(struct cli *c);
+int cmd_audit(struct cli *c);
 
 #endif

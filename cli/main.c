@@ -21,7 +21,10 @@ static const char usage_text[] =
 	"  gc                                        remove unreferenced data\n"
 	"  jobs                                      running and recent jobs\n"
 	"  cancel ID                                 stop a job\n"
-	"  status                                    the daemon's version and store\n";
+	"  status                                    the daemon's version and store\n"
+	"  license ORG/NAME[@REV]                    declared and detected license, lineage\n"
+	"  audit [--policy FILE] [--format F]        every model's license verdict; F: table,\n"
+	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n";
 
 static const struct {
 	const char *name;
@@ -31,6 +34,7 @@ static const struct {
 	{ "show", cmd_show }, { "cat", cmd_cat }, { "verify", cmd_verify },
 	{ "rm", cmd_rm }, { "gc", cmd_gc }, { "jobs", cmd_jobs },
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
+	{ "license", cmd_license }, { "audit", cmd_audit },
 };
 
 int cli_usage(const char *msg)
@@ -50,6 +54,8 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "detach", no_argument, NULL, 'd' },
+		{ "policy", required_argument, NULL, 'P' },
+		{ "format", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -62,6 +68,8 @@ int main(int argc, char **argv)
 		case 'q': c.quiet = 1; break;
 		case 'N': c.name = optarg; break;
 		case 'd': c.detach = 1; break;
+		case 'P': c.policy = optarg; break;
+		case 'F': c.format = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
 			char msg[128];
@@ -80,6 +88,8 @@ int main(int argc, char **argv)
 			continue;
 		if (c.name && strcmp(cmd, "import"))
 			return cli_usage("--name only applies to import");
+		if ((c.policy || c.format) && strcmp(cmd, "audit"))
+			return cli_usage("--policy and --format only apply to audit");
 		int rc = cmds[i].fn(&c);
 		rpc_close(c.rpc);
 		if (fflush(stdout) != 0 && rc == EXIT_OK) {

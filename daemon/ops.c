@@ -1,5 +1,6 @@
 /* daemon/ops.c — see ops.h. Request and reply shapes: docs/protocol.md. */
 #include "daemon/ops.h"
+#include "daemon/audit.h"
 #include "daemon/describe.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
@@ -205,6 +206,18 @@ static int op_cancel(struct daemon *d, struct ops_peer *p, json_t *req, json_t *
 	return rc;
 }
 
+static int op_license(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
+{
+	(void)p;
+	return audit_license(d, req, res);
+}
+
+static int op_audit(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
+{
+	(void)p;
+	return audit_run(d, req, res);
+}
+
 /* ---- jobs ------------------------------------------------------------- */
 
 static int job_import(struct daemon *d, struct job *j, json_t **res)
@@ -383,6 +396,8 @@ static const struct op ops[] = {
 	{ "show", 0, op_show, NULL },
 	{ "cat", 0, NULL, NULL },                  /* special: returns descriptors */
 	{ "jobs", 0, op_jobs, NULL },
+	{ "license", 0, op_license, NULL },
+	{ "audit", 0, op_audit, NULL },
 	{ "verify", 0, NULL, job_verify },
 	{ "import", 1, NULL, NULL },               /* special: multi-frame */
 	{ "rm", 1, NULL, job_rm },

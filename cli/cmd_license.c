@@ -1,0 +1,147 @@
+/* cli/cmd_license.c — license REF, audit [--policy FILE] [--format F]. */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLICY_FILE_MAX (1u << 20)
+
+static const char *s_or(json_t *o, const char *k, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : dflt;
+}
+
+int cmd_license(struct cli *c)
+{
+	if (c->argc != 1)
+		return cli_usage("license takes one ORG/NAME[@REV]");
+	json_t *req = json_pack("{s:s,s:s}", "op", "license", "ref", c->argv[0]), *res;
+	int rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(res);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	json_t *l = json_object_get(res, "license");
+	json_t *det = json_object_get(l, "detected");
+	printf("model:     %s@%.12s\n", s_or(res, "name", "?"), s_or(res, "revision", "?"));
+	printf("declared:  %s", s_or(l, "declared", "(none)"));
+	if (json_object_get(l, "spdx"))
+		printf(" -> %s", s_or(l, "spdx", ""));
+	printf("\n");
+	if (json_is_object(det))
+		printf("detected:  %s (%s, score %.3f) from %s\n", s_or(det, "id", "?"),
+		       json_is_true(json_object_get(det, "matched")) ? "match" : "no match",
+		       json_real_value(json_object_get(det, "score")), s_or(det, "file", "?"));
+	else
+		printf("detected:  (no license file)\n");
+	printf("verdict:   %s (%s)\n", s_or(l, "verdict", "unknown"), s_or(l, "rule", "-"));
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(l, "flags"), i, x)
+		printf("flag:      %s: %s\n", s_or(x, "kind", "?"), s_or(x, "message", ""));
+	json_t *lin = json_object_get(res, "lineage");
+	if (json_array_size(lin)) {
+		printf("lineage:\n");
+		json_array_foreach(lin, i, x) {
+			int depth = (int)json_integer_value(json_object_get(x, "depth"));
+			printf("  %*s%s  %s%s\n", 2 * (depth - 1), "", s_or(x, "name", "?"),
+			       s_or(x, "license", "unknown"),
+			       json_is_true(json_object_get(x, "in_store")) ? "" : " (not in the store)");
+		}
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+static char *read_small(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		md_fail(MD_EIO, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = malloc(POLICY_FILE_MAX + 1);
+	size_t n = buf ? fread(buf, 1, POLICY_FILE_MAX + 1, f) : 0;
+	fclose(f);
+	if (!buf || n > POLICY_FILE_MAX) {
+		free(buf);
+		md_fail(MD_ETOOBIG, "%s: larger than %u bytes", path, POLICY_FILE_MAX);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+int cmd_audit(struct cli *c)
+{
+	const char *fmt = c->format ? c->format : (c->json ? "json" : "table");
+	if (c->argc)
+		return cli_usage("audit takes no arguments");
+	if (strcmp(fmt, "table") && strcmp(fmt, "json") && strcmp(fmt, "csv") &&
+	    strcmp(fmt, "cyclonedx") && strcmp(fmt, "spdx"))
+		return cli_usage("--format: want table, json, csv, cyclonedx or spdx");
+	json_t *req = json_pack("{s:s,s:s}", "op", "audit", "format", fmt), *res;
+	if (c->policy) {
+		size_t n;
+		char *text = read_small(c->policy, &n);
+		if (!text) {
+			json_decref(req);
+			return cli_fail(MD_EIO);
+		}
+		json_object_set_new(req, "policy_text", json_stringn(text, n));
+		json_object_set_new(req, "policy_name", json_string(c->policy));
+		free(text);
+	}
+	int rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (rc)
+		return rc;
+	json_int_t deny = json_integer_value(json_object_get(json_object_get(res, "counts"), "deny"));
+	json_t *doc = json_object_get(res, "document");
+	if (!strcmp(fmt, "csv")) {
+		fwrite(json_string_value(doc), 1, json_string_length(doc), stdout);
+	} else if (!strcmp(fmt, "cyclonedx") || !strcmp(fmt, "spdx")) {
+		cli_print_json(doc);
+	} else if (!strcmp(fmt, "json")) {
+		json_t *out = json_pack("{s:O,s:O}", "models", json_object_get(res, "models"),
+					"counts", json_object_get(res, "counts"));
+		cli_print_json(out);
+		json_decref(out);
+	} else {
+		printf("%-40s %-12s %-22s %-22s %-7s %s\n", "NAME", "REVISION", "DECLARED",
+		       "DETECTED", "VERDICT", "FLAGS");
+		size_t i;
+		json_t *m;
+		json_array_foreach(json_object_get(res, "models"), i, m) {
+			json_t *l = json_object_get(m, "license");
+			json_t *det = json_object_get(l, "detected");
+			char flags[256] = "";
+			size_t j;
+			json_t *f;
+			json_array_foreach(json_object_get(l, "flags"), j, f) {
+				size_t used = strlen(flags);
+				snprintf(flags + used, sizeof flags - used, "%s%s", used ? "," : "",
+					 s_or(f, "kind", "?"));
+			}
+			printf("%-40s %-12.12s %-22s %-22s %-7s %s\n", s_or(m, "name", "?"),
+			       s_or(m, "commit", "?"), s_or(l, "spdx", s_or(l, "declared", "-")),
+			       json_is_true(json_object_get(det, "matched")) ? s_or(det, "id", "-") : "-",
+			       s_or(l, "verdict", "?"), flags[0] ? flags : "-");
+		}
+		json_t *cnt = json_object_get(res, "counts");
+		printf("%lld allow, %lld review, %lld deny\n",
+		       (long long)json_integer_value(json_object_get(cnt, "allow")),
+		       (long long)json_integer_value(json_object_get(cnt, "review")), (long long)deny);
+	}
+	json_decref(res);
+	return deny ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,109 @@
+"""License records at import, `license`, `audit` and policy enforcement,
+end to end through the daemon."""
+import json
+import os
+import subprocess
+
+from conftest import ROOT, Daemon, make_model
+
+APACHE = open("/usr/share/common-licenses/Apache-2.0", "rb").read()
+
+
+def model(tmp, d, card, license_text=None, extra=None):
+    files = {"README.md": card.encode(), "config.json": b"{}"}
+    if license_text:
+        files["LICENSE"] = license_text
+    files.update(extra or {})
+    return make_model(os.path.join(tmp, d), files)
+
+
+def test_license_recorded_and_lineage(daemon, tmp):
+    base = model(tmp, "base", "---\nlicense: llama3.1\n---\n# base\n")
+    ft = model(tmp, "ft", "---\nlicense: apache-2.0\nbase_model: meta-llama/Llama-3.1-8B\n"
+               "pipeline_tag: text-generation\n---\n# ft\n", APACHE)
+    daemon.ctl("import", base, "--name", "meta-llama/Llama-3.1-8B")
+    daemon.ctl("import", ft, "--name", "acme/ft")
+    lst = {e["name"]: e for e in daemon.ctl("list", "--json").json()}
+    assert lst["acme/ft"]["license"]["spdx"] == "Apache-2.0"
+    assert "acme/ft" in daemon.ctl("list").out and "Apache-2.0" in daemon.ctl("list").out
+    show = daemon.ctl("show", "acme/ft", "--json").json()
+    assert show["license"]["detected"]["id"] == "Apache-2.0"
+    assert show["license"]["detected"]["score"] >= 0.9
+    assert show["facts"]["task"] == "text-generation" and show["facts"]["provider"] == "acme"
+    lic = daemon.ctl("license", "acme/ft", "--json").json()
+    assert lic["lineage"][0]["name"] == "meta-llama/Llama-3.1-8B"
+    assert lic["lineage"][0]["license"] == "LicenseRef-Llama-3.1-Community"
+    kinds = [f["kind"] for f in lic["license"]["flags"]]
+    assert "declared-vs-lineage" in kinds
+    text = daemon.ctl("license", "acme/ft").out
+    assert "Apache-2.0" in text and "meta-llama/Llama-3.1-8B" in text
+
+
+def test_mismatch_flagged(daemon, tmp):
+    m = model(tmp, "m", "---\nlicense: mit\n---\n", APACHE)
+    daemon.ctl("import", m, "--name", "acme/mis")
+    flags = daemon.ctl("show", "acme/mis", "--json").json()["license"]["flags"]
+    assert any(f["kind"] == "declared-vs-detected" for f in flags)
+
+
+def test_hostile_card_never_fails_import(daemon, tmp):
+    laughs = "---\na: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n" \
+             "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n" \
+             "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n---\n"
+    m = model(tmp, "h", laughs)
+    daemon.ctl("import", m, "--name", "acme/laughs")
+    show = daemon.ctl("show", "acme/laughs", "--json").json()
+    assert show["card"]["status"] == "unknown" and show["card"]["reason"]
+    m2 = make_model(os.path.join(tmp, "junk"), {"README.md": b"---\n\xff\xfe\x00junk\n---\n",
+                                                "config.json": b"{}"})
+    daemon.ctl("import", m2, "--name", "acme/junk")
+
+
+def test_audit_formats_and_exit_code(daemon, tmp):
+    daemon.ctl("import", model(tmp, "a", "---\nlicense: apache-2.0\n---\n", APACHE),
+               "--name", "acme/ok")
+    daemon.ctl("import", model(tmp, "b", "---\nlicense: cc-by-nc-4.0\n---\n"),
+               "--name", "acme/nc")
+    r = daemon.ctl("audit", "--json")
+    assert r.rc == 0 and r.json()["counts"]["allow"] == 2
+    pol = os.path.join(tmp, "policy.conf")
+    with open(pol, "w") as f:
+        f.write("# no non-commercial models\ndeny = @non-commercial\ndefault = allow\n")
+    r = daemon.ctl("audit", "--policy", pol, check=False)
+    assert r.rc == 1 and "acme/nc" in r.out and "deny" in r.out
+    j = daemon.ctl("audit", "--policy", pol, "--format", "json", check=False).json()
+    verdicts = {m["name"]: m["license"]["verdict"] for m in j["models"]}
+    assert verdicts == {"acme/ok": "allow", "acme/nc": "deny"}
+    csv = daemon.ctl("audit", "--format", "csv").out
+    assert csv.startswith("name,") and "acme/nc" in csv
+    for fmt in ("cyclonedx", "spdx"):
+        out = daemon.ctl("audit", "--format", fmt).out
+        p = os.path.join(tmp, fmt + ".json")
+        with open(p, "w") as f:
+            f.write(out)
+        v = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/data/schema/validate.py"),
+                            fmt, p], capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+    with open(pol, "w") as f:
+        f.write("dney = mit\n")
+    r = daemon.ctl("audit", "--policy", pol, check=False)
+    assert r.rc == 1 and "policy.conf:1" in r.err
+
+
+def test_enforce_refuses_denied_import(tmp):
+    pol = os.path.join(tmp, "policy.conf")
+    with open(pol, "w") as f:
+        f.write("enforce = true\ndeny = cc-by-nc-4.0\n")
+    d = Daemon(tmp, extra=["--policy", pol]).start()
+    try:
+        r = d.ctl("import", model(tmp, "nc", "---\nlicense: cc-by-nc-4.0\n---\n"),
+                  "--name", "acme/nc", check=False)
+        assert r.rc == 1
+        assert "CC-BY-NC-4.0" in r.err and "policy.conf:2" in r.err, r.err
+        assert d.ctl("list", "--json").json() == []
+        d.ctl("gc")
+        assert d.ctl("verify", "--json").json()["orphans"] == 0
+        r = d.ctl("import", model(tmp, "ok", "---\nlicense: mit\n---\n"), "--name", "acme/ok")
+        assert r.rc == 0
+    finally:
+        d.stop()
