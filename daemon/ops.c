@@ -7,6 +7,7 @@
 #include "registry/catalog.h"
 #include "registry/ingest.h"
 #include "registry/maint.h"
+#include "registry/reader.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -151,34 +152,26 @@ static int op_cat(struct daemon *d, struct ops_peer *p, json_t *req, json_t **re
 	if ((rc = catalog_resolve(d->st, txn, name, want, rev)) ||
 	    (rc = catalog_get_rev(d->st, txn, name, rev, &m)))
 		goto out_txn;
-	json_t *f, *hit = NULL;
-	size_t i;
-	json_array_foreach(json_object_get(m, "files"), i, f)
-		if (!strcmp(str_arg(f, "path") ? str_arg(f, "path") : "", path))
-			hit = f;
+	json_t *hit = reader_find(m, path);
 	if (!hit) {
 		rc = md_fail(MD_ENOENT, "%s@%.12s: no file %s", name, rev, path);
 		goto out_txn;
 	}
-	const char *blob = str_arg(hit, "blob");
-	json_int_t size = json_integer_value(json_object_get(hit, "size"));
-	if (!blob) {
-		rc = md_fail(MD_ECORRUPT, "%s: no stored content", path);
+	struct reader r;
+	if ((rc = reader_open(d->st, hit, &r)))
 		goto out_txn;
-	}
-	char bp[4096];
-	store_blob_path(d->st, blob, bp, sizeof bp);
-	int fd = open(bp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		rc = md_fail(MD_ECORRUPT, "%s: blob %s missing from the store: %s", path, blob,
-			     strerror(errno));
-		goto out_txn;
-	}
-	fds[0] = fd;
-	*nfds = 1;
-	*res = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:I,s:I}]}", "name", name, "revision", rev,
-			 "size", size, "sha256", str_arg(hit, "sha256"), "segments", "fd", 0,
-			 "offset", (json_int_t)0, "length", size);
+	json_t *segs = json_array();
+	for (size_t i = 0; i < r.nsegs; i++)
+		json_array_append_new(segs, json_pack("{s:i,s:I,s:I}", "fd", (int)r.segs[i].fd,
+						      "offset", (json_int_t)r.segs[i].off,
+						      "length", (json_int_t)r.segs[i].len));
+	for (size_t i = 0; i < r.nfds; i++)
+		fds[i] = r.fds[i];
+	*nfds = r.nfds;
+	r.nfds = 0; /* the descriptors travel with the reply */
+	*res = json_pack("{s:s,s:s,s:I,s:s,s:o}", "name", name, "revision", rev, "size",
+			 (json_int_t)r.size, "sha256", str_arg(hit, "sha256"), "segments", segs);
+	reader_close(&r);
 out_txn:
 	mdb_txn_abort(txn);
 	json_decref(m);
@@ -458,7 +451,7 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 	}
 	close_fds(fds, nfds);
 	if (!strcmp(op->name, "cat")) {
-		int out[1];
+		int out[READER_MAX_FDS];
 		size_t nout = 0;
 		if ((rc = op_cat(d, p, req, &res, out, &nout)))
 			goto fail;

@@ -1,0 +1,121 @@
+/* registry/reader.c — see reader.h. */
+#include "registry/reader.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int open_blob(struct store *st, const char *hex, const char *path, uint64_t *size)
+{
+	char p[4096];
+	struct stat sb;
+	if (!hex || !util_is_hex(hex, 64))
+		return md_fail(MD_ECORRUPT, "%s: bad blob reference", path);
+	store_blob_path(st, hex, p, sizeof p);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return md_fail(MD_ECORRUPT, "%s: blob %.12s missing from the store: %s", path, hex,
+			       strerror(errno));
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return md_fail(MD_EIO, "%s: %s", path, strerror(errno));
+	}
+	*size = (uint64_t)sb.st_size;
+	return fd;
+}
+
+int reader_open(struct store *st, json_t *entry, struct reader *r)
+{
+	memset(r, 0, sizeof *r);
+	const char *path = json_string_value(json_object_get(entry, "path"));
+	json_int_t size = json_integer_value(json_object_get(entry, "size"));
+	const char *blob = json_string_value(json_object_get(entry, "blob"));
+	if (!path)
+		path = "?";
+	if (!blob)
+		return md_fail(MD_ECORRUPT, "%s: no stored content", path);
+	uint64_t bsize;
+	int fd = open_blob(st, blob, path, &bsize);
+	if (fd < 0)
+		return fd;
+	if (bsize != (uint64_t)size) {
+		close(fd);
+		return md_fail(MD_ECORRUPT, "%s: blob has %llu bytes, expected %lld", path,
+			       (unsigned long long)bsize, (long long)size);
+	}
+	r->segs = calloc(1, sizeof *r->segs);
+	if (!r->segs) {
+		close(fd);
+		return MD_ENOMEM;
+	}
+	r->fds[0] = fd;
+	r->nfds = 1;
+	r->segs[0] = (struct reader_seg){ 0, 0, bsize };
+	r->nsegs = bsize ? 1 : 0;
+	r->size = bsize;
+	return 0;
+}
+
+size_t reader_range(const struct reader *r, uint64_t off, uint64_t len,
+		    struct reader_seg *out, size_t max)
+{
+	size_t n = 0;
+	uint64_t pos = 0, end = off + len < off ? UINT64_MAX : off + len;
+	for (size_t i = 0; i < r->nsegs && n < max && pos < end; i++) {
+		const struct reader_seg *s = &r->segs[i];
+		uint64_t a = pos, b = pos + s->len;
+		pos = b;
+		if (b <= off)
+			continue;
+		uint64_t from = off > a ? off - a : 0;
+		uint64_t to = end < b ? end - a : s->len;
+		out[n++] = (struct reader_seg){ s->fd, s->off + from, to - from };
+	}
+	return n;
+}
+
+ssize_t reader_pread(struct reader *r, void *buf, size_t n, uint64_t off)
+{
+	struct reader_seg segs[64];
+	size_t done = 0;
+	while (done < n && off + done < r->size) {
+		size_t k = reader_range(r, off + done, n - done, segs, 64);
+		if (!k)
+			break;
+		for (size_t i = 0; i < k; i++) {
+			ssize_t got = util_pread_full(r->fds[segs[i].fd], (char *)buf + done,
+						      (size_t)segs[i].len, (off_t)segs[i].off);
+			if (got < 0)
+				return md_fail(MD_EIO, "store read: %s", strerror(errno));
+			done += (size_t)got;
+			if ((uint64_t)got < segs[i].len)
+				return (ssize_t)done;
+		}
+	}
+	return (ssize_t)done;
+}
+
+void reader_close(struct reader *r)
+{
+	for (size_t i = 0; i < r->nfds; i++)
+		close(r->fds[i]);
+	free(r->segs);
+	memset(r, 0, sizeof *r);
+}
+
+json_t *reader_find(json_t *manifest, const char *path)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(manifest, "files"), i, f) {
+		const char *p = json_string_value(json_object_get(f, "path"));
+		if (p && !strcmp(p, path))
+			return f;
+	}
+	return NULL;
+}
