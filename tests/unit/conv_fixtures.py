@@ -199,7 +199,7 @@ def make(d):
         st_bytes(tensors, {"format": "pt", "note": "caf\u00e9"}))
     # plain types only (exportable to GGUF)
     plain = [t for t in tensors if t[1] in ("F32", "F16", "BF16", "I8", "I64")
-             and t[0] != "empty"]
+             and t[0] not in ("empty", "scalar")]
     open(os.path.join(d, "plain.safetensors"), "wb").write(st_bytes(plain, {"format": "pt"}))
     # no metadata, one tensor, unpadded header
     open(os.path.join(d, "tiny.safetensors"), "wb").write(

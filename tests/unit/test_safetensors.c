@@ -89,7 +89,7 @@ static void test_export_gguf(void **state)
 	char buf[4096];
 	assert_int_equal(fx_sh(buf, sizeof buf, "/usr/bin/python3 %s compare %s/plain.safetensors "
 			       "%s/plain-export.gguf 2>&1", fx_script, fx_dir, fx_dir), 0);
-	assert_string_equal(buf, "OK 5\n");
+	assert_string_equal(buf, "OK 7\n");
 	/* and the exported GGUF converts again, to the same tensors */
 	struct fx_conv g;
 	assert_int_equal(fx_convert("plain-export.gguf", &g), 0);
