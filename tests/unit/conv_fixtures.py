@@ -303,7 +303,7 @@ def hostile(d):
         "g_bad_offset.gguf": gguf_bytes([], [w], offsets=[64]),
         "g_dup.gguf": gguf_bytes([], [w, w]),
         "g_dupkey.gguf": gguf_bytes([("k", 4, 1), ("k", 4, 2)], []),
-        "g_past_end.gguf": gguf_bytes([], [w], cut=40),
+        "g_past_end.gguf": gguf_bytes([], [w], cut=20),
         "g_trailing.gguf": gguf_bytes([], [w], tail=b"junk"),
         "g_version1.gguf": gguf_bytes([], [], version=1),
         "g_dims5.gguf": gguf_bytes([], [("w", 0, [1, 1, 1, 1, 1], b"\0" * 4)]),
