@@ -100,18 +100,28 @@ int conv_convert(int src_fd, uint64_t src_size, const char *path, int pack_fd, i
 		 struct conv_result *out)
 {
 	struct conv_info ci = { 0 };
+	int rc;
+	memset(out, 0, sizeof *out);
+	if (!(rc = find_and_parse(src_fd, src_size, path, &ci))) {
+		rc = conv_convert_info(src_fd, src_size, &ci, pack_fd, recipe_fd, out);
+		if (rc && path)
+			md_fail_prefix(rc, path);
+	}
+	conv_info_free(&ci);
+	return rc;
+}
+
+int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip, int pack_fd,
+		      int recipe_fd, struct conv_result *out)
+{
+	const struct conv_info ci = *cip;
 	struct pack_layout lay = { 0 };
 	struct recipe_builder rb = { 0 };
 	struct pack_written pw;
 	int rc, wrote = 0;
 	memset(out, 0, sizeof *out);
-	if ((rc = find_and_parse(src_fd, src_size, path, &ci)))
+	if ((rc = pack_layout_init(&ci, src_size, &lay)) || (rc = recipe_build(&ci, &lay, &rb)))
 		goto out;
-	if ((rc = pack_layout_init(&ci, src_size, &lay)) || (rc = recipe_build(&ci, &lay, &rb))) {
-		if (path)
-			md_fail_prefix(rc, path);
-		goto out;
-	}
 	wrote = 1;
 	struct lit_arg la = { recipe_fd, recipe_lit_base(&rb), 0 };
 	if ((rc = pack_write(src_fd, &ci, &lay, pack_fd, lit_write, &la, &pw)))
@@ -156,6 +166,5 @@ out:
 		memset(out, 0, sizeof *out);
 	recipe_builder_free(&rb);
 	pack_layout_free(&lay);
-	conv_info_free(&ci);
 	return rc;
 }

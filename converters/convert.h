@@ -58,6 +58,12 @@ struct conv_result {
 int conv_convert(int src_fd, uint64_t src_size, const char *path, int pack_fd, int recipe_fd,
 		 struct conv_result *out);
 
+/* The second half of conv_convert: pack + recipe for a conv_info a
+ * converter already produced (borrowed). Same outputs and errors (no path
+ * prefix). */
+int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci, int pack_fd,
+		      int recipe_fd, struct conv_result *out);
+
 /* Parse only: the converter's report (tensor table, metadata) without
  * writing anything. *ci must be zeroed; freed by the caller with
  * conv_info_free also on failure. Same errors as conv_convert. */

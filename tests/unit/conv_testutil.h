@@ -22,8 +22,8 @@
 static char fx_dir[256];
 static char fx_script[512];
 
-static int fx_sh(char *out, size_t outn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fx_sh(char *out, size_t outn, const char *fmt, ...)
+static inline int fx_sh(char *out, size_t outn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int fx_sh(char *out, size_t outn, const char *fmt, ...)
 {
 	char cmd[2048];
 	va_list ap;
@@ -47,7 +47,7 @@ static int fx_sh(char *out, size_t outn, const char *fmt, ...)
 }
 
 /* mkdtemp + python fixtures ("make" and "hostile"). */
-static int fx_setup(void **state)
+static inline int fx_setup(void **state)
 {
 	(void)state;
 	const char *src = __FILE__;
@@ -63,7 +63,7 @@ static int fx_setup(void **state)
 	return 0;
 }
 
-static int fx_teardown(void **state)
+static inline int fx_teardown(void **state)
 {
 	(void)state;
 	char cmd[512];
@@ -73,7 +73,7 @@ static int fx_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static int fx_open(const char *name, uint64_t *size)
+static inline int fx_open(const char *name, uint64_t *size)
 {
 	char p[512];
 	snprintf(p, sizeof p, "%s/%s", fx_dir, name);
@@ -84,14 +84,14 @@ static int fx_open(const char *name, uint64_t *size)
 	return fd;
 }
 
-static int fx_tmp(void)
+static inline int fx_tmp(void)
 {
 	int fd = open(fx_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	return fd;
 }
 
 /* Write an fd's contents to fx_dir/name (for the python reader). */
-static int fx_save(int fd, const char *name)
+static inline int fx_save(int fd, const char *name)
 {
 	char p[512];
 	snprintf(p, sizeof p, "%s/%s", fx_dir, name);
@@ -110,7 +110,7 @@ static int fx_save(int fd, const char *name)
 	return 0;
 }
 
-static void fx_sha_fd(int fd, uint8_t out[32])
+static inline void fx_sha_fd(int fd, uint8_t out[32])
 {
 	struct sha256 h;
 	uint8_t buf[65536];
@@ -132,7 +132,7 @@ struct fx_conv {
 	struct recipe *r;
 };
 
-static void fx_conv_free(struct fx_conv *c)
+static inline void fx_conv_free(struct fx_conv *c)
 {
 	recipe_close(c->r);
 	pack_close(c->p);
@@ -144,7 +144,7 @@ static void fx_conv_free(struct fx_conv *c)
 }
 
 /* Convert a fixture; on success open the pack (verified) and recipe. */
-static int fx_convert(const char *name, struct fx_conv *c)
+static inline int fx_convert(const char *name, struct fx_conv *c)
 {
 	memset(c, 0, sizeof *c);
 	c->src = fx_open(name, &c->size);
@@ -161,7 +161,7 @@ static int fx_convert(const char *name, struct fx_conv *c)
 }
 
 /* Everything a round trip must satisfy. */
-static void fx_check_roundtrip(struct fx_conv *c)
+static inline void fx_check_roundtrip(struct fx_conv *c)
 {
 	uint8_t d[32];
 	struct stat st;
@@ -234,7 +234,7 @@ static void fx_check_roundtrip(struct fx_conv *c)
 }
 
 /* Conversion must fail, write nothing, and say why. */
-static void fx_expect_refused(const char *name, const char *needle)
+static inline void fx_expect_refused(const char *name, const char *needle)
 {
 	struct fx_conv c;
 	int rc = fx_convert(name, &c);
