@@ -580,6 +580,11 @@ static int gguf_parse(int fd, uint64_t size, struct conv_info *ci)
 		uint64_t nl;
 		if ((rc = gguf_get_str(&c, GGUF_MAX_NAME, &t->name, &nl)))
 			goto out;
+		if (nl == 0) {
+			rc = md_fail(MD_ECORRUPT, "gguf: tensor %llu has an empty name",
+				     (unsigned long long)i);
+			goto out;
+		}
 		if ((rc = gguf_get_u32(&c, &t->ndim)))
 			goto out;
 		if (t->ndim > GGUF_MAX_DIMS) {
