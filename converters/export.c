@@ -81,6 +81,11 @@ int export_safetensors(const struct pack *p, int pack_fd, int out_fd)
 	for (size_t i = 0; i < pack_count(p); i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
 		const char *dn = t->dtype < CONV_DT_GGML ? conv_dtype_name(t->dtype) : NULL;
+		if (!strcmp(t->name, "__metadata__")) {
+			rc = md_fail(MD_EUNSUP, "export: a tensor named __metadata__ has no "
+				     "safetensors form");
+			goto out;
+		}
 		if (!dn) {
 			rc = md_fail(MD_EUNSUP, "export: tensor %s: dtype %s has no safetensors form",
 				     t->name, conv_dtype_str(t->dtype));

@@ -18,7 +18,7 @@ static const uint8_t TMAGIC[8] = { 'M', 'D', 'P', 'K', 'E', 'N', 'D', 0 };
 static const uint8_t zeros[PACK_ALIGN];
 
 #define CHUNK (8u << 20)   /* source read size */
-#define NBUF 4             /* chunks in flight */
+#define NBUF 6             /* chunks in flight */
 
 static uint64_t align_up(uint64_t x)
 {
@@ -362,9 +362,10 @@ struct wstate {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint64_t nread;          /* chunks read */
-	uint64_t done[2];        /* chunks finished by the two hash workers */
+	uint64_t done[3];        /* chunks finished by the three hash workers */
 	int stop;
 	int err[2];
+	struct sha256 sh;        /* source hash (worker 2) */
 	/* tensor hashing */
 	struct sha256 *th;       /* [n] live contexts (only stored, being hashed) */
 	uint8_t (*digest)[32];   /* [n] */
@@ -490,6 +491,18 @@ static void *pack_worker(void *arg)
 	return NULL;
 }
 
+static void *source_worker(void *arg)
+{
+	struct wstate *s = arg;
+	for (uint64_t k = 0; k < s->nchunks; k++) {
+		if (wait_chunk(s, k))
+			break;
+		sha256_update(&s->sh, s->buf[k % NBUF], chunk_len(s, k));
+		mark_done(s, 2, k);
+	}
+	return NULL;
+}
+
 static int hash_file(int fd, uint64_t size, uint8_t out[32])
 {
 	struct sha256 h;
@@ -517,11 +530,10 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	       int pack_fd, pack_gap_fn gap, void *arg, struct pack_written *out)
 {
 	struct wstate s;
-	struct sha256 srch;
 	uint8_t hdr[PACK_HDR_SIZE];
-	pthread_t thr[2];
-	int started[2] = { 0, 0 };
-	int rc = 0, have_srch = 0;
+	pthread_t thr[3];
+	int started[3] = { 0, 0, 0 };
+	int rc = 0;
 	memset(&s, 0, sizeof s);
 	s.ci = ci;
 	s.lay = lay;
@@ -541,11 +553,10 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 		rc = MD_ENOMEM;
 		goto out;
 	}
-	if (sha256_init(&srch) || (s.stream_pack && sha256_init(&s.ph))) {
+	if (sha256_init(&s.sh) || (s.stream_pack && sha256_init(&s.ph))) {
 		rc = MD_ENOMEM;
 		goto out;
 	}
-	have_srch = 1;
 	build_header(lay, hdr);
 	if (ftruncate(pack_fd, (off_t)lay->file_size)) {
 		rc = md_fail(errno == ENOSPC || errno == EFBIG ? MD_ENOSPC : MD_EIO,
@@ -564,6 +575,11 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 		goto out;
 	}
 	started[0] = 1;
+	if (pthread_create(&thr[2], NULL, source_worker, &s)) {
+		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
+		goto stop;
+	}
+	started[2] = 1;
 	if (s.stream_pack) {
 		if (pthread_create(&thr[1], NULL, pack_worker, &s)) {
 			rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
@@ -575,7 +591,7 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	uint64_t cov = 0;
 	for (uint64_t k = 0; k < s.nchunks; k++) {
 		pthread_mutex_lock(&s.mu);
-		while (k >= NBUF && (s.done[0] + NBUF <= k ||
+		while (k >= NBUF && (s.done[0] + NBUF <= k || s.done[2] + NBUF <= k ||
 				     (s.stream_pack && s.done[1] + NBUF <= k)) && !s.err[0])
 			pthread_cond_wait(&s.cv, &s.mu);
 		rc = s.err[0];
@@ -599,7 +615,6 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 		s.nread = k + 1;
 		pthread_cond_broadcast(&s.cv);
 		pthread_mutex_unlock(&s.mu);
-		sha256_update(&srch, buf, len);
 		size_t j, q;
 		walk_advance(&w, c0);
 		j = w.lo;
@@ -625,7 +640,7 @@ stop:
 	s.stop = 1;
 	pthread_cond_broadcast(&s.cv);
 	pthread_mutex_unlock(&s.mu);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (started[i])
 			pthread_join(thr[i], NULL);
 	if (!rc)
@@ -659,12 +674,11 @@ stop:
 		goto out;
 	if (lay->overlap && (rc = hash_file(pack_fd, lay->file_size, out->pack_sha256)))
 		goto out;
-	sha256_final(&srch, out->src_sha256);
-	have_srch = 0;
+	sha256_final(&s.sh, out->src_sha256);
 	out->size = lay->file_size;
 out:
-	if (have_srch)
-		sha256_free(&srch);
+	if (s.sh.ctx)
+		sha256_free(&s.sh);
 	if (s.ph.ctx)
 		sha256_free(&s.ph);
 	if (s.th) {
