@@ -27,7 +27,8 @@ enum gguf_type {
 #define GGUF_MAX_KV       1000000u          /* key/value records */
 #define GGUF_MAX_KEY      65535u            /* bytes in a key */
 #define GGUF_MAX_STRING   (16u << 20)       /* bytes in one string value */
-#define GGUF_MAX_ELEMS    (8u << 20)        /* array elements in total */
+#define GGUF_MAX_ELEMS    (4u << 20)        /* array elements in total (each
+						costs ~64 bytes as JSON) */
 #define GGUF_MAX_META     (256u << 20)      /* encoded metadata bytes */
 
 /* A reader over an fd (pread) or a memory buffer; file-local buffering. */

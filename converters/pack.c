@@ -1000,7 +1000,7 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 	uint64_t pos = PACK_ALIGN, end = PACK_ALIGN;
 	for (size_t k = 0; k < m; k++) {
 		const struct pack_tensor *t = &p->t[stored[k]];
-		if (t->offset != pos || t->length > dend - t->offset) {
+		if (t->offset != pos || t->offset > dend || t->length > dend - t->offset) {
 			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): offset %llu, expected %llu",
 				     stored[k], t->name, (unsigned long long)t->offset,
 				     (unsigned long long)pos);
