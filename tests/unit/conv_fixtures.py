@@ -239,8 +239,10 @@ def make(d):
         gguf_bytes([("general.name", 8, "x")], []))
     b = gguf_bytes([], [("w", 0, [3], np.float32([1, 2, 3]).tobytes())])
     open(os.path.join(d, "unpadded.gguf"), "wb").write(b[:len(b) - 20])
-    # not a weight file
+    # not weight files: they stay plain blobs
     open(os.path.join(d, "config.json"), "w").write('{"hidden_size": 8}\n')
+    open(os.path.join(d, "model.safetensors.index.json"), "w").write(json.dumps(
+        {"metadata": {"total_size": 8}, "weight_map": {"a": "model-00001-of-00002.safetensors"}}))
 
 
 def hostile(d):

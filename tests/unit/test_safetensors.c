@@ -107,12 +107,18 @@ static void test_export_gguf(void **state)
 static void test_not_weights(void **state)
 {
 	(void)state;
-	struct fx_conv c;
-	assert_int_equal(fx_convert("config.json", &c), MD_EUNSUP);
-	struct stat st;
-	assert_int_equal(fstat(c.pack, &st), 0);
-	assert_int_equal(st.st_size, 0);
-	fx_conv_free(&c);
+	const char *names[] = { "config.json", "model.safetensors.index.json" };
+	for (size_t i = 0; i < 2; i++) {
+		struct fx_conv c;
+		assert_int_equal(fx_convert(names[i], &c), MD_EUNSUP);
+		assert_non_null(strstr(md_errmsg(MD_EUNSUP), "not a weight file"));
+		struct stat st;
+		assert_int_equal(fstat(c.pack, &st), 0);
+		assert_int_equal(st.st_size, 0);
+		assert_int_equal(fstat(c.recipe, &st), 0);
+		assert_int_equal(st.st_size, 0);
+		fx_conv_free(&c);
+	}
 }
 
 static void test_hostile(void **state)
