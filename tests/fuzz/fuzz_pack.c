@@ -17,6 +17,12 @@ static uint64_t g64(const uint8_t *p)
 	return v;
 }
 
+static void p64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t *b = malloc(size ? size : 1);
@@ -24,6 +30,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(b, data, size);
 	if (size >= PACK_ALIGN + PACK_TRAILER) {
+		/* make the section arithmetic consistent so that mutations of
+		 * counts and lengths reach the table and metadata checks */
+		uint64_t nt = g64(b + 32), sl = g64(b + 80), ml = g64(b + 96);
+		uint64_t room = size - PACK_TRAILER;
+		if (nt <= room / PACK_ENTRY && sl <= room && ml <= room &&
+		    nt * PACK_ENTRY + sl + ml <= room - PACK_ALIGN) {
+			/* table at a page boundary; the string table absorbs the rest */
+			uint64_t t = (room - ml - sl - nt * PACK_ENTRY) & ~(uint64_t)(PACK_ALIGN - 1);
+			sl = room - ml - nt * PACK_ENTRY - t;
+			p64(b + 80, sl);
+			uint64_t dend = g64(b + 56);
+			if (dend < PACK_ALIGN || dend > t || ((dend + PACK_ALIGN - 1) & ~(uint64_t)(PACK_ALIGN - 1)) != t)
+				dend = t;
+			if (t >= PACK_ALIGN) {
+				p64(b + 40, size);
+				p64(b + 48, PACK_ALIGN);
+				p64(b + 56, dend);
+				p64(b + 64, t);
+				p64(b + 72, t + nt * PACK_ENTRY);
+				p64(b + 88, t + nt * PACK_ENTRY + sl);
+			}
+		}
 		uint64_t toff = g64(b + 64);
 		if (toff >= PACK_HDR_SIZE && toff <= size - PACK_TRAILER) {
 			struct sha256 h;
@@ -45,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		pack_close(p);
 	}
-	int fd = fuzz_memfd(b, size);
+	int fd = fuzz_memfd(data, size);
 	if (pack_open(fd, 0, &p) == 0)
 		pack_close(p);
 	close(fd);
