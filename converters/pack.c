@@ -1014,17 +1014,24 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 			     (unsigned long long)end, (unsigned long long)dend);
 		goto fail;
 	}
-	struct gguf_cur c;
-	uint64_t count = rd64(meta);
-	if ((rc = gguf_cur_init(&c, -1, meta, 8, mlen, "pack: metadata")))
-		goto fail;
-	rc = gguf_meta_read(&c, count, &p->meta);
-	if (!rc && c.pos != mlen)
-		rc = md_fail(MD_ECORRUPT, "pack: %llu bytes after the metadata records",
-			     (unsigned long long)(mlen - c.pos));
-	gguf_cur_free(&c);
-	if (rc)
-		goto fail;
+	if (flags & PACK_SKIP_META) {
+		if (!(p->meta = json_object())) {
+			rc = MD_ENOMEM;
+			goto fail;
+		}
+	} else {
+		struct gguf_cur c;
+		uint64_t count = rd64(meta);
+		if ((rc = gguf_cur_init(&c, -1, meta, 8, mlen, "pack: metadata")))
+			goto fail;
+		rc = gguf_meta_read(&c, count, &p->meta);
+		if (!rc && c.pos != mlen)
+			rc = md_fail(MD_ECORRUPT, "pack: %llu bytes after the metadata records",
+				     (unsigned long long)(mlen - c.pos));
+		gguf_cur_free(&c);
+		if (rc)
+			goto fail;
+	}
 	if ((flags & PACK_VERIFY_DATA) && (rc = check_data(s, p, stored, m, toff)))
 		goto fail;
 	free(idx);

@@ -93,6 +93,9 @@ struct pack_tensor {
 struct pack;
 
 #define PACK_VERIFY_DATA 1u  /* also read all data: tensor digests, zero padding */
+#define PACK_SKIP_META   2u  /* do not decode the metadata (pack_meta is empty):
+				for quick table listings of packs already
+				verified at import; the root digest still covers it */
 
 /* Validate the pack in fd (borrowed; only used during the call) and load its
  * index. *out is owned by the caller (pack_close). 0, MD_ECORRUPT (detail

@@ -35,6 +35,11 @@ static void test_model(void **state)
 	assert_int_equal(pack_find(c.p, "blk.0.ffn.weight")->length, 2 * 512 / 256 * 144);
 	assert_int_equal(pack_find(c.p, "token_embd.weight")->dtype, CONV_DT_F32);
 	assert_int_equal(pack_find(c.p, "blk.0.bf")->dtype, CONV_DT_BF16);
+	struct pack *quick;
+	assert_int_equal(pack_open(c.pack, PACK_SKIP_META, &quick), 0);
+	assert_int_equal(json_object_size(pack_meta(quick)), 0);
+	assert_int_equal(pack_count(quick), 6);
+	pack_close(quick);
 	const json_t *m = pack_meta(c.p);
 	assert_string_equal(json_string_value(json_object_get(m, "general.architecture")), "llama");
 	assert_int_equal(typed_int(m, "general.alignment", "u32"), 64);
