@@ -123,6 +123,10 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip
 	if ((rc = pack_layout_init(&ci, src_size, &lay)) || (rc = recipe_build(&ci, &lay, &rb)))
 		goto out;
 	wrote = 1;
+	if (ftruncate(recipe_fd, 0)) {
+		rc = md_fail(MD_EIO, "recipe: cannot truncate: %s", strerror(errno));
+		goto out;
+	}
 	struct lit_arg la = { recipe_fd, recipe_lit_base(&rb), 0 };
 	if ((rc = pack_write(src_fd, &ci, &lay, pack_fd, lit_write, &la, &pw)))
 		goto out;

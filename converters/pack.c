@@ -245,6 +245,18 @@ int pack_layout_init(const struct conv_info *ci, uint64_t src_size, struct pack_
 		}
 		pos = align_up(lay->data_end);
 	}
+	/* Overlapping views (torch) are stored as copies: bound the blow-up so a
+	 * hostile file cannot turn into a pack many times its size. */
+	uint64_t stored = 0, cap = PACK_MAX_GROWTH(src_size);
+	for (i = 0; i < m && stored <= cap; i++)
+		stored += ci->t[lay->order[i]].len;   /* each <= src_size: no overflow
+							 before crossing cap */
+	if (stored > cap) {
+		rc = md_fail(MD_ETOOBIG, "pack: overlapping tensors would store %llu bytes for a "
+			     "source of %llu", (unsigned long long)stored,
+			     (unsigned long long)src_size);
+		goto out;
+	}
 	for (i = 0; i < n; i++)
 		if (lay->alias[i] >= 0)
 			lay->off[i] = lay->off[lay->alias[i]];
@@ -558,7 +570,7 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 		goto out;
 	}
 	build_header(lay, hdr);
-	if (ftruncate(pack_fd, (off_t)lay->file_size)) {
+	if (ftruncate(pack_fd, 0) || ftruncate(pack_fd, (off_t)lay->file_size)) {
 		rc = md_fail(errno == ENOSPC || errno == EFBIG ? MD_ENOSPC : MD_EIO,
 			     "pack: cannot size the pack: %s", strerror(errno));
 		goto out;

@@ -29,6 +29,9 @@
 #define PACK_TRAILER   64u
 #define PACK_VERSION   1u
 #define PACK_MAX_STRTAB (256u << 20)   /* string table bytes (cap) */
+/* Cap on the tensor bytes a pack may hold for a source of n bytes (padding
+ * not counted): overlapping views are stored as copies, so bound the blow-up. */
+#define PACK_MAX_GROWTH(n) (2 * (uint64_t)(n) + ((uint64_t)64 << 20))
 
 /* ---- writing ---- */
 

@@ -89,6 +89,21 @@ static void test_aliases_and_views(void **state)
 	bad.t[1].src_off = 60; /* past the end */
 	assert_int_equal(conv_convert_info(fd, 64, &bad, p, q, &r), MD_EINVAL);
 	conv_info_free(&bad);
+	/* 100 overlapping views of a 1 MiB storage: refused, not a 100 MiB pack */
+	struct conv_info views = { 0 };
+	views.format = "torch";
+	int big = fx_tmp();
+	assert_int_equal(ftruncate(big, 1 << 20), 0);
+	for (int i = 0; i < 100; i++) {
+		char nm[16];
+		uint64_t sh[] = { (1u << 20) - (uint64_t)i };
+		snprintf(nm, sizeof nm, "v%d", i);
+		assert_int_equal(conv_info_add(&views, nm, CONV_DT_U8, 1, sh, (uint64_t)i, sh[0]), 0);
+	}
+	assert_int_equal(conv_convert_info(big, 1 << 20, &views, p, q, &r), MD_ETOOBIG);
+	assert_non_null(strstr(md_errmsg(MD_ETOOBIG), "overlapping tensors would store"));
+	conv_info_free(&views);
+	close(big);
 	conv_info_free(&ci);
 	close(fd);
 	close(p);
