@@ -172,6 +172,8 @@ static int st_parse(int fd, uint64_t size, struct conv_info *ci)
 	json_object_foreach(root, key, v) {
 		size_t kl = strlen(key);
 		if (!strcmp(key, "__metadata__")) {
+			if (json_is_null(v))   /* the reference reads Option<HashMap> */
+				continue;
 			if (!json_is_object(v)) {
 				rc = md_fail(MD_ECORRUPT, "safetensors: __metadata__ is not an object");
 				goto out;
