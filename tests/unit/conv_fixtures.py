@@ -204,6 +204,11 @@ def make(d):
     # no metadata, one tensor, unpadded header
     open(os.path.join(d, "tiny.safetensors"), "wb").write(
         st_bytes([("w", "F32", (2, 2), rnd((2, 2), np.float32, 5).tobytes())], pad=False))
+    # "__metadata__": null (accepted by the reference), F6 and F8_E8M0 dtypes
+    open(os.path.join(d, "nullmeta.safetensors"), "wb").write(st_raw(json.dumps({
+        "__metadata__": None,
+        "f6": {"dtype": "F6_E2M3", "shape": [2, 4], "data_offsets": [0, 6]},
+        "e8": {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [6, 8]}}), b"abcdefgh"))
     # a shard of a sharded checkpoint
     open(os.path.join(d, "model-00001-of-00002.safetensors"), "wb").write(
         st_bytes([("a", "F16", (4,), np.float16([1, 2, 3, 4]).tobytes())]))
