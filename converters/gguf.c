@@ -266,10 +266,7 @@ int gguf_meta_read(struct gguf_cur *c, uint64_t count, json_t **out)
 		json_t *v = NULL;
 		if ((rc = gguf_get_str(c, GGUF_MAX_KEY, &key, &klen)))
 			break;
-		if (klen == 0) {
-			rc = md_fail(MD_ECORRUPT, "%s: metadata record %llu has an empty key", c->what,
-				     (unsigned long long)i);
-		} else if (json_object_get(obj, key)) {
+		if (json_object_get(obj, key)) {
 			rc = md_fail(MD_ECORRUPT, "%s: duplicate metadata key %s", c->what, key);
 		} else if (!(rc = gguf_get_u32(c, &t)) && !(rc = read_kv_value(c, t, key, &v))) {
 			if (json_object_set_new(obj, key, v))
@@ -452,7 +449,7 @@ int gguf_meta_encode(const json_t *meta, const char *skip_key, uint8_t **out,
 			if (skip_key && !strcmp(key, skip_key))
 				continue;
 			size_t kl = strlen(key);
-			if (kl == 0 || kl > GGUF_MAX_KEY || !conv_utf8_ok(key, kl)) {
+			if (kl > GGUF_MAX_KEY || !conv_utf8_ok(key, kl)) {
 				rc = md_fail(MD_EINVAL, "metadata key of %zu bytes is not valid", kl);
 				break;
 			}

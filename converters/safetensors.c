@@ -13,6 +13,7 @@
  * than CONV_MAX_DIMS dimensions are refused.
  */
 #include "converters/converter.h"
+#include "converters/gguf.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -186,6 +187,13 @@ static int st_parse(int fd, uint64_t size, struct conv_info *ci)
 						     "\"%.64s\" is not a string", mk);
 					goto out;
 				}
+				/* caps of the pack's metadata records (gguf.h) */
+				if (strlen(mk) > GGUF_MAX_KEY ||
+				    json_string_length(mv) > GGUF_MAX_STRING) {
+					rc = md_fail(MD_ETOOBIG, "safetensors: __metadata__ entry "
+						     "\"%.64s\" is too large", mk);
+					goto out;
+				}
 			}
 			if (json_object_size(v))
 				ci->meta = json_incref(v);
@@ -205,7 +213,8 @@ static int st_parse(int fd, uint64_t size, struct conv_info *ci)
 			goto out;
 		ne++;
 	}
-	qsort(ents, ne, sizeof *ents, cmp_ent);
+	if (ne)
+		qsort(ents, ne, sizeof *ents, cmp_ent);
 	uint64_t start = 0, base = 8 + n;
 	for (size_t i = 0; i < ne; i++) {
 		struct ent *e = &ents[i];
