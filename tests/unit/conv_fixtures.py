@@ -209,6 +209,9 @@ def make(d):
         "__metadata__": None,
         "f6": {"dtype": "F6_E2M3", "shape": [2, 4], "data_offsets": [0, 6]},
         "e8": {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [6, 8]}}), b"abcdefgh"))
+    # an empty metadata key (legal in safetensors; found by fuzzing)
+    open(os.path.join(d, "emptykey.safetensors"), "wb").write(
+        st_bytes([("w", "U8", (3,), b"xyz")], {"": "empty", "k": ""}))
     # a shard of a sharded checkpoint
     open(os.path.join(d, "model-00001-of-00002.safetensors"), "wb").write(
         st_bytes([("a", "F16", (4,), np.float16([1, 2, 3, 4]).tobytes())]))

@@ -68,8 +68,9 @@ static void test_small_files(void **state)
 {
 	(void)state;
 	const char *names[] = { "tiny.safetensors", "model-00001-of-00002.safetensors",
-				"plain.safetensors", "nullmeta.safetensors" };
-	for (size_t i = 0; i < 4; i++) {
+				"plain.safetensors", "nullmeta.safetensors",
+				"emptykey.safetensors" };
+	for (size_t i = 0; i < 5; i++) {
 		struct fx_conv c;
 		assert_int_equal(fx_convert(names[i], &c), 0);
 		fx_check_roundtrip(&c);
