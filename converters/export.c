@@ -160,7 +160,7 @@ struct wbuf {
 
 static void wput(struct wbuf *b, const void *d, size_t n)
 {
-	if (b->err)
+	if (b->err || n == 0)
 		return;
 	if (b->n + n > b->cap) {
 		size_t nc = b->cap ? b->cap : 4096;

@@ -294,7 +294,7 @@ struct obuf {
 
 static void put(struct obuf *b, const void *d, size_t n)
 {
-	if (b->err)
+	if (b->err || n == 0)
 		return;
 	if (n > GGUF_MAX_META || b->n > GGUF_MAX_META - n) {
 		b->err = md_fail(MD_ETOOBIG, "metadata larger than %u bytes", GGUF_MAX_META);

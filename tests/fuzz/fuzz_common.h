@@ -12,6 +12,8 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "converters/convert.h"
+#include "converters/export.h"
+#include <sys/stat.h>
 #include "converters/pack.h"
 #include "converters/recipe.h"
 
@@ -50,6 +52,33 @@ static void fuzz_convert_accepted(int fd, uint64_t size, const struct conv_info 
 		fuzz_die("recipe_open", rc);
 	if ((rc = recipe_verify(rp, p)))
 		fuzz_die("recipe_verify", rc);
+	/* an export we produce must be accepted by our own strict readers,
+	 * with the same tensors */
+	for (int k = 0; k < 2; k++) {
+		int o = memfd_create("export", MFD_CLOEXEC);
+		rc = k ? export_gguf(pk, p, o) : export_safetensors(pk, p, o);
+		if (rc == 0) {
+			struct stat st;
+			struct conv_info e = { 0 };
+			if (fstat(o, &st))
+				abort();
+			const struct converter *cv = k ? &conv_gguf : &conv_safetensors;
+			if ((rc = cv->parse(o, (uint64_t)st.st_size, &e)))
+				fuzz_die(k ? "re-parse of the GGUF export" :
+					 "re-parse of the safetensors export", rc);
+			if (e.n != pack_count(pk))
+				fuzz_die("export lost tensors", MD_ECORRUPT);
+			for (size_t i = 0; i < e.n; i++) {
+				const struct pack_tensor *t = pack_find(pk, e.t[i].name);
+				if (!t || t->length != e.t[i].len)
+					fuzz_die("export changed a tensor", MD_ECORRUPT);
+			}
+			conv_info_free(&e);
+		} else if (rc != MD_EUNSUP && rc != MD_ENOMEM) {
+			fuzz_die(k ? "export_gguf" : "export_safetensors", rc);
+		}
+		close(o);
+	}
 	recipe_close(rp);
 	pack_close(pk);
 out:
