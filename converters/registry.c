@@ -4,6 +4,8 @@
 #include <stddef.h>
 
 static const struct converter *const all[] = {
+	&conv_gguf,
+	&conv_safetensors,
 	NULL /* converters add themselves here: &conv_safetensors, ... */
 };
 
