@@ -4,6 +4,7 @@
 #include "daemon/describe.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
+#include "daemon/worker.h"
 #include "registry/catalog.h"
 #include "registry/ingest.h"
 #include "registry/maint.h"
@@ -57,7 +58,8 @@ static json_t *public_manifest(struct store *st, MDB_txn *txn, json_t *m, int wi
 		json_t *f;
 		json_array_foreach(files, i, f) {
 			json_object_del(f, "blob");
-			json_object_del(f, "staged");
+			json_object_del(f, "pack");
+			json_object_del(f, "recipe");
 		}
 	} else {
 		json_object_del(o, "files");
@@ -228,6 +230,9 @@ static int job_import(struct daemon *d, struct job *j, json_t **res)
 	int rc = ingest_begin(d->st, &j->ctl, &ing);
 	if (rc)
 		return rc;
+	struct ingest_converter conv;
+	worker_converter(&conv, &j->ctl.cancel);
+	ingest_set_converter(ing, &conv);
 	for (size_t i = 0; i < j->nfds && !rc; i++) {
 		const char *path = str_arg(json_array_get(files, i), "path");
 		rc = ingest_add_fd(ing, path, j->fds[i]);

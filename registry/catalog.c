@@ -272,10 +272,10 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 		json_t *f;
 		json_array_foreach(json_object_get(m, "files"), i, f) {
 			const char *hx[4];
-			size_t n = store_entry_blobs(f, hx, 4);
-			json_int_t sz = json_integer_value(json_object_get(f, "size"));
+			uint64_t sz[4];
+			size_t n = store_entry_blobs(f, hx, sz, 4);
 			for (size_t j = 0; j < n; j++)
-				if ((rc = store_blob_ref(st, txn, hx[j], (uint64_t)sz)))
+				if ((rc = store_blob_ref(st, txn, hx[j], sz[j])))
 					return rc;
 		}
 		json_object_set_new(m, "v", json_integer(STORE_SCHEMA));
@@ -382,7 +382,7 @@ int catalog_del_rev(struct store *st, MDB_txn *txn, const char *name,
 	json_t *f;
 	json_array_foreach(json_object_get(m, "files"), i, f) {
 		const char *hx[4];
-		size_t n = store_entry_blobs(f, hx, 4);
+		size_t n = store_entry_blobs(f, hx, NULL, 4);
 		for (size_t j = 0; j < n; j++) {
 			int was_last;
 			if ((rc = store_blob_unref(st, txn, hx[j], &was_last)))
