@@ -696,8 +696,11 @@ static int step(struct vm *m, int *done)
 	case 'e':
 	case 0x90:
 	case 'u':
-		if ((rc = pop_mark(m, &base)) || (rc = top(m, &t)))
+		if ((rc = pop_mark(m, &base)))
 			return rc;
+		if (base <= frame_base(m))
+			return bad(m, "stack underflow");
+		t = &m->stack[base - 1];
 		if (t->kind != (op == 'e' ? PK_LIST : op == 'u' ? PK_DICT : PK_SET))
 			return md_fail(MD_EREFUSED, "refused: %s to a %s at byte %zu", opnames[op],
 				       kindnames[t->kind], m->op_at);

@@ -3,7 +3,10 @@
 
 #include <stddef.h>
 
+extern const struct converter conv_torch;
+
 static const struct converter *const all[] = {
+	&conv_torch,
 	NULL /* converters add themselves here: &conv_safetensors, ... */
 };
 
