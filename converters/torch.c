@@ -23,8 +23,8 @@
  * disagree with the pickle, trailing bytes after the last legacy storage.
  *
  * Caps (untrusted input): data.pkl and the legacy pickle area at most
- * TORCH_MAX_PICKLE bytes, nesting TORCH_MAX_DEPTH, TORCH_MAX_VISITS entries
- * visited while flattening, names at most CONV_MAX_NAME bytes.
+ * TORCH_MAX_PICKLE bytes, nesting TORCH_MAX_DEPTH, min(TORCH_MAX_VISITS, 4 x
+ * pickle objects + 1024) entries visited while flattening, names at most CONV_MAX_NAME bytes.
  */
 #include "converters/converter.h"
 #include "converters/pickle.h"
@@ -57,7 +57,7 @@ struct flat {
 	size_t nf, capf;
 	char **names;       /* every dict entry and tensor name, for duplicates */
 	size_t nn, capn;
-	size_t visits;
+	size_t visits, max_visits;
 	char buf[CONV_MAX_NAME + 1];
 };
 
@@ -173,6 +173,8 @@ static int walk_child(struct flat *fl, struct pk_val key, struct pk_val v, size_
 {
 	char num[32];
 	const char *part;
+	if (!dict && v.kind != PK_TENSOR && v.kind != PK_DICT && v.kind != PK_LIST && v.kind != PK_TUPLE)
+		return 0; /* list element that is a plain leaf */
 	size_t plen;
 	if (key.kind == PK_STR || key.kind == PK_BYTES) {
 		const struct pk_obj *ko = pk_obj(fl->d, key);
@@ -200,8 +202,11 @@ static int walk_child(struct flat *fl, struct pk_val key, struct pk_val v, size_
 
 static int walk(struct flat *fl, struct pk_val v, size_t len, int depth)
 {
-	if (++fl->visits > TORCH_MAX_VISITS)
-		return md_fail(MD_ETOOBIG, "checkpoint structure has more than %u entries", TORCH_MAX_VISITS);
+	if (v.kind != PK_TENSOR && v.kind != PK_DICT && v.kind != PK_LIST && v.kind != PK_TUPLE)
+		return 0; /* non-tensor leaf */
+	if (++fl->visits > fl->max_visits)
+		return md_fail(MD_ETOOBIG, "checkpoint structure has more than %zu entries (shared containers?)",
+			       fl->max_visits);
 	if (depth > TORCH_MAX_DEPTH)
 		return md_fail(MD_ETOOBIG, "checkpoint nested deeper than %d at '%.64s'", TORCH_MAX_DEPTH, fl->buf);
 	fl->buf[len] = 0;
@@ -251,6 +256,9 @@ static int flatten(const struct pk_doc *d, struct flat *fl)
 {
 	memset(fl, 0, sizeof *fl);
 	fl->d = d;
+	/* Each object is visited once unless containers are shared; a DAG of
+	 * shared dicts could otherwise make 2^depth paths. */
+	fl->max_visits = d->nobj < (TORCH_MAX_VISITS - 1024) / 4 ? 4 * d->nobj + 1024 : TORCH_MAX_VISITS;
 	int rc = walk(fl, d->root, 0, 0);
 	if (rc)
 		return rc;
