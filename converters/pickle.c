@@ -512,6 +512,18 @@ static int op_build(struct vm *m)
 	return md_fail(MD_EREFUSED, "refused: BUILD on a %s at byte %zu", kindnames[inst->kind], m->op_at);
 }
 
+/* Storage keys are short printable ASCII without '/' (torch writes decimal
+ * numbers), so they are safe in file names and messages. */
+static int keyok(const uint8_t *k, size_t n)
+{
+	if (n == 0 || n > 256)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (k[i] <= 0x20 || k[i] >= 0x7f || k[i] == '/')
+			return 0;
+	return 1;
+}
+
 /* ('storage', <Storage class>, key, location, numel[, view_metadata]) */
 static int op_persid(struct vm *m)
 {
@@ -538,8 +550,9 @@ static int op_persid(struct vm *m)
 	if (a[1].kind != PK_GLOBAL || a[1].i != PK_G_STORAGE)
 		return md_fail(MD_EREFUSED, "refused: storage persistent id without a storage class at byte %zu",
 			       m->op_at);
-	if (a[2].kind != PK_STR || m->d->obj[a[2].ref].n == 0 || m->d->obj[a[2].ref].n > 256)
-		return md_fail(MD_EREFUSED, "refused: storage key is not a short string at byte %zu", m->op_at);
+	if (a[2].kind != PK_STR || !keyok(m->d->obj[a[2].ref].u.s, m->d->obj[a[2].ref].n))
+		return md_fail(MD_EREFUSED, "refused: storage key is not a short printable string at byte %zu",
+			       m->op_at);
 	if (a[3].kind != PK_STR && a[3].kind != PK_BYTES)
 		return md_fail(MD_EREFUSED, "refused: storage location is not a string at byte %zu", m->op_at);
 	if (a[4].kind != PK_INT || a[4].i < 0)

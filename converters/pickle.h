@@ -25,7 +25,8 @@
  * PK_TENSOR), REDUCE of anything else is refused by name. BUILD is accepted
  * only on an OrderedDict or a tensor (its state is ignored). BINPERSID only
  * accepts torch's ('storage', <Storage class>, key, location, numel
- * [, view_metadata]) tuples and makes a PK_STORAGE; anything else is refused.
+ * [, view_metadata]) tuples, keys of 1-256 printable ASCII bytes without '/',
+ * and makes a PK_STORAGE; anything else is refused.
  * Memo: BINGET of an unset slot, BINPUT over a set slot and BINPUT that skips
  * slots (the pickler numbers them densely) are refused.
  *

@@ -183,6 +183,12 @@ static int walk_child(struct flat *fl, struct pk_val key, struct pk_val v, size_
 			return md_fail(MD_EREFUSED, "refused: key under '%.64s' is not valid UTF-8 or has a NUL",
 				       fl->buf);
 		}
+		for (uint32_t i = 0; i < ko->n; i++)
+			if (ko->u.s[i] < 0x20 || ko->u.s[i] == 0x7f) {
+				fl->buf[len] = 0;
+				return md_fail(MD_EREFUSED, "refused: key under '%.64s' has a control character",
+					       fl->buf);
+			}
 		part = (const char *)ko->u.s;
 		plen = ko->n;
 	} else if (key.kind == PK_INT || key.kind == PK_BOOL) {
