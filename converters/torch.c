@@ -744,7 +744,7 @@ static int parse_legacy(int fd, uint64_t size, struct conv_info *out)
 
 static int has_ext(const char *path)
 {
-	static const char *const ext[] = { ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle" };
+	static const char *const ext[] = { ".bin", ".pt", ".pth", ".ckpt" };
 	size_t pl = path ? strlen(path) : 0;
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
 		size_t el = strlen(ext[i]);
