@@ -19,7 +19,8 @@ struct cli {
 	int detach;               /* --detach: return a job id at once */
 	const char *name;         /* --name (import) */
 	const char *policy;       /* --policy FILE (audit) */
-	const char *format;       /* --format (audit) */
+	const char *format;       /* --format (audit, export) */
+	const char *output;       /* -o, --output (export) */
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -54,5 +55,8 @@ int cmd_cancel(struct cli *c);
 int cmd_status(struct cli *c);
 int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
+int cmd_tensors(struct cli *c);
+int cmd_export(struct cli *c);
+int cmd_export_weights(struct cli *c);
 
 #endif
