@@ -645,16 +645,13 @@ int hf_list(struct hf_client *c, const char *id, const char *commit, struct hf_t
 		}
 	/* a path that is also a directory of another ("a" and "a/b") */
 	for (size_t i = 0; i < t->n; i++) {
-		char *p = t->v[i].path;
-		for (char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
-			*s = 0;
-			struct hf_entry key = { .path = p };
-			int hit = bsearch(&key, t->v, t->n, sizeof *t->v, cmp_entry) != NULL;
-			*s = '/';
-			if (hit) {
-				*s = 0;
-				rc = md_fail(MD_EREFUSED, "%s: %s is both a file and a directory", id, p);
-				*s = '/';
+		const char *p = t->v[i].path;
+		char dir[1100]; /* paths are <= 1024 bytes (util_check_relpath) */
+		for (const char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
+			snprintf(dir, sizeof dir, "%.*s", (int)(s - p), p);
+			struct hf_entry key = { .path = dir };
+			if (bsearch(&key, t->v, t->n, sizeof *t->v, cmp_entry)) {
+				rc = md_fail(MD_EREFUSED, "%s: %s is both a file and a directory", id, dir);
 				goto fail;
 			}
 		}

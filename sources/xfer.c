@@ -78,6 +78,7 @@ struct conn {
 	char *url;           /* current request URL (owned) */
 	int hops;
 	int busy;
+	int paused;          /* by the rate cap */
 	long status;
 	int hdr_done;        /* end of headers seen for the final response */
 	int over;            /* chunk range complete, surplus body dropped */
@@ -102,6 +103,8 @@ struct run {
 	int fail_code;
 	char fail_msg[512];
 	unsigned seed;
+	double tokens, last_refill; /* rate cap bucket (bytes) */
+	int rr;
 	/* hasher thread */
 	pthread_t ht;
 	int ht_started;
@@ -571,6 +574,13 @@ static size_t on_body(char *b, size_t sz, size_t nm, void *arg)
 	}
 	if (c->body_off == UINT64_MAX && body_start(c) < 0)
 		return 0;
+	if (c->r->o->rate_limit) {
+		if (c->r->tokens <= 0) {
+			c->paused = 1;
+			return CURL_WRITEFUNC_PAUSE;
+		}
+		c->r->tokens -= (double)n;
+	}
 	size_t i = 0;
 	if (c->body_off < c->pos) { /* bytes before what we want (200 to a Range) */
 		uint64_t skip = c->pos - c->body_off;
@@ -665,17 +675,31 @@ static int conn_request(struct run *r, struct conn *c, const char *url)
 	return 0;
 }
 
-static void apply_rate(struct run *r)
+/*
+ * Bandwidth cap: a token bucket shared by all transfers, refilled in the
+ * loop; a write callback that finds it empty pauses its transfer
+ * (CURL_WRITEFUNC_PAUSE, curl keeps the bytes) and the loop resumes paused
+ * transfers round-robin as tokens come back. Burst: 50 ms worth.
+ */
+static void refill(struct run *r, double now)
 {
 	if (!r->o->rate_limit)
 		return;
-	int k = r->nactive > 0 ? r->nactive : 1;
-	curl_off_t per = (curl_off_t)(r->o->rate_limit / (uint64_t)k);
-	if (per < 1)
-		per = 1;
-	for (int i = 0; i < r->nconns; i++)
-		if (r->conns[i].busy)
-			curl_easy_setopt(r->conns[i].e, CURLOPT_MAX_RECV_SPEED_LARGE, per);
+	double rate = (double)r->o->rate_limit;
+	r->tokens += (now - r->last_refill) * rate;
+	if (r->tokens > rate * 0.05)
+		r->tokens = rate * 0.05;
+	r->last_refill = now;
+	if (r->tokens <= 0)
+		return;
+	for (int k = 0; k < r->nconns && r->tokens > 0; k++) {
+		struct conn *c = &r->conns[(r->rr + k) % r->nconns];
+		if (c->busy && c->paused) {
+			c->paused = 0;
+			curl_easy_pause(c->e, CURLPAUSE_CONT); /* may call on_body */
+		}
+	}
+	r->rr = (r->rr + 1) % r->nconns;
 }
 
 static int conn_init(struct run *r, struct conn *c)
@@ -697,7 +721,10 @@ static int conn_init(struct run *r, struct conn *c)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent ? o->user_agent : "modeld/0.1");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, dflt(o->connect_timeout_s, 30));
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, dflt(o->stall_seconds, 60));
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, dflt(o->stall_bytes, 1024));
+	long low = dflt(o->stall_bytes, 1024);
+	if (o->rate_limit && (uint64_t)low * 2 * (uint64_t)r->nconns > o->rate_limit)
+		low = (long)(o->rate_limit / 2 / (uint64_t)r->nconns); /* a capped transfer is no stall */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, low > 0 ? low : 1);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* identity: bytes as stored */
@@ -767,7 +794,6 @@ static int schedule_one(struct run *r, double now, double *next_wake)
 			c->busy = 1;
 			f->active++;
 			r->nactive++;
-			apply_rate(r);
 			int rc = conn_request(r, c, f->redir ? f->redir : f->it->url);
 			if (rc < 0) {
 				set_fail(r, rc, "%s: %s", f->it->dest, md_errmsg(rc));
@@ -788,7 +814,7 @@ static void conn_release(struct run *r, struct conn *c)
 	f->active--;
 	r->nactive--;
 	c->busy = 0;
-	apply_rate(r);
+	c->paused = 0;
 }
 
 static long backoff_ms(struct run *r, int fails)
@@ -945,10 +971,10 @@ static void conn_done(struct run *r, struct conn *c, CURLcode cc)
 	/* transient: back off and retry the same chunk from where it got to */
 	free(f->redir);
 	f->redir = NULL;
-	if (c->got > 0)
+	if (c->got > 0 && cc != CURLE_OPERATION_TIMEDOUT)
 		ch->fails = 1; /* progress was made: keep going, short delay */
 	else
-		ch->fails++;
+		ch->fails++; /* a stall counts even if a trickle got through */
 	int maxr = r->o->max_retries < 0 ? 0 : (r->o->max_retries ? r->o->max_retries : 8);
 	if (ch->fails > maxr) {
 		char m2[480];
@@ -1137,7 +1163,7 @@ static void teardown(struct run *r)
 		pthread_mutex_unlock(&r->hm);
 		pthread_join(r->ht, NULL);
 	}
-	for (int i = 0; i < r->nconns; i++) {
+	for (int i = 0; r->conns && i < r->nconns; i++) {
 		if (r->conns[i].busy)
 			curl_multi_remove_handle(r->m, r->conns[i].e);
 		curl_easy_cleanup(r->conns[i].e);
@@ -1250,6 +1276,7 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 	r->ht_started = 1;
 
 	double last_state = util_mono(), last_prog = 0;
+	r->last_refill = last_state;
 	long st_iv = dflt(o->state_interval_ms, 1000), pr_iv = dflt(o->progress_ms, 200);
 	for (;;) {
 		if (r->fail_code)
@@ -1295,6 +1322,7 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 			conn_done(r, c, msg->data.result);
 		}
 		now = util_mono();
+		refill(r, now);
 		if ((now - last_state) * 1000 >= st_iv) {
 			flush_states(r);
 			last_state = now;
@@ -1309,6 +1337,9 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 			if (w < timeout)
 				timeout = w < 1 ? 1 : w;
 		}
+		for (int i = 0; i < r->nconns; i++)
+			if (r->conns[i].paused && timeout > 5)
+				timeout = 5;
 		/* also wake soon when verification may be pending */
 		for (size_t i = 0; i < r->nfiles; i++)
 			if (r->files[i].state == F_VERIFY || (r->files[i].state == F_RUN && !r->files[i].active)) {
