@@ -43,7 +43,7 @@ static size_t hubfix_w(char *b, size_t s, size_t m, void *a)
 }
 
 /* GET url; returns malloc'd body or NULL. */
-static char *hubfix_get(const char *url)
+static __attribute__((unused)) char *hubfix_get(const char *url)
 {
 	struct hubfix_buf b = { NULL, 0 };
 	CURL *e = curl_easy_init();
@@ -145,7 +145,7 @@ static void hubfix_stop(struct hubfix *h)
 }
 
 /* Read a whole file (malloc'd, *n set) or NULL. */
-static char *hubfix_slurp(const char *path, size_t *n)
+static __attribute__((unused)) char *hubfix_slurp(const char *path, size_t *n)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -167,7 +167,7 @@ static char *hubfix_slurp(const char *path, size_t *n)
 }
 
 /* 1 if the two files have identical bytes. */
-static int hubfix_same(const char *a, const char *b)
+static __attribute__((unused)) int hubfix_same(const char *a, const char *b)
 {
 	size_t na = 0, nb = 0;
 	char *x = hubfix_slurp(a, &na), *y = hubfix_slurp(b, &nb);
