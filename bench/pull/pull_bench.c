@@ -1,0 +1,84 @@
+/*
+ * bench/pull/pull_bench.c — drives sources/hf + sources/xfer directly (the
+ * lead will switch the bench to `modelctl pull`): resolve, list, download
+ * every file of a repository into OUTDIR with verification, print one line.
+ *
+ *   pull_bench HUB REPO[@REV] OUTDIR
+ * Tuning from the environment: XFER_CONNS, XFER_PARTS, XFER_CHUNK_MB,
+ * XFER_NO_FSYNC=1, XFER_HTTP1=1.
+ */
+#include "common/err.h"
+#include "common/util.h"
+#include "sources/hf.h"
+#include "sources/xfer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long envl(const char *k, long d)
+{
+	const char *v = getenv(k);
+	return v && *v ? strtol(v, NULL, 10) : d;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: pull_bench HUB REPO[@REV] OUTDIR\n");
+		return 2;
+	}
+	char *id, *rev;
+	if (util_parse_modelref(argv[2], &id, &rev) < 0) {
+		fprintf(stderr, "pull_bench: %s: bad repository\n", argv[2]);
+		return 2;
+	}
+	xfer_global_init();
+	double t0 = util_mono();
+	struct hf_client *c;
+	struct hf_model *m;
+	struct hf_tree *t;
+	int rc;
+	if ((rc = hf_open(argv[1], NULL, &c)) < 0 || (rc = hf_resolve(c, id, rev, &m)) < 0 ||
+	    (rc = hf_list(c, id, m->commit, &t)) < 0) {
+		fprintf(stderr, "pull_bench: %s\n", md_errmsg(rc));
+		return 1;
+	}
+	struct xfer_item *items = calloc(t->n, sizeof *items);
+	for (size_t i = 0; i < t->n; i++) {
+		char *u;
+		if (hf_file_url(c, id, m->commit, t->v[i].path, &u) < 0)
+			return 1;
+		items[i].url = u;
+		items[i].dest = t->v[i].path;
+		items[i].size = t->v[i].size;
+		items[i].sha256 = t->v[i].lfs ? t->v[i].sha256 : NULL;
+		items[i].blob_sha1 = t->v[i].lfs ? NULL : t->v[i].blob_sha1;
+	}
+	struct xfer_opts o = { 0 };
+	o.conns = (int)envl("XFER_CONNS", 0);
+	o.parts_per_file = (int)envl("XFER_PARTS", 0);
+	o.chunk_size = (uint64_t)envl("XFER_CHUNK_MB", 0) << 20;
+	o.no_fsync = (int)envl("XFER_NO_FSYNC", 0);
+	o.http1 = (int)envl("XFER_HTTP1", 0);
+	o.label = id;
+	rc = xfer_run(argv[3], items, t->n, &o);
+	double dt = util_mono() - t0;
+	if (rc < 0) {
+		fprintf(stderr, "pull_bench: %s\n", md_errmsg(rc));
+		return 1;
+	}
+	xfer_clean(argv[3]);
+	printf("%" PRIu64 " bytes %zu files %.3f s %.1f MB/s (verified)\n", t->total, t->n, dt,
+	       (double)t->total / dt / 1e6);
+	for (size_t i = 0; i < t->n; i++)
+		free((char *)items[i].url);
+	free(items);
+	hf_tree_free(t);
+	hf_model_free(m);
+	hf_close(c);
+	free(id);
+	free(rev);
+	return 0;
+}
