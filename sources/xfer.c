@@ -59,6 +59,7 @@ struct file {
 	int hash_on;      /* hasher may read fd */
 	int complete;     /* every byte is on disk */
 	int hash_ready;   /* digests below are final */
+	int hash_busy;    /* a thread is feeding the digests (outside the lock) */
 	int hash_err;     /* read error (errno) */
 	uint64_t hashed;
 	struct sha256 h256;
@@ -340,7 +341,7 @@ static void *hasher(void *arg)
 		uint64_t avail = 0;
 		for (size_t i = 0; i < r->nfiles; i++) {
 			struct file *f = &r->files[i];
-			if (!f->hash_on || f->hash_ready)
+			if (!f->hash_on || f->hash_ready || f->hash_busy)
 				continue;
 			uint64_t p = prefix_done(f);
 			if (p > f->hashed || (f->complete && f->hashed == f->it->size)) {
@@ -364,18 +365,22 @@ static void *hasher(void *arg)
 			size_t want = avail > HASH_BLOCK ? HASH_BLOCK : (size_t)avail;
 			int fd = w->fd;
 			uint64_t off = w->hashed;
+			w->hash_busy = 1;
 			pthread_mutex_unlock(&r->hm);
 			ssize_t got = util_pread_full(fd, r->hbuf, want, (off_t)off);
+			if (got == (ssize_t)want) {
+				sha256_update(&w->h256, r->hbuf, want);
+				if (w->h1)
+					EVP_DigestUpdate(w->h1, r->hbuf, want);
+			}
 			pthread_mutex_lock(&r->hm);
+			w->hash_busy = 0;
 			if (got != (ssize_t)want) {
 				w->hash_err = got < 0 ? EIO : EPIPE;
 				w->hash_ready = 1;
 				curl_multi_wakeup(r->m);
 				continue;
 			}
-			sha256_update(&w->h256, r->hbuf, want);
-			if (w->h1)
-				EVP_DigestUpdate(w->h1, r->hbuf, want);
 			w->hashed += want;
 			continue;
 		}
@@ -628,6 +633,23 @@ static size_t on_body(char *b, size_t sz, size_t nm, void *arg)
 			s = ce;
 			ci++;
 		}
+		/* in-order bytes are hashed here, from the buffer, while hot;
+		 * the hashing thread reads back only what arrived out of order */
+		if (f->hash_on) {
+			struct run *r = c->r;
+			pthread_mutex_lock(&r->hm);
+			if (!f->hash_busy && !f->hash_ready && f->hashed == c->pos) {
+				f->hash_busy = 1;
+				pthread_mutex_unlock(&r->hm);
+				sha256_update(&f->h256, b + i, take);
+				if (f->h1)
+					EVP_DigestUpdate(f->h1, b + i, take);
+				pthread_mutex_lock(&r->hm);
+				f->hashed += take;
+				f->hash_busy = 0;
+			}
+			pthread_mutex_unlock(&r->hm);
+		}
 		c->pos += take;
 		c->body_off += take;
 		c->got += take;
@@ -747,12 +769,16 @@ static int schedule_one(struct run *r, double now, double *next_wake)
 		}
 	if (!c)
 		return 0;
-	for (size_t fi = 0; fi < r->nfiles; fi++) {
+	/* breadth first: every file gets a transfer (in order) before any
+	 * file gets a second part; a single transfer per file keeps its bytes
+	 * in order, so they are hashed as they arrive */
+	for (size_t k = 0; k < 2 * r->nfiles; k++) {
+		size_t fi = k % r->nfiles;
 		struct file *f = &r->files[fi];
 		if (f->state == F_DONE || f->state == F_FAILED || f->state == F_VERIFY)
 			continue;
 		int cap = f->no_range ? 1 : r->ppf;
-		if (f->active >= cap)
+		if (f->active >= cap || (k < r->nfiles && f->active > 0))
 			continue;
 		if (f->state == F_IDLE) {
 			int rc = file_open(r, f);
@@ -782,8 +808,8 @@ static int schedule_one(struct run *r, double now, double *next_wake)
 					break;
 				last = f->nch - 1;
 			}
-			for (size_t k = ci; k <= last; k++)
-				f->ch[k].active = 1;
+			for (size_t q = ci; q <= last; q++)
+				f->ch[q].active = 1;
 			c->f = f;
 			c->c0 = ci;
 			c->c1 = last;

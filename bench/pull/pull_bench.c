@@ -23,6 +23,15 @@ static long envl(const char *k, long d)
 	return v && *v ? strtol(v, NULL, 10) : d;
 }
 
+static double t_start;
+
+/* BENCH_TRACE=1: one line per progress report (seconds, bytes on disk). */
+static void trace(void *arg, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	fprintf(stderr, "%.2f %" PRIu64 "/%" PRIu64 "\n", util_mono() - t_start, done, total);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
@@ -36,6 +45,7 @@ int main(int argc, char **argv)
 	}
 	xfer_global_init();
 	double t0 = util_mono();
+	t_start = t0;
 	struct hf_client *c;
 	struct hf_model *m;
 	struct hf_tree *t;
@@ -63,6 +73,10 @@ int main(int argc, char **argv)
 	o.no_fsync = (int)envl("XFER_NO_FSYNC", 0);
 	o.http1 = (int)envl("XFER_HTTP1", 0);
 	o.label = id;
+	if (envl("BENCH_TRACE", 0)) {
+		o.progress = trace;
+		o.progress_ms = 500;
+	}
 	rc = xfer_run(argv[3], items, t->n, &o);
 	double dt = util_mono() - t0;
 	if (rc < 0) {

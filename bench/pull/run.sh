@@ -63,7 +63,17 @@ with open(cfg, "w") as f:
 PYEOF
 TOTAL=$($PY -c 'import json,sys; print(sum(f["size"] for f in json.load(open(sys.argv[1]))["files"].values()))' "$W/www/meta-${REPO/\//--}.json")
 
-OUT=$W/out
+# Downloads land in OUT_DIR: by default tmpfs (/dev/shm) when it has room,
+# so that the clients are compared, not the disk (this VM's disk writes
+# ~370 MB/s with fdatasync and throttles every client to that); OUT_DIR=disk
+# puts them next to the model instead.
+OUT=${OUT_DIR:-}
+if [ -z "$OUT" ]; then
+	avail=$(df -Pm /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')
+	if [ -n "$avail" ] && [ "$avail" -gt $((SIZE_MB * 2)) ]; then OUT=/dev/shm/md-bench-out.$$; else OUT=$W/out; fi
+elif [ "$OUT" = disk ]; then
+	OUT=$W/out
+fi
 fresh() { rm -rf "$OUT"; mkdir -p "$OUT"; sync; }
 now() { date +%s.%N; }
 rate() { $PY -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print('%.3f s %.1f MB/s' % (t, $TOTAL/t/1e6))" "$1" "$2"; }
@@ -71,10 +81,10 @@ best_curl=0 best_md=0 best_mdf=0 best_js=0
 mbps() { $PY -c "import sys; print('%.1f' % ($TOTAL/(float(sys.argv[2])-float(sys.argv[1]))/1e6))" "$1" "$2"; }
 max() { $PY -c "import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))" "$1" "$2"; }
 
-echo "pull bench: $REPO, $TOTAL bytes in $(( $(grep -c '^url' "$CFG") )) files, nginx on $HUB, $(nproc) CPUs"
+echo "pull bench: $REPO, $TOTAL bytes in $(( $(grep -c '^url' "$CFG") )) files, nginx on $HUB, $(nproc) CPUs, into $OUT"
 for i in $(seq "$REPEAT"); do
 	fresh; t0=$(now)
-	(cd "$OUT" && curl -s --parallel --parallel-max 16 --create-dirs -K "$CFG")
+	(cd "$OUT" && curl -s -S --no-progress-meter --parallel --parallel-max 16 --create-dirs -K "$CFG")
 	t1=$(now); echo "run $i  curl --parallel (no verify)         $(rate "$t0" "$t1")"
 	best_curl=$(max "$best_curl" "$(mbps "$t0" "$t1")")
 
@@ -93,7 +103,7 @@ for i in $(seq "$REPEAT"); do
 	t1=$(now); echo "run $i  @huggingface/hub $JSVER (node)     $(rate "$t0" "$t1")"
 	best_js=$(max "$best_js" "$(mbps "$t0" "$t1")")
 done
-fresh
+rm -rf "$OUT"
 $PY - "$best_curl" "$best_md" "$best_mdf" "$best_js" <<'PYEOF'
 import sys
 c, m, mf, j = map(float, sys.argv[1:5])
