@@ -747,7 +747,7 @@ static int conn_init(struct run *r, struct conn *c)
 	if (o->rate_limit && (uint64_t)low * 2 * (uint64_t)r->nconns > o->rate_limit)
 		low = (long)(o->rate_limit / 2 / (uint64_t)r->nconns); /* a capped transfer is no stall */
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, low > 0 ? low : 1);
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L * 1024); /* fewer, larger reads */
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* identity: bytes as stored */
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -877,6 +877,32 @@ static void file_fail(struct run *r, struct file *f, int code, const char *msg)
 	set_fail(r, code, "%s", msg);
 }
 
+/*
+ * Throw away every byte of f while it is being fetched: stop its other
+ * transfers (they would mark truncated bytes as done), wait for the hashing
+ * thread to let go of it, truncate, reset progress and digests.
+ */
+static void file_restart(struct run *r, struct file *f)
+{
+	for (int i = 0; i < r->nconns; i++) {
+		struct conn *o = &r->conns[i];
+		if (o->busy && o->f == f) {
+			f->it->fetched += o->got;
+			conn_release(r, o);
+		}
+	}
+	pthread_mutex_lock(&r->hm);
+	while (f->hash_busy) {
+		pthread_mutex_unlock(&r->hm);
+		usleep(1000);
+		pthread_mutex_lock(&r->hm);
+	}
+	file_discard(f);
+	if (hash_reset(f) < 0)
+		f->hash_err = ENOMEM;
+	pthread_mutex_unlock(&r->hm);
+}
+
 /* A transfer ended: decide success, redirect, retry or failure. */
 static void conn_done(struct run *r, struct conn *c, CURLcode cc)
 {
@@ -891,7 +917,7 @@ static void conn_done(struct run *r, struct conn *c, CURLcode cc)
 		if (c->fatal == MD_ECORRUPT) {
 			/* the server's file is not the one listed: count as a
 			 * verification failure (discard, one more try) */
-			file_discard(f);
+			file_restart(r, f);
 			if (++f->verify_fails < 2) {
 				free(f->redir);
 				f->redir = NULL;

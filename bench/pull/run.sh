@@ -77,38 +77,50 @@ fi
 fresh() { rm -rf "$OUT"; mkdir -p "$OUT"; sync; }
 now() { date +%s.%N; }
 rate() { $PY -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print('%.3f s %.1f MB/s' % (t, $TOTAL/t/1e6))" "$1" "$2"; }
-best_curl=0 best_md=0 best_mdf=0 best_js=0
-mbps() { $PY -c "import sys; print('%.1f' % ($TOTAL/(float(sys.argv[2])-float(sys.argv[1]))/1e6))" "$1" "$2"; }
-max() { $PY -c "import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))" "$1" "$2"; }
+RES=$W/results.txt
+: >"$RES"
+# one timed run: NAME COMMAND...; appends "NAME MB/s" to $RES
+timed() {
+	local name=$1; shift
+	fresh
+	local t0 t1
+	t0=$(now)
+	"$@" >/dev/null
+	t1=$(now)
+	printf 'run %d  %-44s %s\n' "$i" "$name" "$(rate "$t0" "$t1")"
+	echo "$name|$($PY -c "import sys; print($TOTAL/(float(sys.argv[2])-float(sys.argv[1]))/1e6)" "$t0" "$t1")" >>"$RES"
+}
+ondisk=1
+[ "$(stat -f -c %T "$OUT" 2>/dev/null || echo x)" = tmpfs ] && ondisk=0
 
-echo "pull bench: $REPO, $TOTAL bytes in $(( $(grep -c '^url' "$CFG") )) files, nginx on $HUB, $(nproc) CPUs, into $OUT"
+echo "pull bench: $REPO, $TOTAL bytes in $(grep -c '^url' "$CFG") files, nginx on $HUB, $(nproc) CPUs, into $OUT"
 for i in $(seq "$REPEAT"); do
-	fresh; t0=$(now)
-	(cd "$OUT" && curl -s -S --no-progress-meter --parallel --parallel-max 16 --create-dirs -K "$CFG")
-	t1=$(now); echo "run $i  curl --parallel (no verify)         $(rate "$t0" "$t1")"
-	best_curl=$(max "$best_curl" "$(mbps "$t0" "$t1")")
-
-	fresh; t0=$(now)
-	XFER_NO_FSYNC=1 "$W/pull_bench" "$HUB" "$REPO" "$OUT" >/dev/null
-	t1=$(now); echo "run $i  modeld xfer (sha256 verified)       $(rate "$t0" "$t1")"
-	best_md=$(max "$best_md" "$(mbps "$t0" "$t1")")
-
-	fresh; t0=$(now)
-	"$W/pull_bench" "$HUB" "$REPO" "$OUT" >/dev/null
-	t1=$(now); echo "run $i  modeld xfer (verified + fdatasync)  $(rate "$t0" "$t1")"
-	best_mdf=$(max "$best_mdf" "$(mbps "$t0" "$t1")")
-
-	fresh; t0=$(now)
-	(cd "$W/node" && node js_pull.mjs "$HUB" "$REPO" main "$OUT" >/dev/null)
-	t1=$(now); echo "run $i  @huggingface/hub $JSVER (node)     $(rate "$t0" "$t1")"
-	best_js=$(max "$best_js" "$(mbps "$t0" "$t1")")
+	timed "curl --parallel (no verification)" \
+		bash -c "cd '$OUT' && curl -s -S --parallel --parallel-max 16 --create-dirs -K '$CFG'"
+	timed "modeld xfer (sha256/size verified)" env XFER_NO_FSYNC=1 "$W/pull_bench" "$HUB" "$REPO" "$OUT"
+	if [ $ondisk = 1 ]; then
+		timed "modeld xfer (verified + fdatasync)" "$W/pull_bench" "$HUB" "$REPO" "$OUT"
+	fi
+	timed "hub.js $JSVER snapshotDownload" \
+		bash -c "cd '$W/node' && node js_pull.mjs snapshot '$HUB' '$REPO' main '$OUT'"
+	timed "hub.js $JSVER downloadFile x all files" \
+		bash -c "cd '$W/node' && node js_pull.mjs parallel '$HUB' '$REPO' main '$OUT'"
 done
 rm -rf "$OUT"
-$PY - "$best_curl" "$best_md" "$best_mdf" "$best_js" <<'PYEOF'
-import sys
-c, m, mf, j = map(float, sys.argv[1:5])
-print("best MB/s: curl %.0f, modeld %.0f (%.2fx curl, %.1fx js), modeld+fsync %.0f, js %.0f"
-      % (c, m, m / c, m / j, mf, j))
-print("goal: modeld >= 0.8x curl: %s; >= 2x js: %s" % ("met" if m >= 0.8 * c else "NOT met",
-                                                     "met" if m >= 2 * j else "NOT met"))
+$PY - "$RES" <<'PYEOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, v = line.rstrip("\n").split("|")
+    runs.setdefault(name, []).append(float(v))
+print("MB/s over %d rounds (best / median):" % max(len(v) for v in runs.values()))
+for name, v in runs.items():
+    print("  %-44s %7.0f / %7.0f" % (name, max(v), statistics.median(v)))
+def get(prefix):
+    return next(v for k, v in runs.items() if k.startswith(prefix))
+md, cu = get("modeld xfer (sha256"), get("curl")
+snap, par = get("hub.js") , [v for k, v in runs.items() if "downloadFile" in k][0]
+for label, f in (("best", max), ("median", statistics.median)):
+    print("%-6s modeld/curl %.2fx (goal >= 0.8), modeld/js-snapshot %.2fx, modeld/js-parallel %.2fx (goal >= 2)"
+          % (label, f(md) / f(cu), f(md) / f(snap), f(md) / f(par)))
 PYEOF
