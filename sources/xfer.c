@@ -31,6 +31,7 @@
 #define MAX_CHUNKS 1000000     /* cap on chunks per file */
 #define HASH_BLOCK (4u << 20)  /* bytes hashed per read */
 #define MAX_FILE_SIZE (4ull << 40) /* 4 TiB: refuse larger items */
+#define XFER_MAX_HASHERS 8
 
 enum { F_IDLE, F_RUN, F_VERIFY, F_DONE, F_FAILED };
 
@@ -106,13 +107,13 @@ struct run {
 	unsigned seed;
 	double tokens, last_refill; /* rate cap bucket (bytes) */
 	int rr;
-	/* hasher thread */
-	pthread_t ht;
-	int ht_started;
+	/* hashing threads */
+	pthread_t ht[XFER_MAX_HASHERS];
+	int ht_started;      /* how many run */
+	int inline_hash;     /* the loop hashes in-order bytes itself */
 	pthread_mutex_t hm;
 	pthread_cond_t hc;
 	int hstop;
-	uint8_t *hbuf;
 };
 
 /* ---------- small helpers ---------- */
@@ -332,21 +333,29 @@ static uint64_t prefix_done(const struct file *f)
 	return p;
 }
 
+/*
+ * Hashing threads: each takes a file nobody is hashing (hash_busy), reads
+ * the next block of its on-disk prefix back from the page cache and feeds
+ * the digests outside the lock; several threads hash several files at once.
+ * When a file is complete and fully hashed, the digests are finished and
+ * the data fdatasync'd (still marked busy), then hash_ready wakes the loop.
+ */
 static void *hasher(void *arg)
 {
 	struct run *r = arg;
+	uint8_t *buf = malloc(HASH_BLOCK);
 	pthread_mutex_lock(&r->hm);
 	while (!r->hstop) {
 		struct file *w = NULL;
 		uint64_t avail = 0;
-		for (size_t i = 0; i < r->nfiles; i++) {
+		for (size_t i = 0; buf && i < r->nfiles; i++) {
 			struct file *f = &r->files[i];
 			if (!f->hash_on || f->hash_ready || f->hash_busy)
 				continue;
 			uint64_t p = prefix_done(f);
 			if (p > f->hashed || (f->complete && f->hashed == f->it->size)) {
 				w = f;
-				avail = p - f->hashed;
+				avail = p > f->hashed ? p - f->hashed : 0;
 				break;
 			}
 		}
@@ -361,17 +370,17 @@ static void *hasher(void *arg)
 			pthread_cond_timedwait(&r->hc, &r->hm, &ts);
 			continue;
 		}
+		w->hash_busy = 1;
+		int fd = w->fd;
 		if (avail) {
 			size_t want = avail > HASH_BLOCK ? HASH_BLOCK : (size_t)avail;
-			int fd = w->fd;
 			uint64_t off = w->hashed;
-			w->hash_busy = 1;
 			pthread_mutex_unlock(&r->hm);
-			ssize_t got = util_pread_full(fd, r->hbuf, want, (off_t)off);
+			ssize_t got = util_pread_full(fd, buf, want, (off_t)off);
 			if (got == (ssize_t)want) {
-				sha256_update(&w->h256, r->hbuf, want);
+				sha256_update(&w->h256, buf, want);
 				if (w->h1)
-					EVP_DigestUpdate(w->h1, r->hbuf, want);
+					EVP_DigestUpdate(w->h1, buf, want);
 			}
 			pthread_mutex_lock(&r->hm);
 			w->hash_busy = 0;
@@ -385,6 +394,7 @@ static void *hasher(void *arg)
 			continue;
 		}
 		/* complete and fully hashed: finish */
+		pthread_mutex_unlock(&r->hm);
 		uint8_t d[32];
 		sha256_final(&w->h256, d);
 		util_hex(d, 32, w->got256);
@@ -393,17 +403,17 @@ static void *hasher(void *arg)
 			EVP_DigestFinal_ex(w->h1, d, &len);
 			util_hex(d, 20, w->got1);
 		}
-		if (!r->o->no_fsync && !w->in_place) {
-			int fd = w->fd;
-			pthread_mutex_unlock(&r->hm);
-			int e = fdatasync(fd) < 0 ? errno : 0;
-			pthread_mutex_lock(&r->hm);
-			w->hash_err = e;
-		}
+		int e = 0;
+		if (!r->o->no_fsync && !w->in_place && fdatasync(fd) < 0)
+			e = errno;
+		pthread_mutex_lock(&r->hm);
+		w->hash_err = e;
+		w->hash_busy = 0;
 		w->hash_ready = 1;
 		curl_multi_wakeup(r->m);
 	}
 	pthread_mutex_unlock(&r->hm);
+	free(buf);
 	return NULL;
 }
 
@@ -635,7 +645,7 @@ static size_t on_body(char *b, size_t sz, size_t nm, void *arg)
 		}
 		/* in-order bytes are hashed here, from the buffer, while hot;
 		 * the hashing thread reads back only what arrived out of order */
-		if (f->hash_on) {
+		if (f->hash_on && c->r->inline_hash) {
 			struct run *r = c->r;
 			pthread_mutex_lock(&r->hm);
 			if (!f->hash_busy && !f->hash_ready && f->hashed == c->pos) {
@@ -1051,7 +1061,7 @@ static void check_complete(struct run *r, struct file *f)
 	f->state = F_VERIFY;
 	pthread_mutex_lock(&r->hm);
 	f->complete = 1;
-	pthread_cond_signal(&r->hc);
+	pthread_cond_broadcast(&r->hc);
 	pthread_mutex_unlock(&r->hm);
 }
 
@@ -1206,15 +1216,20 @@ static int setup_files(struct run *r, const char *dir, struct xfer_item *items, 
 	return 0;
 }
 
+static void stop_hashers(struct run *r)
+{
+	pthread_mutex_lock(&r->hm);
+	r->hstop = 1;
+	pthread_cond_broadcast(&r->hc);
+	pthread_mutex_unlock(&r->hm);
+	for (int i = 0; i < r->ht_started; i++)
+		pthread_join(r->ht[i], NULL);
+	r->ht_started = 0;
+}
+
 static void teardown(struct run *r)
 {
-	if (r->ht_started) {
-		pthread_mutex_lock(&r->hm);
-		r->hstop = 1;
-		pthread_cond_signal(&r->hc);
-		pthread_mutex_unlock(&r->hm);
-		pthread_join(r->ht, NULL);
-	}
+	stop_hashers(r);
 	for (int i = 0; r->conns && i < r->nconns; i++) {
 		if (r->conns[i].busy)
 			curl_multi_remove_handle(r->m, r->conns[i].e);
@@ -1239,7 +1254,6 @@ static void teardown(struct run *r)
 	free(r->files);
 	curl_slist_free_all(r->hdr_auth);
 	curl_slist_free_all(r->hdr_plain);
-	free(r->hbuf);
 	pthread_mutex_destroy(&r->hm);
 	pthread_cond_destroy(&r->hc);
 }
@@ -1310,8 +1324,7 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 	}
 	r->m = curl_multi_init();
 	r->conns = calloc((size_t)r->nconns, sizeof *r->conns);
-	r->hbuf = malloc(HASH_BLOCK);
-	if (!r->hdr_plain || !r->m || !r->conns || !r->hbuf ||
+	if (!r->hdr_plain || !r->m || !r->conns ||
 	    (o->token && *o->token && o->auth_origin && !r->hdr_auth)) {
 		rc = MD_ENOMEM;
 		goto out;
@@ -1321,11 +1334,21 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 	for (int i = 0; i < r->nconns; i++)
 		if ((rc = conn_init(r, &r->conns[i])) < 0)
 			goto out;
-	if (pthread_create(&r->ht, NULL, hasher, r) != 0) {
-		rc = md_fail(MD_ENOMEM, "cannot start the hashing thread");
-		goto out;
+	/* hashing: on one or two CPUs the loop hashes in-order bytes itself
+	 * (no read-back) and one thread does the rest; on more, threads hash
+	 * in parallel and the loop only moves bytes */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nh = o->hash_threads > 0 ? o->hash_threads : (ncpu > 2 ? (int)(ncpu / 2) : 1);
+	if (nh > XFER_MAX_HASHERS)
+		nh = XFER_MAX_HASHERS;
+	r->inline_hash = o->hash_threads > 0 ? 0 : ncpu <= 2;
+	for (int i = 0; i < nh; i++) {
+		if (pthread_create(&r->ht[i], NULL, hasher, r) != 0) {
+			rc = md_fail(MD_ENOMEM, "cannot start a hashing thread");
+			goto out;
+		}
+		r->ht_started++;
 	}
-	r->ht_started = 1;
 
 	double last_state = util_mono(), last_prog = 0;
 	r->last_refill = last_state;
@@ -1408,14 +1431,7 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 			c->f->it->fetched += c->got;
 			conn_release(r, c);
 		}
-	if (r->ht_started) {
-		pthread_mutex_lock(&r->hm);
-		r->hstop = 1;
-		pthread_cond_signal(&r->hc);
-		pthread_mutex_unlock(&r->hm);
-		pthread_join(r->ht, NULL);
-		r->ht_started = 0;
-	}
+	stop_hashers(r);
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct file *f = &r->files[i];
 		if (f->dirty && f->fd >= 0 && f->state != F_DONE)

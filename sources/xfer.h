@@ -103,6 +103,8 @@ struct xfer_opts {
 	long progress_ms;         /* 0: 200 */
 	int no_fsync;             /* 1: skip fdatasync of .part data */
 	int http1;                /* 1: HTTP/1.1 only */
+	int hash_threads;         /* 0: auto (1 plus hashing in the loop on <= 2
+	                             CPUs, else CPUs/2, at most 8) */
 	xfer_progress_fn progress;
 	void *progress_arg;
 	/* Checked every 100 ms or less; non-zero: stop, keep partial state,

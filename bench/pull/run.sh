@@ -91,12 +91,13 @@ timed() {
 	echo "$name|$($PY -c "import sys; print($TOTAL/(float(sys.argv[2])-float(sys.argv[1]))/1e6)" "$t0" "$t1")" >>"$RES"
 }
 ondisk=1
-[ "$(stat -f -c %T "$OUT" 2>/dev/null || echo x)" = tmpfs ] && ondisk=0
+mkdir -p "$OUT"
+[ "$(stat -f -c %T "$OUT")" = tmpfs ] && ondisk=0
 
 echo "pull bench: $REPO, $TOTAL bytes in $(grep -c '^url' "$CFG") files, nginx on $HUB, $(nproc) CPUs, into $OUT"
 for i in $(seq "$REPEAT"); do
 	timed "curl --parallel (no verification)" \
-		bash -c "cd '$OUT' && curl -s -S --parallel --parallel-max 16 --create-dirs -K '$CFG'"
+		bash -c "cd '$OUT' && curl -s -S --no-progress-meter --parallel --parallel-max 16 --create-dirs -K '$CFG'"
 	timed "modeld xfer (sha256/size verified)" env XFER_NO_FSYNC=1 "$W/pull_bench" "$HUB" "$REPO" "$OUT"
 	if [ $ondisk = 1 ]; then
 		timed "modeld xfer (verified + fdatasync)" "$W/pull_bench" "$HUB" "$REPO" "$OUT"
