@@ -633,7 +633,9 @@ static size_t on_body(char *b, size_t sz, size_t nm, void *arg)
 		}
 		/* advance chunk progress over [pos, pos+take) */
 		uint64_t s = c->pos, e = c->pos + take;
-		size_t ci = (size_t)(s / c->r->chunk_size);
+		size_t ci = c->c0; /* chunks are sorted and contiguous */
+		while (ci < f->nch && f->ch[ci].start + f->ch[ci].len <= s)
+			ci++;
 		while (s < e && ci < f->nch) {
 			struct chunk *ch = &f->ch[ci];
 			uint64_t ce = ch->start + ch->len;
@@ -1163,6 +1165,25 @@ static void flush_states(struct run *r)
 
 /* ---------- the run ---------- */
 
+/*
+ * Chunk layout (deterministic from size and chunk_size, so a state file
+ * written by an earlier run lines up): chunks of chunk_size while more than
+ * 4 of them remain, then a geometric tail of quarters of what remains, no
+ * smaller than t = max(1 MiB, chunk_size/16) (a remainder under t joins
+ * the last chunk). The last pieces of a file are
+ * small, so that the end of a pull is not one connection finishing a whole
+ * chunk while the others sit idle (this matters where each connection is
+ * capped, as at a CDN edge).
+ */
+static uint64_t chunk_len(uint64_t rem, uint64_t cs)
+{
+	if (rem > 4 * cs)
+		return cs;
+	uint64_t t = cs / 16 > (1u << 20) ? cs / 16 : (1u << 20);
+	uint64_t l = rem / 4 > t ? rem / 4 : t;
+	return l + t <= rem ? l : rem; /* no crumb smaller than t at the end */
+}
+
 static int setup_files(struct run *r, const char *dir, struct xfer_item *items, size_t n)
 {
 	r->files = calloc(n ? n : 1, sizeof *r->files);
@@ -1201,16 +1222,20 @@ static int setup_files(struct run *r, const char *dir, struct xfer_item *items, 
 			f->part_path = f->state_path = f->final_path = NULL;
 			return MD_ENOMEM;
 		}
-		uint64_t nch = (it->size + r->chunk_size - 1) / r->chunk_size;
+		uint64_t nch = 0;
+		for (uint64_t off = 0; off < it->size; off += chunk_len(it->size - off, r->chunk_size))
+			nch++;
 		if (nch > MAX_CHUNKS)
 			return md_fail(MD_ETOOBIG, "%s: too many chunks, raise chunk_size", it->dest);
 		f->nch = (size_t)nch;
 		f->ch = calloc(nch ? nch : 1, sizeof *f->ch);
 		if (!f->ch)
 			return MD_ENOMEM;
+		uint64_t off = 0;
 		for (size_t k = 0; k < f->nch; k++) {
-			f->ch[k].start = k * r->chunk_size;
-			f->ch[k].len = (k + 1 == f->nch) ? it->size - f->ch[k].start : r->chunk_size;
+			f->ch[k].start = off;
+			f->ch[k].len = chunk_len(it->size - off, r->chunk_size);
+			off += f->ch[k].len;
 		}
 	}
 	return 0;

@@ -1,20 +1,22 @@
 #!/usr/bin/python3
 """gen_nginx.py — write an nginx.conf serving a hub layout on loopback.
 
-    gen_nginx.py PREFIX PORT WWW META.json REPO
+    gen_nginx.py PREFIX PORT WWW META.json REPO [LIMIT_RATE]
 
 WWW holds the static API answers written by `hubd.py --export`
 (api/models/REPO/revision/REV, .../tree/REV); META.json (also from --export)
 lists the files with their sizes and oids. Every file gets a location for
 /REPO/resolve/{main,COMMIT}/PATH with the headers the hub sends
 (X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size). Runs as the current
-user with everything under PREFIX.
+user with everything under PREFIX. LIMIT_RATE (e.g. "50m", bytes/s) caps
+every response, as a CDN edge caps each connection.
 """
 import json
 import os
 import sys
 
 prefix, port, www, meta_path, repo = sys.argv[1:6]
+limit = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
 meta = json.load(open(meta_path))
 commit = meta["commit"]
 user = "user root;\n" if os.getuid() == 0 else ""
@@ -38,6 +40,7 @@ http {{
     default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{port};
+        {"limit_rate " + limit + ";" if limit else ""}
         location /api/ {{
             root {www};
             default_type application/json;

@@ -5,7 +5,7 @@
  *
  *   pull_bench HUB REPO[@REV] OUTDIR
  * Tuning from the environment: XFER_CONNS, XFER_PARTS, XFER_CHUNK_MB,
- * XFER_NO_FSYNC=1, XFER_HTTP1=1.
+ * XFER_NO_FSYNC=1, XFER_HTTP1=1, XFER_HASH_THREADS, BENCH_TRACE=1.
  */
 #include "common/err.h"
 #include "common/util.h"
@@ -72,6 +72,7 @@ int main(int argc, char **argv)
 	o.chunk_size = (uint64_t)envl("XFER_CHUNK_MB", 0) << 20;
 	o.no_fsync = (int)envl("XFER_NO_FSYNC", 0);
 	o.http1 = (int)envl("XFER_HTTP1", 0);
+	o.hash_threads = (int)envl("XFER_HASH_THREADS", 0);
 	o.label = id;
 	if (envl("BENCH_TRACE", 0)) {
 		o.progress = trace;
