@@ -1356,6 +1356,11 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 	}
 	curl_multi_setopt(r->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(r->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)r->nconns);
+	/* HTTP/2 streams per connection: parallel parts exist to get past
+	 * per-connection limits (CDN edges, TCP windows), so by default each
+	 * transfer gets its own connection even over HTTP/2 */
+	curl_multi_setopt(r->m, CURLMOPT_MAX_CONCURRENT_STREAMS,
+			  (long)(o->h2_streams > 0 ? o->h2_streams : 1));
 	for (int i = 0; i < r->nconns; i++)
 		if ((rc = conn_init(r, &r->conns[i])) < 0)
 			goto out;

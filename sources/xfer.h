@@ -29,7 +29,8 @@
  *     state file removed. A file already at DIR/<dest> with the right size is
  *     re-hashed and, if it verifies, kept without any request.
  *
- * Network behaviour: HTTP/2 over TLS where offered (multiplexed), keep-alive
+ * Network behaviour: HTTP/2 over TLS where offered (opts->h2_streams
+ * transfers per connection, default 1), keep-alive
  * and connection reuse, redirects followed by xfer itself (at most 10 hops,
  * http/https only, relative or absolute, any host); the token is sent as
  * "Authorization: Bearer" only on requests whose scheme, host and port equal
@@ -103,6 +104,8 @@ struct xfer_opts {
 	long progress_ms;         /* 0: 200 */
 	int no_fsync;             /* 1: skip fdatasync of .part data */
 	int http1;                /* 1: HTTP/1.1 only */
+	int h2_streams;           /* HTTP/2 transfers sharing one connection;
+	                             0: 1 (one connection per transfer) */
 	int hash_threads;         /* 0: auto (1 plus hashing in the loop on <= 2
 	                             CPUs, else CPUs/2, at most 8) */
 	xfer_progress_fn progress;
