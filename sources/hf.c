@@ -1,5 +1,6 @@
 /* sources/hf.c — see hf.h and docs/pull.md. */
 #include "sources/hf.h"
+#include "sources/glob.h"
 #include "sources/xfer.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -679,4 +680,51 @@ int hf_file_url(const struct hf_client *c, const char *id, const char *commit, c
 	free(ep);
 	free(ec);
 	return rc;
+}
+
+int hf_items(const struct hf_client *c, const char *id, const char *commit,
+	     const struct hf_tree *t, const char *const *include, size_t ni,
+	     const char *const *exclude, size_t ne, struct xfer_item **items, size_t *n)
+{
+	*items = NULL;
+	*n = 0;
+	for (size_t i = 0; i < ni; i++)
+		if (glob_check(include[i]) < 0)
+			return md_fail(MD_EINVAL, "--include %s: bad pattern", include[i]);
+	for (size_t i = 0; i < ne; i++)
+		if (glob_check(exclude[i]) < 0)
+			return md_fail(MD_EINVAL, "--exclude %s: bad pattern", exclude[i]);
+	struct xfer_item *v = calloc(t->n ? t->n : 1, sizeof *v);
+	if (!v)
+		return MD_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct hf_entry *e = &t->v[i];
+		if (!glob_filter(e->path, include, ni, exclude, ne))
+			continue;
+		char *u;
+		int rc = hf_file_url(c, id, commit, e->path, &u);
+		if (rc < 0) {
+			hf_items_free(v, k);
+			return rc;
+		}
+		v[k].url = u;
+		v[k].dest = e->path;
+		v[k].size = e->size;
+		v[k].sha256 = e->lfs ? e->sha256 : NULL;
+		v[k].blob_sha1 = !e->lfs && e->blob_sha1[0] ? e->blob_sha1 : NULL;
+		k++;
+	}
+	*items = v;
+	*n = k;
+	return 0;
+}
+
+void hf_items_free(struct xfer_item *items, size_t n)
+{
+	if (!items)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free((char *)items[i].url);
+	free(items);
 }

@@ -40,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sources/xfer.h"
+
 #define HF_MAX_JSON (32u << 20)  /* bytes of one API response body */
 #define HF_MAX_PAGES 1000        /* tree pages followed */
 #define HF_MAX_ENTRIES 200000    /* files in one listing */
@@ -120,6 +122,20 @@ void hf_tree_free(struct hf_tree *t);
  */
 int hf_file_url(const struct hf_client *c, const char *id, const char *commit,
 		const char *path, char **out);
+
+/*
+ * The download list for xfer_run: one item per entry of t whose path passes
+ * glob_filter(path, include, ni, exclude, ne) (sources/glob.h), in t's
+ * order: url = hf_file_url(...), dest = the entry's path, size, sha256 (LFS
+ * entries) or blob_sha1 (others). *items and each item's url are malloc'd
+ * (free with hf_items_free); dest, sha256 and blob_sha1 borrow from t,
+ * which must outlive the items. *n may be 0 (nothing matched; *items is
+ * still allocated). 0, MD_EINVAL (bad pattern), MD_ENOMEM.
+ */
+int hf_items(const struct hf_client *c, const char *id, const char *commit,
+	     const struct hf_tree *t, const char *const *include, size_t ni,
+	     const char *const *exclude, size_t ne, struct xfer_item **items, size_t *n);
+void hf_items_free(struct xfer_item *items, size_t n);
 
 /* Percent-encode s (all but A-Za-z0-9-._~, and '/' when keep_slash).
  * malloc'd or NULL. */

@@ -5,7 +5,7 @@
  *
  *   pull_bench HUB REPO[@REV] OUTDIR
  * Tuning from the environment: XFER_CONNS, XFER_PARTS, XFER_CHUNK_MB,
- * XFER_NO_FSYNC=1, XFER_HTTP1=1, XFER_HASH_THREADS, BENCH_TRACE=1.
+ * XFER_NO_FSYNC=1, XFER_HTTP1=1, XFER_HASH_THREADS, BENCH_TRACE=1; HF_TOKEN.
  */
 #include "common/err.h"
 #include "common/util.h"
@@ -50,21 +50,17 @@ int main(int argc, char **argv)
 	struct hf_model *m;
 	struct hf_tree *t;
 	int rc;
-	if ((rc = hf_open(argv[1], NULL, &c)) < 0 || (rc = hf_resolve(c, id, rev, &m)) < 0 ||
+	struct hf_opts ho = { .token = getenv("HF_TOKEN") };
+	if ((rc = hf_open(argv[1], &ho, &c)) < 0 || (rc = hf_resolve(c, id, rev, &m)) < 0 ||
 	    (rc = hf_list(c, id, m->commit, &t)) < 0) {
 		fprintf(stderr, "pull_bench: %s\n", md_errmsg(rc));
 		return 1;
 	}
-	struct xfer_item *items = calloc(t->n, sizeof *items);
-	for (size_t i = 0; i < t->n; i++) {
-		char *u;
-		if (hf_file_url(c, id, m->commit, t->v[i].path, &u) < 0)
-			return 1;
-		items[i].url = u;
-		items[i].dest = t->v[i].path;
-		items[i].size = t->v[i].size;
-		items[i].sha256 = t->v[i].lfs ? t->v[i].sha256 : NULL;
-		items[i].blob_sha1 = t->v[i].lfs ? NULL : t->v[i].blob_sha1;
+	struct xfer_item *items;
+	size_t n;
+	if ((rc = hf_items(c, id, m->commit, t, NULL, 0, NULL, 0, &items, &n)) < 0) {
+		fprintf(stderr, "pull_bench: %s\n", md_errmsg(rc));
+		return 1;
 	}
 	struct xfer_opts o = { 0 };
 	o.conns = (int)envl("XFER_CONNS", 0);
@@ -74,11 +70,13 @@ int main(int argc, char **argv)
 	o.http1 = (int)envl("XFER_HTTP1", 0);
 	o.hash_threads = (int)envl("XFER_HASH_THREADS", 0);
 	o.label = id;
+	o.token = getenv("HF_TOKEN");
+	o.auth_origin = hf_hub(c);
 	if (envl("BENCH_TRACE", 0)) {
 		o.progress = trace;
 		o.progress_ms = 500;
 	}
-	rc = xfer_run(argv[3], items, t->n, &o);
+	rc = xfer_run(argv[3], items, n, &o);
 	double dt = util_mono() - t0;
 	if (rc < 0) {
 		fprintf(stderr, "pull_bench: %s\n", md_errmsg(rc));
@@ -87,9 +85,7 @@ int main(int argc, char **argv)
 	xfer_clean(argv[3]);
 	printf("%" PRIu64 " bytes %zu files %.3f s %.1f MB/s (verified)\n", t->total, t->n, dt,
 	       (double)t->total / dt / 1e6);
-	for (size_t i = 0; i < t->n; i++)
-		free((char *)items[i].url);
-	free(items);
+	hf_items_free(items, n);
 	hf_tree_free(t);
 	hf_model_free(m);
 	hf_close(c);

@@ -330,6 +330,50 @@ static void test_hostile_listing(void **state)
 	hubfix_ctl(&hub, "reset");
 }
 
+static void test_items_filters(void **state)
+{
+	(void)state;
+	hubfix_ctl(&hub, "reset");
+	struct hf_client *c = client(hub.url, NULL);
+	struct hf_model *m;
+	assert_int_equal(hf_resolve(c, "acme/tiny", NULL, &m), 0);
+	struct hf_tree *t;
+	assert_int_equal(hf_list(c, "acme/tiny", m->commit, &t), 0);
+	const char *inc[] = { "*.safetensors", "*.json" }, *exc[] = { "tokenizer*" };
+	struct xfer_item *it;
+	size_t n;
+	assert_int_equal(hf_items(c, "acme/tiny", m->commit, t, inc, 2, exc, 1, &it, &n), 0);
+	/* 2 shards + config, generation_config, index (tokenizer.json excluded) */
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		assert_null(strstr(it[i].dest, "tokenizer"));
+		size_t l = strlen(it[i].dest);
+		if (l > 12 && !strcmp(it[i].dest + l - 12, ".safetensors")) {
+			assert_non_null(it[i].sha256);
+			assert_null(it[i].blob_sha1);
+		} else {
+			assert_null(it[i].sha256);
+			assert_non_null(it[i].blob_sha1);
+		}
+		assert_non_null(strstr(it[i].url, m->commit));
+	}
+	hf_items_free(it, n);
+	/* no filters: everything; a folder pattern */
+	assert_int_equal(hf_items(c, "acme/tiny", m->commit, t, NULL, 0, NULL, 0, &it, &n), 0);
+	assert_int_equal(n, t->n);
+	hf_items_free(it, n);
+	const char *dir[] = { "onnx/" };
+	assert_int_equal(hf_items(c, "acme/tiny", m->commit, t, dir, 1, NULL, 0, &it, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(it[0].dest, "onnx/notes (v1).txt");
+	hf_items_free(it, n);
+	const char *bad[] = { "a\nb" };
+	assert_int_equal(hf_items(c, "acme/tiny", m->commit, t, bad, 1, NULL, 0, &it, &n), MD_EINVAL);
+	hf_tree_free(t);
+	hf_model_free(m);
+	hf_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_pagination),
 		cmocka_unit_test(test_token_stays_on_hub_host),
 		cmocka_unit_test(test_hostile_listing),
+		cmocka_unit_test(test_items_filters),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
