@@ -4,12 +4,13 @@
  * and verifies every byte before a file becomes visible there.
  *
  * Knows nothing of hubs, LMDB or sockets. One call, xfer_run(), does a whole
- * batch in the calling thread (plus one hashing thread it owns) and returns
+ * batch in the calling thread (plus hashing threads it owns) and returns
  * when every file is verified in place, or at the first file that failed for
  * good, or when *cancel becomes non-zero.
  *
  * Per file (item):
- *   - It is split into chunks of opts->chunk_size bytes; each chunk is one
+ *   - It is split into chunks of opts->chunk_size bytes (a geometric tail of
+ *     smaller ones at the end, see docs/pull.md); each chunk is one
  *     "Range: bytes=a-b" request. Up to opts->conns requests run at once over
  *     all files, at most opts->parts_per_file of them on one file.
  *   - Bytes land in DIR/.partial/<sha256(dest)>.part (pwrite at their offset);
@@ -19,8 +20,8 @@
  *     chunk from the bytes recorded there (a Range request starting at that
  *     offset). State written for another size, digest or chunk size is
  *     discarded. See docs/pull.md for the format.
- *   - SHA-256 of every file is computed (as the contiguous prefix grows, in a
- *     separate thread) and compared with item->sha256 when given; the git blob
+ *   - SHA-256 of every file is computed (as the contiguous prefix grows, by
+ *     hashing threads; see hash_threads) and compared with item->sha256 when given; the git blob
  *     SHA-1 is compared with item->blob_sha1 when given; the size always.
  *     A mismatch discards the bytes and downloads the file once more; a second
  *     mismatch fails the run naming the file (MD_ECORRUPT).
