@@ -527,6 +527,25 @@ static void test_hostile_items(void **state)
 	hubfix_rm(dir);
 }
 
+static void test_empty_file(void **state)
+{
+	(void)state;
+	/* nothing to fetch: no request at all (nothing listens there), and the
+	 * empty file still verifies against its digests */
+	struct xfer_item it = { .url = "http://127.0.0.1:1/x", .dest = "pkg/__init__.py", .size = 0,
+				.blob_sha1 = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391" };
+	char dir[] = "/tmp/md-xfer-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(xfer_run(dir, &it, 1, NULL), 0);
+	assert_string_equal(it.sha256_out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	char p[128];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/pkg/__init__.py", dir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	hubfix_rm(dir);
+}
+
 static void test_rate_limit(void **state)
 {
 	(void)state;
@@ -745,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_server_ignores_range),
 		cmocka_unit_test(test_size_mismatch),
 		cmocka_unit_test(test_hostile_items),
+		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_cancel_and_resume),
 		cmocka_unit_test(test_kill_and_resume),
