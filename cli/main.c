@@ -13,6 +13,9 @@ static const char usage_text[] =
 	"usage: modelctl [--socket PATH] [--json] [-q] COMMAND [ARGS]\n"
 	"commands:\n"
 	"  import DIR [--name ORG/NAME] [--detach]   import an HF-layout folder\n"
+	"  pull ORG/NAME[@REV] [--hub URL] [--token-file F] [--include G]... [--exclude G]...\n"
+	"       [--limit-rate R] [--name ORG/NAME] [--detach]\n"
+	"                                            import from a Hugging Face-style hub\n"
 	"  list                                      stored models and revisions\n"
 	"  show ORG/NAME[@REV]                       one revision in detail\n"
 	"  cat ORG/NAME[@REV] PATH                   a file's original bytes to stdout\n"
@@ -38,7 +41,7 @@ static const struct {
 	{ "rm", cmd_rm }, { "gc", cmd_gc }, { "jobs", cmd_jobs },
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
-	{ "tensors", cmd_tensors }, { "export", cmd_export },
+	{ "tensors", cmd_tensors }, { "export", cmd_export }, { "pull", cmd_pull },
 };
 
 int cli_usage(const char *msg)
@@ -61,6 +64,11 @@ int main(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'F' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "hub", required_argument, NULL, 'H' },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "limit-rate", required_argument, NULL, 'R' },
+		{ "include", required_argument, NULL, 'I' },
+		{ "exclude", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -76,6 +84,19 @@ int main(int argc, char **argv)
 		case 'P': c.policy = optarg; break;
 		case 'F': c.format = optarg; break;
 		case 'o': c.output = optarg; break;
+		case 'H': c.hub = optarg; break;
+		case 'T': c.token_file = optarg; break;
+		case 'R': c.limit_rate = optarg; break;
+		case 'I':
+			if (c.ninclude == 64)
+				return cli_usage("too many --include patterns (64 at most)");
+			c.include[c.ninclude++] = optarg;
+			break;
+		case 'X':
+			if (c.nexclude == 64)
+				return cli_usage("too many --exclude patterns (64 at most)");
+			c.exclude[c.nexclude++] = optarg;
+			break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
 			char msg[128];
@@ -92,8 +113,12 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmds[i].name, cmd))
 			continue;
-		if (c.name && strcmp(cmd, "import"))
-			return cli_usage("--name only applies to import");
+		if (c.name && strcmp(cmd, "import") && strcmp(cmd, "pull"))
+			return cli_usage("--name only applies to import and pull");
+		if ((c.hub || c.token_file || c.limit_rate || c.ninclude || c.nexclude) &&
+		    strcmp(cmd, "pull") && strcmp(cmd, "search"))
+			return cli_usage("--hub, --token-file, --limit-rate, --include and --exclude "
+					 "apply to pull");
 		if (c.policy && strcmp(cmd, "audit"))
 			return cli_usage("--policy only applies to audit");
 		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))

@@ -3,6 +3,7 @@
 #include "daemon/audit.h"
 #include "daemon/describe.h"
 #include "daemon/jobs.h"
+#include "daemon/pull.h"
 #include "daemon/server.h"
 #include "daemon/weights.h"
 #include "daemon/worker.h"
@@ -415,6 +416,7 @@ static const struct op ops[] = {
 	{ "import", 1, NULL, NULL },               /* special: multi-frame */
 	{ "rm", 1, NULL, job_rm },
 	{ "gc", 1, NULL, job_gc },
+	{ "pull", 1, NULL, pull_job },
 	{ "cancel", 1, op_cancel, NULL },
 };
 

@@ -33,7 +33,7 @@ static int open_dbs(struct store *st)
 		return store_mdb_err(rc, "catalog");
 	struct { const char *name; MDB_dbi *dbi; } dbs[] = {
 		{ "models", &st->models }, { "revisions", &st->revs }, { "refs", &st->refs },
-		{ "summaries", &st->sums },
+		{ "summaries", &st->sums }, { "origins", &st->origins },
 		{ "blobs", &st->blobs }, { "jobs", &st->jobs }, { "meta", &st->meta },
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {

@@ -34,6 +34,9 @@ struct store {
 	MDB_dbi blobs;         /* sha256 (32 bytes) -> struct store_blobrec */
 	MDB_dbi jobs;          /* job id (u64 big-endian) -> job JSON */
 	MDB_dbi meta;          /* "schema" -> u32 */
+	MDB_dbi origins;       /* sha256 of an original file (32 bytes) -> the
+				  manifest file entry that stores it (JSON),
+				  so a pull skips what is already stored */
 	int lock_fd;
 };
 
