@@ -98,11 +98,28 @@ ondisk=1
 mkdir -p "$OUT"
 [ "$(stat -f -c %T "$OUT")" = tmpfs ] && ondisk=0
 
+# modeld itself: `modelctl pull` (verified, weight files converted to packs,
+# committed), its store on the same filesystem as the other clients' output
+make -s -j2 build/modeld build/modelctl build/modeld-worker >/dev/null
+MS=${OUT}.store
+rm -rf "$MS"
+build/modeld -f --store "$MS" --socket "$W/md.sock" --log-level error &
+MDPID=$!
+trap 'kill $(cat "$NG/nginx.pid") 2>/dev/null || true; kill $MDPID 2>/dev/null || true; rm -rf "$MS"' EXIT
+for _ in $(seq 100); do [ -S "$W/md.sock" ] && break; sleep 0.05; done
+mdclean() {
+	build/modelctl --socket "$W/md.sock" rm "$REPO" >/dev/null 2>&1 || true
+	build/modelctl --socket "$W/md.sock" gc >/dev/null
+}
+
 echo "pull bench: $REPO, $TOTAL bytes in $(grep -c '^url' "$CFG") files, nginx on $HUB, $(nproc) CPUs, into $OUT${LIMIT_RATE:+, nginx limit_rate $LIMIT_RATE per response}"
 for i in $(seq "$REPEAT"); do
 	timed "curl --parallel (no verification)" \
 		bash -c "cd '$OUT' && curl -s -S --no-progress-meter --parallel --parallel-max 16 --create-dirs -K '$CFG'"
 	timed "modeld xfer (sha256/size verified)" env XFER_NO_FSYNC=1 "$W/pull_bench" "$HUB" "$REPO" "$OUT"
+	mdclean
+	timed "modelctl pull (verified+converted)" build/modelctl --socket "$W/md.sock" -q pull "$REPO" --hub "$HUB"
+	mdclean
 	if [ $ondisk = 1 ]; then
 		timed "modeld xfer (verified + fdatasync)" "$W/pull_bench" "$HUB" "$REPO" "$OUT"
 	fi
@@ -125,9 +142,12 @@ for name, v in runs.items():
     print("  %-40s %6.0f / %6.0f    %5.2f" % (name, max(v), statistics.median(v), statistics.median(cpu[name]) / gib))
 def get(d, key):
     return next(v for k, v in d.items() if key in k)
-md, cu = get(runs, "modeld"), get(runs, "curl")
+md, cu = get(runs, "modeld xfer"), get(runs, "curl")
+mp = get(runs, "modelctl pull")
 snap, par = get(runs, "snapshotDownload"), get(runs, "downloadFile")
 for label, f in (("best", max), ("median", statistics.median)):
+    print("%-6s modelctl pull/curl %.2fx (goal >= 0.8), modelctl pull/js snapshotDownload %.2fx, /js parallel %.2fx (goal >= 2)"
+          % (label, f(mp) / f(cu), f(mp) / f(snap), f(mp) / f(par)))
     print("%-6s modeld/curl %.2fx (goal >= 0.8), modeld/js snapshotDownload %.2fx, modeld/js parallel downloadFile %.2fx (goal >= 2)"
           % (label, f(md) / f(cu), f(md) / f(snap), f(md) / f(par)))
 PYEOF
