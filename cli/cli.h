@@ -20,6 +20,9 @@ struct cli {
 	const char *name;         /* --name (import) */
 	const char *policy;       /* --policy FILE (audit) */
 	const char *format;       /* --format (audit) */
+	const char *output;       /* -o FILE (export) */
+	const char *sign_key;     /* --sign KEY (export) */
+	const char *verify_key;   /* --verify-key KEY (import of a bundle) */
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -54,5 +57,7 @@ int cmd_cancel(struct cli *c);
 int cmd_status(struct cli *c);
 int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
+int cmd_export(struct cli *c);                      /* cli/cmd_bundle.c */
+int cmd_import_bundle(struct cli *c, const char *file);
 
 #endif

@@ -24,7 +24,10 @@ static const char usage_text[] =
 	"  status                                    the daemon's version and store\n"
 	"  license ORG/NAME[@REV]                    declared and detected license, lineage\n"
 	"  audit [--policy FILE] [--format F]        every model's license verdict; F: table,\n"
-	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n";
+	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n"
+	"  export ORG/NAME[@REV]... -o FILE.tar[.zst] [--sign KEY]\n"
+	"                                            a bundle for another store (docs/airgap.md)\n"
+	"  import FILE.tar[.zst] [--verify-key PUB]  import a bundle (all or nothing)\n";
 
 static const struct {
 	const char *name;
@@ -35,6 +38,7 @@ static const struct {
 	{ "rm", cmd_rm }, { "gc", cmd_gc }, { "jobs", cmd_jobs },
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
+	{ "export", cmd_export },
 };
 
 int cli_usage(const char *msg)
@@ -56,12 +60,15 @@ int main(int argc, char **argv)
 		{ "detach", no_argument, NULL, 'd' },
 		{ "policy", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "sign", required_argument, NULL, 'K' },
+		{ "verify-key", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "qho:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'S': c.socket = optarg; break;
 		case 'j': c.json = 1; break;
@@ -70,6 +77,9 @@ int main(int argc, char **argv)
 		case 'd': c.detach = 1; break;
 		case 'P': c.policy = optarg; break;
 		case 'F': c.format = optarg; break;
+		case 'o': c.output = optarg; break;
+		case 'K': c.sign_key = optarg; break;
+		case 'V': c.verify_key = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
 			char msg[128];
@@ -90,6 +100,10 @@ int main(int argc, char **argv)
 			return cli_usage("--name only applies to import");
 		if ((c.policy || c.format) && strcmp(cmd, "audit"))
 			return cli_usage("--policy and --format only apply to audit");
+		if ((c.output || c.sign_key) && strcmp(cmd, "export"))
+			return cli_usage("-o and --sign only apply to export");
+		if (c.verify_key && strcmp(cmd, "import"))
+			return cli_usage("--verify-key only applies to import");
 		int rc = cmds[i].fn(&c);
 		rpc_close(c.rpc);
 		if (fflush(stdout) != 0 && rc == EXIT_OK) {

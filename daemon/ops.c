@@ -1,6 +1,7 @@
 /* daemon/ops.c — see ops.h. Request and reply shapes: docs/protocol.md. */
 #include "daemon/ops.h"
 #include "daemon/audit.h"
+#include "daemon/bundle.h"
 #include "daemon/describe.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
@@ -239,7 +240,7 @@ static int job_import(struct daemon *d, struct job *j, json_t **res)
 		json_t *extra = json_pack("{s:O}", "source", json_object_get(j->args, "source"));
 		rc = describe_revision(d, name, ing, extra);
 		if (!rc)
-			rc = ingest_commit(ing, name, NULL, "main", extra, &m);
+			rc = ingest_commit(ing, name, str_arg(j->args, "revision"), "main", extra, &m);
 		json_decref(extra);
 	}
 	ingest_free(ing);
@@ -324,6 +325,15 @@ static int import_chunk(struct ops_peer *p, json_t *req, int *fds,
 				     json_is_true(json_object_get(req, "detach")));
 		if (!src)
 			json_object_set_new(pd->args, "source", json_pack("{s:s}", "type", "local"));
+		const char *rev = str_arg(req, "revision"); /* a hub cache snapshot's commit */
+		if (rev && !util_is_hex(rev, CATALOG_REV_LEN)) {
+			json_decref(pd->args);
+			free(pd);
+			p->pending = NULL;
+			return md_fail(MD_EINVAL, "import: revision must be 40 hex digits");
+		}
+		if (rev)
+			json_object_set_new(pd->args, "revision", json_string(rev));
 		p->pending = pd;
 	}
 	json_t *all = json_object_get(pd->args, "files");
@@ -381,6 +391,7 @@ struct op {
 	int (*inline_fn)(struct daemon *, struct ops_peer *, json_t *, json_t **);
 	job_fn *job;
 	int (*raw_fn)(struct daemon *, struct ops_peer *, json_t *); /* posts its replies */
+	int fds;                                   /* the job takes the request's descriptors */
 };
 
 static const struct op ops[] = {
@@ -396,6 +407,8 @@ static const struct op ops[] = {
 	{ "rm", 1, NULL, job_rm },
 	{ "gc", 1, NULL, job_gc },
 	{ "cancel", 1, op_cancel, NULL },
+	{ "bundle_export", 0, NULL, bundle_export_job, NULL, 1 },  /* daemon/bundle.c */
+	{ "bundle_import", 1, NULL, bundle_import_job, NULL, 1 },
 };
 
 int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t len,
@@ -447,6 +460,25 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 			 j->target, j->nfds);
 		submit(d, j);
 		json_decref(req);
+		return OPS_REPLIED;
+	}
+	if (op->job && op->fds) { /* bundles: the job reads/writes the client's descriptors */
+		int *own = malloc((nfds ? nfds : 1) * sizeof *own);
+		if (!own) {
+			close_fds(fds, nfds);
+			rc = MD_ENOMEM;
+			goto fail;
+		}
+		memcpy(own, fds, nfds * sizeof *own);
+		const char *target = str_arg(req, "ref");
+		log_info("uid %u pid %d: %s %s", (unsigned)p->uid, (int)p->pid, op->name,
+			 target ? target : "");
+		struct job *j = jobs_new(op->name, target, req, own, nfds, p->conn_id, p->uid, op->job);
+		if (!j) {
+			server_reply_err(d->srv, p->conn_id, MD_ENOMEM, NULL);
+			return OPS_REPLIED;
+		}
+		submit(d, j);
 		return OPS_REPLIED;
 	}
 	close_fds(fds, nfds);

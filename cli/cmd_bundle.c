@@ -1,0 +1,158 @@
+/*
+ * cli/cmd_bundle.c — modelctl export REF... -o FILE.tar[.zst] [--sign KEY]
+ * and modelctl import FILE.tar[.zst] [--verify-key PUB] (docs/airgap.md).
+ * modelctl opens the files; the daemon gets descriptors, never paths.
+ */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int ends_with(const char *s, const char *suf)
+{
+	size_t n = strlen(s), k = strlen(suf);
+	return n >= k && !strcmp(s + n - k, suf);
+}
+
+static int open_key(const char *path, int *fd)
+{
+	struct stat st;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 || fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int rc = md_fail(MD_EINVAL, "%s: %s", path, *fd < 0 ? strerror(errno) : "not a file");
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return rc;
+	}
+	return 0;
+}
+
+int cmd_export(struct cli *c)
+{
+	if (c->argc < 1)
+		return cli_usage("export takes at least one ORG/NAME[@REV]");
+	if (!c->output)
+		return cli_usage("export needs -o FILE.tar or -o FILE.tar.zst");
+	json_t *refs = json_array();
+	for (int i = 0; i < c->argc; i++) {
+		char *n, *r;
+		int rc = util_parse_modelref(c->argv[i], &n, &r);
+		if (rc) {
+			json_decref(refs);
+			return cli_usage(md_errmsg(rc));
+		}
+		free(n);
+		free(r);
+		json_array_append_new(refs, json_string(c->argv[i]));
+	}
+	int zst = ends_with(c->output, ".zst") || ends_with(c->output, ".tzst") ||
+		  ends_with(c->output, ".zstd");
+	int fds[2] = { -1, -1 }, rc;
+	if (c->sign_key && (rc = open_key(c->sign_key, &fds[1]))) {
+		json_decref(refs);
+		return cli_fail(rc);
+	}
+	if ((rc = cli_connect(c))) {
+		json_decref(refs);
+		if (fds[1] >= 0)
+			close(fds[1]);
+		return rc;
+	}
+	int created = access(c->output, F_OK) != 0;
+	fds[0] = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fds[0] < 0) {
+		rc = md_fail(MD_EIO, "%s: %s", c->output, strerror(errno));
+		json_decref(refs);
+		if (fds[1] >= 0)
+			close(fds[1]);
+		return cli_fail(rc);
+	}
+	json_t *req = json_pack("{s:s,s:s,s:o,s:s,s:i,s:b}", "op", "bundle_export", "ref",
+				c->argv[0], "refs", refs, "compression", zst ? "zstd" : "none",
+				"level", 1, "sign", c->sign_key != NULL);
+	rc = rpc_send(c->rpc, req, fds, c->sign_key ? 2 : 1);
+	json_decref(req);
+	close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	json_t *res;
+	int ret = rc ? cli_fail(rc) : cli_wait(c, &res);
+	if (ret) {
+		if (created)
+			unlink(c->output); /* no half-written bundle left behind */
+		return ret;
+	}
+	if (c->json) {
+		json_object_set_new(res, "file", json_string(c->output));
+		cli_print_json(res);
+	} else {
+		char sz[32];
+		util_human_size((uint64_t)json_integer_value(json_object_get(res, "bytes")), sz, sizeof sz);
+		printf("exported %zu revision%s, %lld files, %s to %s%s\n",
+		       json_array_size(json_object_get(res, "revisions")),
+		       json_array_size(json_object_get(res, "revisions")) == 1 ? "" : "s",
+		       (long long)json_integer_value(json_object_get(res, "files")), sz, c->output,
+		       json_is_true(json_object_get(res, "signed")) ? " (signed)" : "");
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+int cmd_import_bundle(struct cli *c, const char *file)
+{
+	if (c->name)
+		return cli_usage("--name does not apply to bundles (they carry their names)");
+	int fds[2] = { -1, -1 }, rc;
+	fds[0] = open(file, O_RDONLY | O_CLOEXEC);
+	if (fds[0] < 0)
+		return cli_fail(md_fail(MD_EIO, "%s: %s", file, strerror(errno)));
+	if (c->verify_key && (rc = open_key(c->verify_key, &fds[1]))) {
+		close(fds[0]);
+		return cli_fail(rc);
+	}
+	if ((rc = cli_connect(c))) {
+		close(fds[0]);
+		if (fds[1] >= 0)
+			close(fds[1]);
+		return rc;
+	}
+	json_t *req = json_pack("{s:s,s:s,s:b,s:b}", "op", "bundle_import", "ref", "bundle",
+				"verify", c->verify_key != NULL, "detach", c->detach);
+	rc = rpc_send(c->rpc, req, fds, c->verify_key ? 2 : 1);
+	json_decref(req);
+	close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	json_t *res;
+	int ret = rc ? cli_fail(rc) : cli_wait(c, &res);
+	if (ret)
+		return ret;
+	if (c->json || json_object_get(res, "detached")) {
+		cli_print_json(res);
+	} else {
+		size_t i;
+		json_t *r;
+		json_array_foreach(json_object_get(res, "revisions"), i, r) {
+			char sz[32];
+			util_human_size((uint64_t)json_integer_value(json_object_get(r, "total_size")),
+					sz, sizeof sz);
+			printf("%s %s@%s: %lld files, %s\n",
+			       json_is_true(json_object_get(r, "existed")) ? "unchanged" : "imported",
+			       json_string_value(json_object_get(r, "name")),
+			       json_string_value(json_object_get(r, "revision")),
+			       (long long)json_integer_value(json_object_get(r, "file_count")), sz);
+		}
+		printf("bundle %s: every file verified; signature %s\n", file,
+		       json_string_value(json_object_get(res, "signature")));
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
