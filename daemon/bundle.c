@@ -365,7 +365,7 @@ int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
 			goto out;
 		}
 	}
-	archive_write_set_bytes_per_block(a, 64 * 1024);
+	archive_write_set_bytes_per_block(a, IOBUF);
 	archive_write_set_bytes_in_last_block(a, 1);
 	if (archive_write_open_fd(a, j->fds[0]) != ARCHIVE_OK) {
 		rc = awerr(a, "the output");
@@ -394,8 +394,6 @@ int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
 	}
 	if (!rc && archive_write_close(a) != ARCHIVE_OK)
 		rc = awerr(a, "the end of the archive");
-	if (!rc && fsync(j->fds[0]) < 0 && errno != EINVAL && errno != EROFS)
-		rc = md_fail(md_from_errno(errno), "bundle: fsync: %s", strerror(errno));
 	if (!rc) {
 		json_t *revs = json_array();
 		for (size_t i = 0; i < nx; i++)
@@ -686,13 +684,22 @@ static int take_file(struct imp *im, struct irev *ir, struct archive_entry *e,
 		return md_fail(MD_EIO, "%s: %s", p, strerror(errno));
 	uint64_t got = 0;
 	for (;;) {
-		la_ssize_t n = archive_read_data(im->a, im->buf, IOBUF);
-		if (n < 0) {
+		const void *blk;
+		size_t n;
+		la_int64_t boff;
+		int r = archive_read_data_block(im->a, &blk, &n, &boff);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			rc = arerr(im, apath);
 			break;
 		}
-		if (n == 0)
+		if (boff < 0 || (uint64_t)boff != got) { /* sparse entries are not ours */
+			rc = md_fail(MD_EREFUSED, "bundle refused: %s: sparse file entry", apath);
 			break;
+		}
+		if (!n)
+			continue;
 		got += (uint64_t)n;
 		if ((rc = bomb_check(im)))
 			break;
@@ -700,7 +707,7 @@ static int take_file(struct imp *im, struct irev *ir, struct archive_entry *e,
 			rc = md_fail(MD_ECORRUPT, "bundle refused: %s: longer than its manifest", apath);
 			break;
 		}
-		if ((rc = util_write_all(out, im->buf, (size_t)n))) {
+		if ((rc = util_write_all(out, blk, n))) {
 			rc = md_fail(rc, "%s: write to the store: %s", rel,
 				     rc == MD_ENOSPC ? "no space left on device" : strerror(errno));
 			break;
