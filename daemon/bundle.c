@@ -289,10 +289,10 @@ int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
 		snprintf(dir, sizeof dir, "r%zu", i);
 		json_t *m = x[i].manifest;
 		json_array_append_new(json_object_get(index, "revisions"),
-				      json_pack("{s:s,s:s,s:O,s:s,s:O,s:O}", "name", x[i].name,
+				      json_pack("{s:s,s:s,s:O,s:s,s:I,s:O}", "name", x[i].name,
 						"revision", x[i].rev, "refs", x[i].refs, "dir", dir,
-						"file_count", json_integer((json_int_t)json_array_size(
-								      json_object_get(m, "files"))),
+						"file_count", (json_int_t)json_array_size(
+								      json_object_get(m, "files")),
 						"total_size", json_object_get(m, "total_size")));
 		if ((rc = rev_meta(&x[i], dir, now)))
 			goto out;

@@ -221,7 +221,9 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 static enum MHD_Result send_err(struct MHD_Connection *c, unsigned status, const char *code,
 				const char *msg)
 {
-	char *s = json_dumps(json_pack("{s:s}", "error", msg), JSON_COMPACT);
+	json_t *o = json_pack("{s:s}", "error", msg);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
 	if (!s)
 		return MHD_NO;
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
