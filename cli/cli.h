@@ -59,5 +59,6 @@ int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
 int cmd_export(struct cli *c);                      /* cli/cmd_bundle.c */
 int cmd_import_bundle(struct cli *c, const char *file);
+int cli_is_bundle(const char *file);   /* a tar, tar.zst/gz/xz by its first bytes */
 
 #endif

@@ -106,6 +106,23 @@ int cmd_export(struct cli *c)
 	return EXIT_OK;
 }
 
+int cli_is_bundle(const char *file)
+{
+	unsigned char b[512];
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	ssize_t n = util_read_full(fd, b, sizeof b);
+	close(fd);
+	if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd)
+		return 1; /* zstd */
+	if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+		return 1; /* gzip */
+	if (n >= 6 && !memcmp(b, "\xfd" "7zXZ", 5))
+		return 1; /* xz */
+	return n == 512 && !memcmp(b + 257, "ustar", 5); /* tar */
+}
+
 int cmd_import_bundle(struct cli *c, const char *file)
 {
 	if (c->name)

@@ -52,7 +52,7 @@ int cmd_import(struct cli *c)
 	struct walk w;
 	struct stat ast;
 	int rc;
-	if (stat(c->argv[0], &ast) == 0 && S_ISREG(ast.st_mode))
+	if (stat(c->argv[0], &ast) == 0 && S_ISREG(ast.st_mode) && cli_is_bundle(c->argv[0]))
 		return cmd_import_bundle(c, c->argv[0]);   /* cli/cmd_bundle.c */
 	if (c->verify_key)
 		return cli_usage("--verify-key applies to bundle files");
