@@ -521,3 +521,46 @@ def test_official_hf_js_client(two, tmp):
     r = b.ctl("--json", "import", os.path.join(cache, "models--acme--tiny")).json()
     assert r["name"] == "acme/tiny" and r["revision"] == rev
     assert files_of(a, "acme/tiny") == files_of(b, "acme/tiny")
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_export_import_and_serving_memory_flat(two, tmp):
+    """A 256 MiB file goes through export, import and the mirror without the
+    daemons' peak RSS growing by more than a few MiB (streamed, not buffered)."""
+    a, b = two
+    if a.valgrind:
+        pytest.skip("RSS under valgrind means nothing")
+    src = os.path.join(tmp, "big")
+    os.makedirs(src)
+    with open(os.path.join(src, "w.safetensors"), "wb") as f:
+        for _ in range(256):
+            f.write(os.urandom(1 << 20))
+    a.ctl("import", src, "--name", "acme/big")
+    before = vm_hwm_kib(a.proc.pid)
+    out = os.path.join(tmp, "big.tar.zst")
+    a.ctl("export", "acme/big", "-o", out)
+    st, h, _ = req(a.port, "HEAD", "/acme/big/resolve/main/w.safetensors")
+    c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
+    c.request("GET", "/acme/big/resolve/main/w.safetensors")
+    r = c.getresponse()
+    n = 0
+    while True:
+        chunk = r.read(1 << 20)
+        if not chunk:
+            break
+        n += len(chunk)
+    c.close()
+    assert n == 256 << 20
+    grow = vm_hwm_kib(a.proc.pid) - before
+    assert grow < 48 << 10, f"exporting/serving 256 MiB raised peak RSS by {grow} KiB"
+    b_before = vm_hwm_kib(b.proc.pid)
+    b.ctl("import", out)
+    grow = vm_hwm_kib(b.proc.pid) - b_before
+    assert grow < 48 << 10, f"importing a 256 MiB bundle raised peak RSS by {grow} KiB"
