@@ -66,10 +66,16 @@ int cmd_export(struct cli *c)
 			close(fds[1]);
 		return rc;
 	}
-	int created = access(c->output, F_OK) != 0;
-	fds[0] = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* a regular file is written as FILE.part and renamed on success, so a
+	 * failed export leaves neither a partial bundle nor a clobbered old one;
+	 * a device or pipe (/dev/stdout) is written directly */
+	struct stat ost;
+	int direct = stat(c->output, &ost) == 0 && !S_ISREG(ost.st_mode);
+	char part[4200];
+	snprintf(part, sizeof part, "%s%s", c->output, direct ? "" : ".part");
+	fds[0] = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fds[0] < 0) {
-		rc = md_fail(MD_EIO, "%s: %s", c->output, strerror(errno));
+		rc = md_fail(MD_EIO, "%s: %s", part, strerror(errno));
 		json_decref(refs);
 		if (fds[1] >= 0)
 			close(fds[1]);
@@ -85,9 +91,11 @@ int cmd_export(struct cli *c)
 		close(fds[1]);
 	json_t *res;
 	int ret = rc ? cli_fail(rc) : cli_wait(c, &res);
+	if (!ret && !direct && rename(part, c->output) < 0)
+		ret = cli_fail(md_fail(MD_EIO, "%s: %s", c->output, strerror(errno)));
 	if (ret) {
-		if (created)
-			unlink(c->output); /* no half-written bundle left behind */
+		if (!direct)
+			unlink(part); /* no half-written bundle left behind */
 		return ret;
 	}
 	if (c->json) {

@@ -267,6 +267,14 @@ def test_bundle_export_errors(two, tmp):
     assert r.rc == 1 and not os.path.exists(os.path.join(tmp, "n.tar"))
     r = a.ctl("export", "acme/none", check=False)
     assert r.rc == 2
+    # a failed export leaves an existing file alone and no .part behind
+    keep = os.path.join(tmp, "keep.tar")
+    with open(keep, "wb") as f:
+        f.write(b"old")
+    r = a.ctl("export", "acme/none", "-o", keep, check=False)
+    assert r.rc == 1 and open(keep, "rb").read() == b"old" and not os.path.exists(keep + ".part")
+    r = a.ctl("export", "acme/x", "-o", keep, "--sign", os.path.join(tmp, "nokey"), check=False)
+    assert r.rc == 1 and "nokey" in r.err
 
 
 # ---- huggingface_hub cache folders -----------------------------------------
