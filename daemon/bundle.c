@@ -15,6 +15,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,8 +366,7 @@ int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
 			goto out;
 		}
 	}
-	archive_write_set_bytes_per_block(a, IOBUF);
-	archive_write_set_bytes_in_last_block(a, 1);
+	archive_write_set_bytes_per_block(a, 0); /* unblocked: our 1 MiB pieces go straight out */
 	if (archive_write_open_fd(a, j->fds[0]) != ARCHIVE_OK) {
 		rc = awerr(a, "the output");
 		goto out;
@@ -661,7 +661,64 @@ static int take_manifest(struct imp *im, struct irev *ir, const char *txt, size_
 	return rc ? rc : ingest_begin(im->d->st, &im->j->ctl, &ir->ing);
 }
 
-/* A file of a revision: staged while counted, hashed by ingest_add_staged. */
+/*
+ * Hashing a large file while it is written: a second thread follows the
+ * staged file through the page cache up to what the writer has written, so
+ * sha256 and the archive reading/writing use both cores (as zstd | tar
+ * does) and nothing is read twice.
+ */
+#define FOLLOW_MIN (4u << 20)   /* smaller files are hashed inline */
+
+struct follower {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t written;          /* bytes the writer has written */
+	int done;                  /* the writer stopped */
+	int fd;                    /* the staged file, read-only */
+	int err;                   /* errno of a failed read */
+	struct sha256 h;
+	uint8_t *buf;
+};
+
+static void *follow(void *arg)
+{
+	struct follower *f = arg;
+	uint64_t off = 0;
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		while (off == f->written && !f->done)
+			pthread_cond_wait(&f->cv, &f->mu);
+		uint64_t upto = f->written;
+		int done = f->done;
+		pthread_mutex_unlock(&f->mu);
+		while (off < upto && !f->err) {
+			size_t n = upto - off < IOBUF ? (size_t)(upto - off) : IOBUF;
+			ssize_t got = pread(f->fd, f->buf, n, (off_t)off);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				f->err = got < 0 ? errno : EIO;
+				break;
+			}
+			sha256_update(&f->h, f->buf, (size_t)got);
+			off += (uint64_t)got;
+		}
+		if (f->err || (done && off == upto))
+			return NULL;
+	}
+}
+
+static void follower_advance(struct follower *f, uint64_t n, int done)
+{
+	pthread_mutex_lock(&f->mu);
+	f->written += n;
+	f->done |= done;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* A file of a revision: staged and hashed in one pass, checked against the
+ * manifest, handed to the ingest without being read again. */
 static int take_file(struct imp *im, struct irev *ir, struct archive_entry *e,
 		     const char *apath, const char *rel)
 {
@@ -682,6 +739,21 @@ static int take_file(struct imp *im, struct irev *ir, struct archive_entry *e,
 	int out = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
 		return md_fail(MD_EIO, "%s: %s", p, strerror(errno));
+	struct follower fo = { .fd = -1 };
+	pthread_t th;
+	int threaded = 0;
+	if ((rc = sha256_init(&fo.h))) {
+		close(out);
+		unlink(p);
+		return rc;
+	}
+	if (want >= FOLLOW_MIN) {
+		pthread_mutex_init(&fo.mu, NULL);
+		pthread_cond_init(&fo.cv, NULL);
+		fo.fd = open(p, O_RDONLY | O_CLOEXEC);
+		fo.buf = malloc(IOBUF);
+		threaded = fo.fd >= 0 && fo.buf && pthread_create(&th, NULL, follow, &fo) == 0;
+	}
 	uint64_t got = 0;
 	for (;;) {
 		const void *blk;
@@ -712,13 +784,41 @@ static int take_file(struct imp *im, struct irev *ir, struct archive_entry *e,
 				     rc == MD_ENOSPC ? "no space left on device" : strerror(errno));
 			break;
 		}
+		if (threaded)
+			follower_advance(&fo, n, 0);
+		else
+			sha256_update(&fo.h, blk, n);
+	}
+	if (threaded) {
+		follower_advance(&fo, 0, 1);
+		pthread_join(th, NULL);
+		if (fo.err && !rc)
+			rc = md_fail(MD_EIO, "%s: reading back: %s", rel, strerror(fo.err));
+	}
+	if (fo.fd >= 0)
+		close(fo.fd);
+	free(fo.buf);
+	if (want >= FOLLOW_MIN) {
+		pthread_mutex_destroy(&fo.mu);
+		pthread_cond_destroy(&fo.cv);
 	}
 	if (close(out) < 0 && !rc)
 		rc = md_fail(MD_EIO, "%s: close: %s", rel, strerror(errno));
 	if (!rc && got != want)
 		rc = md_fail(MD_ECORRUPT, "bundle refused: %s: truncated (%llu of %llu bytes)", apath,
 			     (unsigned long long)got, (unsigned long long)want);
-	if (!rc && (rc = ingest_add_staged(ir->ing, rel, staged, jstr(f, "sha256"))))
+	char hex[65];
+	if (rc) {
+		sha256_free(&fo.h);
+	} else {
+		uint8_t d[32];
+		sha256_final(&fo.h, d);
+		util_hex(d, 32, hex);
+		if (strcmp(hex, jstr(f, "sha256")))
+			rc = md_fail(MD_ECORRUPT, "bundle refused: %s: sha256 %s does not match the "
+						  "manifest (%s)", apath, hex, jstr(f, "sha256"));
+	}
+	if (!rc && (rc = ingest_add_hashed(ir->ing, rel, staged, hex)))
 		md_fail_prefix(rc, "bundle refused");
 	if (rc)
 		unlink(p);

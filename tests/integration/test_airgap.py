@@ -572,3 +572,22 @@ def test_export_import_and_serving_memory_flat(two, tmp):
     b.ctl("import", out)
     grow = vm_hwm_kib(b.proc.pid) - b_before
     assert grow < 48 << 10, f"importing a 256 MiB bundle raised peak RSS by {grow} KiB"
+
+
+def test_large_file_checksum_mismatch_refused(two, tmp):
+    """Files of 4 MiB and more are hashed by a second thread following the
+    staged file: a flipped byte deep inside is still caught."""
+    a, b = two
+    src = make_model(os.path.join(tmp, "m"), {"config.json": b"{}", "w.bin": os.urandom(9 << 20)})
+    a.ctl("import", src, "--name", "acme/large")
+    good = os.path.join(tmp, "good.tar")
+    a.ctl("export", "acme/large", "-o", good)
+
+    def flip_late(d):
+        return d[:7 << 20] + bytes([d[7 << 20] ^ 0x80]) + d[(7 << 20) + 1:]
+    bad = rewrite(good, os.path.join(tmp, "bad.tar"), edit={"r0/files/w.bin": flip_late})
+    r = b.ctl("import", bad, check=False)
+    assert r.rc == 1 and "w.bin" in r.err and "does not match" in r.err, r
+    store_is_clean(b)
+    b.ctl("import", good)
+    assert files_of(a, "acme/large") == files_of(b, "acme/large")
