@@ -469,7 +469,8 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 			rc = MD_ENOMEM;
 			goto fail;
 		}
-		memcpy(own, fds, nfds * sizeof *own);
+		if (nfds)
+			memcpy(own, fds, nfds * sizeof *own);
 		const char *target = str_arg(req, "ref");
 		log_info("uid %u pid %d: %s %s", (unsigned)p->uid, (int)p->pid, op->name,
 			 target ? target : "");
