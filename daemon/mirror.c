@@ -105,9 +105,12 @@ static void sha1_hex(const void *a, size_t an, const void *b, size_t bn, char ou
 
 static int is_lfs(json_t *f)
 {
+	/* the Hub's default .gitattributes, plus .gguf */
 	static const char *ext[] = { ".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt",
 				     ".h5", ".onnx", ".msgpack", ".npy", ".npz", ".tflite",
-				     ".pkl", ".model", ".ot", ".zip", ".tar", ".gz", ".zst", NULL };
+				     ".pkl", ".pickle", ".joblib", ".model", ".mlmodel", ".ot",
+				     ".pb", ".arrow", ".parquet", ".ftz", ".wasm", ".7z", ".rar",
+				     ".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", NULL };
 	const char *p = jstr(f, "path");
 	if ((uint64_t)json_integer_value(json_object_get(f, "size")) >= MIRROR_LFS_SIZE)
 		return 1;
