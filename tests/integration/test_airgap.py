@@ -60,8 +60,8 @@ def two(tmp):
     a.port = port
     b = Daemon(b_dir).start()
     yield a, b
-    for d in (a, b):  # a clean exit: under ASan this also means no leak reports
-        rc = d.stop()
+    rcs = [a.stop(), b.stop()]  # stop both before judging either
+    for d, rc in zip((a, b), rcs):  # a clean exit: under ASan, no leak reports either
         assert rc == 0, d.read_log()[-3000:]
 
 
