@@ -20,7 +20,7 @@ struct cli {
 	const char *name;         /* --name (import) */
 	const char *policy;       /* --policy FILE (audit) */
 	const char *format;       /* --format (audit, export) */
-	const char *output;       /* -o, --output (export) */
+	const char *output;       /* -o, --output: FILE (bundle) or DIR (--format) */
 	const char *hub;          /* --hub URL (pull) */
 	const char *token_file;   /* --token-file (pull) */
 	const char *limit_rate;   /* --limit-rate (pull) */
@@ -28,6 +28,8 @@ struct cli {
 	int ninclude;
 	const char *exclude[64];  /* --exclude GLOB (pull), repeatable */
 	int nexclude;
+	const char *sign_key;     /* --sign KEY (export) */
+	const char *verify_key;   /* --verify-key KEY (import of a bundle) */
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -66,5 +68,8 @@ int cmd_tensors(struct cli *c);
 int cmd_pull(struct cli *c);
 int cmd_export(struct cli *c);
 int cmd_export_weights(struct cli *c);
+int cmd_export_bundle(struct cli *c);               /* cli/cmd_bundle.c */
+int cmd_import_bundle(struct cli *c, const char *file);
+int cli_is_bundle(const char *file);   /* a tar, tar.zst/gz/xz by its first bytes */
 
 #endif

@@ -30,7 +30,10 @@ static const char usage_text[] =
 	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n"
 	"  tensors ORG/NAME[@REV]                    tensor tables of the weight files\n"
 	"  export ORG/NAME[@REV] --format safetensors|gguf -o DIR\n"
-	"                                            write fresh weight files from the packs\n";
+	"                                            write fresh weight files from the packs\n"
+	"  export ORG/NAME[@REV]... -o FILE.tar[.zst] [--sign KEY]\n"
+	"                                            a bundle for another store (docs/airgap.md)\n"
+	"  import FILE.tar[.zst] [--verify-key PUB]  import a bundle (all or nothing)\n";
 
 static const struct {
 	const char *name;
@@ -69,6 +72,8 @@ int main(int argc, char **argv)
 		{ "limit-rate", required_argument, NULL, 'R' },
 		{ "include", required_argument, NULL, 'I' },
 		{ "exclude", required_argument, NULL, 'X' },
+		{ "sign", required_argument, NULL, 'K' },
+		{ "verify-key", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -97,6 +102,8 @@ int main(int argc, char **argv)
 				return cli_usage("too many --exclude patterns (64 at most)");
 			c.exclude[c.nexclude++] = optarg;
 			break;
+		case 'K': c.sign_key = optarg; break;
+		case 'V': c.verify_key = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
 			char msg[128];
@@ -123,6 +130,10 @@ int main(int argc, char **argv)
 			return cli_usage("--policy only applies to audit");
 		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))
 			return cli_usage("--format only applies to audit and export");
+		if ((c.output || c.sign_key) && strcmp(cmd, "export"))
+			return cli_usage("-o and --sign only apply to export");
+		if (c.verify_key && strcmp(cmd, "import"))
+			return cli_usage("--verify-key only applies to import");
 		int rc = cmds[i].fn(&c);
 		rpc_close(c.rpc);
 		if (fflush(stdout) != 0 && rc == EXIT_OK) {
