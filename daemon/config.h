@@ -17,6 +17,7 @@ struct config {
 	char *hub;            /* default hub URL for pull */
 	char *token_file;     /* hub token file */
 	char *http;           /* ADDR:PORT of the mirror endpoint, or NULL */
+	char *upstream;       /* hub the mirror pulls through from on a miss, or NULL */
 	char *http_token_file; /* bearer token the mirror requires, or NULL */
 	char *policy;         /* license policy file */
 	uint64_t limit_rate;  /* bytes/s for pulls, 0 = unlimited */

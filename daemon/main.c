@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 	const char *opt_store = NULL, *opt_socket = NULL, *opt_config = NULL, *opt_level = NULL,
-		   *opt_policy = NULL, *opt_http = NULL;
+		   *opt_policy = NULL, *opt_http = NULL, *opt_upstream = NULL;
 	int check = 0, foreground = 0, opt_workers = 0;
 	static const struct option lo[] = {
 		{ "store", required_argument, NULL, 's' },
@@ -197,6 +197,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "policy", required_argument, NULL, 'p' },
+		{ "upstream", required_argument, NULL, 'u' },
 		{ "http", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
 		case 'l': opt_level = optarg; break;
 		case 'w': opt_workers = atoi(optarg); break;
 		case 'p': opt_policy = optarg; break;
+		case 'u': opt_upstream = optarg; break;
 		case 'H': opt_http = optarg; break;
 		case 'n': check = 1; break;
 		case 'f': foreground = 1; break;
@@ -239,6 +241,7 @@ int main(int argc, char **argv)
 	if (!rc && opt_socket) rc = config_set(&cfg, "socket", opt_socket);
 	if (!rc && opt_level) rc = config_set(&cfg, "log_level", opt_level);
 	if (!rc && opt_policy) rc = config_set(&cfg, "policy", opt_policy);
+	if (!rc && opt_upstream) rc = config_set(&cfg, "upstream", opt_upstream);
 	if (!rc && opt_http) rc = config_set(&cfg, "http", opt_http);
 	if (!rc && opt_workers) {
 		char w[16];
@@ -316,6 +319,8 @@ int main(int argc, char **argv)
 		log_error("%s", md_errmsg(rc));
 		return 1;
 	}
+	if (mirror && cfg.upstream)
+		mirror_set_upstream(mirror, pull_through, &D);
 	if (mirror)
 		log_info("mirror: serving the Hugging Face API on http://%s%s", cfg.http,
 			 cfg.http_token_file ? " (bearer token required)" : "");

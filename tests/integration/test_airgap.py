@@ -11,7 +11,9 @@ import socket
 import struct
 import subprocess
 import tarfile
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -597,3 +599,43 @@ def test_large_file_checksum_mismatch_refused(two, tmp):
     store_is_clean(b)
     b.ctl("import", good)
     assert files_of(a, "acme/large") == files_of(b, "acme/large")
+
+
+# ---- a modeld as another modeld's hub ----------------------------------------
+
+def test_second_modeld_pulls_from_the_first(two, tmp):
+    a, b = two
+    src = seed(a, tmp)
+    r = b.ctl("pull", "acme/tiny", "--hub", f"http://127.0.0.1:{a.port}", "--json").json()
+    assert r["revision"] == a.ctl("--json", "show", "acme/tiny").json()["revision"]
+    assert files_of(b, "acme/tiny") == files_of(a, "acme/tiny")
+    for p in ("model.safetensors", "config.json", "sub/notes.txt"):
+        assert b.ctl("cat", "acme/tiny", p, binary=True).out == open(os.path.join(src, p), "rb").read()
+    assert b.ctl("--json", "verify").json()["ok"]
+
+
+def test_mirror_pulls_through_from_upstream(two, tmp):
+    a, _ = two
+    seed(a, tmp, "acme/far")
+    port = free_port()
+    c = Daemon(os.path.join(tmp, "c"), extra=["--http", f"127.0.0.1:{port}",
+                                               "--upstream", f"http://127.0.0.1:{a.port}"])
+    os.makedirs(c.tmp, exist_ok=True)
+    c.start()
+    try:
+        # c does not have it: the API request pulls it through from a
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models/acme/far", timeout=60) as r:
+            info = json.loads(r.read())
+        assert info["id"] == "acme/far" and len(info["sha"]) == 40
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/acme/far/resolve/main/config.json",
+                                    timeout=60) as r:
+            assert r.read() == a.ctl("cat", "acme/far", "config.json", binary=True).out
+        assert c.ctl("--json", "list").json()[0]["name"] == "acme/far"
+        # an unknown repository stays a 404 with the hub's error code
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models/acme/none", timeout=60)
+            assert False
+        except urllib.error.HTTPError as e:
+            assert e.code in (401, 404) and e.headers["X-Error-Code"] == "RepoNotFound"
+    finally:
+        assert c.stop() == 0
