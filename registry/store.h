@@ -33,7 +33,10 @@ struct store {
 	MDB_dbi refs;          /* name \0 ref -> {"v":1,"rev"} */
 	MDB_dbi blobs;         /* sha256 (32 bytes) -> struct store_blobrec */
 	MDB_dbi jobs;          /* job id (u64 big-endian) -> job JSON */
-	MDB_dbi meta;          /* "schema" -> u32 */
+	MDB_dbi meta;          /* "schema" -> u32; "index" -> u32 (registry/index.h) */
+	MDB_dbi idx;           /* catalog index (dupsort): "FIELD\0VALUE" -> "NAME\0REV" */
+	MDB_dbi inums;         /* name \0 rev -> struct index_num (registry/index.h) */
+	MDB_dbi iranges;       /* KIND u64be(value) name \0 rev -> "" (ordered ranges) */
 	int lock_fd;
 };
 
