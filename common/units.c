@@ -90,3 +90,45 @@ void units_format_count(uint64_t v, char *out, size_t n)
 	}
 	snprintf(out, n, "%llu", (unsigned long long)v);
 }
+
+int units_parse_thresholds(const char *s, uint64_t t[UNITS_MAX_CLASSES], size_t *n)
+{
+	char buf[256];
+	*n = 0;
+	if (!s || strlen(s) >= sizeof buf)
+		return md_fail(MD_EINVAL, "size_classes: want thresholds such as %s",
+			       UNITS_DEFAULT_CLASSES);
+	snprintf(buf, sizeof buf, "%s", s);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		uint64_t v;
+		if (*n == UNITS_MAX_CLASSES)
+			return md_fail(MD_EINVAL, "size_classes: at most %d thresholds", UNITS_MAX_CLASSES);
+		if (units_parse_count(tok, &v))
+			return md_fail(MD_EINVAL, "size_classes: '%.64s' is not a count such as 100M", tok);
+		if (v == 0 || (*n && v <= t[*n - 1]))
+			return md_fail(MD_EINVAL, "size_classes: thresholds must increase from above 0");
+		t[(*n)++] = v;
+	}
+	if (!*n)
+		return md_fail(MD_EINVAL, "size_classes: want thresholds such as %s",
+			       UNITS_DEFAULT_CLASSES);
+	return 0;
+}
+
+void units_class_part(uint64_t v, char *out, size_t n)
+{
+	static const struct { uint64_t div; char suf; } u[] = {
+		{ 1000000000000ull, 't' }, { 1000000000ull, 'b' }, { 1000000ull, 'm' }, { 1000ull, 'k' },
+	};
+	for (size_t i = 0; i < 4; i++) {
+		if (v >= u[i].div) {
+			if (v % u[i].div == 0)
+				snprintf(out, n, "%llu%c", (unsigned long long)(v / u[i].div), u[i].suf);
+			else
+				snprintf(out, n, "%g%c", (double)v / (double)u[i].div, u[i].suf);
+			return;
+		}
+	}
+	snprintf(out, n, "%llu", (unsigned long long)v);
+}

@@ -28,4 +28,17 @@ int units_parse_bytes(const char *s, uint64_t *out);
 /* "7.24B", "350M", "124K", "999" into out (n >= 16). */
 void units_format_count(uint64_t v, char *out, size_t n);
 
+/*
+ * Size-class thresholds: "100M,1B,10B,100B" — 1..UNITS_MAX_CLASSES counts,
+ * strictly increasing, the first > 0. The first is the small/large boundary
+ * (issue: small language model under 100 million parameters, large at or
+ * above). 0 or MD_EINVAL.
+ */
+#define UNITS_MAX_CLASSES 8
+#define UNITS_DEFAULT_CLASSES "100M,1B,10B,100B"
+int units_parse_thresholds(const char *s, uint64_t t[UNITS_MAX_CLASSES], size_t *n);
+
+/* A threshold as a class-name part: "100m", "1b", "1.5b" (n >= 24). */
+void units_class_part(uint64_t v, char *out, size_t n);
+
 #endif

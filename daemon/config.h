@@ -18,6 +18,7 @@ struct config {
 	char *token_file;     /* hub token file */
 	char *http;           /* ADDR:PORT of the mirror endpoint, or NULL */
 	char *policy;         /* license policy file */
+	char *size_classes;   /* catalog size-class thresholds (units.h), or NULL: default */
 	uint64_t limit_rate;  /* bytes/s for pulls, 0 = unlimited */
 	char *config_path;    /* the file that was read, or NULL */
 };

@@ -1,5 +1,6 @@
 /* daemon/describe.c — see describe.h. */
 #include "daemon/describe.h"
+#include "daemon/facts.h"
 #include "registry/catalog.h"
 #include "meta/card.h"
 #include "meta/lic.h"
@@ -75,7 +76,8 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 	rc = lic_assess(card, text, (size_t)tlen, text ? lfile : NULL, anc, nanc, d->pol, &license);
 	if (txn)
 		mdb_txn_abort(txn); /* after lic_assess: anc strings live in keep */
-	if (rc || (rc = card_facts(card, name, &facts)))
+	if (rc || (rc = card_facts(card, name, &facts)) ||
+	    (rc = facts_add(ing, facts, card, json_object_get(extra, "facts"))))
 		goto out;
 	const char *verdict = json_string_value(json_object_get(license, "verdict"));
 	if (d->pol && policy_enforce(d->pol) && verdict && !strcmp(verdict, "deny")) {

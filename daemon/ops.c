@@ -2,6 +2,7 @@
 #include "daemon/ops.h"
 #include "daemon/audit.h"
 #include "daemon/describe.h"
+#include "daemon/find.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
 #include "registry/catalog.h"
@@ -123,6 +124,7 @@ static int op_show(struct daemon *d, struct ops_peer *p, json_t *req, json_t **r
 	if (!(rc = catalog_resolve(d->st, txn, name, want, rev)) &&
 	    !(rc = catalog_get_rev(d->st, txn, name, rev, &m))) {
 		*res = public_manifest(d->st, txn, m, 1);
+		find_public_facts(d, *res);
 		json_decref(m);
 	}
 	mdb_txn_abort(txn);
@@ -396,6 +398,10 @@ static const struct op ops[] = {
 	{ "rm", 1, NULL, job_rm },
 	{ "gc", 1, NULL, job_gc },
 	{ "cancel", 1, op_cancel, NULL },
+	{ "find", 0, NULL, NULL, find_op_find },
+	{ "search", 0, NULL, NULL, find_op_search },
+	{ "compare", 0, find_op_compare, NULL },
+	{ "bench_put", 1, find_op_bench_put, NULL },
 };
 
 int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t len,

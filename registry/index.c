@@ -124,6 +124,22 @@ void index_num_of(json_t *m, struct index_num *o)
 	o->imported = parse_iso(json_string_value(json_object_get(m, "imported_at")));
 }
 
+const char *index_license(json_t *m)
+{
+	json_t *lic = json_object_get(m, "license");
+	const char *v = json_string_value(json_object_get(json_object_get(m, "facts"), "license"));
+	if (!v || !*v || !strcmp(v, "NOASSERTION")) {
+		const char *s = json_string_value(json_object_get(lic, "spdx"));
+		json_t *det = json_object_get(lic, "detected");
+		if (s && *s)
+			v = s;
+		else if (json_is_true(json_object_get(det, "matched")) &&
+			 json_string_value(json_object_get(det, "id")))
+			v = json_string_value(json_object_get(det, "id"));
+	}
+	return v;
+}
+
 /* ---- put / del -------------------------------------------------------------- */
 
 struct wset { json_t *set; };
@@ -186,6 +202,8 @@ static int apply(struct store *st, MDB_txn *txn, const char *name, const char *r
 	int rc = 0;
 	for (size_t i = 0; i < sizeof cat_fields / sizeof cat_fields[0] && !rc; i++) {
 		const char *v = json_string_value(json_object_get(facts, cat_fields[i][1]));
+		if (!strcmp(cat_fields[i][0], "license"))
+			v = index_license(m);
 		if (v && *v)
 			rc = idx_write(txn, st, kb, field_key(kb, cat_fields[i][0], v, strlen(v)), rk,
 				       rl, del);

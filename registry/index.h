@@ -52,6 +52,11 @@ struct index_num {
 /* The numbers recorded for a manifest (pure; used by ops for show too). */
 void index_num_of(json_t *manifest, struct index_num *out);
 
+/* The license a manifest is filed under: facts.license (the card's, SPDX),
+ * else license.spdx, else the detected license when it matched; NULL or
+ * "NOASSERTION" when none. Borrowed from m. */
+const char *index_license(json_t *m);
+
 /* Add / remove the index records of a manifest inside the caller's write
  * transaction. 0, MD_EDB, MD_ENOSPC, MD_ENOMEM. */
 int index_put(struct store *st, MDB_txn *txn, const char *name, const char *rev, json_t *m);
