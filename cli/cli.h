@@ -20,6 +20,9 @@ struct cli {
 	const char *name;         /* --name (import) */
 	const char *policy;       /* --policy FILE (audit) */
 	const char *format;       /* --format (audit) */
+	/* catalog filters (list, search; cmd_catalog.c) */
+	const char *task, *provider, *license, *library, *size, *sort;
+	const char *min_params, *max_params, *fits, *hub, *limit;
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -54,5 +57,11 @@ int cmd_cancel(struct cli *c);
 int cmd_status(struct cli *c);
 int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
+/* cmd_catalog.c: filtered list, search, compare, and show's catalog part */
+int cmd_search(struct cli *c);
+int cmd_compare(struct cli *c);
+int cli_has_filters(const struct cli *c);
+int cmd_find(struct cli *c);
+void cli_show_facts(json_t *manifest);
 
 #endif

@@ -24,7 +24,12 @@ static const char usage_text[] =
 	"  status                                    the daemon's version and store\n"
 	"  license ORG/NAME[@REV]                    declared and detected license, lineage\n"
 	"  audit [--policy FILE] [--format F]        every model's license verdict; F: table,\n"
-	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n";
+	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n"
+	"  list [FILTERS] [--sort name|params|size|imported]   filtered list (indexed)\n"
+	"  search QUERY [FILTERS] [--hub URL] [--limit N]     local catalog or a hub\n"
+	"  compare A B [C...]                        parameters, memory, license, benchmarks\n"
+	"FILTERS: --task T --provider ORG --license ID --library L --size small|large|CLASS\n"
+	"         --min-params N --max-params N (7B, 350M, 1.5e9) --fits MEM (24GiB, 80GB)\n";
 
 static const struct {
 	const char *name;
@@ -35,6 +40,7 @@ static const struct {
 	{ "rm", cmd_rm }, { "gc", cmd_gc }, { "jobs", cmd_jobs },
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
+	{ "search", cmd_search }, { "compare", cmd_compare },
 };
 
 int cli_usage(const char *msg)
@@ -56,6 +62,17 @@ int main(int argc, char **argv)
 		{ "detach", no_argument, NULL, 'd' },
 		{ "policy", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'F' },
+		{ "task", required_argument, NULL, 1000 },
+		{ "provider", required_argument, NULL, 1001 },
+		{ "license", required_argument, NULL, 1002 },
+		{ "library", required_argument, NULL, 1003 },
+		{ "size", required_argument, NULL, 1004 },
+		{ "min-params", required_argument, NULL, 1005 },
+		{ "max-params", required_argument, NULL, 1006 },
+		{ "fits", required_argument, NULL, 1007 },
+		{ "sort", required_argument, NULL, 1008 },
+		{ "hub", required_argument, NULL, 1009 },
+		{ "limit", required_argument, NULL, 1010 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -70,6 +87,17 @@ int main(int argc, char **argv)
 		case 'd': c.detach = 1; break;
 		case 'P': c.policy = optarg; break;
 		case 'F': c.format = optarg; break;
+		case 1000: c.task = optarg; break;
+		case 1001: c.provider = optarg; break;
+		case 1002: c.license = optarg; break;
+		case 1003: c.library = optarg; break;
+		case 1004: c.size = optarg; break;
+		case 1005: c.min_params = optarg; break;
+		case 1006: c.max_params = optarg; break;
+		case 1007: c.fits = optarg; break;
+		case 1008: c.sort = optarg; break;
+		case 1009: c.hub = optarg; break;
+		case 1010: c.limit = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
 			char msg[128];
@@ -90,6 +118,11 @@ int main(int argc, char **argv)
 			return cli_usage("--name only applies to import");
 		if ((c.policy || c.format) && strcmp(cmd, "audit"))
 			return cli_usage("--policy and --format only apply to audit");
+		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&
+		    strcmp(cmd, "search"))
+			return cli_usage("filters and --sort only apply to list and search");
+		if ((c.hub || c.limit) && strcmp(cmd, "search"))
+			return cli_usage("--hub and --limit only apply to search");
 		int rc = cmds[i].fn(&c);
 		rpc_close(c.rpc);
 		if (fflush(stdout) != 0 && rc == EXIT_OK) {

@@ -121,7 +121,10 @@ static json_t *entry(json_t *e)
 	json_t *t;
 	json_array_foreach(json_object_get(e, "tags"), i, t) {
 		const char *s = json_string_value(t);
-		if (!s || strlen(s) > 128 || json_array_size(tags) >= 64)
+		int ctl = 0;
+		for (const unsigned char *q = (const unsigned char *)s; s && *q; q++)
+			ctl |= *q < 0x20 || *q == 0x7f;
+		if (!s || ctl || strlen(s) > 128 || json_array_size(tags) >= 64)
 			continue;
 		json_array_append_new(tags, json_string(s));
 		if (!strncmp(s, "license:", 8) && !json_object_get(o, "license"))
