@@ -68,45 +68,29 @@ static int add_filters(struct cli *c, json_t *req)
 	return 0;
 }
 
-static void fmt_params(json_t *facts, char *out, size_t n)
+static void fmt_params(json_t *o, char *out, size_t n)
 {
-	json_t *p = json_object_get(facts, "parameters");
+	json_t *p = json_object_get(o, "parameters");
 	if (json_is_integer(p))
 		units_format_count((uint64_t)json_integer_value(p), out, n);
 	else
 		snprintf(out, n, "-");
 }
 
-/* Memory at the stored dtype from a summary's facts ("~" when estimated). */
-static void fmt_mem(json_t *facts, char *out, size_t n)
+/* A row's memory at the stored dtype ("~" when estimated from parameters). */
+static void fmt_mem(json_t *row, char *out, size_t n)
 {
-	json_t *p = json_object_get(facts, "parameters");
-	uint64_t mem = 0;
-	const char *k;
-	json_t *v;
-	json_object_foreach(json_object_get(facts, "dtype_bytes"), k, v)
-		if (json_is_integer(v) && json_integer_value(v) > 0)
-			mem += (uint64_t)json_integer_value(v);
-	if (!json_is_integer(p)) {
+	json_t *m = json_object_get(row, "memory");
+	if (!json_is_integer(m)) {
 		snprintf(out, n, "-");
 		return;
 	}
 	char h[32];
-	util_human_size(mem ? mem : (uint64_t)json_integer_value(p) * 2, h, sizeof h);
-	snprintf(out, n, "%s%s", mem ? "" : "~", h);
+	util_human_size((uint64_t)json_integer_value(m), h, sizeof h);
+	snprintf(out, n, "%s%s", json_is_true(json_object_get(row, "memory_estimated")) ? "~" : "", h);
 }
 
-static const char *lic_of(json_t *m)
-{
-	json_t *f = json_object_get(m, "facts");
-	const char *s = jstr(f, "license");
-	if (!s || !strcmp(s, "NOASSERTION")) {
-		const char *t = jstr(json_object_get(m, "license"), "spdx");
-		s = t ? t : s;
-	}
-	return s ? s : "-";
-}
-
+/* Rows (registry/index.h) as a table. */
 static void print_rows(json_t *arr, int score)
 {
 	printf("%-40s %-12s %8s %10s %10s %-20s %-14s%s\n", "NAME", "REVISION", "PARAMS", "SIZE",
@@ -114,15 +98,14 @@ static void print_rows(json_t *arr, int score)
 	size_t i;
 	json_t *m;
 	json_array_foreach(arr, i, m) {
-		json_t *f = json_object_get(m, "facts");
 		char p[32], mem[40], sz[32], when[32];
-		fmt_params(f, p, sizeof p);
-		fmt_mem(f, mem, sizeof mem);
+		fmt_params(m, p, sizeof p);
+		fmt_mem(m, mem, sizeof mem);
 		util_human_size((uint64_t)json_integer_value(json_object_get(m, "total_size")), sz,
 				sizeof sz);
 		cli_short_time(jstr(m, "imported_at"), when, sizeof when);
 		printf("%-40s %-12.12s %8s %10s %10s %-20s %-14s%s%s\n", S(jstr(m, "name")),
-		       S(jstr(m, "revision")), p, sz, mem, S(jstr(f, "task")), S(lic_of(m)),
+		       S(jstr(m, "revision")), p, sz, mem, S(jstr(m, "task")), S(jstr(m, "license")),
 		       score ? "" : " ", score ? "" : when);
 	}
 }

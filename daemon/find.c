@@ -230,16 +230,15 @@ int find_op_find(struct daemon *d, struct ops_peer *p, json_t *req)
 	if (!rc)
 		rc = index_query(d->st, txn, &q, &hits, &n);
 	size_t count = 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		MDB_val k = { hits[i].klen, (void *)hits[i].key }, v;
-		if (mdb_get(txn, d->st->sums, &k, &v) || v.mv_size + 2 > FIND_FRAME)
+	for (size_t i = 0; i < n && !rc; i++) { /* rows straight from the index */
+		if (hits[i].rowlen + 2 > FIND_FRAME)
 			continue;
-		if (e.len + v.mv_size + 2 > FIND_FRAME)
+		if (e.len + hits[i].rowlen + 2 > FIND_FRAME)
 			emit_flush(&e);
 		char sep = e.len == 0 ? '[' : ',';
 		e.buf[e.len++] = sep;
-		memcpy(e.buf + e.len, v.mv_data, v.mv_size);
-		e.len += v.mv_size;
+		memcpy(e.buf + e.len, hits[i].row, hits[i].rowlen);
+		e.len += hits[i].rowlen;
 		count++;
 	}
 	mdb_txn_abort(txn);
@@ -384,10 +383,7 @@ int find_op_search(struct daemon *d, struct ops_peer *p, json_t *req)
 	if (!rc)
 		rc = index_query(d->st, txn, &q, &hits, &n);
 	for (size_t i = 0; i < n && !rc && json_array_size(out) < limit; i++) {
-		MDB_val k = { hits[i].klen, (void *)hits[i].key }, v;
-		if (mdb_get(txn, d->st->sums, &k, &v) || v.mv_size > CATALOG_MAX_VALUE)
-			continue;
-		json_t *m = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+		json_t *m = json_loadb(hits[i].row, hits[i].rowlen, 0, NULL);
 		if (!json_is_object(m)) {
 			json_decref(m);
 			continue;

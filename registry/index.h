@@ -2,25 +2,37 @@
  * registry/index.h — the catalog's indexes, so that filtered lists and
  * searches never scan every model (docs/catalog.md, "Indexes").
  *
- * Three derived databases, kept in step with `revisions` inside the same
+ * Four derived databases, kept in step with `revisions` inside the same
  * write transaction by catalog_put_rev / catalog_del_rev, and rebuilt at
- * start-up (index_ensure) when their version or entry count does not match:
+ * start-up (index_ensure) when their version or entry count does not match.
+ * Each indexed revision gets a 64-bit id (meta "index_next" counts them), so
+ * posting lists are arrays of 8-byte integers (MDB_DUPFIXED: dense pages,
+ * read a page at a time, intersected as sorted integers):
  *
- *   index         (MDB_DUPSORT) "FIELD\0VALUE" -> "NAME\0REV", FIELD one of
- *                 task, provider, license, library, arch (values lower-cased,
- *                 at most INDEX_MAX_VALUE bytes), "w" (a search word of the
- *                 name, tags, task, library, languages, datasets, base models,
- *                 architecture, license and card text) and "n" (a word of the
- *                 name only, for ranking)
- *   index_nums    "NAME\0REV" -> struct index_num (40 bytes, host order)
- *   index_ranges  KIND u64-big-endian(VALUE) "NAME\0REV" -> "" with KIND
- *                 'p' parameters, 's' total size, 'm' memory at the stored
- *                 dtype, 't' import time: range filters and sorts are
- *                 cursor walks over a key range
+ *   index         (DUPSORT|DUPFIXED|INTEGERDUP) "FIELD\0VALUE" -> id, FIELD one
+ *                 of task, provider, license, library, arch (values lower-
+ *                 cased, cut at INDEX_MAX_VALUE bytes), "w" (a search word of
+ *                 the name, tags, task, library, languages, datasets, base
+ *                 models, architecture, license and card text) and "n" (a
+ *                 word of the name only, for ranking)
+ *   index_rows    "NAME\0REV" -> struct index_num (with the id), then the
+ *                 row: compact JSON of what a filtered list shows, so that
+ *                 answering a filter never touches manifests or summaries,
+ *                 and a large result in name order is one sequential walk
+ *   index_ids     id (INTEGERKEY) -> "NAME\0REV"
+ *   index_ranges  KIND u64be(VALUE) u64be(id) -> "" with KIND 'p' parameters,
+ *                 's' total size, 'm' memory at the stored dtype, 't' import
+ *                 time: range filters are cursor walks over a key range
  *
  * Facts are read from the manifest: facts.{task,provider,license,library,
- * tags,languages,datasets,base_model,architecture,parameters,dtype_bytes},
- * card.text, total_size, imported_at.
+ * tags,languages,datasets,base_model,architecture,context_length,
+ * parameters,dtype_bytes}, license.{spdx,detected}, card.text, total_size,
+ * imported_at.
+ *
+ * A row: {"name","revision","total_size","imported_at","parameters",
+ * "memory" (bytes at the stored dtype),"memory_estimated"?,"task",
+ * "provider","library","license","architecture","context_length"}, null
+ * where unknown.
  */
 #ifndef MD_INDEX_H
 #define MD_INDEX_H
@@ -32,9 +44,10 @@
 
 #define INDEX_VERSION 1
 #define INDEX_MAX_VALUE 200     /* bytes of an indexed value; longer ones are cut */
-#define INDEX_MAX_WORDS 256     /* search words kept per revision */
+#define INDEX_MAX_WORDS 128     /* search words kept per revision */
 #define INDEX_MAX_QUERY_WORDS 8 /* words of a search query used */
 #define INDEX_MAX_EXPAND 4096   /* index keys one query word's prefix may expand to */
+#define INDEX_ORDERED_WALK 4096 /* more candidates than this: walk an ordered index, no sort */
 
 #define INDEX_HAS_PARAMS 1u     /* index_num.params is known */
 #define INDEX_HAS_MEM 2u        /* index_num.mem is known */
@@ -47,6 +60,7 @@ struct index_num {
 	uint64_t size;         /* total_size (bytes of the original files) */
 	uint64_t mem;          /* bytes to load at the stored dtype */
 	int64_t imported;      /* imported_at, seconds since the epoch */
+	uint64_t id;           /* the revision's index id */
 };
 
 /* The numbers recorded for a manifest (pure; used by ops for show too). */
@@ -81,6 +95,8 @@ struct index_query {
 struct index_hit {
 	const char *key;         /* "NAME\0REV", borrowed from the transaction */
 	size_t klen;
+	const char *row;         /* the row JSON (not NUL-terminated), borrowed too */
+	size_t rowlen;
 	struct index_num num;
 	int score;               /* text queries: query words found in the name */
 };
@@ -88,7 +104,8 @@ struct index_hit {
 /*
  * Run a query in a read transaction. *hits (malloc'd, caller frees; keys
  * borrowed until the transaction ends) gets the matching revisions, sorted
- * by q->sort (text queries: by score first), *n their count.
+ * by q->sort (text queries: by score first), *n their count. The
+ * borrowed pointers are valid only in a read-only transaction.
  * 0, MD_EINVAL (a query with no usable word), MD_EDB, MD_ENOMEM.
  */
 int index_query(struct store *st, MDB_txn *txn, const struct index_query *q,

@@ -35,7 +35,8 @@ static int open_dbs(struct store *st)
 		{ "models", &st->models }, { "revisions", &st->revs }, { "refs", &st->refs },
 		{ "summaries", &st->sums },
 		{ "blobs", &st->blobs }, { "jobs", &st->jobs }, { "meta", &st->meta },
-		{ "index", &st->idx, MDB_DUPSORT }, { "index_nums", &st->inums },
+		{ "index", &st->idx, MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP },
+		{ "index_rows", &st->inums }, { "index_ids", &st->irows, MDB_INTEGERKEY },
 		{ "index_ranges", &st->iranges },
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
