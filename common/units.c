@@ -20,6 +20,9 @@ static int number(const char *s, double *d, const char **rest)
 	*d = strtod(s, &end);
 	if (errno || end == s || !isfinite(*d) || *d < 0)
 		return -1;
+	for (const char *p = s; p < end; p++) /* decimal only: no hex, inf or nan */
+		if (!strchr("0123456789.eE+-", *p))
+			return -1;
 	*rest = end;
 	return 0;
 }
