@@ -157,6 +157,12 @@ int cmd_search(struct cli *c)
 	if (c->argc != 1)
 		return cli_usage("search takes one QUERY (quote several words)");
 	json_t *req = json_pack("{s:s,s:s}", "op", "search", "query", c->argv[0]), *res;
+	const char *sort = c->sort;
+	if (c->hub && sort && strcmp(sort, "name") && strcmp(sort, "params") && strcmp(sort, "size") &&
+	    strcmp(sort, "imported")) { /* a hub's own order: downloads, likes, ... */
+		json_object_set_new(req, "hub_sort", json_string(sort));
+		c->sort = NULL;
+	}
 	int rc = add_filters(c, req);
 	if (!rc && c->hub)
 		json_object_set_new(req, "hub", json_string(c->hub));

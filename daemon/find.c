@@ -312,6 +312,8 @@ static int hub_job(struct daemon *d, struct job *j, json_t **res)
 		r.filter[nf++] = lic;
 	}
 	const char *sort = json_string_value(json_object_get(a, "hub_sort"));
+	if (sort && (strlen(sort) > 64 || strspn(sort, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") != strlen(sort)))
+		return md_fail(MD_EINVAL, "hub sort '%.64s': want a field name such as downloads", sort);
 	r.sort = sort ? sort : q.sort == INDEX_SORT_IMPORTED ? "lastModified" : NULL;
 	r.limit = limit;
 	json_t *list;

@@ -116,6 +116,21 @@ void config_facts_acc_free(struct config_facts_acc *a)
 
 #define MAX_ELEMS ((uint64_t)1 << 62)
 
+/* Bytes per element of the safetensors dtypes with whole-byte elements; 0
+ * for others (F4, F6_*: packed sub-byte types, not cross-checked). */
+static unsigned dtype_size(const char *dt)
+{
+	static const struct { const char *n; unsigned sz; } t[] = {
+		{ "F64", 8 }, { "F32", 4 }, { "F16", 2 }, { "BF16", 2 }, { "I64", 8 }, { "I32", 4 },
+		{ "I16", 2 }, { "I8", 1 }, { "U64", 8 }, { "U32", 4 }, { "U16", 2 }, { "U8", 1 },
+		{ "BOOL", 1 }, { "F8_E4M3", 1 }, { "F8_E5M2", 1 }, { "F8_E8M0", 1 },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (!strcmp(dt, t[i].n))
+			return t[i].sz;
+	return 0;
+}
+
 /* One tensor entry -> [dtype, elements, bytes, shape] or an error. */
 static int tensor_entry(const char *what, const char *name, json_t *t, uint64_t data_len,
 			json_t **out)
@@ -145,6 +160,10 @@ static int tensor_entry(const char *what, const char *name, json_t *t, uint64_t 
 		n *= (uint64_t)v;
 		sl += (size_t)snprintf(sk + sl, sizeof sk - sl, "%s%lld", i ? "," : "", (long long)v);
 	}
+	unsigned es = dtype_size(dt);
+	if (es && (n > MAX_ELEMS / es || n * es != (uint64_t)(b1 - b0)))
+		return md_fail(MD_ECORRUPT, "%s: tensor %.100s: %lld bytes for shape [%s] of %s", what,
+			       name, (long long)(b1 - b0), sk, dt);
 	*out = json_pack("[s,I,I,s]", dt, (json_int_t)n, (json_int_t)(b1 - b0), sk);
 	return *out ? 0 : md_fail(MD_ENOMEM, "%s: out of memory", what);
 }

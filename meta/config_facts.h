@@ -65,7 +65,8 @@ void config_facts_acc_free(struct config_facts_acc *a);
  * and add its tensors. what names the file in error details.
  * Errors: MD_ECORRUPT (short file, header length over the cap or past the
  * end of the file, not JSON, a tensor without dtype/shape/data_offsets, a
- * shape whose element count overflows 2^62), MD_EIO, MD_ENOMEM.
+ * shape whose element count overflows 2^62 or, for whole-byte dtypes,
+ * does not match its data_offsets), MD_EIO, MD_ENOMEM.
  * On error nothing from this file is kept.
  */
 int config_facts_add_safetensors(struct config_facts_acc *a, int fd, const char *what);

@@ -379,6 +379,9 @@ def test_hub_search(daemon, catalog, hub):
     Hub.queries.clear()
     r = daemon.ctl("--json", "search", "model", "--hub", hub, "--limit", "4").json()
     assert len(r["results"]) == 4 and r["pages"] == 2 and Hub.queries[0]["limit"] == ["4"]
+    Hub.queries.clear()
+    daemon.ctl("--json", "search", "x", "--hub", hub, "--sort", "likes", "--limit", "1")
+    assert Hub.queries[0]["sort"] == ["likes"]
     r = daemon.ctl("--json", "search", "x", "--hub", hub, "--min-params", "1B").json()
     assert [m["id"] for m in r["results"]] == ["hub/model-3"]
     out = daemon.ctl("search", "model", "--hub", hub, "--limit", "3").out

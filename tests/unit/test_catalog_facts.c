@@ -161,6 +161,9 @@ static void test_safetensors_hostile(void **state)
 		/* element count overflow */
 		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,8]}}",
 		  8, 0, MD_ECORRUPT },
+		/* a shape that claims more elements than its bytes hold */
+		{ "{\"t\":{\"dtype\":\"BF16\",\"shape\":[1000000,1000000],\"data_offsets\":[0,8]}}",
+		  8, 0, MD_ECORRUPT },
 		/* negative dimension, missing dtype */
 		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,8]}}", 8, 0, MD_ECORRUPT },
 		{ "{\"t\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, MD_ECORRUPT },
