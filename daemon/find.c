@@ -359,6 +359,12 @@ int find_op_search(struct daemon *d, struct ops_peer *p, json_t *req)
 		const char *hub = json_string_value(json_object_get(req, "hub"));
 		if (!hub || (strncmp(hub, "http://", 7) && strncmp(hub, "https://", 8)))
 			return md_fail(MD_EINVAL, "hub: want an http:// or https:// URL");
+		/* the daemon makes the request: readers may only point it at the
+		 * configured hub, so the socket is no HTTP proxy for them */
+		if (!p->can_write && (!d->cfg->hub || strcmp(hub, d->cfg->hub)))
+			return md_fail(MD_EPERM, "permission denied: searching %.200s needs the daemon's "
+						 "user or root (others may search the configured hub %s)",
+				       hub, d->cfg->hub ? d->cfg->hub : "(none)");
 		struct job *j = jobs_new("search", hub, json_incref(req), NULL, 0, p->conn_id, p->uid,
 					 hub_job);
 		if (!j)

@@ -403,3 +403,28 @@ def test_hub_search_refusals(daemon, hub):
     assert r.rc == 1 and "http" in r.err
     r = daemon.ctl("search", "x", "--hub", "http://127.0.0.1:1", check=False)
     assert r.rc == 1 and "127.0.0.1:1" in r.err
+
+
+def test_catalog_reads_for_others_and_hub_confined(tmp, hub):
+    conf = os.path.join(tmp, "modeld.conf")
+    with open(conf, "w") as f:
+        f.write("hub = %s\n" % hub)
+    d = Daemon(tmp, extra=["--config", conf]).start()
+    try:
+        d.ctl("import", model(tmp, "a", text="Zebra."), "--name", "acme/a")
+        d.ctl("import", model(tmp, "b"), "--name", "acme/b")
+        os.chmod(d.sock, 0o666)
+        # the catalog is a read: any uid that can open the socket
+        assert names(d.ctl("--json", "list", "--provider", "acme", user="nobody").json()) == \
+            ["acme/a", "acme/b"]
+        assert d.ctl("--json", "search", "zebra", user="nobody").json()["results"][0]["name"] == "acme/a"
+        assert d.ctl("compare", "acme/a", "acme/b", user="nobody").rc == 0
+        # the configured hub, yes; any other URL only for the daemon's user or root
+        r = d.ctl("--json", "search", "model", "--hub", hub, "--limit", "2", user="nobody")
+        assert [m["id"] for m in r.json()["results"]] == ["acme/alpha", "hub/model-1"]
+        r = d.ctl("search", "x", "--hub", "http://127.0.0.1:9/", check=False, user="nobody")
+        assert r.rc == 1 and "permission denied" in r.err
+        r = raw_call(d.sock, {"op": "bench_put", "manifests": []})
+        assert not r["ok"]
+    finally:
+        d.stop()
