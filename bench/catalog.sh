@@ -34,10 +34,11 @@ cli() { # best-of-5 wall time of modelctl "$@"
 }
 q() { # label, JSON request, modelctl arguments...
 	local label=$1 req=$2; shift 2
-	local srv; srv=$(/usr/bin/python3 bench/catalog_query.py "$W/s.sock" "$req" 5)
+	local srv; srv=$(/usr/bin/python3 bench/catalog_query.py "$W/s.sock" "$req" 5 $PID)
 	printf '%-44s %s   modelctl %8s ms\n' "$label" "$srv" "$(cli $C --json "$@")"
 }
-echo "query                                        daemon time (elapsed_ms) / socket round trip / results"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+echo "query                                        daemon (elapsed_ms, best of 5) / socket round trip / results / daemon CPU per query (mean of 20) / modelctl --json wall (best of 5)"
 q "list --task text-generation" '{"op":"find","task":"text-generation"}' list --task text-generation
 q "list --provider org007" '{"op":"find","provider":"org007"}' list --provider org007
 q "list --license mit" '{"op":"find","license":"mit"}' list --license mit
@@ -53,6 +54,9 @@ q "list --library L --min-params 1B --sort size" '{"op":"find","library":"transf
 q "search zebra" '{"op":"search","query":"zebra"}' search zebra
 q "search 'llama chat' --task T" '{"op":"search","query":"llama chat","task":"text-generation"}' search "llama chat" --task text-generation
 q "search w01 (prefix of 100 words)" '{"op":"search","query":"w01"}' search w01
-printf '%-44s %s\n' "list (unfiltered, raw path)" "modelctl $(cli $C --json list) ms"
+[ "$N" -le 20000 ] && printf '%-44s %s\n' "list (unfiltered, raw path)" "modelctl $(cli $C --json list) ms"
 echo "catalog size on disk:       $(du -sh "$W/store/catalog" | cut -f1) for $N models"
-mdb_stat -a "$W/store/catalog" 2>/dev/null | awk '/^Status of/ {db=$3} /Leaf pages|Branch pages|Overflow pages/ {pages[db]+=$3} END {for (d in pages) printf "  %-14s %7d pages (main tree)\n", d, pages[d]}' | sort
+mdb_stat -a "$W/store/catalog" 2>/dev/null | awk '/^Status of/ {db=$3} /Leaf pages|Branch pages|Overflow pages/ {pages[db]+=$3} END {for (d in pages) printf "  %-14s %7d pages (main tree; dupsort sub-trees not counted)\n", d, pages[d]}' | sort
+mdb_stat -ef "$W/store/catalog" 2>/dev/null | grep -E 'Number of pages used|Free pages'
+mkdir "$W/compact" && mdb_copy -c "$W/store/catalog" "$W/compact" 2>/dev/null &&
+	echo "compacted copy (mdb_copy -c, no free pages): $(du -sh "$W/compact" | cut -f1)"

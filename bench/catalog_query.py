@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Time catalog queries over the raw protocol: the daemon's own elapsed_ms
-(from request parsed to last frame queued) and the client's wall time to
-the last byte. usage: catalog_query.py SOCKET 'JSON request' [runs]"""
+(from request parsed to last frame queued; best of RUNS), the client's wall
+time to the last byte, and with PID the daemon's CPU time per query
+(utime+stime from /proc over 20 more runs: what the query costs, whatever
+else the machine is doing). usage: catalog_query.py SOCKET 'JSON' [RUNS [PID]]"""
+import os
 import json
 import socket
 import struct
@@ -48,7 +51,17 @@ def main():
     s.connect(sock)
     run(s, req)  # warm
     best = min((run(s, req) for _ in range(runs)), key=lambda r: r[0])
-    print("server %7.2f ms   socket wall %7.2f ms   %6s results" % best)
+    cpu = ""
+    if len(sys.argv) > 4:
+        def ticks():
+            with open("/proc/%s/stat" % sys.argv[4]) as f:
+                v = f.read().rsplit(")", 1)[1].split()
+            return int(v[11]) + int(v[12])
+        t0, n = ticks(), 20
+        for _ in range(n):
+            run(s, req)
+        cpu = "   cpu %7.2f ms" % ((ticks() - t0) * 1000.0 / os.sysconf("SC_CLK_TCK") / n)
+    print("server %7.2f ms   socket wall %7.2f ms   %6s results" % best + cpu)
 
 
 main()
