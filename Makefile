@@ -13,7 +13,7 @@ DESTDIR  ?=
 BUILD    ?= build
 CC       ?= cc
 PKGS      = lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto \
-            libmicrohttpd libsystemd
+            libmicrohttpd libsystemd libseccomp
 CFLAGS   ?= -O2 -g
 WARN      = -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wno-missing-field-initializers
@@ -25,7 +25,7 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 # The daemon side (everything below the socket) and the client side (what
 # modelctl and libmodeld are made of). cli/ links only the client side.
 CORE_DIRS   = common registry converters sources meta
-DAEMON_SRCS = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_SRCS = $(filter-out daemon/main.c daemon/worker_main.c,$(wildcard daemon/*.c))
 CORE_SRCS   = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)) $(DAEMON_SRCS)
 CLIENT_SRCS = $(wildcard common/*.c) $(wildcard client/*.c)
 CLI_SRCS    = $(wildcard cli/*.c)
@@ -37,7 +37,7 @@ CLIENT_OBJS = $(call obj,$(CLIENT_SRCS))
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all run test unit unit-asan integration install clean deps test-deps fuzz bench
-all: deps $(BUILD)/modeld $(BUILD)/modelctl
+all: deps $(BUILD)/modeld $(BUILD)/modelctl $(BUILD)/modeld-worker
 
 deps:
 	@./scripts/deps.sh
@@ -68,6 +68,9 @@ $(BUILD)/libmdcore.a: $(BUILD)/obj/gen/license_corpus.o
 
 $(BUILD)/modeld: $(call obj,daemon/main.c) $(BUILD)/libmdcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# the confined parser process modeld spawns per weight file (daemon/sandbox.h)
+$(BUILD)/modeld-worker: $(call obj,daemon/worker_main.c) $(BUILD)/libmdcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/modelctl: $(call obj,$(CLI_SRCS)) $(BUILD)/libmodeld.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -85,7 +88,7 @@ run: all
 
 test: test-deps all unit
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN_FLAGS)" \
-		LDFLAGS="$(SAN_FLAGS)" unit build/asan/modeld build/asan/modelctl
+		LDFLAGS="$(SAN_FLAGS)" unit build/asan/modeld build/asan/modelctl build/asan/modeld-worker
 	./tests/run.sh
 
 integration: all
@@ -101,7 +104,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
-	install -m 0755 $(BUILD)/modeld $(BUILD)/modelctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BUILD)/modeld $(BUILD)/modelctl $(BUILD)/modeld-worker $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 docs/man/modelctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 docs/man/modeld.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/modeld.service > \

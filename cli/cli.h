@@ -19,7 +19,8 @@ struct cli {
 	int detach;               /* --detach: return a job id at once */
 	const char *name;         /* --name (import) */
 	const char *policy;       /* --policy FILE (audit) */
-	const char *format;       /* --format (audit) */
+	const char *format;       /* --format (audit, export) */
+	const char *output;       /* -o, --output (export) */
 	/* catalog filters (list, search; cmd_catalog.c) */
 	const char *task, *provider, *license, *library, *size, *sort;
 	const char *min_params, *max_params, *fits, *hub, *limit;
@@ -57,6 +58,9 @@ int cmd_cancel(struct cli *c);
 int cmd_status(struct cli *c);
 int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
+int cmd_tensors(struct cli *c);
+int cmd_export(struct cli *c);
+int cmd_export_weights(struct cli *c);
 /* cmd_catalog.c: filtered list, search, compare, and show's catalog part */
 int cmd_search(struct cli *c);
 int cmd_compare(struct cli *c);

@@ -25,6 +25,9 @@ static const char usage_text[] =
 	"  license ORG/NAME[@REV]                    declared and detected license, lineage\n"
 	"  audit [--policy FILE] [--format F]        every model's license verdict; F: table,\n"
 	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n"
+	"  tensors ORG/NAME[@REV]                    tensor tables of the weight files\n"
+	"  export ORG/NAME[@REV] --format safetensors|gguf -o DIR\n"
+	"                                            write fresh weight files from the packs\n"
 	"  list [FILTERS] [--sort name|params|size|imported]   filtered list (indexed)\n"
 	"  search QUERY [FILTERS] [--hub URL] [--limit N]     local catalog or a hub\n"
 	"  compare A B [C...]                        parameters, memory, license, benchmarks\n"
@@ -40,6 +43,7 @@ static const struct {
 	{ "rm", cmd_rm }, { "gc", cmd_gc }, { "jobs", cmd_jobs },
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
+	{ "tensors", cmd_tensors }, { "export", cmd_export },
 	{ "search", cmd_search }, { "compare", cmd_compare },
 };
 
@@ -62,6 +66,7 @@ int main(int argc, char **argv)
 		{ "detach", no_argument, NULL, 'd' },
 		{ "policy", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "task", required_argument, NULL, 1000 },
 		{ "provider", required_argument, NULL, 1001 },
 		{ "license", required_argument, NULL, 1002 },
@@ -78,7 +83,7 @@ int main(int argc, char **argv)
 	};
 	int ch;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "qho:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'S': c.socket = optarg; break;
 		case 'j': c.json = 1; break;
@@ -87,6 +92,7 @@ int main(int argc, char **argv)
 		case 'd': c.detach = 1; break;
 		case 'P': c.policy = optarg; break;
 		case 'F': c.format = optarg; break;
+		case 'o': c.output = optarg; break;
 		case 1000: c.task = optarg; break;
 		case 1001: c.provider = optarg; break;
 		case 1002: c.license = optarg; break;
@@ -116,8 +122,10 @@ int main(int argc, char **argv)
 			continue;
 		if (c.name && strcmp(cmd, "import"))
 			return cli_usage("--name only applies to import");
-		if ((c.policy || c.format) && strcmp(cmd, "audit"))
-			return cli_usage("--policy and --format only apply to audit");
+		if (c.policy && strcmp(cmd, "audit"))
+			return cli_usage("--policy only applies to audit");
+		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))
+			return cli_usage("--format only applies to audit and export");
 		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&
 		    strcmp(cmd, "search"))
 			return cli_usage("filters and --sort only apply to list and search");

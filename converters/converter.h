@@ -82,6 +82,30 @@ unsigned conv_dtype_bits(uint32_t dtype);
 /* Name as safetensors spells it ("BF16"), or NULL. */
 const char *conv_dtype_name(uint32_t dtype);
 
+/* Byte length of a tensor from its dtype and shape (shape in row-major
+ * order: shape[ndim-1] is the innermost dimension, GGUF's ne[0]). Plain
+ * dtypes: product * bits must be a multiple of 8. ggml block types: the
+ * innermost dimension must be a multiple of the block size. Every product is
+ * overflow-checked. 0 with *len set, or MD_ECORRUPT (md_fail detail, no
+ * tensor name: callers prefix it). */
+int conv_tensor_nbytes(uint32_t dtype, uint32_t ndim, const uint64_t *shape, uint64_t *len);
+/* ggml type t (0..255): 1 with block size, bytes per block and name
+ * ("Q4_K") if known and still supported by GGUF readers, else 0. Any out
+ * pointer may be NULL. */
+int conv_ggml_type(uint32_t t, uint32_t *blck, uint32_t *tsize, const char **name);
+/* 1 if dtype is a known plain dtype or CONV_DT_GGML + a known ggml type. */
+int conv_dtype_known(uint32_t dtype);
+/* Printable dtype name: conv_dtype_name, or "GGML_Q4_K" for block types,
+ * or "?" ; static. */
+const char *conv_dtype_str(uint32_t dtype);
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF)
+ * without NUL bytes. */
+int conv_utf8_ok(const char *s, size_t n);
+
+/* The converters this library provides (converters/<name>.c). */
+extern const struct converter conv_safetensors;
+extern const struct converter conv_gguf;
+
 /* The converter for a file, or NULL when none claims it (not a weight file). */
 const struct converter *conv_find(const char *path, const uint8_t *head, size_t nhead);
 

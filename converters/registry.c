@@ -3,8 +3,13 @@
 
 #include <stddef.h>
 
+extern const struct converter conv_torch;
+
 static const struct converter *const all[] = {
-	NULL /* converters add themselves here: &conv_safetensors, ... */
+	&conv_gguf,
+	&conv_safetensors,
+	&conv_torch,
+	NULL
 };
 
 const struct converter *conv_find(const char *path, const uint8_t *head, size_t nhead)

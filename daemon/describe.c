@@ -76,8 +76,32 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 	rc = lic_assess(card, text, (size_t)tlen, text ? lfile : NULL, anc, nanc, d->pol, &license);
 	if (txn)
 		mdb_txn_abort(txn); /* after lic_assess: anc strings live in keep */
-	if (rc || (rc = card_facts(card, name, &facts)) ||
-	    (rc = facts_add(ing, facts, card, json_object_get(extra, "facts"))))
+	if (rc || (rc = card_facts(card, name, &facts)))
+		goto out;
+	/* parameters and bytes per dtype from the converted weight files */
+	json_int_t params = 0;
+	int weights = 0;
+	json_t *dtb = json_object(), *f;
+	json_array_foreach(ingest_files(ing), i, f) {
+		if (!json_object_get(f, "params"))
+			continue;
+		weights = 1;
+		params += json_integer_value(json_object_get(f, "params"));
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(f, "dtype_bytes"), k, v)
+			json_object_set_new(dtb, k, json_integer(json_integer_value(json_object_get(dtb, k)) +
+								  json_integer_value(v)));
+	}
+	if (weights) {
+		json_object_set_new(facts, "parameters", json_integer(params));
+		json_object_set_new(facts, "dtype_bytes", dtb);
+	} else {
+		json_decref(dtb);
+	}
+	/* config.json facts, card text; parameters from the safetensors headers
+	 * only when no converter gave them (daemon/facts.h) */
+	if ((rc = facts_add(ing, facts, card, facts)))
 		goto out;
 	const char *verdict = json_string_value(json_object_get(license, "verdict"));
 	if (d->pol && policy_enforce(d->pol) && verdict && !strcmp(verdict, "deny")) {

@@ -16,7 +16,8 @@
 #define FACTS_MAX_WEIGHT_FILES 4096 /* safetensors files whose headers are read */
 
 /*
- * Add to facts (an object the caller owns, from card_facts): architecture,
+ * Add to facts (an object the caller owns, from card_facts, with the
+ * converters' "parameters"/"dtype_bytes" when they produced any): architecture,
  * model_type, hidden_size, num_layers, num_heads, context_length,
  * vocab_size from config.json, and parameters + dtype_bytes: taken from
  * prior (the facts a converter already put in the manifest: "parameters",

@@ -6,6 +6,7 @@
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
+#include "daemon/worker.h"
 #include "meta/policy.h"
 #include "registry/catalog.h"
 #include "registry/store.h"
@@ -289,6 +290,8 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if ((rc = worker_init()))
+		log_warn("%s", md_errmsg(rc));
 	if ((rc = catalog_ensure_summaries(D.st)))
 		log_warn("catalog summaries: %s", md_errmsg(rc));
 	if (listen_fd < 0 && (rc = bind_socket(&cfg, &listen_fd))) {

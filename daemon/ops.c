@@ -5,6 +5,8 @@
 #include "daemon/find.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
+#include "daemon/weights.h"
+#include "daemon/worker.h"
 #include "registry/catalog.h"
 #include "registry/ingest.h"
 #include "registry/maint.h"
@@ -58,7 +60,8 @@ static json_t *public_manifest(struct store *st, MDB_txn *txn, json_t *m, int wi
 		json_t *f;
 		json_array_foreach(files, i, f) {
 			json_object_del(f, "blob");
-			json_object_del(f, "staged");
+			json_object_del(f, "pack");
+			json_object_del(f, "recipe");
 		}
 	} else {
 		json_object_del(o, "files");
@@ -201,6 +204,12 @@ static int op_cancel(struct daemon *d, struct ops_peer *p, json_t *req, json_t *
 	return rc;
 }
 
+static int op_weights(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
+{
+	(void)p;
+	return weights_list(d, req, res);
+}
+
 static int op_license(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
 {
 	(void)p;
@@ -230,6 +239,9 @@ static int job_import(struct daemon *d, struct job *j, json_t **res)
 	int rc = ingest_begin(d->st, &j->ctl, &ing);
 	if (rc)
 		return rc;
+	struct ingest_converter conv;
+	worker_converter(&conv, &j->ctl.cancel);
+	ingest_set_converter(ing, &conv);
 	for (size_t i = 0; i < j->nfds && !rc; i++) {
 		const char *path = str_arg(json_array_get(files, i), "path");
 		rc = ingest_add_fd(ing, path, j->fds[i]);
@@ -280,6 +292,11 @@ static int job_verify(struct daemon *d, struct job *j, json_t **res)
 	free(name);
 	free(rev);
 	return rc;
+}
+
+static int job_export_weights(struct daemon *d, struct job *j, json_t **res)
+{
+	return weights_export(d, j->args, j->fds, j->nfds, res);
 }
 
 /* ---- import assembly -------------------------------------------------- */
@@ -392,6 +409,9 @@ static const struct op ops[] = {
 	{ "cat", 0, NULL, NULL },                  /* special: returns descriptors */
 	{ "jobs", 0, op_jobs, NULL },
 	{ "license", 0, op_license, NULL },
+	{ "weights", 0, op_weights, NULL },
+	{ "tensors", 0, NULL, NULL, weights_tensors },
+	{ "export_weights", 0, NULL, NULL, NULL },  /* special: takes descriptors */
 	{ "audit", 0, op_audit, NULL },
 	{ "verify", 0, NULL, job_verify },
 	{ "import", 1, NULL, NULL },               /* special: multi-frame */
@@ -453,6 +473,25 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 			 j->target, j->nfds);
 		submit(d, j);
 		json_decref(req);
+		return OPS_REPLIED;
+	}
+	if (!strcmp(op->name, "export_weights")) {
+		/* a job: writing a 10 GB export must not stall the loop */
+		int *own = nfds ? malloc(nfds * sizeof *own) : NULL;
+		if (nfds && !own) {
+			close_fds(fds, nfds);
+			rc = MD_ENOMEM;
+			goto fail;
+		}
+		if (nfds)
+			memcpy(own, fds, nfds * sizeof *own);
+		struct job *j = jobs_new("export", str_arg(req, "ref"), req, own, nfds, p->conn_id,
+					 p->uid, job_export_weights);
+		if (!j) {
+			server_reply_err(d->srv, p->conn_id, MD_ENOMEM, NULL);
+			return OPS_REPLIED;
+		}
+		submit(d, j);
 		return OPS_REPLIED;
 	}
 	close_fds(fds, nfds);

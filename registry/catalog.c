@@ -5,6 +5,8 @@
 #include "common/util.h"
 
 #include <stdio.h>
+
+#define CATALOG_SUMMARY_VERSION 2  /* bump when summary_refresh changes shape */
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,6 +223,26 @@ static int summary_refresh(struct store *st, MDB_txn *txn, const char *name, con
 	json_object_del(m, "files");
 	json_object_del(m, "card"); /* the whole card stays in the manifest (show) */
 	json_object_del(m, "v");
+	/* list rows stay small: the license's headline and the scalar facts */
+	json_t *lic = json_object_get(m, "license");
+	if (json_is_object(lic)) {
+		json_t *det = json_object_get(lic, "detected");
+		json_t *slim = json_pack("{s:O,s:O,s:O,s:O}",
+			"declared", json_object_get(lic, "declared") ? json_object_get(lic, "declared") : json_null(),
+			"spdx", json_object_get(lic, "spdx") ? json_object_get(lic, "spdx") : json_null(),
+			"detected", json_is_true(json_object_get(det, "matched")) ? json_object_get(det, "id") : json_null(),
+			"verdict", json_object_get(lic, "verdict") ? json_object_get(lic, "verdict") : json_null());
+		json_object_set_new(m, "license", slim);
+	}
+	json_t *facts = json_object_get(m, "facts");
+	if (json_is_object(facts)) {
+		const char *k;
+		json_t *v, *slim = json_object();
+		json_object_foreach(facts, k, v)
+			if (!json_is_array(v) && !json_is_object(v))
+				json_object_set(slim, k, v);
+		json_object_set_new(m, "facts", slim);
+	}
 	json_t *refs = catalog_refs_to(st, txn, name, rev);
 	json_object_set_new(m, "refs", refs ? refs : json_array());
 	rc = put_json(txn, st->sums, kb, kl, m);
@@ -251,10 +273,10 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 		json_t *f;
 		json_array_foreach(json_object_get(m, "files"), i, f) {
 			const char *hx[4];
-			size_t n = store_entry_blobs(f, hx, 4);
-			json_int_t sz = json_integer_value(json_object_get(f, "size"));
+			uint64_t sz[4];
+			size_t n = store_entry_blobs(f, hx, sz, 4);
 			for (size_t j = 0; j < n; j++)
-				if ((rc = store_blob_ref(st, txn, hx[j], (uint64_t)sz)))
+				if ((rc = store_blob_ref(st, txn, hx[j], sz[j])))
 					return rc;
 		}
 		json_object_set_new(m, "v", json_integer(STORE_SCHEMA));
@@ -362,7 +384,7 @@ int catalog_del_rev(struct store *st, MDB_txn *txn, const char *name,
 	json_t *f;
 	json_array_foreach(json_object_get(m, "files"), i, f) {
 		const char *hx[4];
-		size_t n = store_entry_blobs(f, hx, 4);
+		size_t n = store_entry_blobs(f, hx, NULL, 4);
 		for (size_t j = 0; j < n; j++) {
 			int was_last;
 			if ((rc = store_blob_unref(st, txn, hx[j], &was_last)))
@@ -509,10 +531,22 @@ int catalog_ensure_summaries(struct store *st)
 	int rc = store_txn(st, 1, &txn);
 	if (rc)
 		return rc;
+	/* the summary shape is versioned: a modeld that writes other summaries
+	 * rebuilds them once */
+	uint32_t ver = 0, want = CATALOG_SUMMARY_VERSION;
+	MDB_val vk = { 17, "summaries_version" }, vv;
+	if (mdb_get(txn, st->meta, &vk, &vv) == 0 && vv.mv_size == sizeof ver)
+		memcpy(&ver, vv.mv_data, sizeof ver);
 	if (mdb_stat(txn, st->revs, &a) || mdb_stat(txn, st->sums, &b) ||
-	    a.ms_entries == b.ms_entries) {
+	    (a.ms_entries == b.ms_entries && ver == want)) {
 		mdb_txn_abort(txn);
 		return index_ensure(st); /* the catalog indexes are derived too */
+	}
+	vv.mv_size = sizeof want;
+	vv.mv_data = &want;
+	if ((rc = mdb_put(txn, st->meta, &vk, &vv, 0))) {
+		mdb_txn_abort(txn);
+		return store_mdb_err(rc, "catalog");
 	}
 	mdb_drop(txn, st->sums, 0);
 	struct { struct store *st; MDB_txn *txn; } arg = { st, txn };

@@ -27,7 +27,18 @@ struct ingest {
 	json_t *pathlist;     /* last ingest_paths() answer */
 	unsigned seq;
 	uint8_t *buf;
+	const struct ingest_converter *conv;
 };
+
+void ingest_set_converter(struct ingest *ing, const struct ingest_converter *conv)
+{
+	ing->conv = conv;
+}
+
+json_t *ingest_files(struct ingest *ing)
+{
+	return ing->files;
+}
 
 int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out)
 {
@@ -70,9 +81,13 @@ int ingest_open(struct ingest *ing, const char *relpath)
 	json_array_foreach(ing->files, i, f) {
 		if (strcmp(json_string_value(json_object_get(f, "path")), relpath))
 			continue;
+		const char *blob = json_string_value(json_object_get(f, "blob"));
+		const char *staged = json_string_value(json_object_get(json_object_get(f, "stage"),
+								       blob ? blob : ""));
+		if (!staged)
+			return md_fail(MD_EUNSUP, "%s: converted weight file", relpath);
 		char p[4200];
-		snprintf(p, sizeof p, "%s/%s", ing->dir,
-			 json_string_value(json_object_get(f, "staged")));
+		snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
 		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		return fd < 0 ? md_fail(MD_EIO, "%s: %s", relpath, strerror(errno)) : fd;
 	}
@@ -109,13 +124,91 @@ static int claim_path(struct ingest *ing, const char *relpath)
 	return 0;
 }
 
+/* "stage" maps each blob the entry needs to its staged file name. */
 static int record(struct ingest *ing, const char *relpath, uint64_t size,
 		  const char *hex, const char *staged)
 {
-	json_t *f = json_pack("{s:s,s:I,s:s,s:s,s:s}", "path", relpath, "size",
-			      (json_int_t)size, "sha256", hex, "blob", hex, "staged", staged);
+	json_t *f = json_pack("{s:s,s:I,s:s,s:s,s:{s:s}}", "path", relpath, "size",
+			      (json_int_t)size, "sha256", hex, "blob", hex, "stage", hex, staged);
 	if (!f || json_array_append_new(ing->files, f))
 		return MD_ENOMEM;
+	return 0;
+}
+
+static int stage_open(struct ingest *ing, char *name, size_t n, char prefix)
+{
+	char p[4200];
+	snprintf(name, n, "%c%06u", prefix, ing->seq++);
+	snprintf(p, sizeof p, "%s/%s", ing->dir, name);
+	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	return fd < 0 ? md_fail(MD_EIO, "%s: %s", p, strerror(errno)) : fd;
+}
+
+static void stage_unlink(struct ingest *ing, const char *name)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/%s", ing->dir, name);
+	unlink(p);
+}
+
+static int claims(struct ingest *ing, int fd, const char *relpath)
+{
+	return ing->conv && ing->conv->claims(ing->conv->arg, fd, relpath);
+}
+
+/* Convert fd into a staged pack and recipe through the daemon's worker.
+ * MD_EUNSUP when it turns out not to be a weight file. */
+static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64_t size,
+			 const char *expect)
+{
+	char pn[32], rn[32];
+	int pfd = stage_open(ing, pn, sizeof pn, 'p');
+	if (pfd < 0)
+		return pfd;
+	int rfd = stage_open(ing, rn, sizeof rn, 'r');
+	if (rfd < 0) {
+		close(pfd);
+		stage_unlink(ing, pn);
+		return rfd;
+	}
+	json_t *info = NULL;
+	int rc = ing->conv->convert(ing->conv->arg, fd, size, relpath, pfd, rfd, &info);
+	const char *sha = json_string_value(json_object_get(info, "sha256"));
+	const char *pack = json_string_value(json_object_get(info, "pack"));
+	const char *recipe = json_string_value(json_object_get(info, "recipe"));
+	if (!rc && (!sha || !pack || !recipe || !util_is_hex(sha, 64) || !util_is_hex(pack, 64) ||
+		    !util_is_hex(recipe, 64)))
+		rc = md_fail(MD_EIO, "%s: malformed converter result", relpath);
+	if (!rc && (uint64_t)json_integer_value(json_object_get(info, "size")) != size)
+		rc = md_fail(MD_ECORRUPT, "%s: changed size while being imported", relpath);
+	if (!rc && expect && strcmp(expect, sha))
+		rc = md_fail(MD_ECORRUPT, "%s: sha256 %s does not match the expected %s", relpath,
+			     sha, expect);
+	if (!rc && (fdatasync(pfd) < 0 || fdatasync(rfd) < 0))
+		rc = md_fail(md_from_errno(errno), "%s: fsync: %s", relpath, strerror(errno));
+	close(pfd);
+	close(rfd);
+	if (rc) {
+		stage_unlink(ing, pn);
+		stage_unlink(ing, rn);
+		json_decref(info);
+		return rc;
+	}
+	json_t *f = json_pack("{s:s,s:I,s:s,s:s,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:{s:s,s:s}}",
+			      "path", relpath, "size", (json_int_t)size, "sha256", sha,
+			      "pack", pack, "recipe", recipe,
+			      "pack_size", json_object_get(info, "pack_size"),
+			      "recipe_size", json_object_get(info, "recipe_size"),
+			      "format", json_object_get(info, "format"),
+			      "tensors", json_object_get(info, "tensors"),
+			      "params", json_object_get(info, "params"),
+			      "dtype_bytes", json_object_get(info, "dtype_bytes"),
+			      "stage", pack, pn, recipe, rn);
+	json_decref(info);
+	if (!f || json_array_append_new(ing->files, f))
+		return MD_ENOMEM;
+	if (ing->ctl)
+		atomic_fetch_add(&ing->ctl->done, size);
 	return 0;
 }
 
@@ -129,6 +222,11 @@ int ingest_add_fd(struct ingest *ing, const char *relpath, int fd)
 		return md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return md_fail(MD_EINVAL, "%s: not a regular file", relpath);
+	if (claims(ing, fd, relpath)) {
+		rc = add_converted(ing, relpath, fd, (uint64_t)st.st_size, NULL);
+		if (rc != MD_EUNSUP)
+			return rc;
+	}
 	if (!ing->buf && !(ing->buf = malloc(COPY_BUF)))
 		return MD_ENOMEM;
 	char staged[32], p[4200];
@@ -239,6 +337,16 @@ int ingest_add_staged(struct ingest *ing, const char *relpath, const char *stage
 	if (expect && strcmp(expect, hex))
 		return md_fail(MD_ECORRUPT, "%s: sha256 %s does not match the expected %s",
 			       relpath, hex, expect);
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0 && claims(ing, fd, relpath)) {
+		rc = add_converted(ing, relpath, fd, got, hex);
+		close(fd);
+		if (rc == 0)
+			unlink(p); /* the original lives on as pack + recipe */
+		if (rc != MD_EUNSUP)
+			return rc;
+	} else if (fd >= 0) {
+		close(fd);
+	}
 	return record(ing, relpath, got, hex, staged_name);
 }
 
@@ -297,23 +405,26 @@ static int place_blobs(struct ingest *ing)
 	size_t i;
 	json_t *f;
 	json_array_foreach(ing->files, i, f) {
-		const char *hex = json_string_value(json_object_get(f, "blob"));
-		const char *staged = json_string_value(json_object_get(f, "staged"));
-		char src[4200], dst[4096], dir[4096];
-		snprintf(src, sizeof src, "%s/%s", ing->dir, staged);
-		store_blob_path(ing->st, hex, dst, sizeof dst);
-		if (access(dst, F_OK) == 0) {
-			unlink(src);
-			continue;
+		const char *hex;
+		json_t *st;
+		json_object_foreach(json_object_get(f, "stage"), hex, st) {
+			char src[4200], dst[4096], dir[4096];
+			snprintf(src, sizeof src, "%s/%s", ing->dir, json_string_value(st));
+			store_blob_path(ing->st, hex, dst, sizeof dst);
+			if (access(dst, F_OK) == 0) {
+				unlink(src);
+				continue;
+			}
+			snprintf(dir, sizeof dir, "%s/blobs/sha256/%.2s", ing->st->root, hex);
+			if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+				return md_fail(MD_EIO, "%s: %s", dir, strerror(errno));
+			if (rename(src, dst) < 0)
+				return md_fail(md_from_errno(errno), "%s: %s",
+					       json_string_value(json_object_get(f, "path")),
+					       strerror(errno));
+			if (util_fsync_dir(dir))
+				return md_fail(MD_EIO, "%s: fsync failed", dir);
 		}
-		snprintf(dir, sizeof dir, "%s/blobs/sha256/%.2s", ing->st->root, hex);
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return md_fail(MD_EIO, "%s: %s", dir, strerror(errno));
-		if (rename(src, dst) < 0)
-			return md_fail(md_from_errno(errno), "%s: %s",
-				       json_string_value(json_object_get(f, "path")), strerror(errno));
-		if (util_fsync_dir(dir))
-			return md_fail(MD_EIO, "%s: fsync failed", dir);
 	}
 	char top[4096];
 	snprintf(top, sizeof top, "%s/blobs/sha256", ing->st->root);
@@ -339,7 +450,7 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 	json_t *f;
 	json_array_foreach(ing->files, i, f) {
 		json_t *c = json_deep_copy(f);
-		json_object_del(c, "staged");
+		json_object_del(c, "stage");
 		json_array_append_new(files, c);
 		total += (uint64_t)json_integer_value(json_object_get(f, "size"));
 	}

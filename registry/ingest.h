@@ -28,6 +28,26 @@ struct ingest_ctl {
 
 struct ingest;
 
+/*
+ * Converts one weight file (src_fd, size bytes, relpath) into the empty
+ * staged files pack_fd and recipe_fd; *info gets {format, tensors, params,
+ * sha256 (of the source), pack, recipe (sha256 of each), dtype_bytes, ...}.
+ * MD_EUNSUP means "not a weight file after all": stored as a plain blob.
+ * Supplied by the daemon (it runs the parser in a confined process).
+ */
+struct ingest_converter {
+	/* 1 when the file (fd, relpath) is a weight file to convert. */
+	int (*claims)(void *arg, int fd, const char *relpath);
+	int (*convert)(void *arg, int src_fd, uint64_t size, const char *relpath,
+		       int pack_fd, int recipe_fd, json_t **info);
+	void *arg;
+};
+
+/* Convert the files conv claims instead of storing them as plain blobs
+ * (conv is borrowed for the ingest's life). Without it nothing is
+ * converted. */
+void ingest_set_converter(struct ingest *ing, const struct ingest_converter *conv);
+
 /* Create a staging directory. ctl is borrowed for the ingest's life (may be
  * NULL). 0, MD_EIO, MD_ENOMEM. */
 int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out);
@@ -38,7 +58,8 @@ const char *ingest_dir(const struct ingest *ing);
 
 /*
  * Copy a regular file from fd (read from its current size, not trusted to
- * stay put) into staging while hashing it; record it as relpath.
+ * stay put) into staging while hashing it; record it as relpath. A weight
+ * file is converted instead (pack + recipe, the original is not kept).
  * relpath is checked with util_check_relpath. Errors name relpath:
  * MD_EREFUSED (bad path, duplicate), MD_EINVAL (not a regular file),
  * MD_EIO, MD_ENOSPC, MD_ECANCELED, MD_ECORRUPT (file changed while read).
@@ -63,6 +84,10 @@ int ingest_open(struct ingest *ing, const char *relpath);
 /* The relative paths added so far, as a JSON array borrowed until the next
  * add or ingest_free. */
 json_t *ingest_paths(struct ingest *ing);
+
+/* The file records so far ({path,size,sha256, blob | pack+recipe+format+
+ * params+dtype_bytes...}); borrowed, do not modify. */
+json_t *ingest_files(struct ingest *ing);
 
 /* Number of files added so far. */
 size_t ingest_count(const struct ingest *ing);

@@ -1,6 +1,7 @@
 /* registry/maint.c — see maint.h. */
 #include "registry/maint.h"
 #include "registry/catalog.h"
+#include "registry/reader.h"
 #include "common/err.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -236,6 +237,46 @@ static json_t *check_blob(struct vctx *v, const char *hex, uint64_t size)
 	return NULL;
 }
 
+/* Reproduce a converted file from its pack and recipe and compare with the
+ * sha256 the manifest holds. NULL when good, else a new error string. */
+static json_t *check_original(struct vctx *v, json_t *f)
+{
+	struct reader r;
+	const char *sha = json_string_value(json_object_get(f, "sha256"));
+	if (reader_open(v->st, f, &r))
+		return json_string(md_errmsg(MD_ECORRUPT));
+	struct sha256 h;
+	if (sha256_init(&h)) {
+		reader_close(&r);
+		return json_string("out of memory");
+	}
+	json_t *err = NULL;
+	for (uint64_t off = 0; off < r.size && !v->canceled;) {
+		if (v->ctl && atomic_load(&v->ctl->cancel)) {
+			v->canceled = 1;
+			break;
+		}
+		ssize_t n = reader_pread(&r, v->buf, 4u << 20, off);
+		if (n <= 0) {
+			err = json_sprintf("read failed at byte %llu", (unsigned long long)off);
+			break;
+		}
+		sha256_update(&h, v->buf, (size_t)n);
+		off += (uint64_t)n;
+		v->bytes += (uint64_t)n;
+		if (v->ctl)
+			atomic_fetch_add(&v->ctl->done, (uint64_t)n);
+	}
+	uint8_t d[32];
+	char got[65];
+	sha256_final(&h, d);
+	util_hex(d, 32, got);
+	reader_close(&r);
+	if (!err && !v->canceled && strcmp(got, sha ? sha : ""))
+		err = json_sprintf("reproduced original hashes to %s, expected %s", got, sha);
+	return err;
+}
+
 static int verify_rev(const char *name, const char *rev, json_t *m, void *arg)
 {
 	struct vctx *v = arg;
@@ -246,31 +287,32 @@ static int verify_rev(const char *name, const char *rev, json_t *m, void *arg)
 		const char *path = json_string_value(json_object_get(f, "path"));
 		const char *sha = json_string_value(json_object_get(f, "sha256"));
 		const char *hx[4];
-		size_t n = store_entry_blobs(f, hx, 4);
+		uint64_t sz[4];
+		size_t n = store_entry_blobs(f, hx, sz, 4);
+		json_t *err = NULL;
 		v->files++;
 		for (size_t j = 0; j < n; j++) {
 			json_t *cnt = json_object_get(v->refs, hx[j]);
 			json_object_set_new(v->refs, hx[j],
 					    json_integer(json_integer_value(cnt) + 1));
-		}
-		const char *blob = json_string_value(json_object_get(f, "blob"));
-		json_t *err = NULL;
-		if (!path || !sha) {
-			err = json_string("manifest entry without path or sha256");
-		} else if (blob) {
-			if (strcmp(blob, sha))
-				err = json_sprintf("blob %s does not match sha256 %s", blob, sha);
-			else if (!json_object_get(v->hashed, blob)) {
-				json_t *e = check_blob(v, blob, (uint64_t)json_integer_value(
-								json_object_get(f, "size")));
-				json_object_set_new(v->hashed, blob, e ? e : json_true());
+			/* each blob is hashed once, however many files share it */
+			if (!json_object_get(v->hashed, hx[j])) {
+				json_t *e = check_blob(v, hx[j], sz[j]);
+				json_object_set_new(v->hashed, hx[j], e ? e : json_true());
 			}
-			json_t *h = json_object_get(v->hashed, blob);
+			json_t *h = json_object_get(v->hashed, hx[j]);
 			if (!err && json_is_string(h))
 				err = json_copy(h);
-		} else {
-			err = json_string("no stored content for this file");
 		}
+		const char *blob = json_string_value(json_object_get(f, "blob"));
+		if (!path || !sha)
+			err = err ? err : json_string("manifest entry without path or sha256");
+		else if (!n)
+			err = err ? err : json_string("no stored content for this file");
+		else if (blob && strcmp(blob, sha))
+			err = err ? err : json_sprintf("blob %s does not match sha256 %s", blob, sha);
+		else if (!blob && !err && !v->canceled)
+			err = check_original(v, f);
 		if (err)
 			json_array_append_new(v->errors, json_pack("{s:s,s:s,s:s,s:o}", "name", name,
 								 "revision", rev, "path",

@@ -1,5 +1,6 @@
 /* registry/reader.c — see reader.h. */
 #include "registry/reader.h"
+#include "converters/recipe.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -29,6 +30,53 @@ static int open_blob(struct store *st, const char *hex, const char *path, uint64
 	return fd;
 }
 
+/* A converted weight file: the recipe's segments over the recipe (literals)
+ * and the pack. */
+static int open_recipe(struct store *st, json_t *entry, const char *path, uint64_t size,
+		       struct reader *r)
+{
+	uint64_t psize, rsize;
+	int pfd = open_blob(st, json_string_value(json_object_get(entry, "pack")), path, &psize);
+	if (pfd < 0)
+		return pfd;
+	int rfd = open_blob(st, json_string_value(json_object_get(entry, "recipe")), path, &rsize);
+	if (rfd < 0) {
+		close(pfd);
+		return rfd;
+	}
+	struct recipe *rec;
+	int rc = recipe_open(rfd, psize, &rec);
+	if (rc) {
+		close(pfd);
+		close(rfd);
+		return md_fail_prefix(rc, path);
+	}
+	size_t n = recipe_nseg(rec);
+	if (recipe_orig_size(rec) != size) {
+		rc = md_fail(MD_ECORRUPT, "%s: recipe reproduces %llu bytes, expected %llu", path,
+			     (unsigned long long)recipe_orig_size(rec), (unsigned long long)size);
+	} else if (!(r->segs = calloc(n ? n : 1, sizeof *r->segs))) {
+		rc = MD_ENOMEM;
+	}
+	if (rc) {
+		recipe_close(rec);
+		close(pfd);
+		close(rfd);
+		return rc;
+	}
+	r->fds[0] = rfd;
+	r->fds[1] = pfd;
+	r->nfds = 2;
+	for (size_t i = 0; i < n; i++) {
+		const struct recipe_seg *sg = recipe_seg(rec, i);
+		r->segs[i] = (struct reader_seg){ sg->kind == RECIPE_PACK ? 1u : 0u, sg->off, sg->len };
+	}
+	r->nsegs = n;
+	r->size = size;
+	recipe_close(rec);
+	return 0;
+}
+
 int reader_open(struct store *st, json_t *entry, struct reader *r)
 {
 	memset(r, 0, sizeof *r);
@@ -37,6 +85,8 @@ int reader_open(struct store *st, json_t *entry, struct reader *r)
 	const char *blob = json_string_value(json_object_get(entry, "blob"));
 	if (!path)
 		path = "?";
+	if (!blob && json_object_get(entry, "recipe"))
+		return open_recipe(st, entry, path, (uint64_t)size, r);
 	if (!blob)
 		return md_fail(MD_ECORRUPT, "%s: no stored content", path);
 	uint64_t bsize;

@@ -269,14 +269,18 @@ int store_blobs_reap(struct store *st, json_t *hexes)
 	return 0;
 }
 
-size_t store_entry_blobs(json_t *entry, const char **out, size_t max)
+size_t store_entry_blobs(json_t *entry, const char **out, uint64_t *sizes, size_t max)
 {
 	static const char *const keys[] = { "blob", "pack", "recipe" };
+	static const char *const size_keys[] = { "size", "pack_size", "recipe_size" };
 	size_t n = 0;
 	for (size_t i = 0; i < 3 && n < max; i++) {
 		const char *h = json_string_value(json_object_get(entry, keys[i]));
-		if (h)
-			out[n++] = h;
+		if (!h)
+			continue;
+		if (sizes)
+			sizes[n] = (uint64_t)json_integer_value(json_object_get(entry, size_keys[i]));
+		out[n++] = h;
 	}
 	return n;
 }

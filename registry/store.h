@@ -89,8 +89,9 @@ int store_blob_unref(struct store *st, MDB_txn *txn, const char *hex, int *freed
  */
 int store_blobs_reap(struct store *st, json_t *hexes);
 
-/* The blobs (hex strings) a manifest file entry refers to; borrowed from
- * entry. Writes up to max, returns the count. */
-size_t store_entry_blobs(json_t *entry, const char **out, size_t max);
+/* The blobs (hex strings) a manifest file entry refers to, with their sizes
+ * ("blob": size; "pack": pack_size; "recipe": recipe_size); hex borrowed
+ * from entry. Writes up to max, returns the count. sizes may be NULL. */
+size_t store_entry_blobs(json_t *entry, const char **out, uint64_t *sizes, size_t max);
 
 #endif

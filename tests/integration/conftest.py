@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -131,12 +132,27 @@ def make_model(path, files):
     return path
 
 
+def safetensors_bytes(tensors):
+    """tensors: {name: (dtype, shape, bytes)} -> a valid safetensors file."""
+    hdr, off, data = {}, 0, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        hdr[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        data += raw
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
 def tiny_llama(path, seed=0, weights=1 << 20):
     rnd = os.urandom if seed is None else random.Random(seed).randbytes
+    half = weights // 2
+    st = safetensors_bytes({"embed.weight": ("U8", [half], rnd(half)),
+                            "lm_head.weight": ("U8", [weights - half], rnd(weights - half))})
     return make_model(path, {
         "config.json": b'{"architectures":["LlamaForCausalLM"],"hidden_size":64}\n',
         "tokenizer.json": b'{"version":"1.0"}\n',
         "README.md": b"---\nlicense: apache-2.0\n---\n# tiny\n",
-        "model.safetensors": rnd(weights),
+        "model.safetensors": st,
         "sub/notes.txt": b"hello\n",
     })

@@ -1,0 +1,147 @@
+/* cli/cmd_weights.c — tensors REF; export REF --format safetensors|gguf -o DIR. */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cmd_tensors(struct cli *c)
+{
+	if (c->argc != 1)
+		return cli_usage("tensors takes one ORG/NAME[@REV]");
+	json_t *req = json_pack("{s:s,s:s}", "op", "tensors", "ref", c->argv[0]), *res;
+	int rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(res);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	printf("%-48s %-8s %-22s %12s %12s %s\n", "NAME", "DTYPE", "SHAPE", "BYTES", "OFFSET", "FILE");
+	size_t i;
+	json_t *t;
+	json_array_foreach(res, i, t) {
+		char shape[64] = "[", *s = shape + 1;
+		size_t k;
+		json_t *dim;
+		json_array_foreach(json_object_get(t, "shape"), k, dim) {
+			int w = snprintf(s, (size_t)(shape + sizeof shape - s), "%s%lld", k ? "," : "",
+					 (long long)json_integer_value(dim));
+			if (w < 0 || s + w >= shape + sizeof shape - 2)
+				break;
+			s += w;
+		}
+		snprintf(s, (size_t)(shape + sizeof shape - s), "]");
+		printf("%-48s %-8s %-22s %12lld %12lld %s%s\n",
+		       json_string_value(json_object_get(t, "name")),
+		       json_string_value(json_object_get(t, "dtype")), shape,
+		       (long long)json_integer_value(json_object_get(t, "bytes")),
+		       (long long)json_integer_value(json_object_get(t, "offset")),
+		       json_string_value(json_object_get(t, "file")),
+		       json_object_get(t, "alias") ? " (tied)" : "");
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+/* "dir/model.bin" -> "dir/model.gguf" (the stem with the new extension). */
+static void out_name(const char *path, const char *ext, char *out, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(slash ? slash : path, '.');
+	size_t stem = dot ? (size_t)(dot - path) : strlen(path);
+	snprintf(out, n, "%.*s.%s", (int)stem, path, ext);
+}
+
+int cmd_export_weights(struct cli *c)
+{
+	const char *fmt = c->format;
+	if (c->argc != 1 || !c->output)
+		return cli_usage("export takes ORG/NAME[@REV] --format safetensors|gguf -o DIR");
+	if (strcmp(fmt, "safetensors") && strcmp(fmt, "gguf"))
+		return cli_usage("--format: want safetensors or gguf");
+	json_t *req = json_pack("{s:s,s:s}", "op", "weights", "ref", c->argv[0]), *res;
+	int rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (rc)
+		return rc;
+	json_t *files = json_object_get(res, "files");
+	if (!json_array_size(files)) {
+		json_decref(res);
+		return cli_fail(md_fail(MD_ENOENT, "%s: no converted weight files", c->argv[0]));
+	}
+	if ((rc = util_mkdir_p(c->output, 0755))) {
+		json_decref(res);
+		return cli_fail(rc);
+	}
+	size_t n = json_array_size(files);
+	int *fds = calloc(n, sizeof *fds);
+	json_t *paths = json_array(), *outs = json_array();
+	size_t i;
+	json_t *f;
+	int ret = EXIT_OK;
+	json_array_foreach(files, i, f) {
+		const char *path = json_string_value(json_object_get(f, "path"));
+		char rel[4096], full[8192];
+		out_name(path, fmt, rel, sizeof rel);
+		snprintf(full, sizeof full, "%s/%s", c->output, rel);
+		char *slash = strrchr(full, '/');
+		if (slash && slash > full + strlen(c->output)) {
+			*slash = 0;
+			util_mkdir_p(full, 0755);
+			*slash = '/';
+		}
+		fds[i] = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fds[i] < 0) {
+			ret = cli_fail(md_fail(MD_EIO, "%s: %s", full, strerror(errno)));
+			n = i;
+			break;
+		}
+		json_array_append_new(paths, json_string(path));
+		json_array_append_new(outs, json_string(full));
+	}
+	if (ret == EXIT_OK) {
+		json_t *r2;
+		req = json_pack("{s:s,s:s,s:s,s:O}", "op", "export_weights", "ref", c->argv[0],
+				"format", fmt, "files", paths);
+		if ((rc = cli_connect(c)) == 0 && (rc = rpc_send(c->rpc, req, fds, n)) != 0)
+			rc = cli_fail(rc);
+		json_decref(req);
+		if (!rc && !(rc = cli_wait(c, &r2))) {
+			if (c->json) {
+				cli_print_json(r2);
+			} else {
+				json_array_foreach(outs, i, f)
+					printf("wrote %s\n", json_string_value(f));
+			}
+			json_decref(r2);
+		}
+		ret = rc ? EXIT_FAIL : EXIT_OK;
+	}
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	if (ret != EXIT_OK) {
+		json_array_foreach(outs, i, f)
+			unlink(json_string_value(f));
+	}
+	free(fds);
+	json_decref(paths);
+	json_decref(outs);
+	json_decref(res);
+	return ret;
+}
+
+int cmd_export(struct cli *c)
+{
+	if (c->format)
+		return cmd_export_weights(c);
+	return cli_usage("export needs --format safetensors|gguf -o DIR");
+}

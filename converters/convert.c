@@ -1,0 +1,174 @@
+/* converters/convert.c — conv_convert: converter + pack + recipe; see
+ * convert.h. */
+#include "converters/convert.h"
+#include "converters/pack.h"
+#include "converters/recipe.h"
+#include "common/err.h"
+#include "common/sha256.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEAD_BYTES 4096   /* bytes shown to match() */
+
+static int find_and_parse(int src_fd, uint64_t src_size, const char *path,
+			  struct conv_info *ci)
+{
+	uint8_t head[HEAD_BYTES];
+	size_t want = src_size < HEAD_BYTES ? (size_t)src_size : HEAD_BYTES;
+	ssize_t got = util_pread_full(src_fd, head, want, 0);
+	if (got < 0)
+		return md_fail(MD_EIO, "%s: cannot read", path ? path : "file");
+	const struct converter *cv = conv_find(path, head, (size_t)got);
+	if (!cv)
+		return md_fail(MD_EUNSUP, "%s: not a weight file", path ? path : "file");
+	int rc = cv->parse(src_fd, src_size, ci);
+	if (rc)
+		return path ? md_fail_prefix(rc, path) : rc;
+	if (!ci->format)
+		ci->format = cv->name;
+	return 0;
+}
+
+int conv_inspect(int src_fd, uint64_t src_size, const char *path, struct conv_info *ci)
+{
+	return find_and_parse(src_fd, src_size, path, ci);
+}
+
+struct lit_arg {
+	int fd;
+	uint64_t base, pos;
+};
+
+static int lit_write(void *arg, uint64_t src_off, const uint8_t *p, size_t n)
+{
+	struct lit_arg *a = arg;
+	(void)src_off;
+	while (n) {
+		ssize_t w = pwrite(a->fd, p, n, (off_t)(a->base + a->pos));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return md_fail(errno == ENOSPC ? MD_ENOSPC : MD_EIO, "recipe: write: %s",
+				       strerror(errno));
+		p += w;
+		n -= (size_t)w;
+		a->pos += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int hash_fd(int fd, uint64_t size, uint8_t out[32])
+{
+	struct sha256 h;
+	uint8_t *buf = malloc(1u << 20);
+	if (!buf || sha256_init(&h)) {
+		free(buf);
+		return MD_ENOMEM;
+	}
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+		if (util_pread_full(fd, buf, n, (off_t)off) != (ssize_t)n) {
+			sha256_free(&h);
+			free(buf);
+			return md_fail(MD_EIO, "recipe: cannot read back");
+		}
+		sha256_update(&h, buf, n);
+		off += n;
+	}
+	sha256_final(&h, out);
+	free(buf);
+	return 0;
+}
+
+static void add_dtype(struct conv_result *r, uint32_t dt, uint64_t bytes)
+{
+	for (size_t i = 0; i < r->ndtypes; i++)
+		if (r->dtypes[i].dtype == dt) {
+			r->dtypes[i].tensors++;
+			r->dtypes[i].bytes += bytes;
+			return;
+		}
+	if (r->ndtypes < CONV_RESULT_MAX_DTYPES)
+		r->dtypes[r->ndtypes++] = (struct conv_dtype_stat){ dt, 1, bytes };
+}
+
+int conv_convert(int src_fd, uint64_t src_size, const char *path, int pack_fd, int recipe_fd,
+		 struct conv_result *out)
+{
+	struct conv_info ci = { 0 };
+	int rc;
+	memset(out, 0, sizeof *out);
+	if (!(rc = find_and_parse(src_fd, src_size, path, &ci))) {
+		rc = conv_convert_info(src_fd, src_size, &ci, pack_fd, recipe_fd, out);
+		if (rc && path)
+			md_fail_prefix(rc, path);
+	}
+	conv_info_free(&ci);
+	return rc;
+}
+
+int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip, int pack_fd,
+		      int recipe_fd, struct conv_result *out)
+{
+	const struct conv_info ci = *cip;
+	struct pack_layout lay = { 0 };
+	struct recipe_builder rb = { 0 };
+	struct pack_written pw;
+	int rc, wrote = 0;
+	memset(out, 0, sizeof *out);
+	if ((rc = pack_layout_init(&ci, src_size, &lay)) || (rc = recipe_build(&ci, &lay, &rb)))
+		goto out;
+	wrote = 1;
+	if (ftruncate(recipe_fd, 0)) {
+		rc = md_fail(MD_EIO, "recipe: cannot truncate: %s", strerror(errno));
+		goto out;
+	}
+	struct lit_arg la = { recipe_fd, recipe_lit_base(&rb), 0 };
+	if ((rc = pack_write(src_fd, &ci, &lay, pack_fd, lit_write, &la, &pw)))
+		goto out;
+	if (la.pos != rb.lit_len) {
+		rc = md_fail(MD_EIO, "recipe: %llu literal bytes written, %llu planned",
+			     (unsigned long long)la.pos, (unsigned long long)rb.lit_len);
+		goto out;
+	}
+	if ((rc = recipe_write_index(recipe_fd, &rb, pw.src_sha256, pw.pack_sha256)))
+		goto out;
+	out->recipe_size = recipe_lit_base(&rb) + rb.lit_len;
+	if ((rc = hash_fd(recipe_fd, out->recipe_size, out->recipe_sha256)))
+		goto out;
+	snprintf(out->format, sizeof out->format, "%s", ci.format);
+	out->ntensors = ci.n;
+	out->nstored = lay.nstored;
+	out->src_size = src_size;
+	out->pack_size = pw.size;
+	out->recipe_literal = rb.lit_len;
+	memcpy(out->src_sha256, pw.src_sha256, 32);
+	memcpy(out->pack_sha256, pw.pack_sha256, 32);
+	memcpy(out->pack_root, pw.root, 32);
+	util_hex(out->src_sha256, 32, out->src_hex);
+	util_hex(out->pack_sha256, 32, out->pack_hex);
+	util_hex(out->recipe_sha256, 32, out->recipe_hex);
+	for (size_t i = 0; i < ci.n; i++) {
+		if (lay.alias[i] >= 0)
+			continue;
+		uint64_t ne = 1;
+		for (uint32_t d = 0; d < ci.t[i].ndim; d++)
+			ne *= ci.t[i].shape[d];   /* cannot overflow: checked by the layout */
+		out->params += ne;
+		add_dtype(out, ci.t[i].dtype, ci.t[i].len);
+	}
+out:
+	if (rc && wrote) {
+		if (ftruncate(pack_fd, 0) || ftruncate(recipe_fd, 0))
+			(void)0;
+	}
+	if (rc)
+		memset(out, 0, sizeof *out);
+	recipe_builder_free(&rb);
+	pack_layout_free(&lay);
+	return rc;
+}

@@ -1,0 +1,72 @@
+/*
+ * converters/convert.h — one call from an untrusted weight file to a pack
+ * plus a recipe (the registry's entry point to converters/).
+ *
+ * conv_convert() picks the converter (conv_find), parses and validates the
+ * whole file, writes the pack and the recipe, and reports what the catalog
+ * needs. The source is read once for the conversion (plus the converter's
+ * own reads of the header region), hashed on the way.
+ */
+#ifndef MD_CONVERT_H
+#define MD_CONVERT_H
+
+#include <stdint.h>
+
+#include "converters/converter.h"
+
+#define CONV_RESULT_MAX_DTYPES 64
+
+struct conv_dtype_stat {
+	uint32_t dtype;          /* enum conv_dtype */
+	uint64_t tensors;        /* stored tensors of this dtype (aliases not counted) */
+	uint64_t bytes;          /* their bytes */
+};
+
+struct conv_result {
+	char format[16];         /* converter name: "safetensors", "gguf", "torch" */
+	uint64_t ntensors;       /* tensor table entries, aliases included */
+	uint64_t nstored;        /* tensors whose bytes are stored (aliases excluded) */
+	uint64_t params;         /* sum of element counts, tied weights counted once */
+	uint64_t src_size, pack_size, recipe_size;
+	uint8_t src_sha256[32], pack_sha256[32], recipe_sha256[32];
+	char src_hex[65], pack_hex[65], recipe_hex[65];   /* lower-case hex */
+	uint8_t pack_root[32];   /* the pack's root digest */
+	uint64_t recipe_literal; /* literal (non-tensor) bytes kept in the recipe */
+	size_t ndtypes;
+	struct conv_dtype_stat dtypes[CONV_RESULT_MAX_DTYPES];
+};
+
+/*
+ * Convert the weight file behind src_fd (src_size bytes; read with pread
+ * only; borrowed). path is the file's relative path in the model (used to
+ * pick the converter, and in messages); may be NULL. pack_fd and recipe_fd
+ * are empty regular files opened O_RDWR without O_APPEND, owned by the
+ * caller (the registry fsyncs and renames them into the store).
+ *
+ * Returns 0 with *out filled, or:
+ *   MD_EUNSUP   no converter claims the file (not a weight file): nothing was
+ *               written; store the file as a plain blob. Also for a format
+ *               version we do not read (detail says which).
+ *   MD_ECORRUPT / MD_ETOOBIG / MD_EREFUSED
+ *               the file claims to be a weight file but breaks a rule: the
+ *               detail (md_errmsg) says which, prefixed with the path, e.g.
+ *               "model.safetensors: safetensors: header length 4294967296
+ *               exceeds 100000000 bytes". The import must fail.
+ *   MD_EIO, MD_ENOSPC, MD_ENOMEM
+ * On any failure both output files are truncated to 0 bytes.
+ */
+int conv_convert(int src_fd, uint64_t src_size, const char *path, int pack_fd, int recipe_fd,
+		 struct conv_result *out);
+
+/* The second half of conv_convert: pack + recipe for a conv_info a
+ * converter already produced (borrowed). Same outputs and errors (no path
+ * prefix). */
+int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci, int pack_fd,
+		      int recipe_fd, struct conv_result *out);
+
+/* Parse only: the converter's report (tensor table, metadata) without
+ * writing anything. *ci must be zeroed; freed by the caller with
+ * conv_info_free also on failure. Same errors as conv_convert. */
+int conv_inspect(int src_fd, uint64_t src_size, const char *path, struct conv_info *ci);
+
+#endif

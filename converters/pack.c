@@ -1,0 +1,1105 @@
+/* converters/pack.c — pack writer and strict reader; see pack.h and
+ * docs/pack-format.md. */
+#include "converters/pack.h"
+#include "converters/gguf.h"
+#include "common/err.h"
+#include "common/sha256.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const uint8_t MAGIC[8] = { 'M', 'D', 'P', 'A', 'C', 'K', 0, 1 };
+static const uint8_t TMAGIC[8] = { 'M', 'D', 'P', 'K', 'E', 'N', 'D', 0 };
+static const uint8_t zeros[PACK_ALIGN];
+
+#define CHUNK (8u << 20)   /* source read size */
+#define NBUF 6             /* chunks in flight */
+
+static uint64_t align_up(uint64_t x)
+{
+	return (x + PACK_ALIGN - 1) & ~(uint64_t)(PACK_ALIGN - 1);
+}
+
+static void le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const uint8_t *p = buf;
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return md_fail(errno == ENOSPC ? MD_ENOSPC : MD_EIO, "pack: write: %s",
+				       strerror(errno));
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int format_ok(const char *f)
+{
+	size_t n = f ? strlen(f) : 0;
+	if (n == 0 || n > 15)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((f[i] >= 'a' && f[i] <= 'z') || (f[i] >= '0' && f[i] <= '9') ||
+		      f[i] == '_' || f[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* ---- layout ---- */
+
+static const struct conv_tensor *sort_t;
+
+static int cmp_name_idx(const void *a, const void *b)
+{
+	return strcmp(sort_t[*(const size_t *)a].name, sort_t[*(const size_t *)b].name);
+}
+
+static int cmp_range_idx(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct conv_tensor *x = &sort_t[i], *y = &sort_t[j];
+	if (x->src_off != y->src_off)
+		return x->src_off < y->src_off ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+static int cmp_src_idx(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct conv_tensor *x = &sort_t[i], *y = &sort_t[j];
+	if (x->src_off != y->src_off)
+		return x->src_off < y->src_off ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* qsort has no context argument in C17; layout is not hot, so serialize. */
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void pack_layout_free(struct pack_layout *lay)
+{
+	free(lay->off);
+	free(lay->alias);
+	free(lay->order);
+	free(lay->strtab);
+	free(lay->name_off);
+	free(lay->meta);
+	memset(lay, 0, sizeof *lay);
+}
+
+int pack_layout_init(const struct conv_info *ci, uint64_t src_size, struct pack_layout *lay)
+{
+	size_t n = ci->n, i;
+	size_t *idx = NULL;
+	int rc = 0;
+	memset(lay, 0, sizeof *lay);
+	lay->n = n;
+	lay->src_size = src_size;
+	if (!format_ok(ci->format))
+		return md_fail(MD_EINVAL, "pack: bad format name");
+	strcpy(lay->format, ci->format);
+	if (n > CONV_MAX_TENSORS)
+		return md_fail(MD_ETOOBIG, "pack: %zu tensors", n);
+	lay->off = calloc(n ? n : 1, sizeof *lay->off);
+	lay->alias = calloc(n ? n : 1, sizeof *lay->alias);
+	lay->order = calloc(n ? n : 1, sizeof *lay->order);
+	lay->name_off = calloc(n ? n : 1, sizeof *lay->name_off);
+	idx = calloc(n ? n : 1, sizeof *idx);
+	if (!lay->off || !lay->alias || !lay->order || !lay->name_off || !idx) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	uint64_t strtab_len = 0;
+	for (i = 0; i < n; i++) {
+		const struct conv_tensor *t = &ci->t[i];
+		size_t nl = t->name ? strlen(t->name) : 0;
+		if (nl == 0 || nl > CONV_MAX_NAME || !conv_utf8_ok(t->name, nl)) {
+			rc = md_fail(MD_EINVAL, "pack: tensor %zu: name empty, too long or not UTF-8", i);
+			goto out;
+		}
+		uint64_t want, end;
+		if ((rc = conv_tensor_nbytes(t->dtype, t->ndim, t->shape, &want))) {
+			md_fail_prefix(rc, t->name);
+			rc = md_fail_prefix(MD_EINVAL, "pack: tensor");
+			goto out;
+		}
+		if (want != t->len) {
+			rc = md_fail(MD_EINVAL, "pack: tensor %s: %llu bytes, dtype and shape need %llu",
+				     t->name, (unsigned long long)t->len, (unsigned long long)want);
+			goto out;
+		}
+		if (__builtin_add_overflow(t->src_off, t->len, &end) || end > src_size) {
+			rc = md_fail(MD_EINVAL, "pack: tensor %s: source range past the end", t->name);
+			goto out;
+		}
+		lay->alias[i] = -1;
+		if (t->alias >= 0) {
+			const struct conv_tensor *a;
+			if ((uint64_t)t->alias >= i ||
+			    (a = &ci->t[t->alias], a->src_off != t->src_off || a->len != t->len)) {
+				rc = md_fail(MD_EINVAL, "pack: tensor %s: alias %lld is not an earlier "
+					     "tensor with the same source range", t->name,
+					     (long long)t->alias);
+				goto out;
+			}
+			lay->alias[i] = lay->alias[t->alias] >= 0 ? lay->alias[t->alias] : t->alias;
+		} else if (t->alias != -1) {
+			rc = md_fail(MD_EINVAL, "pack: tensor %s: bad alias", t->name);
+			goto out;
+		}
+		lay->name_off[i] = (uint32_t)strtab_len;
+		strtab_len += nl;
+		if (strtab_len > PACK_MAX_STRTAB) {
+			rc = md_fail(MD_ETOOBIG, "pack: names exceed %u bytes", PACK_MAX_STRTAB);
+			goto out;
+		}
+		idx[i] = i;
+	}
+	pthread_mutex_lock(&sort_mu);
+	sort_t = ci->t;
+	qsort(idx, n, sizeof *idx, cmp_name_idx);
+	for (i = 1; i < n; i++)
+		if (!strcmp(ci->t[idx[i - 1]].name, ci->t[idx[i]].name))
+			break;
+	if (i < n) {
+		pthread_mutex_unlock(&sort_mu);
+		rc = md_fail(MD_EINVAL, "pack: duplicate tensor name %s", ci->t[idx[i]].name);
+		goto out;
+	}
+	/* tensors with the same source range hold the same bytes: store once */
+	size_t m = 0;
+	for (i = 0; i < n; i++)
+		if (lay->alias[i] < 0 && ci->t[i].len)
+			idx[m++] = i;
+	qsort(idx, m, sizeof *idx, cmp_range_idx);
+	for (i = 1; i < m; i++) {
+		const struct conv_tensor *a = &ci->t[idx[i - 1]], *b = &ci->t[idx[i]];
+		if (a->src_off == b->src_off && a->len == b->len)
+			lay->alias[idx[i]] = lay->alias[idx[i - 1]] >= 0 ? lay->alias[idx[i - 1]]
+									  : (int64_t)idx[i - 1];
+	}
+	m = 0;
+	for (i = 0; i < n; i++)
+		if (lay->alias[i] < 0)
+			lay->order[m++] = i;
+	qsort(lay->order, m, sizeof *lay->order, cmp_src_idx);
+	pthread_mutex_unlock(&sort_mu);
+	lay->nstored = m;
+	uint64_t pos = PACK_ALIGN, maxend = 0;
+	lay->data_end = PACK_ALIGN;
+	for (i = 0; i < m; i++) {
+		const struct conv_tensor *t = &ci->t[lay->order[i]];
+		if (t->len && t->src_off < maxend)
+			lay->overlap = 1;
+		if (t->src_off + t->len > maxend)
+			maxend = t->src_off + t->len;
+		lay->off[lay->order[i]] = pos;
+		if (__builtin_add_overflow(pos, t->len, &lay->data_end) ||
+		    lay->data_end > UINT64_MAX - PACK_ALIGN) {
+			rc = md_fail(MD_ETOOBIG, "pack: data size overflows");
+			goto out;
+		}
+		pos = align_up(lay->data_end);
+	}
+	/* Overlapping views (torch) are stored as copies: bound the blow-up so a
+	 * hostile file cannot turn into a pack many times its size. */
+	uint64_t stored = 0, cap = PACK_MAX_GROWTH(src_size);
+	for (i = 0; i < m && stored <= cap; i++)
+		stored += ci->t[lay->order[i]].len;   /* each <= src_size: no overflow
+							 before crossing cap */
+	if (stored > cap) {
+		rc = md_fail(MD_ETOOBIG, "pack: overlapping tensors would store %llu bytes for a "
+			     "source of %llu", (unsigned long long)stored,
+			     (unsigned long long)src_size);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (lay->alias[i] >= 0)
+			lay->off[i] = lay->off[lay->alias[i]];
+	lay->table_off = align_up(lay->data_end);
+	lay->strtab_len = strtab_len;
+	if (!(lay->strtab = malloc(strtab_len ? strtab_len : 1))) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		memcpy(lay->strtab + lay->name_off[i], ci->t[i].name, strlen(ci->t[i].name));
+	uint8_t *kv;
+	size_t kvlen;
+	uint64_t kvcount;
+	if ((rc = gguf_meta_encode(ci->meta, NULL, &kv, &kvlen, &kvcount))) {
+		md_fail_prefix(rc, "pack");
+		goto out;
+	}
+	if (!(lay->meta = malloc(kvlen + 8))) {
+		free(kv);
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	le64(lay->meta, kvcount);
+	if (kvlen)
+		memcpy(lay->meta + 8, kv, kvlen);
+	free(kv);
+	lay->meta_len = kvlen + 8;
+	lay->file_size = lay->table_off + (uint64_t)n * PACK_ENTRY + lay->strtab_len +
+			 lay->meta_len + PACK_TRAILER;
+out:
+	free(idx);
+	return rc;
+}
+
+/* ---- index ---- */
+
+static void build_header(const struct pack_layout *lay, uint8_t h[PACK_HDR_SIZE])
+{
+	memset(h, 0, PACK_HDR_SIZE);
+	memcpy(h, MAGIC, 8);
+	le32(h + 8, PACK_VERSION);
+	memcpy(h + 16, lay->format, strlen(lay->format));
+	le64(h + 32, lay->n);
+	le64(h + 40, lay->file_size);
+	le64(h + 48, PACK_ALIGN);
+	le64(h + 56, lay->data_end);
+	le64(h + 64, lay->table_off);
+	le64(h + 72, lay->table_off + (uint64_t)lay->n * PACK_ENTRY);
+	le64(h + 80, lay->strtab_len);
+	le64(h + 88, lay->table_off + (uint64_t)lay->n * PACK_ENTRY + lay->strtab_len);
+	le64(h + 96, lay->meta_len);
+	le64(h + 104, lay->src_size);
+}
+
+/* Table + strings + metadata + trailer, malloc'd. */
+static int build_index(const struct conv_info *ci, const struct pack_layout *lay,
+		       const uint8_t *hdr, uint8_t (*digest)[32], uint8_t **out, size_t *len,
+		       uint8_t root[32])
+{
+	size_t tl = lay->n * PACK_ENTRY;
+	size_t total = tl + lay->strtab_len + lay->meta_len + PACK_TRAILER;
+	uint8_t *b = calloc(1, total);
+	if (!b)
+		return MD_ENOMEM;
+	for (size_t i = 0; i < lay->n; i++) {
+		const struct conv_tensor *t = &ci->t[i];
+		uint8_t *e = b + i * PACK_ENTRY;
+		le32(e, lay->name_off[i]);
+		le32(e + 4, (uint32_t)strlen(t->name));
+		le32(e + 8, t->dtype);
+		le32(e + 12, t->ndim);
+		for (uint32_t d = 0; d < t->ndim; d++)
+			le64(e + 16 + 8 * d, t->shape[d]);
+		le64(e + 80, lay->off[i]);
+		le64(e + 88, t->len);
+		le64(e + 96, t->src_off);
+		le64(e + 104, (uint64_t)lay->alias[i]);
+		size_t s = lay->alias[i] >= 0 ? (size_t)lay->alias[i] : i;
+		memcpy(e + 112, digest[s], 32);
+	}
+	memcpy(b + tl, lay->strtab, lay->strtab_len);
+	memcpy(b + tl + lay->strtab_len, lay->meta, lay->meta_len);
+	struct sha256 h;
+	if (sha256_init(&h)) {
+		free(b);
+		return MD_ENOMEM;
+	}
+	sha256_update(&h, hdr, PACK_HDR_SIZE);
+	sha256_update(&h, b, total - PACK_TRAILER);
+	sha256_final(&h, root);
+	uint8_t *tr = b + total - PACK_TRAILER;
+	memcpy(tr, TMAGIC, 8);
+	le64(tr + 8, lay->n);
+	memcpy(tr + 16, root, 32);
+	*out = b;
+	*len = total;
+	return 0;
+}
+
+/* ---- streaming writer ---- */
+
+struct walker {
+	const struct conv_tensor *t;
+	const size_t *order;
+	size_t n, lo;
+};
+
+struct wstate {
+	const struct conv_info *ci;
+	const struct pack_layout *lay;
+	int src_fd, pack_fd;
+	uint64_t nchunks;
+	uint8_t *buf[NBUF];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t nread;          /* chunks read */
+	uint64_t done[3];        /* chunks finished by the three hash workers */
+	int stop;
+	int err[2];
+	struct sha256 sh;        /* source hash (worker 2) */
+	/* tensor hashing */
+	struct sha256 *th;       /* [n] live contexts (only stored, being hashed) */
+	uint8_t (*digest)[32];   /* [n] */
+	/* pack hashing */
+	struct sha256 ph;
+	uint64_t ppos;           /* pack bytes hashed so far */
+	int stream_pack;
+};
+
+/* Next piece of a stored tensor inside [c0, c1): returns 1 with *k (index in
+ * order), *ps, *pe. Start with j = w->lo. */
+static int walk_next(struct walker *w, size_t *j, uint64_t c0, uint64_t c1, size_t *k,
+		     uint64_t *ps, uint64_t *pe)
+{
+	for (; *j < w->n; (*j)++) {
+		const struct conv_tensor *t = &w->t[w->order[*j]];
+		if (t->src_off >= c1)
+			return 0;
+		uint64_t s = t->src_off, e = s + t->len;
+		if (e <= c0 || t->len == 0)
+			continue;
+		*k = *j;
+		*ps = s > c0 ? s : c0;
+		*pe = e < c1 ? e : c1;
+		(*j)++;
+		return 1;
+	}
+	return 0;
+}
+
+static void walk_advance(struct walker *w, uint64_t c0)
+{
+	while (w->lo < w->n && w->t[w->order[w->lo]].src_off + w->t[w->order[w->lo]].len <= c0)
+		w->lo++;
+}
+
+static uint64_t chunk_len(const struct wstate *s, uint64_t k)
+{
+	uint64_t c0 = k * CHUNK;
+	uint64_t rem = s->lay->src_size - c0;
+	return rem < CHUNK ? rem : CHUNK;
+}
+
+static int wait_chunk(struct wstate *s, uint64_t k)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->nread <= k && !s->stop)
+		pthread_cond_wait(&s->cv, &s->mu);
+	int stop = s->nread <= k;
+	pthread_mutex_unlock(&s->mu);
+	return stop ? -1 : 0;
+}
+
+static void mark_done(struct wstate *s, int who, uint64_t k)
+{
+	pthread_mutex_lock(&s->mu);
+	s->done[who] = k + 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void *tensor_worker(void *arg)
+{
+	struct wstate *s = arg;
+	struct walker w = { s->ci->t, s->lay->order, s->lay->nstored, 0 };
+	for (uint64_t k = 0; k < s->nchunks; k++) {
+		if (wait_chunk(s, k))
+			break;
+		const uint8_t *buf = s->buf[k % NBUF];
+		uint64_t c0 = k * CHUNK, c1 = c0 + chunk_len(s, k), ps, pe;
+		size_t j, q;
+		walk_advance(&w, c0);
+		j = w.lo;
+		while (walk_next(&w, &j, c0, c1, &q, &ps, &pe)) {
+			size_t ti = w.order[q];
+			const struct conv_tensor *t = &s->ci->t[ti];
+			if (ps == t->src_off && sha256_init(&s->th[ti])) {
+				s->err[0] = MD_ENOMEM;
+				break;
+			}
+			sha256_update(&s->th[ti], buf + (ps - c0), pe - ps);
+			if (pe == t->src_off + t->len)
+				sha256_final(&s->th[ti], s->digest[ti]);
+		}
+		mark_done(s, 0, k);
+		if (s->err[0])
+			break;
+	}
+	return NULL;
+}
+
+static void pack_hash_to(struct wstate *s, uint64_t pos)
+{
+	while (s->ppos < pos) {
+		uint64_t n = pos - s->ppos;
+		if (n > sizeof zeros)
+			n = sizeof zeros;
+		sha256_update(&s->ph, zeros, n);
+		s->ppos += n;
+	}
+}
+
+static void *pack_worker(void *arg)
+{
+	struct wstate *s = arg;
+	struct walker w = { s->ci->t, s->lay->order, s->lay->nstored, 0 };
+	for (uint64_t k = 0; k < s->nchunks; k++) {
+		if (wait_chunk(s, k))
+			break;
+		const uint8_t *buf = s->buf[k % NBUF];
+		uint64_t c0 = k * CHUNK, c1 = c0 + chunk_len(s, k), ps, pe;
+		size_t j, q;
+		walk_advance(&w, c0);
+		j = w.lo;
+		while (walk_next(&w, &j, c0, c1, &q, &ps, &pe)) {
+			size_t ti = w.order[q];
+			pack_hash_to(s, s->lay->off[ti] + (ps - s->ci->t[ti].src_off));
+			sha256_update(&s->ph, buf + (ps - c0), pe - ps);
+			s->ppos += pe - ps;
+		}
+		mark_done(s, 1, k);
+	}
+	return NULL;
+}
+
+static void *source_worker(void *arg)
+{
+	struct wstate *s = arg;
+	for (uint64_t k = 0; k < s->nchunks; k++) {
+		if (wait_chunk(s, k))
+			break;
+		sha256_update(&s->sh, s->buf[k % NBUF], chunk_len(s, k));
+		mark_done(s, 2, k);
+	}
+	return NULL;
+}
+
+static int hash_file(int fd, uint64_t size, uint8_t out[32])
+{
+	struct sha256 h;
+	uint8_t *buf = malloc(CHUNK);
+	if (!buf || sha256_init(&h)) {
+		free(buf);
+		return MD_ENOMEM;
+	}
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		if (util_pread_full(fd, buf, n, (off_t)off) != (ssize_t)n) {
+			sha256_free(&h);
+			free(buf);
+			return md_fail(MD_EIO, "pack: cannot read back the pack");
+		}
+		sha256_update(&h, buf, n);
+		off += n;
+	}
+	sha256_final(&h, out);
+	free(buf);
+	return 0;
+}
+
+int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout *lay,
+	       int pack_fd, pack_gap_fn gap, void *arg, struct pack_written *out)
+{
+	struct wstate s;
+	uint8_t hdr[PACK_HDR_SIZE];
+	pthread_t thr[3];
+	int started[3] = { 0, 0, 0 };
+	int rc = 0;
+	memset(&s, 0, sizeof s);
+	s.ci = ci;
+	s.lay = lay;
+	s.src_fd = src_fd;
+	s.pack_fd = pack_fd;
+	s.nchunks = (lay->src_size + CHUNK - 1) / CHUNK;
+	s.stream_pack = !lay->overlap;
+	pthread_mutex_init(&s.mu, NULL);
+	pthread_cond_init(&s.cv, NULL);
+	size_t nb = s.nchunks < NBUF ? (size_t)s.nchunks : NBUF;
+	for (size_t i = 0; i < nb; i++)
+		if (!(s.buf[i] = malloc(CHUNK)))
+			rc = MD_ENOMEM;
+	s.th = calloc(lay->n ? lay->n : 1, sizeof *s.th);
+	s.digest = calloc(lay->n ? lay->n : 1, sizeof *s.digest);
+	if (rc || !s.th || !s.digest) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	if (sha256_init(&s.sh) || (s.stream_pack && sha256_init(&s.ph))) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	build_header(lay, hdr);
+	if (ftruncate(pack_fd, 0) || ftruncate(pack_fd, (off_t)lay->file_size)) {
+		rc = md_fail(errno == ENOSPC || errno == EFBIG ? MD_ENOSPC : MD_EIO,
+			     "pack: cannot size the pack: %s", strerror(errno));
+		goto out;
+	}
+	if ((rc = pwrite_all(pack_fd, hdr, PACK_HDR_SIZE, 0)))
+		goto out;
+	if (s.stream_pack) {
+		sha256_update(&s.ph, hdr, PACK_HDR_SIZE);
+		s.ppos = PACK_HDR_SIZE;
+		pack_hash_to(&s, PACK_ALIGN);
+	}
+	if (pthread_create(&thr[0], NULL, tensor_worker, &s)) {
+		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
+		goto out;
+	}
+	started[0] = 1;
+	if (pthread_create(&thr[2], NULL, source_worker, &s)) {
+		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
+		goto stop;
+	}
+	started[2] = 1;
+	if (s.stream_pack) {
+		if (pthread_create(&thr[1], NULL, pack_worker, &s)) {
+			rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
+			goto stop;
+		}
+		started[1] = 1;
+	}
+	struct walker w = { ci->t, lay->order, lay->nstored, 0 };
+	uint64_t cov = 0;
+	for (uint64_t k = 0; k < s.nchunks; k++) {
+		pthread_mutex_lock(&s.mu);
+		while (k >= NBUF && (s.done[0] + NBUF <= k || s.done[2] + NBUF <= k ||
+				     (s.stream_pack && s.done[1] + NBUF <= k)) && !s.err[0])
+			pthread_cond_wait(&s.cv, &s.mu);
+		rc = s.err[0];
+		pthread_mutex_unlock(&s.mu);
+		if (rc)
+			break;
+		uint8_t *buf = s.buf[k % NBUF];
+		uint64_t c0 = k * CHUNK, len = chunk_len(&s, k), c1 = c0 + len, ps, pe;
+		ssize_t r = util_pread_full(src_fd, buf, len, (off_t)c0);
+		if (r < 0) {
+			rc = md_fail(MD_EIO, "pack: cannot read the source at byte %llu",
+				     (unsigned long long)c0);
+			break;
+		}
+		if ((uint64_t)r != len) {
+			rc = md_fail(MD_ECORRUPT, "pack: source shorter than %llu bytes",
+				     (unsigned long long)lay->src_size);
+			break;
+		}
+		pthread_mutex_lock(&s.mu);
+		s.nread = k + 1;
+		pthread_cond_broadcast(&s.cv);
+		pthread_mutex_unlock(&s.mu);
+		size_t j, q;
+		walk_advance(&w, c0);
+		j = w.lo;
+		while (!rc && walk_next(&w, &j, c0, c1, &q, &ps, &pe)) {
+			size_t ti = lay->order[q];
+			if (gap && ps > cov && (rc = gap(arg, cov, buf + (cov - c0), ps - cov)))
+				break;
+			if (pe > cov)
+				cov = pe;
+			rc = pwrite_all(pack_fd, buf + (ps - c0), pe - ps,
+					lay->off[ti] + (ps - ci->t[ti].src_off));
+		}
+		if (!rc && cov < c1) {
+			if (gap && (rc = gap(arg, cov, buf + (cov - c0), c1 - cov)))
+				break;
+			cov = c1;
+		}
+		if (rc)
+			break;
+	}
+stop:
+	pthread_mutex_lock(&s.mu);
+	s.stop = 1;
+	pthread_cond_broadcast(&s.cv);
+	pthread_mutex_unlock(&s.mu);
+	for (int i = 0; i < 3; i++)
+		if (started[i])
+			pthread_join(thr[i], NULL);
+	if (!rc)
+		rc = s.err[0];
+	if (rc)
+		goto out;
+	/* zero-length tensors */
+	for (size_t i = 0; i < lay->nstored; i++) {
+		size_t ti = lay->order[i];
+		if (ci->t[ti].len == 0) {
+			if (sha256_init(&s.th[ti])) {
+				rc = MD_ENOMEM;
+				goto out;
+			}
+			sha256_final(&s.th[ti], s.digest[ti]);
+		}
+	}
+	uint8_t *idx;
+	size_t idxlen;
+	if ((rc = build_index(ci, lay, hdr, s.digest, &idx, &idxlen, out->root)))
+		goto out;
+	rc = pwrite_all(pack_fd, idx, idxlen, lay->table_off);
+	if (!rc && s.stream_pack) {
+		pack_hash_to(&s, lay->table_off);
+		sha256_update(&s.ph, idx, idxlen);
+		sha256_final(&s.ph, out->pack_sha256);
+		s.stream_pack = 0;
+	}
+	free(idx);
+	if (rc)
+		goto out;
+	if (lay->overlap && (rc = hash_file(pack_fd, lay->file_size, out->pack_sha256)))
+		goto out;
+	sha256_final(&s.sh, out->src_sha256);
+	out->size = lay->file_size;
+out:
+	if (s.sh.ctx)
+		sha256_free(&s.sh);
+	if (s.ph.ctx)
+		sha256_free(&s.ph);
+	if (s.th) {
+		for (size_t i = 0; i < lay->n; i++)
+			if (s.th[i].ctx)
+				sha256_free(&s.th[i]);
+	}
+	free(s.th);
+	free(s.digest);
+	for (size_t i = 0; i < NBUF; i++)
+		free(s.buf[i]);
+	pthread_mutex_destroy(&s.mu);
+	pthread_cond_destroy(&s.cv);
+	return rc;
+}
+
+/* ---- reader ---- */
+
+struct pack {
+	size_t n;
+	struct pack_tensor *t;
+	char *names;             /* NUL-terminated names, back to back */
+	size_t *by_name;         /* [n] indices sorted by name */
+	char format[16];
+	json_t *meta;
+	uint64_t file_size, src_size, data_end;
+	uint8_t root[32];
+};
+
+struct rsrc {
+	int fd;
+	const uint8_t *mem;
+	uint64_t size;
+};
+
+static int rs_read(const struct rsrc *s, void *buf, size_t n, uint64_t off)
+{
+	if (off > s->size || n > s->size - off)
+		return md_fail(MD_ECORRUPT, "pack: truncated");
+	if (s->mem) {
+		memcpy(buf, s->mem + off, n);
+		return 0;
+	}
+	ssize_t r = util_pread_full(s->fd, buf, n, (off_t)off);
+	if (r < 0)
+		return md_fail(MD_EIO, "pack: read error at byte %llu", (unsigned long long)off);
+	if ((size_t)r != n)
+		return md_fail(MD_ECORRUPT, "pack: truncated at byte %llu",
+			       (unsigned long long)(off + (uint64_t)r));
+	return 0;
+}
+
+void pack_close(struct pack *p)
+{
+	if (!p)
+		return;
+	free(p->t);
+	free(p->names);
+	free(p->by_name);
+	json_decref(p->meta);
+	free(p);
+}
+
+static const struct pack *sort_p;
+
+static int cmp_pname(const void *a, const void *b)
+{
+	return strcmp(sort_p->t[*(const size_t *)a].name, sort_p->t[*(const size_t *)b].name);
+}
+
+static int cmp_poff(const void *a, const void *b)
+{
+	const struct pack_tensor *x = &sort_p->t[*(const size_t *)a],
+				 *y = &sort_p->t[*(const size_t *)b];
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	if (x->length != y->length)
+		return x->length < y->length ? -1 : 1;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	return i < j ? -1 : i > j;
+}
+
+static int check_data(const struct rsrc *s, struct pack *p, const size_t *stored, size_t m,
+		      uint64_t table_off)
+{
+	uint8_t *buf = NULL;
+	int rc = 0;
+	if (!s->mem && !(buf = malloc(CHUNK)))
+		return MD_ENOMEM;
+	uint64_t pos = PACK_ALIGN;
+	for (size_t k = 0; k <= m && !rc; k++) {
+		uint64_t next = k < m ? p->t[stored[k]].offset : table_off;
+		/* padding between pos and next must be zero */
+		for (uint64_t o = pos; o < next && !rc;) {
+			size_t n = next - o < CHUNK ? (size_t)(next - o) : CHUNK;
+			const uint8_t *d = s->mem ? s->mem + o : buf;
+			if (!s->mem && (rc = rs_read(s, buf, n, o)))
+				break;
+			if (!all_zero(d, n))
+				rc = md_fail(MD_ECORRUPT, "pack: nonzero padding near byte %llu",
+					     (unsigned long long)o);
+			o += n;
+		}
+		if (rc || k == m)
+			break;
+		const struct pack_tensor *t = &p->t[stored[k]];
+		struct sha256 h;
+		uint8_t d[32];
+		if (sha256_init(&h)) {
+			rc = MD_ENOMEM;
+			break;
+		}
+		for (uint64_t o = 0; o < t->length;) {
+			size_t n = t->length - o < CHUNK ? (size_t)(t->length - o) : CHUNK;
+			if (s->mem) {
+				sha256_update(&h, s->mem + t->offset + o, n);
+			} else {
+				if ((rc = rs_read(s, buf, n, t->offset + o)))
+					break;
+				sha256_update(&h, buf, n);
+			}
+			o += n;
+		}
+		if (rc) {
+			sha256_free(&h);
+			break;
+		}
+		sha256_final(&h, d);
+		if (memcmp(d, t->digest, 32))
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): digest mismatch", stored[k],
+				     t->name);
+		pos = t->offset + t->length;
+	}
+	free(buf);
+	return rc;
+}
+
+static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
+{
+	uint8_t h[PACK_HDR_SIZE];
+	uint8_t *idx = NULL, *pad = NULL;
+	size_t *stored = NULL;
+	struct pack *p = NULL;
+	int rc;
+	if (s->size < PACK_ALIGN + PACK_TRAILER)
+		return md_fail(MD_ECORRUPT, "pack: file of %llu bytes is too short",
+			       (unsigned long long)s->size);
+	if ((rc = rs_read(s, h, PACK_HDR_SIZE, 0)))
+		return rc;
+	if (memcmp(h, MAGIC, 8))
+		return md_fail(MD_ECORRUPT, "pack: bad magic");
+	if (rd32(h + 8) != PACK_VERSION)
+		return md_fail(MD_EUNSUP, "pack: version %u (this reader knows %u)", rd32(h + 8),
+			       PACK_VERSION);
+	if (rd32(h + 12))
+		return md_fail(MD_ECORRUPT, "pack: unknown flags %#x", rd32(h + 12));
+	char fmt[17] = { 0 };
+	memcpy(fmt, h + 16, 16);
+	if (!format_ok(fmt) || !all_zero(h + 16 + strlen(fmt), 16 - strlen(fmt)))
+		return md_fail(MD_ECORRUPT, "pack: bad format name");
+	uint64_t nt = rd64(h + 32), fsize = rd64(h + 40), doff = rd64(h + 48),
+		 dend = rd64(h + 56), toff = rd64(h + 64), soff = rd64(h + 72),
+		 slen = rd64(h + 80), moff = rd64(h + 88), mlen = rd64(h + 96),
+		 srcsize = rd64(h + 104);
+	if (!all_zero(h + 112, 16))
+		return md_fail(MD_ECORRUPT, "pack: reserved header bytes are not zero");
+	if (nt > CONV_MAX_TENSORS)
+		return md_fail(MD_ETOOBIG, "pack: %llu tensors (at most %d)", (unsigned long long)nt,
+			       CONV_MAX_TENSORS);
+	if (slen > PACK_MAX_STRTAB || mlen > (uint64_t)GGUF_MAX_META + 8 || mlen < 8)
+		return md_fail(MD_ETOOBIG, "pack: string table or metadata too large");
+	if (fsize != s->size)
+		return md_fail(MD_ECORRUPT, "pack: header says %llu bytes, file has %llu",
+			       (unsigned long long)fsize, (unsigned long long)s->size);
+	if (doff != PACK_ALIGN || dend < PACK_ALIGN || dend > fsize ||
+	    toff != align_up(dend) || soff != toff + nt * PACK_ENTRY || moff != soff + slen ||
+	    soff < toff || moff > fsize || mlen > fsize - moff ||
+	    fsize - moff - mlen != PACK_TRAILER)
+		return md_fail(MD_ECORRUPT, "pack: section offsets are inconsistent");
+	/* header padding */
+	if (!(pad = malloc(PACK_ALIGN - PACK_HDR_SIZE)))
+		return MD_ENOMEM;
+	if ((rc = rs_read(s, pad, PACK_ALIGN - PACK_HDR_SIZE, PACK_HDR_SIZE)))
+		goto fail;
+	if (!all_zero(pad, PACK_ALIGN - PACK_HDR_SIZE)) {
+		rc = md_fail(MD_ECORRUPT, "pack: nonzero bytes after the header");
+		goto fail;
+	}
+	size_t ilen = (size_t)(fsize - toff);
+	if (!(idx = malloc(ilen))) {
+		rc = MD_ENOMEM;
+		goto fail;
+	}
+	if ((rc = rs_read(s, idx, ilen, toff)))
+		goto fail;
+	const uint8_t *tab = idx, *str = idx + nt * PACK_ENTRY, *meta = str + slen,
+		      *tr = idx + ilen - PACK_TRAILER;
+	if (memcmp(tr, TMAGIC, 8) || rd64(tr + 8) != nt || !all_zero(tr + 48, 16)) {
+		rc = md_fail(MD_ECORRUPT, "pack: bad trailer");
+		goto fail;
+	}
+	struct sha256 hh;
+	uint8_t root[32];
+	if (sha256_init(&hh)) {
+		rc = MD_ENOMEM;
+		goto fail;
+	}
+	sha256_update(&hh, h, PACK_HDR_SIZE);
+	sha256_update(&hh, idx, ilen - PACK_TRAILER);
+	sha256_final(&hh, root);
+	if (memcmp(root, tr + 16, 32)) {
+		rc = md_fail(MD_ECORRUPT, "pack: root digest mismatch");
+		goto fail;
+	}
+	if (!(p = calloc(1, sizeof *p)) || !(p->t = calloc(nt ? nt : 1, sizeof *p->t)) ||
+	    !(p->by_name = calloc(nt ? nt : 1, sizeof *p->by_name)) ||
+	    !(stored = calloc(nt ? nt : 1, sizeof *stored)) ||
+	    !(p->names = malloc(slen + nt + 1))) {
+		rc = MD_ENOMEM;
+		goto fail;
+	}
+	p->n = nt;
+	memcpy(p->format, fmt, 16);
+	p->file_size = fsize;
+	p->src_size = srcsize;
+	p->data_end = dend;
+	memcpy(p->root, root, 32);
+	size_t npos = 0, m = 0;
+	uint64_t spos = 0;
+	for (size_t i = 0; i < nt; i++) {
+		const uint8_t *e = tab + i * PACK_ENTRY;
+		struct pack_tensor *t = &p->t[i];
+		uint32_t no = rd32(e), nl = rd32(e + 4);
+		/* names are stored back to back in table order */
+		if (nl == 0 || nl > CONV_MAX_NAME || no != spos || nl > slen - no ||
+		    !conv_utf8_ok((const char *)str + no, nl)) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu: bad name", i);
+			goto fail;
+		}
+		memcpy(p->names + npos, str + no, nl);
+		p->names[npos + nl] = 0;
+		t->name = p->names + npos;
+		npos += nl + 1;
+		spos += nl;
+		t->dtype = rd32(e + 8);
+		t->ndim = rd32(e + 12);
+		if (t->ndim > CONV_MAX_DIMS) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): %u dimensions", i, t->name,
+				     t->ndim);
+			goto fail;
+		}
+		for (uint32_t d = 0; d < CONV_MAX_DIMS; d++) {
+			uint64_t v = rd64(e + 16 + 8 * d);
+			if (d >= t->ndim && v) {
+				rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): unused dimension "
+					     "not zero", i, t->name);
+				goto fail;
+			}
+			if (d < t->ndim)
+				t->shape[d] = v;
+		}
+		t->offset = rd64(e + 80);
+		t->length = rd64(e + 88);
+		t->src_off = rd64(e + 96);
+		t->alias = (int64_t)rd64(e + 104);
+		memcpy(t->digest, e + 112, 32);
+		if (!all_zero(e + 144, 16)) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): reserved bytes not zero", i,
+				     t->name);
+			goto fail;
+		}
+		uint64_t want;
+		if (!conv_dtype_known(t->dtype)) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): unknown dtype %u", i, t->name,
+				     t->dtype);
+			goto fail;
+		}
+		if ((rc = conv_tensor_nbytes(t->dtype, t->ndim, t->shape, &want)) ||
+		    want != t->length) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): length %llu does not match "
+				     "dtype and shape", i, t->name, (unsigned long long)t->length);
+			goto fail;
+		}
+		if (t->src_off > srcsize || t->length > srcsize - t->src_off) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): source range past the "
+				     "source size", i, t->name);
+			goto fail;
+		}
+		if (t->alias != -1) {
+			const struct pack_tensor *a;
+			if (t->alias < 0 || (uint64_t)t->alias >= i ||
+			    (a = &p->t[t->alias], a->alias != -1 || a->offset != t->offset ||
+			     a->length != t->length || memcmp(a->digest, t->digest, 32))) {
+				rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): bad alias %lld", i,
+					     t->name, (long long)t->alias);
+				goto fail;
+			}
+		} else {
+			stored[m++] = i;
+		}
+		p->by_name[i] = i;
+	}
+	if (spos != slen) {
+		rc = md_fail(MD_ECORRUPT, "pack: string table has %llu unused bytes",
+			     (unsigned long long)(slen - spos));
+		goto fail;
+	}
+	pthread_mutex_lock(&sort_mu);
+	sort_p = p;
+	qsort(p->by_name, nt, sizeof *p->by_name, cmp_pname);
+	qsort(stored, m, sizeof *stored, cmp_poff);
+	pthread_mutex_unlock(&sort_mu);
+	for (size_t i = 1; i < nt; i++)
+		if (!strcmp(p->t[p->by_name[i - 1]].name, p->t[p->by_name[i]].name)) {
+			rc = md_fail(MD_ECORRUPT, "pack: duplicate tensor name %s",
+				     p->t[p->by_name[i]].name);
+			goto fail;
+		}
+	uint64_t pos = PACK_ALIGN, end = PACK_ALIGN;
+	for (size_t k = 0; k < m; k++) {
+		const struct pack_tensor *t = &p->t[stored[k]];
+		if (t->offset != pos || t->offset > dend || t->length > dend - t->offset) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): offset %llu, expected %llu",
+				     stored[k], t->name, (unsigned long long)t->offset,
+				     (unsigned long long)pos);
+			goto fail;
+		}
+		end = t->offset + t->length;
+		pos = align_up(end);
+	}
+	if (end != dend) {
+		rc = md_fail(MD_ECORRUPT, "pack: data ends at %llu, header says %llu",
+			     (unsigned long long)end, (unsigned long long)dend);
+		goto fail;
+	}
+	if (flags & PACK_SKIP_META) {
+		if (!(p->meta = json_object())) {
+			rc = MD_ENOMEM;
+			goto fail;
+		}
+	} else {
+		struct gguf_cur c;
+		uint64_t count = rd64(meta);
+		if ((rc = gguf_cur_init(&c, -1, meta, 8, mlen, "pack: metadata")))
+			goto fail;
+		rc = gguf_meta_read(&c, count, &p->meta);
+		if (!rc && c.pos != mlen)
+			rc = md_fail(MD_ECORRUPT, "pack: %llu bytes after the metadata records",
+				     (unsigned long long)(mlen - c.pos));
+		gguf_cur_free(&c);
+		if (rc)
+			goto fail;
+	}
+	if ((flags & PACK_VERIFY_DATA) && (rc = check_data(s, p, stored, m, toff)))
+		goto fail;
+	free(idx);
+	free(pad);
+	free(stored);
+	*out = p;
+	return 0;
+fail:
+	free(idx);
+	free(pad);
+	free(stored);
+	pack_close(p);
+	return rc;
+}
+
+int pack_open(int fd, unsigned flags, struct pack **out)
+{
+	struct stat st;
+	if (fstat(fd, &st))
+		return md_fail(MD_EIO, "pack: fstat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return md_fail(MD_EINVAL, "pack: not a regular file");
+	struct rsrc s = { fd, NULL, (uint64_t)st.st_size };
+	return open_impl(&s, flags, out);
+}
+
+int pack_open_mem(const void *p, size_t n, unsigned flags, struct pack **out)
+{
+	struct rsrc s = { -1, p, n };
+	return open_impl(&s, flags, out);
+}
+
+size_t pack_count(const struct pack *p) { return p->n; }
+const struct pack_tensor *pack_tensor(const struct pack *p, size_t i)
+{
+	return i < p->n ? &p->t[i] : NULL;
+}
+const char *pack_format(const struct pack *p) { return p->format; }
+const json_t *pack_meta(const struct pack *p) { return p->meta; }
+uint64_t pack_file_size(const struct pack *p) { return p->file_size; }
+uint64_t pack_src_size(const struct pack *p) { return p->src_size; }
+uint64_t pack_data_end(const struct pack *p) { return p->data_end; }
+const uint8_t *pack_root(const struct pack *p) { return p->root; }
+
+const struct pack_tensor *pack_find(const struct pack *p, const char *name)
+{
+	size_t lo = 0, hi = p->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, p->t[p->by_name[mid]].name);
+		if (!c)
+			return &p->t[p->by_name[mid]];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}

@@ -1,0 +1,128 @@
+/*
+ * converters/pack.h — the pack file: writer and strict reader
+ * (format: docs/pack-format.md).
+ *
+ * Writing: pack_layout_init() checks a struct conv_info from a converter
+ * (names, dtypes, lengths, ranges, aliases) and fixes where every tensor goes;
+ * pack_write() then reads the source once, sequentially, and writes the pack,
+ * hashing the source, every tensor and the pack itself on the way (worker
+ * threads), and hands every source byte not covered by a stored tensor to a
+ * callback (the recipe's literals). converters/convert.h wraps both.
+ *
+ * Reading: pack_open() / pack_open_mem() validate a pack as strictly as a
+ * foreign file and expose its tensor table. A struct pack holds only the
+ * index (table, names, metadata); tensor bytes stay in the file.
+ */
+#ifndef MD_PACK_H
+#define MD_PACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "converters/converter.h"
+
+#define PACK_ALIGN     4096u
+#define PACK_HDR_SIZE  128u
+#define PACK_ENTRY     160u
+#define PACK_TRAILER   64u
+#define PACK_VERSION   1u
+#define PACK_MAX_STRTAB (256u << 20)   /* string table bytes (cap) */
+/* Cap on the tensor bytes a pack may hold for a source of n bytes (padding
+ * not counted): overlapping views are stored as copies, so bound the blow-up. */
+#define PACK_MAX_GROWTH(n) (2 * (uint64_t)(n) + ((uint64_t)64 << 20))
+
+/* ---- writing ---- */
+
+struct pack_layout {
+	size_t n;              /* tensors (== ci->n) */
+	uint64_t *off;         /* [n] data offset in the pack */
+	int64_t *alias;        /* [n] -1 if stored, else index of the stored tensor
+				  with the same bytes (the converter's alias, or a
+				  tensor with the same source range) */
+	size_t *order;         /* [nstored] stored tensors by (src_off, index) */
+	size_t nstored;
+	int overlap;           /* 1 if stored source ranges overlap */
+	uint64_t src_size, data_end, table_off, file_size;
+	uint8_t *strtab;       /* names, concatenated */
+	uint64_t strtab_len;
+	uint32_t *name_off;    /* [n] */
+	uint8_t *meta;         /* u64 count + GGUF records */
+	uint64_t meta_len;
+	char format[16];
+};
+
+/* Validate ci against src_size and lay the pack out. ci is borrowed and must
+ * outlive lay. 0, MD_EINVAL (a converter bug or a bad file the converter let
+ * through: detail names the tensor), MD_ETOOBIG, MD_ENOMEM. Free with
+ * pack_layout_free (also after failure). */
+int pack_layout_init(const struct conv_info *ci, uint64_t src_size, struct pack_layout *lay);
+void pack_layout_free(struct pack_layout *lay);
+
+/* Called with source bytes [src_off, src_off+n) that no stored tensor
+ * covers, in increasing order; returns 0 or an MD_E* code that aborts. */
+typedef int (*pack_gap_fn)(void *arg, uint64_t src_off, const uint8_t *p, size_t n);
+
+struct pack_written {
+	uint8_t src_sha256[32];   /* of the whole source */
+	uint8_t pack_sha256[32];  /* of the whole pack file */
+	uint8_t root[32];         /* the pack's root digest */
+	uint64_t size;            /* pack file size */
+};
+
+/* Write the pack for (ci, lay) to pack_fd (an empty regular file opened
+ * read-write, not O_APPEND; borrowed), reading src_fd [0, src_size) once.
+ * gap may be NULL. 0 or MD_EIO / MD_ENOSPC / MD_ENOMEM / MD_ECORRUPT (source
+ * shorter than src_size) / the gap callback's code. On failure the pack
+ * file's contents are unspecified. */
+int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout *lay,
+	       int pack_fd, pack_gap_fn gap, void *arg, struct pack_written *out);
+
+/* ---- reading ---- */
+
+struct pack_tensor {
+	const char *name;      /* NUL-terminated, owned by the struct pack */
+	uint32_t dtype;        /* enum conv_dtype */
+	uint32_t ndim;
+	uint64_t shape[CONV_MAX_DIMS];
+	uint64_t offset;       /* data offset in the pack file (4096-aligned) */
+	uint64_t length;       /* data bytes */
+	uint64_t src_off;      /* where the bytes were in the source file */
+	int64_t alias;         /* index of the stored tensor holding the bytes, or -1 */
+	uint8_t digest[32];    /* SHA-256 of the data */
+};
+
+struct pack;
+
+#define PACK_VERIFY_DATA 1u  /* also read all data: tensor digests, zero padding */
+#define PACK_SKIP_META   2u  /* do not decode the metadata (pack_meta is empty):
+				for quick table listings of packs already
+				verified at import; the root digest still covers it */
+
+/* Validate the pack in fd (borrowed; only used during the call) and load its
+ * index. *out is owned by the caller (pack_close). 0, MD_ECORRUPT (detail
+ * names the broken rule: "pack: tensor 3 (x): digest mismatch"), MD_ETOOBIG,
+ * MD_EUNSUP (other version), MD_EIO, MD_ENOMEM. */
+int pack_open(int fd, unsigned flags, struct pack **out);
+/* Same over a read-only mapping or buffer of n bytes (borrowed, only during
+ * the call). */
+int pack_open_mem(const void *p, size_t n, unsigned flags, struct pack **out);
+void pack_close(struct pack *p);
+
+size_t pack_count(const struct pack *p);
+/* Entry i (< pack_count), in table order; borrowed until pack_close. */
+const struct pack_tensor *pack_tensor(const struct pack *p, size_t i);
+/* Entry by name, or NULL; borrowed until pack_close. */
+const struct pack_tensor *pack_find(const struct pack *p, const char *name);
+/* "safetensors", "torch", "gguf"...; borrowed until pack_close. */
+const char *pack_format(const struct pack *p);
+/* Metadata object (gguf.h representation; empty object if none); borrowed
+ * until pack_close. */
+const json_t *pack_meta(const struct pack *p);
+uint64_t pack_file_size(const struct pack *p);
+uint64_t pack_src_size(const struct pack *p);
+uint64_t pack_data_end(const struct pack *p);
+const uint8_t *pack_root(const struct pack *p);   /* 32 bytes */
+
+#endif

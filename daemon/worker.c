@@ -1,0 +1,151 @@
+/* daemon/worker.c — see worker.h. */
+#include "daemon/worker.h"
+#include "converters/converter.h"
+#include "registry/ingest.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static char worker_path[PATH_MAX];
+
+int worker_init(void)
+{
+	const char *env = getenv("MODELD_WORKER");
+	if (env && *env) {
+		snprintf(worker_path, sizeof worker_path, "%s", env);
+	} else {
+		char self[PATH_MAX - 32];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+		if (n <= 0)
+			return md_fail(MD_ENOENT, "cannot find our own executable");
+		self[n] = 0;
+		char *slash = strrchr(self, '/');
+		if (slash)
+			*slash = 0;
+		snprintf(worker_path, sizeof worker_path, "%s/modeld-worker", self);
+	}
+	if (access(worker_path, X_OK) < 0)
+		return md_fail(MD_ENOENT, "%s: %s (the converter worker is needed to import "
+			       "weight files)", worker_path, strerror(errno));
+	return 0;
+}
+
+int worker_convert(int src_fd, uint64_t size, const char *path, int pack_fd, int recipe_fd,
+		   _Atomic int *cancel, json_t **info)
+{
+	(void)size;
+	int out[2];
+	*info = NULL;
+	if (!worker_path[0] && worker_init())
+		return MD_ENOENT;
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return md_fail(MD_EIO, "pipe: %s", strerror(errno));
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	/* dup2 clears close-on-exec on the targets; the originals stay closed */
+	posix_spawn_file_actions_adddup2(&fa, src_fd, 3);
+	posix_spawn_file_actions_adddup2(&fa, pack_fd, 4);
+	posix_spawn_file_actions_adddup2(&fa, recipe_fd, 5);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	char *argv[] = { "modeld-worker", "convert", (char *)path, NULL };
+	pid_t pid;
+	int rc = posix_spawn(&pid, worker_path, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(out[1]);
+	if (rc) {
+		close(out[0]);
+		return md_fail(MD_EIO, "%s: cannot start %s: %s", path, worker_path, strerror(rc));
+	}
+	char *buf = malloc(WORKER_MAX_OUTPUT + 1);
+	size_t len = 0;
+	int killed = 0;
+	while (buf) {
+		struct pollfd p = { .fd = out[0], .events = POLLIN };
+		int r = poll(&p, 1, 200);
+		if (cancel && atomic_load(cancel) && !killed) {
+			kill(pid, SIGKILL);
+			killed = 1;
+		}
+		if (r <= 0)
+			continue;
+		ssize_t n = read(out[0], buf + len, WORKER_MAX_OUTPUT - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == WORKER_MAX_OUTPUT)
+			break;
+	}
+	close(out[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!buf)
+		return MD_ENOMEM;
+	buf[len] = 0;
+	if (killed) {
+		free(buf);
+		return md_fail(MD_ECANCELED, "%s: canceled", path);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		free(buf);
+		if (WIFSIGNALED(status))
+			return md_fail(MD_EIO, "%s: converter worker killed by signal %d", path,
+				       WTERMSIG(status));
+		return md_fail(MD_EIO, "%s: converter worker failed (exit %d)", path,
+			       WEXITSTATUS(status));
+	}
+	json_t *j = json_loads(buf, 0, NULL);
+	free(buf);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return md_fail(MD_EIO, "%s: converter worker gave no result", path);
+	}
+	if (!json_is_true(json_object_get(j, "ok"))) {
+		json_int_t code = json_integer_value(json_object_get(j, "code"));
+		const char *msg = json_string_value(json_object_get(j, "error"));
+		if (code >= 0 || code <= MD_ELAST)
+			code = MD_EIO;
+		md_fail((int)code, "%s", msg ? msg : md_strerror((int)code));
+		json_decref(j);
+		return (int)code;
+	}
+	*info = j;
+	return 0;
+}
+
+static int claims(void *arg, int fd, const char *relpath)
+{
+	uint8_t head[64];
+	(void)arg;
+	ssize_t n = util_pread_full(fd, head, sizeof head, 0);
+	return n >= 0 && conv_find(relpath, head, (size_t)n) != NULL;
+}
+
+static int convert(void *arg, int src_fd, uint64_t size, const char *relpath, int pack_fd,
+		   int recipe_fd, json_t **info)
+{
+	return worker_convert(src_fd, size, relpath, pack_fd, recipe_fd, arg, info);
+}
+
+void worker_converter(struct ingest_converter *conv, _Atomic int *cancel)
+{
+	conv->claims = claims;
+	conv->convert = convert;
+	conv->arg = (void *)cancel;
+}

@@ -1,0 +1,38 @@
+/*
+ * daemon/worker.h — running modeld-worker: each weight file is parsed and
+ * converted in a fresh confined process fed by descriptors (DESIGN 4), so a
+ * parser bug in hostile input cannot reach the daemon, the store or the
+ * network.
+ */
+#ifndef MD_WORKER_H
+#define MD_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define WORKER_MAX_OUTPUT (1u << 20) /* bytes of worker output read */
+
+/* Find modeld-worker next to the running modeld (or $MODELD_WORKER).
+ * 0 or MD_ENOENT. Call once at start-up. */
+int worker_init(void);
+
+/*
+ * Convert src_fd (size bytes) into pack_fd and recipe_fd in a worker.
+ * cancel (may be NULL) is polled; when set the worker is killed.
+ * Returns 0 with *info (the worker's JSON result: format, tensors, params,
+ * sha256, pack, recipe, sizes, dtype_bytes), MD_EUNSUP when the file is not a
+ * weight file after all, or the worker's error (code and one-line detail
+ * naming the file), or MD_EIO when the worker died ("killed by signal N").
+ */
+int worker_convert(int src_fd, uint64_t size, const char *path, int pack_fd, int recipe_fd,
+		   _Atomic int *cancel, json_t **info);
+
+/* Fill conv (a struct ingest_converter, registry/ingest.h) with hooks that
+ * send the files a converter claims (conv_find on path and first bytes) to
+ * worker_convert, canceled through cancel (the job's flag). */
+struct ingest_converter;
+void worker_converter(struct ingest_converter *conv, _Atomic int *cancel);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * daemon/worker_main.c — modeld-worker: parses one untrusted weight file in a
+ * confined process (daemon/sandbox.h) and converts it to a pack and a recipe.
+ *
+ *   modeld-worker convert PATH    fd 3: the source (read-only)
+ *                                 fd 4: the pack, fd 5: the recipe (empty, rw)
+ *
+ * It can open no path, reach no network and start no program; it sees only
+ * those descriptors. One JSON object goes to stdout: {"ok":true, ...conv
+ * result...} or {"ok":false,"code":N,"error":"..."}. Exit status 0 when that
+ * object was written; anything else (a crash, a seccomp kill) is a failure
+ * the daemon reports as such.
+ */
+#include "converters/convert.h"
+#include "daemon/sandbox.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+static int emit(json_t *o)
+{
+	int rc = json_dumpf(o, stdout, JSON_COMPACT) == 0 && fputc('\n', stdout) != EOF &&
+		 fflush(stdout) == 0;
+	json_decref(o);
+	return rc ? 0 : 1;
+}
+
+static int fail(int code)
+{
+	return emit(json_pack("{s:b,s:i,s:s}", "ok", 0, "code", code, "error", md_errmsg(code)));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3 || strcmp(argv[1], "convert")) {
+		fprintf(stderr, "usage: modeld-worker convert PATH (fds 3, 4, 5)\n");
+		return 2;
+	}
+	struct rlimit core = { 0, 0 };
+	setrlimit(RLIMIT_CORE, &core);
+	struct stat st;
+	if (fstat(3, &st) < 0 || !S_ISREG(st.st_mode))
+		return fail(md_fail(MD_EINVAL, "%s: source is not a regular file", argv[2]));
+	int sb = sandbox_enter();
+	if (sb < 0)
+		return fail(sb);
+	struct conv_result r;
+	memset(&r, 0, sizeof r);
+	int rc = conv_convert(3, (uint64_t)st.st_size, argv[2], 4, 5, &r);
+	if (rc)
+		return fail(rc);
+	json_t *dt = json_object();
+	for (size_t i = 0; i < r.ndtypes; i++) {
+		const char *n = conv_dtype_name(r.dtypes[i].dtype);
+		char buf[32];
+		if (!n) {
+			snprintf(buf, sizeof buf, "GGML_%u", r.dtypes[i].dtype - CONV_DT_GGML);
+			n = buf;
+		}
+		json_object_set_new(dt, n, json_integer((json_int_t)r.dtypes[i].bytes));
+	}
+	return emit(json_pack("{s:b,s:s,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:o,s:i}",
+			      "ok", 1, "format", r.format, "tensors", (json_int_t)r.ntensors,
+			      "stored", (json_int_t)r.nstored, "params", (json_int_t)r.params,
+			      "size", (json_int_t)r.src_size, "sha256", r.src_hex,
+			      "pack", r.pack_hex, "recipe", r.recipe_hex,
+			      "pack_size", (json_int_t)r.pack_size,
+			      "recipe_size", (json_int_t)r.recipe_size,
+			      "literal", (json_int_t)r.recipe_literal, "dtype_bytes", dt,
+			      "sandbox", sb));
+}

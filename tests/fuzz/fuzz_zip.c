@@ -1,0 +1,42 @@
+/*
+ * libFuzzer harness for the strict zip reader (converters/zipread.c) and the
+ * whole torch converter: the input is a file handed to zip_open (then every
+ * small entry is read back with its CRC checked) and to conv_torch.parse.
+ * Seeds: tests/fuzz/corpus/zip (small torch.save checkpoints and hostile zips).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "converters/converter.h"
+#include "converters/zipread.h"
+
+extern const struct converter conv_torch;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	int fd = memfd_create("fuzz", MFD_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (util_write_all(fd, data, size) == 0) {
+		struct zip_archive za;
+		if (zip_open(fd, size, &za) == 0) {
+			for (size_t i = 0; i < za.n; i++) {
+				uint8_t *b;
+				if (zip_find(&za, za.e[i].name) != &za.e[i])
+					abort();
+				if (zip_read(fd, &za.e[i], 1 << 16, &b) == 0)
+					free(b);
+			}
+			zip_close(&za);
+		}
+		struct conv_info ci = { 0 };
+		conv_torch.parse(fd, size, &ci);
+		conv_info_free(&ci);
+	}
+	close(fd);
+	return 0;
+}
