@@ -97,7 +97,7 @@ integration: all
 bench: all
 	@echo "benchmarks: see bench/README.md"
 
-fuzz:
+fuzz: all
 	./tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 install: all

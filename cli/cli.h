@@ -21,9 +21,16 @@ struct cli {
 	const char *policy;       /* --policy FILE (audit) */
 	const char *format;       /* --format (audit, export) */
 	const char *output;       /* -o, --output (export) */
+	const char *hub;          /* --hub URL (pull) */
+	const char *token_file;   /* --token-file (pull) */
+	const char *limit_rate;   /* --limit-rate (pull) */
+	const char *include[64];  /* --include GLOB (pull), repeatable */
+	int ninclude;
+	const char *exclude[64];  /* --exclude GLOB (pull), repeatable */
+	int nexclude;
 	/* catalog filters (list, search; cmd_catalog.c) */
 	const char *task, *provider, *license, *library, *size, *sort;
-	const char *min_params, *max_params, *fits, *hub, *limit;
+	const char *min_params, *max_params, *fits, *limit; /* and hub (pull, search) */
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -59,6 +66,7 @@ int cmd_status(struct cli *c);
 int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
 int cmd_tensors(struct cli *c);
+int cmd_pull(struct cli *c);
 int cmd_export(struct cli *c);
 int cmd_export_weights(struct cli *c);
 /* cmd_catalog.c: filtered list, search, compare, and show's catalog part */

@@ -13,6 +13,9 @@ static const char usage_text[] =
 	"usage: modelctl [--socket PATH] [--json] [-q] COMMAND [ARGS]\n"
 	"commands:\n"
 	"  import DIR [--name ORG/NAME] [--detach]   import an HF-layout folder\n"
+	"  pull ORG/NAME[@REV] [--hub URL] [--token-file F] [--include G]... [--exclude G]...\n"
+	"       [--limit-rate R] [--name ORG/NAME] [--detach]\n"
+	"                                            import from a Hugging Face-style hub\n"
 	"  list                                      stored models and revisions\n"
 	"  show ORG/NAME[@REV]                       one revision in detail\n"
 	"  cat ORG/NAME[@REV] PATH                   a file's original bytes to stdout\n"
@@ -43,7 +46,7 @@ static const struct {
 	{ "rm", cmd_rm }, { "gc", cmd_gc }, { "jobs", cmd_jobs },
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
-	{ "tensors", cmd_tensors }, { "export", cmd_export },
+	{ "tensors", cmd_tensors }, { "export", cmd_export }, { "pull", cmd_pull },
 	{ "search", cmd_search }, { "compare", cmd_compare },
 };
 
@@ -67,6 +70,11 @@ int main(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'F' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "hub", required_argument, NULL, 'H' },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "limit-rate", required_argument, NULL, 'R' },
+		{ "include", required_argument, NULL, 'I' },
+		{ "exclude", required_argument, NULL, 'X' },
 		{ "task", required_argument, NULL, 1000 },
 		{ "provider", required_argument, NULL, 1001 },
 		{ "license", required_argument, NULL, 1002 },
@@ -76,7 +84,6 @@ int main(int argc, char **argv)
 		{ "max-params", required_argument, NULL, 1006 },
 		{ "fits", required_argument, NULL, 1007 },
 		{ "sort", required_argument, NULL, 1008 },
-		{ "hub", required_argument, NULL, 1009 },
 		{ "limit", required_argument, NULL, 1010 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -93,6 +100,19 @@ int main(int argc, char **argv)
 		case 'P': c.policy = optarg; break;
 		case 'F': c.format = optarg; break;
 		case 'o': c.output = optarg; break;
+		case 'H': c.hub = optarg; break;
+		case 'T': c.token_file = optarg; break;
+		case 'R': c.limit_rate = optarg; break;
+		case 'I':
+			if (c.ninclude == 64)
+				return cli_usage("too many --include patterns (64 at most)");
+			c.include[c.ninclude++] = optarg;
+			break;
+		case 'X':
+			if (c.nexclude == 64)
+				return cli_usage("too many --exclude patterns (64 at most)");
+			c.exclude[c.nexclude++] = optarg;
+			break;
 		case 1000: c.task = optarg; break;
 		case 1001: c.provider = optarg; break;
 		case 1002: c.license = optarg; break;
@@ -102,7 +122,6 @@ int main(int argc, char **argv)
 		case 1006: c.max_params = optarg; break;
 		case 1007: c.fits = optarg; break;
 		case 1008: c.sort = optarg; break;
-		case 1009: c.hub = optarg; break;
 		case 1010: c.limit = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
@@ -120,8 +139,12 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmds[i].name, cmd))
 			continue;
-		if (c.name && strcmp(cmd, "import"))
-			return cli_usage("--name only applies to import");
+		if (c.name && strcmp(cmd, "import") && strcmp(cmd, "pull"))
+			return cli_usage("--name only applies to import and pull");
+		if ((c.hub || c.token_file || c.limit_rate || c.ninclude || c.nexclude) &&
+		    strcmp(cmd, "pull") && strcmp(cmd, "search"))
+			return cli_usage("--hub, --token-file, --limit-rate, --include and --exclude "
+					 "apply to pull");
 		if (c.policy && strcmp(cmd, "audit"))
 			return cli_usage("--policy only applies to audit");
 		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))
@@ -129,8 +152,8 @@ int main(int argc, char **argv)
 		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&
 		    strcmp(cmd, "search"))
 			return cli_usage("filters and --sort only apply to list and search");
-		if ((c.hub || c.limit) && strcmp(cmd, "search"))
-			return cli_usage("--hub and --limit only apply to search");
+		if (c.limit && strcmp(cmd, "search"))
+			return cli_usage("--limit only applies to search");
 		int rc = cmds[i].fn(&c);
 		rpc_close(c.rpc);
 		if (fflush(stdout) != 0 && rc == EXIT_OK) {

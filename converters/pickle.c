@@ -322,6 +322,15 @@ static int resolve(struct vm *m, const uint8_t *mod, size_t ml, const uint8_t *n
 				return push(m, mk(PK_GLOBAL, types[i].dt, PK_G_DTYPE));
 		}
 	}
+	static const char *const unsup[] = {
+		"torch.ComplexDoubleStorage", "torch.ComplexHalfStorage", "torch.QInt8Storage",
+		"torch.QUInt8Storage", "torch.QInt32Storage", "torch.QUInt4x2Storage",
+		"torch.QUInt2x4Storage", "torch.complex128", "torch.complex32", "torch.cdouble",
+		"torch.chalf", "torch.qint8", "torch.quint8", "torch.qint32",
+	};
+	for (size_t i = 0; i < sizeof unsup / sizeof unsup[0]; i++)
+		if (!strcmp(full, unsup[i]))
+			return md_fail(MD_EUNSUP, "unsupported dtype %s", full);
 	char c[700];
 	clean(c, sizeof c, (const uint8_t *)full, ml + 1 + nl);
 	return md_fail(MD_EREFUSED, "refused: global %s", c);

@@ -36,6 +36,7 @@ struct job {
 	uid_t uid;
 	job_fn *run;
 	struct ingest_ctl ctl;     /* progress and cancel */
+	uint64_t ctl_base;         /* bytes done before the current transfer */
 	const char *state;         /* "queued", "running", "done", "failed", "canceled" */
 	char *error;               /* owned, when failed */
 	double started, finished;  /* util_mono() */

@@ -5,6 +5,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
+#include "daemon/pull.h"
 #include "daemon/server.h"
 #include "daemon/worker.h"
 #include "meta/policy.h"
@@ -300,7 +301,8 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	if ((rc = server_init(&D, listen_fd, &D.srv)) || (rc = jobs_init(&D, cfg.workers, &D.jobs))) {
+	if ((rc = pull_init()) || (rc = server_init(&D, listen_fd, &D.srv)) ||
+	    (rc = jobs_init(&D, cfg.workers, &D.jobs))) {
 		log_error("%s", md_errmsg(rc));
 		return 1;
 	}

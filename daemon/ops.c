@@ -4,6 +4,7 @@
 #include "daemon/describe.h"
 #include "daemon/find.h"
 #include "daemon/jobs.h"
+#include "daemon/pull.h"
 #include "daemon/server.h"
 #include "daemon/weights.h"
 #include "daemon/worker.h"
@@ -417,6 +418,7 @@ static const struct op ops[] = {
 	{ "import", 1, NULL, NULL },               /* special: multi-frame */
 	{ "rm", 1, NULL, job_rm },
 	{ "gc", 1, NULL, job_gc },
+	{ "pull", 1, NULL, pull_job },
 	{ "cancel", 1, op_cancel, NULL },
 	{ "find", 0, NULL, NULL, find_op_find },
 	{ "search", 0, NULL, NULL, find_op_search },

@@ -197,6 +197,34 @@ int catalog_resolve(struct store *st, MDB_txn *txn, const char *name,
 	return md_fail(MD_ENOENT, "%s@%s: no such revision", name, want);
 }
 
+int catalog_origin(struct store *st, MDB_txn *txn, const char *sha256, json_t **out)
+{
+	uint8_t key[32];
+	struct store_blobrec rec;
+	*out = NULL;
+	if (!sha256 || !util_is_hex(sha256, 64) || util_unhex(sha256, key, 32))
+		return MD_ENOENT;
+	/* a plain blob */
+	if (store_blob_get(st, txn, sha256, &rec) == 0) {
+		*out = json_pack("{s:I,s:s,s:s}", "size", (json_int_t)rec.size, "sha256", sha256,
+				 "blob", sha256);
+		return *out ? 0 : MD_ENOMEM;
+	}
+	MDB_val k = { 32, key }, v;
+	json_t *o;
+	if (mdb_get(txn, st->origins, &k, &v) || parse_val(&v, "origin", &o))
+		return MD_ENOENT;
+	const char *hx[4];
+	size_t n = store_entry_blobs(o, hx, NULL, 4);
+	for (size_t i = 0; i < n; i++)
+		if (store_blob_get(st, txn, hx[i], &rec)) {
+			json_decref(o);
+			return MD_ENOENT; /* its blobs were removed since */
+		}
+	*out = o;
+	return 0;
+}
+
 int catalog_has_model(struct store *st, MDB_txn *txn, const char *name)
 {
 	MDB_val k = { strlen(name), (void *)name }, v;
@@ -283,6 +311,19 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 		if ((rc = put_json(txn, st->revs, kb, kl, m)) ||
 		    (rc = index_put(st, txn, name, rev, m)))
 			return rc;
+		/* remember where each converted original lives (pull dedup) */
+		json_array_foreach(json_object_get(m, "files"), i, f) {
+			const char *sha = json_string_value(json_object_get(f, "sha256"));
+			uint8_t key[32];
+			if (!json_object_get(f, "pack") || !sha || util_unhex(sha, key, 32))
+				continue;
+			json_t *o = json_deep_copy(f);
+			json_object_del(o, "path");
+			rc = put_json(txn, st->origins, key, 32, o);
+			json_decref(o);
+			if (rc)
+				return rc;
+		}
 	}
 	char old[CATALOG_REV_LEN + 1] = "";
 	if (ref) {

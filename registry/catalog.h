@@ -71,6 +71,14 @@ int catalog_list_raw(struct store *st, MDB_txn *txn, const char *name, size_t ch
  * (it is derived data). 0, MD_EDB. */
 int catalog_ensure_summaries(struct store *st);
 
+/*
+ * The file entry ({size, sha256, blob} or {size, sha256, pack, recipe,
+ * format, ...}, without "path") under which a file with this sha256 is
+ * already stored, when every blob it needs still has a record. *out is a
+ * new reference. 0 or MD_ENOENT.
+ */
+int catalog_origin(struct store *st, MDB_txn *txn, const char *sha256, json_t **out);
+
 /* 1 if any revision of name is stored. */
 int catalog_has_model(struct store *st, MDB_txn *txn, const char *name);
 

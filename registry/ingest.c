@@ -350,6 +350,61 @@ int ingest_add_staged(struct ingest *ing, const char *relpath, const char *stage
 	return record(ing, relpath, got, hex, staged_name);
 }
 
+int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry)
+{
+	int rc = claim_path(ing, relpath);
+	if (rc)
+		return rc;
+	json_t *f = json_deep_copy(entry);
+	if (!f)
+		return MD_ENOMEM;
+	json_object_set_new(f, "path", json_string(relpath));
+	json_object_set_new(f, "stage", json_object());
+	if (json_array_append_new(ing->files, f))
+		return MD_ENOMEM;
+	if (ing->ctl)
+		atomic_fetch_add(&ing->ctl->done, (uint64_t)json_integer_value(json_object_get(f, "size")));
+	return 0;
+}
+
+int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
+		    const char *sha256)
+{
+	struct stat sb;
+	int rc = claim_path(ing, relpath);
+	if (rc)
+		return rc;
+	if (!sha256 || !util_is_hex(sha256, 64))
+		return md_fail(MD_EINVAL, "%s: no verified sha256", relpath);
+	int fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		rc = md_fail(MD_EIO, "%s: %s", relpath, fd < 0 ? strerror(errno) : "not a file");
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (claims(ing, fd, relpath)) {
+		rc = add_converted(ing, relpath, fd, (uint64_t)sb.st_size, sha256);
+		close(fd);
+		if (rc == 0)
+			unlink(abs_path);
+		if (rc != MD_EUNSUP)
+			return rc;
+		fd = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	char staged[32], p[4200];
+	snprintf(staged, sizeof staged, "f%06u", ing->seq++);
+	snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
+	if (rename(abs_path, p) < 0)
+		return md_fail(md_from_errno(errno), "%s: %s", relpath, strerror(errno));
+	chmod(p, 0444);
+	if (ing->ctl)
+		atomic_fetch_add(&ing->ctl->done, (uint64_t)sb.st_size);
+	return record(ing, relpath, (uint64_t)sb.st_size, sha256, staged);
+}
+
 static int cmp_path(const void *a, const void *b)
 {
 	json_t *const *x = a, *const *y = b;
@@ -407,6 +462,17 @@ static int place_blobs(struct ingest *ing)
 	json_array_foreach(ing->files, i, f) {
 		const char *hex;
 		json_t *st;
+		const char *hx[4];
+		size_t n = store_entry_blobs(f, hx, NULL, 4);
+		for (size_t k = 0; k < n; k++) {
+			char dst[4096];
+			if (json_object_get(json_object_get(f, "stage"), hx[k]))
+				continue;
+			store_blob_path(ing->st, hx[k], dst, sizeof dst);
+			if (access(dst, F_OK) < 0)
+				return md_fail(MD_EBUSY, "%s: stored data went away during the import; retry",
+					       json_string_value(json_object_get(f, "path")));
+		}
 		json_object_foreach(json_object_get(f, "stage"), hex, st) {
 			char src[4200], dst[4096], dir[4096];
 			snprintf(src, sizeof src, "%s/%s", ing->dir, json_string_value(st));

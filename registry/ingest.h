@@ -89,6 +89,23 @@ json_t *ingest_paths(struct ingest *ing);
  * params+dtype_bytes...}); borrowed, do not modify. */
 json_t *ingest_files(struct ingest *ing);
 
+/*
+ * Record a file whose content the store already holds: entry is a file
+ * entry without "path" (catalog_origin); borrowed. At commit every blob it
+ * names must still be there, else the commit fails with MD_EBUSY ("the
+ * store changed: retry"). 0, MD_EREFUSED (bad or duplicate path), MD_ENOMEM.
+ */
+int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
+
+/*
+ * Hand over a file another part of the store wrote at abs_path (a pull's
+ * staging directory, same filesystem) whose sha256 the writer verified
+ * while writing: it is moved (plain) or converted (weight files), not
+ * re-hashed. Errors as ingest_add_staged.
+ */
+int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
+		    const char *sha256);
+
 /* Number of files added so far. */
 size_t ingest_count(const struct ingest *ing);
 

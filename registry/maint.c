@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int collect_rev(const char *name, const char *rev, json_t *m, void *arg)
@@ -88,6 +89,19 @@ static int staging_dead(const char *dir) /* dir < 4400 bytes */
 	return dead;
 }
 
+/* A pull directory is in use while its transfer lock (xfer) is held. */
+static int staging_dead_pull(const char *dir)
+{
+	char p[4600];
+	snprintf(p, sizeof p, "%s/.partial/lock", dir);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	int dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return dead;
+}
+
 static int scan_staging(struct store *st, int remove, uint64_t *count)
 {
 	char tdir[4096];
@@ -104,7 +118,14 @@ static int scan_staging(struct store *st, int remove, uint64_t *count)
 		struct stat sb;
 		if (lstat(p, &sb) < 0)
 			continue;
-		if (S_ISDIR(sb.st_mode) ? staging_dead(p) : 1) {
+		int dead;
+		if (!strncmp(e->d_name, "pull-", 5) && S_ISDIR(sb.st_mode))
+			/* a pull in progress, or an interrupted one (resume state,
+			 * kept for a week), is not garbage */
+			dead = staging_dead_pull(p) && time(NULL) - sb.st_mtime >= MAINT_PULL_KEEP_S;
+		else
+			dead = S_ISDIR(sb.st_mode) ? staging_dead(p) : 1;
+		if (dead) {
 			(*count)++;
 			if (remove)
 				S_ISDIR(sb.st_mode) ? ingest_rmtree(p) : unlink(p);

@@ -8,6 +8,10 @@
 #include "registry/ingest.h"
 #include "registry/store.h"
 
+/* gc keeps the staging directory of an interrupted pull (STORE/tmp/pull-*,
+ * resume state) for this long after its last change. */
+#define MAINT_PULL_KEEP_S (7L * 24 * 3600)
+
 /*
  * Remove name@rev (rev as the user wrote it, resolved like catalog_resolve),
  * or every revision of name when rev is NULL, in one transaction; then unlink

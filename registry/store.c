@@ -33,7 +33,7 @@ static int open_dbs(struct store *st)
 		return store_mdb_err(rc, "catalog");
 	struct { const char *name; MDB_dbi *dbi; unsigned flags; } dbs[] = {
 		{ "models", &st->models }, { "revisions", &st->revs }, { "refs", &st->refs },
-		{ "summaries", &st->sums },
+		{ "summaries", &st->sums }, { "origins", &st->origins },
 		{ "blobs", &st->blobs }, { "jobs", &st->jobs }, { "meta", &st->meta },
 		{ "index", &st->idx, MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP },
 		{ "index_rows", &st->inums }, { "index_ids", &st->irows, MDB_INTEGERKEY },

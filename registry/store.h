@@ -38,6 +38,9 @@ struct store {
 	MDB_dbi inums;         /* name \0 rev -> struct index_num + row JSON (registry/index.h) */
 	MDB_dbi irows;         /* u64 id -> name \0 rev */
 	MDB_dbi iranges;       /* KIND u64be(value) u64be(id) -> "" (ordered ranges) */
+	MDB_dbi origins;       /* sha256 of an original file (32 bytes) -> the
+				  manifest file entry that stores it (JSON),
+				  so a pull skips what is already stored */
 	int lock_fd;
 };
 

@@ -10,7 +10,8 @@ cd "$(dirname "$0")/../.."
 secs=${1:-60}
 [ -n "$secs" ] || secs=60
 shift || true
-harnesses=${*:-"safetensors gguf pack recipe"}
+all=$(ls tests/fuzz/fuzz_*.c | sed 's|tests/fuzz/fuzz_||; s|\.c$||')
+harnesses=${*:-$all}
 CC=${FUZZ_CC:-clang}
 B=build/fuzz
 mkdir -p $B
@@ -18,7 +19,7 @@ PKGS="lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto libmicrohttpd l
 CFL="-std=c17 -g -O1 -D_GNU_SOURCE -I. $(pkg-config --cflags $PKGS) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 objs=()
-for f in common/*.c converters/*.c; do
+for f in common/*.c converters/*.c meta/card.c meta/spdx.c meta/licdetect.c build/gen/license_corpus.c; do
 	o=$B/obj/${f%.c}.o
 	mkdir -p "$(dirname "$o")"
 	if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ tests/fuzz/run.sh -nt "$o" ]; then
@@ -34,8 +35,10 @@ for h in $harnesses; do
 	corp=$B/corpus-$h
 	mkdir -p "$corp"
 	log=$B/fuzz_$h.log
+	seeds=tests/fuzz/corpus/$h
+	[ -d "$seeds" ] || seeds=tests/data/${h}s   # fuzz_card: tests/data/cards
 	"$bin" -max_total_time="$secs" -rss_limit_mb=4096 -max_len=262144 -timeout=20 \
-		-artifact_prefix="$B/crash-$h-" -print_final_stats=1 "$corp" tests/fuzz/corpus/$h \
+		-artifact_prefix="$B/crash-$h-" -print_final_stats=1 "$corp" "$seeds" \
 		>"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -1,0 +1,120 @@
+/* cli/cmd_pull.c — modelctl pull ORG/NAME[@REV] [--hub URL] [--token-file F]
+ * [--include GLOB]... [--exclude GLOB]... [--limit-rate R] [--name N] [--detach] */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_MAX 4096
+
+/* 50M, 1.5G, 800k, 1000 -> bytes per second; -1 when malformed. */
+static long long parse_rate(const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v <= 0)
+		return -1;
+	double mul = 1;
+	switch (*end) {
+	case 'k': case 'K': mul = 1024.0; end++; break;
+	case 'm': case 'M': mul = 1048576.0; end++; break;
+	case 'g': case 'G': mul = 1073741824.0; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	return *end ? -1 : (long long)(v * mul);
+}
+
+static char *read_token(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		md_fail(MD_EIO, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = calloc(1, TOKEN_MAX + 1);
+	size_t n = buf ? fread(buf, 1, TOKEN_MAX, f) : 0;
+	fclose(f);
+	while (buf && n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	if (buf && !n) {
+		free(buf);
+		md_fail(MD_EINVAL, "%s: empty token file", path);
+		return NULL;
+	}
+	return buf;
+}
+
+int cmd_pull(struct cli *c)
+{
+	if (c->argc != 1)
+		return cli_usage("pull takes one ORG/NAME[@REV]");
+	char *name, *rev;
+	int rc = util_parse_modelref(c->argv[0], &name, &rev);
+	if (rc)
+		return cli_usage(md_errmsg(rc));
+	free(name);
+	free(rev);
+	if (c->name && (rc = util_check_model_name(c->name)))
+		return cli_usage(md_errmsg(rc));
+	long long rate = 0;
+	if (c->limit_rate && (rate = parse_rate(c->limit_rate)) < 0)
+		return cli_usage("--limit-rate: want bytes per second, e.g. 50M");
+	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "pull", "ref", c->argv[0], "detach", c->detach);
+	const char *hub = c->hub ? c->hub : getenv("HF_ENDPOINT");
+	if (hub && *hub)
+		json_object_set_new(req, "hub", json_string(hub));
+	if (c->name)
+		json_object_set_new(req, "name", json_string(c->name));
+	if (rate)
+		json_object_set_new(req, "limit_rate", json_integer(rate));
+	json_t *inc = json_array(), *exc = json_array();
+	for (int i = 0; i < c->ninclude; i++)
+		json_array_append_new(inc, json_string(c->include[i]));
+	for (int i = 0; i < c->nexclude; i++)
+		json_array_append_new(exc, json_string(c->exclude[i]));
+	json_object_set_new(req, "include", inc);
+	json_object_set_new(req, "exclude", exc);
+	/* the token goes to the daemon over the local socket, never elsewhere */
+	char *token = NULL;
+	if (c->token_file) {
+		if (!(token = read_token(c->token_file))) {
+			json_decref(req);
+			return cli_fail(MD_EIO);
+		}
+	} else if (getenv("HF_TOKEN") && *getenv("HF_TOKEN")) {
+		token = strdup(getenv("HF_TOKEN"));
+	}
+	if (token)
+		json_object_set_new(req, "token", json_string(token));
+	json_t *res;
+	rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (token) {
+		memset(token, 0, strlen(token));
+		free(token);
+	}
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(res);
+	} else if (json_object_get(res, "job")) {
+		printf("job %lld\n", (long long)json_integer_value(json_object_get(res, "job")));
+	} else {
+		char sz[32];
+		util_human_size((uint64_t)json_integer_value(json_object_get(res, "total_size")), sz, sizeof sz);
+		printf("%s %s@%s: %lld files, %s\n",
+		       json_is_true(json_object_get(res, "existed")) ? "up to date" : "pulled",
+		       json_string_value(json_object_get(res, "name")),
+		       json_string_value(json_object_get(res, "revision")),
+		       (long long)json_integer_value(json_object_get(res, "file_count")), sz);
+	}
+	json_decref(res);
+	return EXIT_OK;
+}

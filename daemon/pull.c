@@ -1,0 +1,309 @@
+/* daemon/pull.c — see pull.h. */
+#include "daemon/pull.h"
+#include "daemon/describe.h"
+#include "daemon/worker.h"
+#include "registry/catalog.h"
+#include "registry/ingest.h"
+#include "meta/policy.h"
+#include "sources/hf.h"
+#include "sources/xfer.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Pulls in progress, by staging key: a second pull of the same commit waits. */
+static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t busy_cv = PTHREAD_COND_INITIALIZER;
+static json_t *busy;
+
+int pull_init(void)
+{
+	busy = json_object();
+	return xfer_global_init();
+}
+
+static int claim_key(const char *key, _Atomic int *cancel)
+{
+	pthread_mutex_lock(&busy_mu);
+	while (json_object_get(busy, key) && !atomic_load(cancel)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&busy_cv, &busy_mu, &ts);
+	}
+	int ok = !atomic_load(cancel);
+	if (ok)
+		json_object_set_new(busy, key, json_true());
+	pthread_mutex_unlock(&busy_mu);
+	return ok ? 0 : md_fail(MD_ECANCELED, "canceled while waiting for the same pull");
+}
+
+static void release_key(const char *key)
+{
+	pthread_mutex_lock(&busy_mu);
+	json_object_del(busy, key);
+	pthread_cond_broadcast(&busy_cv);
+	pthread_mutex_unlock(&busy_mu);
+}
+
+static void progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct job *j = arg;
+	(void)total;
+	atomic_store(&j->ctl.done, j->ctl_base + done);
+}
+
+/* The token: the request's, else the configured token_file's. malloc'd or
+ * NULL; never logged. */
+static char *get_token(struct daemon *d, json_t *args)
+{
+	const char *t = json_string_value(json_object_get(args, "token"));
+	if (t && *t)
+		return strdup(t);
+	if (!d->cfg->token_file)
+		return NULL;
+	int fd = open(d->cfg->token_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = calloc(1, PULL_MAX_TOKEN + 1);
+	ssize_t n = buf ? util_read_full(fd, buf, PULL_MAX_TOKEN) : -1;
+	close(fd);
+	if (n <= 0) {
+		free(buf);
+		return NULL;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return buf;
+}
+
+static const char **globs(json_t *a, size_t *n)
+{
+	*n = json_array_size(a);
+	const char **v = calloc(*n ? *n : 1, sizeof *v);
+	for (size_t i = 0; v && i < *n; i++)
+		v[i] = json_string_value(json_array_get(a, i));
+	return v;
+}
+
+static int is_license_name(const char *p)
+{
+	return !strcasecmp(p, "README.md") || !strncasecmp(p, "LICENSE", 7) ||
+	       !strncasecmp(p, "LICENCE", 7) || !strncasecmp(p, "COPYING", 7);
+}
+
+/* Move an existing revision's ref (a re-pull of a stored commit). */
+static int repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
+		   json_t **res)
+{
+	MDB_txn *txn;
+	json_t *m;
+	int existed, rc = store_txn(d->st, 1, &txn);
+	if (rc)
+		return rc;
+	if ((rc = catalog_get_rev(d->st, txn, name, commit, &m))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if ((rc = catalog_put_rev(d->st, txn, m, ref, &existed)) || (rc = store_commit(txn))) {
+		if (rc != MD_EDB)
+			mdb_txn_abort(txn);
+		json_decref(m);
+		return rc;
+	}
+	json_object_set_new(m, "file_count",
+			    json_integer((json_int_t)json_array_size(json_object_get(m, "files"))));
+	json_object_del(m, "files");
+	json_object_del(m, "card");
+	json_object_del(m, "v");
+	json_object_set_new(m, "existed", json_true());
+	*res = m;
+	return 0;
+}
+
+int pull_job(struct daemon *d, struct job *j, json_t **res)
+{
+	json_t *a = j->args;
+	char *id = NULL, *want = NULL, *token = NULL, key[65], dir[4200];
+	struct hf_client *hc = NULL;
+	struct hf_model *model = NULL;
+	struct hf_tree *tree = NULL;
+	struct xfer_item *items = NULL;
+	size_t nitems = 0;
+	struct ingest *ing = NULL;
+	int rc, keyed = 0, done_ok = 0;
+	json_t *extra = NULL, *m = NULL, *prov_files = json_array();
+
+	const char *refarg = json_string_value(json_object_get(a, "ref"));
+	if ((rc = util_parse_modelref(refarg ? refarg : "", &id, &want)))
+		goto out;
+	const char *name = json_string_value(json_object_get(a, "name"));
+	if (!name)
+		name = id;
+	else if ((rc = util_check_model_name(name)))
+		goto out;
+	const char *hub = json_string_value(json_object_get(a, "hub"));
+	if (!hub)
+		hub = d->cfg->hub;
+	token = get_token(d, a);
+	struct hf_opts ho = { .token = token };
+	if ((rc = hf_open(hub, &ho, &hc)) || (rc = hf_resolve(hc, id, want, &model)))
+		goto out;
+	const char *ref = want && !util_is_hex(want, 40) ? want : (want ? NULL : "main");
+
+	/* already stored: only the ref moves */
+	MDB_txn *txn;
+	json_t *have = NULL;
+	if (!(rc = store_txn(d->st, 0, &txn))) {
+		catalog_get_rev(d->st, txn, name, model->commit, &have);
+		mdb_txn_abort(txn);
+	}
+	if (have) {
+		json_decref(have);
+		rc = repoint(d, name, model->commit, ref, res);
+		goto out;
+	}
+	md_clearerr();
+
+	/* one staging directory per hub + repository + commit: resumable */
+	char kin[8192];
+	snprintf(kin, sizeof kin, "%s\n%s\n%s", hf_hub(hc), id, model->commit);
+	sha256_hex(kin, strlen(kin), key);
+	key[24] = 0;
+	snprintf(dir, sizeof dir, "%s/tmp/pull-%s", d->st->root, key);
+	if ((rc = claim_key(key, &j->ctl.cancel)))
+		goto out;
+	keyed = 1;
+	if ((rc = util_mkdir_p(dir, 0755)) || (rc = hf_list(hc, id, model->commit, &tree)))
+		goto out;
+	size_t ni, ne;
+	const char **inc = globs(json_object_get(a, "include"), &ni);
+	const char **exc = globs(json_object_get(a, "exclude"), &ne);
+	rc = hf_items(hc, id, model->commit, tree, inc, ni, exc, ne, &items, &nitems);
+	free(inc);
+	free(exc);
+	if (rc)
+		goto out;
+	if (!nitems) {
+		rc = md_fail(MD_ENOENT, "%s@%s: no files match", id, model->commit);
+		goto out;
+	}
+	if ((rc = ingest_begin(d->st, &j->ctl, &ing)))
+		goto out;
+	struct ingest_converter conv;
+	worker_converter(&conv, &j->ctl.cancel);
+	ingest_set_converter(ing, &conv);
+
+	uint64_t total = 0;
+	for (size_t i = 0; i < nitems; i++)
+		total += items[i].size;
+	atomic_store(&j->ctl.total, total);
+	struct xfer_opts xo = { .token = token, .auth_origin = hf_hub(hc), .label = id,
+				.rate_limit = json_integer_value(json_object_get(a, "limit_rate")) > 0
+					      ? (uint64_t)json_integer_value(json_object_get(a, "limit_rate"))
+					      : d->cfg->limit_rate,
+				.progress = progress, .progress_arg = j, .cancel = &j->ctl.cancel };
+
+	/* Phase 1: the card and license first, so an enforced policy refuses a
+	 * model before its weights are downloaded. Phase 2: everything else
+	 * the store does not already hold. */
+	for (int phase = 1; phase <= 2 && !rc; phase++) {
+		struct xfer_item *todo = calloc(nitems, sizeof *todo);
+		size_t nt = 0;
+		if (!todo) {
+			rc = MD_ENOMEM;
+			break;
+		}
+		for (size_t i = 0; i < nitems && !rc; i++) {
+			if ((phase == 1) != (is_license_name(items[i].dest) != 0))
+				continue;
+			json_t *ent = NULL;
+			if (items[i].sha256 && store_txn(d->st, 0, &txn) == 0) {
+				catalog_origin(d->st, txn, items[i].sha256, &ent);
+				mdb_txn_abort(txn);
+			}
+			if (ent) {
+				rc = ingest_add_existing(ing, items[i].dest, ent);
+				json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s}", "path",
+					items[i].dest, "sha256", items[i].sha256, "verified_against",
+					"already stored (same sha256)"));
+				json_decref(ent);
+				continue;
+			}
+			todo[nt++] = items[i];
+		}
+		if (!rc && nt) {
+			j->ctl_base = atomic_load(&j->ctl.done);
+			rc = xfer_run(dir, todo, nt, &xo);
+		}
+		for (size_t i = 0; i < nt && !rc; i++) {
+			char p[8400];
+			snprintf(p, sizeof p, "%s/%s", dir, todo[i].dest);
+			rc = ingest_add_file(ing, todo[i].dest, p, todo[i].sha256_out);
+			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s}", "path", todo[i].dest,
+				"sha256", todo[i].sha256_out, "verified_against",
+				todo[i].sha256 ? "LFS sha256" : todo[i].blob_sha1 ? "git blob sha1 and size"
+										: "size"));
+		}
+		free(todo);
+		if (!rc && phase == 1 && d->pol && policy_enforce(d->pol)) {
+			json_t *probe = json_object();
+			rc = describe_revision(d, name, ing, probe); /* refuses a denied model */
+			json_decref(probe);
+		}
+	}
+	if (rc)
+		goto out;
+	char now[32];
+	util_now_iso(now, sizeof now);
+	extra = json_pack("{s:{s:s,s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:{s:s}}}",
+		"source", "type", "hub", "url", hf_hub(hc), "repo_id", id, "revision",
+		want ? want : "main", "commit", model->commit,
+		"provenance", "hub", hf_hub(hc), "repo_id", id, "requested_revision",
+		want ? want : "main", "commit", model->commit, "retrieved_at", now,
+		"modeld_version", MODELD_VERSION, "files", prov_files, "converters", "pack_format", "1");
+	prov_files = NULL;
+	if ((rc = describe_revision(d, name, ing, extra)) ||
+	    (rc = ingest_commit(ing, name, model->commit, ref, extra, &m)))
+		goto out;
+	json_object_set_new(m, "file_count",
+			    json_integer((json_int_t)json_array_size(json_object_get(m, "files"))));
+	json_object_del(m, "files");
+	json_object_del(m, "card");
+	json_object_del(m, "v");
+	*res = m;
+	done_ok = 1;
+out:
+	if (done_ok) {
+		xfer_clean(dir);
+		ingest_rmtree(dir);
+	}
+	ingest_free(ing);
+	if (keyed)
+		release_key(key);
+	hf_items_free(items, nitems);
+	hf_tree_free(tree);
+	hf_model_free(model);
+	hf_close(hc);
+	if (token) {
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
+	json_decref(extra);
+	json_decref(prov_files);
+	if (rc && id && !strstr(md_errmsg(rc), id))
+		md_fail_prefix(rc, refarg);
+	free(id);
+	free(want);
+	return rc;
+}

@@ -1,0 +1,27 @@
+/*
+ * daemon/pull.h — the pull job: resolve a repository on a Hugging Face-style
+ * hub to a commit, download what the store does not already hold (resumable,
+ * verified: sources/xfer.h), convert weight files, record card, license and
+ * provenance, and commit the revision pinned to that commit.
+ */
+#ifndef MD_PULL_H
+#define MD_PULL_H
+
+#include "daemon/jobs.h"
+
+#define PULL_MAX_TOKEN 4096        /* bytes of a token file read */
+#define PULL_STAGING_DAYS 7        /* gc keeps an interrupted pull this long */
+
+/*
+ * args: {"ref": "ORG/NAME[@REV]", "name"?, "hub"?, "token"?, "include"?: [glob],
+ * "exclude"?: [glob], "limit_rate"?: bytes/s}. The token is never logged,
+ * stored or sent to another host than the hub. Two pulls of the same
+ * repository and commit at once: the second waits for the first and finds
+ * its result. Interrupted pulls keep STORE/tmp/pull-KEY and continue from it.
+ */
+int pull_job(struct daemon *d, struct job *j, json_t **res);
+
+/* Process set-up: libcurl's global state (before threads start). */
+int pull_init(void);
+
+#endif

@@ -1,0 +1,278 @@
+"""modelctl pull against the fixture hub (tests/fixtures/hubd.py) on
+loopback: the happy path, every fault, tokens, resume after kill -9, shared
+and deduplicated transfers."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import MODELCTL, ROOT, Daemon, safetensors_bytes
+
+PY = "/usr/bin/python3"
+HUBD = os.path.join(ROOT, "tests/fixtures/hubd.py")
+_models = {}
+
+
+class Hub:
+    def __init__(self, root):
+        self.root = root
+        self.p = subprocess.Popen([PY, HUBD, "--root", root, "--port", "0"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.port = int(self.p.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def ctl(self, path):
+        with urllib.request.urlopen(self.url + "/_ctl/" + path) as r:
+            return r.read()
+
+    def fault(self, name, count=1, match="*", arg=""):
+        self.ctl(f"fault?name={name}&count={count}&match={urllib.request.quote(match)}&arg={arg}")
+
+    def log(self):
+        return json.loads(self.ctl("log"))
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(10)
+
+
+@pytest.fixture(scope="module")
+def hubroot(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("hub"))
+    subprocess.run([PY, HUBD, "--root", root, "--make", "--export", os.path.join(root, ".x")],
+                   check=True, capture_output=True, timeout=300)
+    shutil.rmtree(os.path.join(root, ".x"), ignore_errors=True)
+    return root
+
+
+@pytest.fixture
+def hub(hubroot):
+    h = Hub(hubroot)
+    yield h
+    h.stop()
+
+
+def originals(hubroot, repo):
+    out = {}
+    base = os.path.join(hubroot, repo)
+    for d, _, fs in os.walk(base):
+        for f in fs:
+            if f.startswith(".hubd"):
+                continue
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, base)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+def check_pulled(daemon, hubroot, repo="acme/tiny"):
+    show = daemon.ctl("show", repo, "--json").json()
+    got = {f["path"]: f["sha256"] for f in show["files"]}
+    want = originals(hubroot, repo)
+    assert got == {k: v for k, v in want.items() if k in got} and set(got) >= set(want) - {".gitattributes"}
+    for path in got:
+        data = daemon.ctl("cat", repo, path, binary=True).out
+        assert hashlib.sha256(data).hexdigest() == got[path], path
+    assert daemon.ctl("verify", "--json").json()["ok"]
+    return show
+
+
+def test_pull_happy_path(daemon, hub, hubroot):
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--json").json()
+    assert len(r["revision"]) == 40 and r["file_count"] >= 10
+    show = check_pulled(daemon, hubroot)
+    assert show["source"]["type"] == "hub" and show["source"]["commit"] == r["revision"]
+    prov = show["provenance"]
+    assert prov["repo_id"] == "acme/tiny" and prov["commit"] == r["revision"]
+    assert prov["requested_revision"] == "main" and prov["modeld_version"]
+    kinds = {f["path"]: f["verified_against"] for f in prov["files"]}
+    assert kinds["model-00001-of-00002.safetensors"] == "LFS sha256"
+    assert show["license"]["spdx"] == "Apache-2.0"
+    fmts = {f["path"]: f.get("format") for f in show["files"]}
+    assert fmts["pytorch_model.bin"] == "torch" and fmts["model-00001-of-00002.safetensors"] == "safetensors"
+    # pinned: the same pull again downloads nothing
+    n = len(hub.log())
+    r2 = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--json").json()
+    assert r2["revision"] == r["revision"] and r2.get("existed")
+    assert not [e for e in hub.log()[n:] if "/resolve/" in e["path"]]
+    # pull by tag and by commit pin the same revision
+    assert daemon.ctl("pull", "acme/tiny@v1.0", "--hub", hub.url, "--json").json()["revision"] == r["revision"]
+    assert "v1.0" in daemon.ctl("show", "acme/tiny@v1.0", "--json").json()["refs"]
+
+
+def test_hf_endpoint_and_include_exclude(tmp, hub, hubroot):
+    d = Daemon(tmp).start()
+    try:
+        env = dict(os.environ, HF_ENDPOINT=hub.url)
+        p = subprocess.run([MODELCTL, "--socket", d.sock, "pull", "acme/tiny", "--include", "*.json",
+                            "--include", "*.safetensors", "--exclude", "tokenizer*", "--json"],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        paths = {f["path"] for f in d.ctl("show", "acme/tiny", "--json").json()["files"]}
+        assert "config.json" in paths and "model-00001-of-00002.safetensors" in paths
+        assert "tokenizer.json" not in paths and "pytorch_model.bin" not in paths
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize("fault,arg,count", [
+    ("reset", "", 2), ("status", "500", 3), ("429", "1", 1), ("truncate", "", 2),
+    ("corrupt", "", 1), ("redirect", "relative", -1), ("drip", "2000000", 1),
+])
+def test_faults_recovered(daemon, hub, hubroot, fault, arg, count):
+    hub.fault(fault, count=count, match="*.safetensors", arg=arg)
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "-q")
+    assert r.rc == 0, r
+    check_pulled(daemon, hubroot)
+
+
+@pytest.mark.parametrize("fault,arg,expect", [
+    ("corrupt", "", "model-0000"),
+    ("status", "502", "model-0000"),
+])
+def test_faults_fail_clearly_nothing_committed(daemon, hub, fault, arg, expect):
+    hub.fault(fault, count=-1, match="*.safetensors", arg=arg)
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "-q", check=False, timeout=300)
+    assert r.rc == 1 and expect in r.err and r.err.count("\n") == 1, r
+    assert daemon.ctl("list", "--json").json() == []
+
+
+def test_token_never_leaves_the_hub(daemon, hub, tmp):
+    tok = os.path.join(tmp, "token")
+    with open(tok, "w") as f:
+        f.write("hf_good\n")
+    hub.fault("redirect", count=-1, match="*.safetensors", arg="cross")
+    r = daemon.ctl("pull", "acme/gated", "--hub", hub.url, "--token-file", tok)
+    assert r.rc == 0
+    log = hub.log()
+    assert any(e["host"].startswith("localhost") for e in log)
+    for e in log:
+        if e["host"].startswith("localhost"):
+            assert e["auth"] is None, e
+    assert any(e["auth"] == "Bearer hf_good" for e in log if e["host"].startswith("127.0.0.1"))
+    assert "hf_good" not in daemon.read_log()
+    assert "hf_good" not in json.dumps(daemon.ctl("show", "acme/gated", "--json").json())
+    assert b"hf_good" not in open(os.path.join(daemon.store, "catalog", "data.mdb"), "rb").read()
+
+
+def test_gated_unknown_and_revision_errors(daemon, hub, tmp):
+    r = daemon.ctl("pull", "acme/gated", "--hub", hub.url, check=False)
+    assert r.rc == 1 and r.err == "modelctl: acme/gated: gated repository, accept its terms and set HF_TOKEN\n"
+    env = dict(os.environ, HF_TOKEN="hf_nogate")
+    p = subprocess.run([MODELCTL, "--socket", daemon.sock, "pull", "acme/gated", "--hub", hub.url],
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == 1 and "gated repository" in p.stderr
+    r = daemon.ctl("pull", "acme/none", "--hub", hub.url, check=False)
+    assert r.rc == 1 and "acme/none" in r.err and "not found" in r.err
+    r = daemon.ctl("pull", "acme/tiny@v9", "--hub", hub.url, check=False)
+    assert r.rc == 1 and "acme/tiny@v9: revision not found" in r.err
+    assert daemon.ctl("list", "--json").json() == []
+
+
+def test_tree_pagination(daemon, hub, hubroot):
+    hub.fault("page", count=-1, match="absolute", arg="2")
+    daemon.ctl("pull", "acme/tiny", "--hub", hub.url)
+    check_pulled(daemon, hubroot)
+    assert sum(1 for e in hub.log() if "/tree/" in e["path"]) >= 4
+
+
+def test_second_model_with_same_weights_downloads_nothing(daemon, hubroot):
+    # a copy of the repository under another name (same LFS objects)
+    src = os.path.join(hubroot, "acme", "tiny")
+    dst = os.path.join(hubroot, "acme", "tiny-copy")
+    if not os.path.exists(dst):
+        shutil.copytree(src, dst)
+    hub = Hub(hubroot)
+    try:
+        _second_model(daemon, hub, hubroot)
+    finally:
+        hub.stop()
+
+
+def _second_model(daemon, hub, hubroot):
+    daemon.ctl("pull", "acme/tiny", "--hub", hub.url)
+    n = len(hub.log())
+    daemon.ctl("pull", "acme/tiny-copy", "--hub", hub.url)
+    fetched = [e["path"] for e in hub.log()[n:] if "/resolve/" in e["path"]]
+    assert not [p for p in fetched if p.endswith((".safetensors", ".bin"))], fetched
+    check_pulled(daemon, hubroot, "acme/tiny-copy")
+
+
+def test_concurrent_pulls_share(daemon, hub, hubroot):
+    hub.fault("drip", count=2, match="*.safetensors", arg="3000000")
+    out = []
+    ts = [threading.Thread(target=lambda: out.append(daemon.ctl("pull", "acme/tiny", "--hub", hub.url,
+                                                                 "--json", check=False)))
+          for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert [r.rc for r in out] == [0, 0]
+    assert out[0].json()["revision"] == out[1].json()["revision"]
+    gets = [e for e in hub.log() if e["path"].endswith("model-00001-of-00002.safetensors")
+            and e["method"] == "GET"]
+    ranges = sorted(e["range"] or "" for e in gets)
+    assert len(ranges) == len(set(ranges)), ranges   # no byte range fetched twice
+    check_pulled(daemon, hubroot)
+
+
+def test_kill9_mid_pull_resumes(tmp, hub, hubroot):
+    store = os.path.join(tmp, "store")
+    d = Daemon(tmp, store=store).start()
+    hub.fault("drip", count=-1, match="*.safetensors", arg="300000")
+    p = subprocess.Popen([MODELCTL, "--socket", d.sock, "-q", "pull", "acme/tiny", "--hub", hub.url],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.5)
+    d.kill9()
+    p.wait(30)
+    before = {}
+    for e in hub.log():
+        if e["method"] == "GET" and e["path"].endswith(".safetensors"):
+            before.setdefault(e["path"], []).append(e["range"])
+    hub.ctl("reset")
+    d2 = Daemon(tmp, store=store).start()
+    try:
+        d2.ctl("gc")   # an interrupted pull is resume state, not garbage
+        d2.ctl("pull", "acme/tiny", "--hub", hub.url)
+        check_pulled(d2, hubroot)
+        after = [e for e in hub.log() if e["method"] == "GET" and e["path"].endswith(".safetensors")]
+        # the resumed pull asks for ranges that start past 0 for what was begun
+        assert any(e["range"] and not e["range"].startswith("bytes=0-") for e in after), after
+        v = d2.ctl("verify", "--json").json()
+        assert v["ok"] and v["stale_staging"] == 0
+    finally:
+        d2.stop()
+
+
+def test_cancel_keeps_nothing_visible(daemon, hub):
+    hub.fault("drip", count=-1, match="*.safetensors", arg="500000")
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--detach", "--json").json()
+    time.sleep(1)
+    daemon.ctl("cancel", r["job"])
+    for _ in range(100):
+        st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == r["job"]]
+        if st and st[-1]["state"] in ("canceled", "failed", "done"):
+            break
+        time.sleep(0.1)
+    assert st[-1]["state"] == "canceled"
+    assert daemon.ctl("list", "--json").json() == []
+
+
+def test_enforced_policy_refuses_before_weights(tmp, hub):
+    pol = os.path.join(tmp, "policy.conf")
+    with open(pol, "w") as f:
+        f.write("enforce = true\ndeny = apache-2.0\n")
+    d = Daemon(tmp, extra=["--policy", pol]).start()
+    try:
+        r = d.ctl("pull", "acme/tiny", "--hub", hub.url, check=False)
+        assert r.rc == 1 and "Apache-2.0" in r.err and "policy.conf:2" in r.err, r
+        fetched = [e["path"] for e in hub.log() if "/resolve/" in e["path"]]
+        assert fetched and not [p for p in fetched if p.endswith((".safetensors", ".bin"))], fetched
+    finally:
+        d.stop()
