@@ -30,6 +30,9 @@ struct cli {
 	int nexclude;
 	const char *sign_key;     /* --sign KEY (export) */
 	const char *verify_key;   /* --verify-key KEY (import of a bundle) */
+	/* catalog filters (list, search; cmd_catalog.c) */
+	const char *task, *provider, *license, *library, *size, *sort;
+	const char *min_params, *max_params, *fits, *limit; /* and hub (pull, search) */
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -71,5 +74,11 @@ int cmd_export_weights(struct cli *c);
 int cmd_export_bundle(struct cli *c);               /* cli/cmd_bundle.c */
 int cmd_import_bundle(struct cli *c, const char *file);
 int cli_is_bundle(const char *file);   /* a tar, tar.zst/gz/xz by its first bytes */
+/* cmd_catalog.c: filtered list, search, compare, and show's catalog part */
+int cmd_search(struct cli *c);
+int cmd_compare(struct cli *c);
+int cli_has_filters(const struct cli *c);
+int cmd_find(struct cli *c);
+void cli_show_facts(json_t *manifest);
 
 #endif

@@ -33,7 +33,12 @@ static const char usage_text[] =
 	"                                            write fresh weight files from the packs\n"
 	"  export ORG/NAME[@REV]... -o FILE.tar[.zst] [--sign KEY]\n"
 	"                                            a bundle for another store (docs/airgap.md)\n"
-	"  import FILE.tar[.zst] [--verify-key PUB]  import a bundle (all or nothing)\n";
+	"  import FILE.tar[.zst] [--verify-key PUB]  import a bundle (all or nothing)\n"
+	"  list [FILTERS] [--sort name|params|size|imported]   filtered list (indexed)\n"
+	"  search QUERY [FILTERS] [--hub URL] [--limit N]     local catalog or a hub\n"
+	"  compare A B [C...]                        parameters, memory, license, benchmarks\n"
+	"FILTERS: --task T --provider ORG --license ID --library L --size small|large|CLASS\n"
+	"         --min-params N --max-params N (7B, 350M, 1.5e9) --fits MEM (24GiB, 80GB)\n";
 
 static const struct {
 	const char *name;
@@ -45,6 +50,7 @@ static const struct {
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
 	{ "tensors", cmd_tensors }, { "export", cmd_export }, { "pull", cmd_pull },
+	{ "search", cmd_search }, { "compare", cmd_compare },
 };
 
 int cli_usage(const char *msg)
@@ -74,6 +80,16 @@ int main(int argc, char **argv)
 		{ "exclude", required_argument, NULL, 'X' },
 		{ "sign", required_argument, NULL, 'K' },
 		{ "verify-key", required_argument, NULL, 'V' },
+		{ "task", required_argument, NULL, 1000 },
+		{ "provider", required_argument, NULL, 1001 },
+		{ "license", required_argument, NULL, 1002 },
+		{ "library", required_argument, NULL, 1003 },
+		{ "size", required_argument, NULL, 1004 },
+		{ "min-params", required_argument, NULL, 1005 },
+		{ "max-params", required_argument, NULL, 1006 },
+		{ "fits", required_argument, NULL, 1007 },
+		{ "sort", required_argument, NULL, 1008 },
+		{ "limit", required_argument, NULL, 1010 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -104,6 +120,16 @@ int main(int argc, char **argv)
 			break;
 		case 'K': c.sign_key = optarg; break;
 		case 'V': c.verify_key = optarg; break;
+		case 1000: c.task = optarg; break;
+		case 1001: c.provider = optarg; break;
+		case 1002: c.license = optarg; break;
+		case 1003: c.library = optarg; break;
+		case 1004: c.size = optarg; break;
+		case 1005: c.min_params = optarg; break;
+		case 1006: c.max_params = optarg; break;
+		case 1007: c.fits = optarg; break;
+		case 1008: c.sort = optarg; break;
+		case 1010: c.limit = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
 			char msg[128];
@@ -134,6 +160,11 @@ int main(int argc, char **argv)
 			return cli_usage("-o and --sign only apply to export");
 		if (c.verify_key && strcmp(cmd, "import"))
 			return cli_usage("--verify-key only applies to import");
+		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&
+		    strcmp(cmd, "search"))
+			return cli_usage("filters and --sort only apply to list and search");
+		if (c.limit && strcmp(cmd, "search"))
+			return cli_usage("--limit only applies to search");
 		int rc = cmds[i].fn(&c);
 		rpc_close(c.rpc);
 		if (fflush(stdout) != 0 && rc == EXIT_OK) {

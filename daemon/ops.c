@@ -3,6 +3,7 @@
 #include "daemon/audit.h"
 #include "daemon/bundle.h"
 #include "daemon/describe.h"
+#include "daemon/find.h"
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
 #include "daemon/server.h"
@@ -128,6 +129,7 @@ static int op_show(struct daemon *d, struct ops_peer *p, json_t *req, json_t **r
 	if (!(rc = catalog_resolve(d->st, txn, name, want, rev)) &&
 	    !(rc = catalog_get_rev(d->st, txn, name, rev, &m))) {
 		*res = public_manifest(d->st, txn, m, 1);
+		find_public_facts(d, *res);
 		json_decref(m);
 	}
 	mdb_txn_abort(txn);
@@ -431,6 +433,10 @@ static const struct op ops[] = {
 	{ "cancel", 1, op_cancel, NULL },
 	{ "bundle_export", 0, NULL, bundle_export_job, NULL, 1 },  /* daemon/bundle.c */
 	{ "bundle_import", 1, NULL, bundle_import_job, NULL, 1 },
+	{ "find", 0, NULL, NULL, find_op_find },
+	{ "search", 0, NULL, NULL, find_op_search },
+	{ "compare", 0, find_op_compare, NULL },
+	{ "bench_put", 1, find_op_bench_put, NULL },
 };
 
 int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t len,
