@@ -30,6 +30,8 @@ struct cli {
 	int nexclude;
 	const char *sign_key;     /* --sign KEY (export) */
 	const char *verify_key;   /* --verify-key KEY (import of a bundle) */
+	const char *key;          /* --key FILE (sign, verify --signature) */
+	const char *signature;    /* --signature FILE (verify) */
 	/* catalog filters (list, search; cmd_catalog.c) */
 	const char *task, *provider, *license, *library, *size, *sort;
 	const char *min_params, *max_params, *fits, *limit; /* and hub (pull, search) */
@@ -69,6 +71,8 @@ int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
 int cmd_tensors(struct cli *c);
 int cmd_pull(struct cli *c);
+int cmd_sign(struct cli *c);
+int cmd_verify_signature(struct cli *c);
 int cmd_export(struct cli *c);
 int cmd_export_weights(struct cli *c);
 int cmd_export_bundle(struct cli *c);               /* cli/cmd_bundle.c */

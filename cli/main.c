@@ -34,6 +34,8 @@ static const char usage_text[] =
 	"  export ORG/NAME[@REV]... -o FILE.tar[.zst] [--sign KEY]\n"
 	"                                            a bundle for another store (docs/airgap.md)\n"
 	"  import FILE.tar[.zst] [--verify-key PUB]  import a bundle (all or nothing)\n"
+	"  sign ORG/NAME[@REV] --key KEY [-o FILE]   a detached signature (docs/signing.md)\n"
+	"  verify ORG/NAME[@REV] --signature FILE --key PUB   check one against the store\n"
 	"  list [FILTERS] [--sort name|params|size|imported]   filtered list (indexed)\n"
 	"  search QUERY [FILTERS] [--hub URL] [--limit N]     local catalog or a hub\n"
 	"  compare A B [C...]                        parameters, memory, license, benchmarks\n"
@@ -50,6 +52,7 @@ static const struct {
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
 	{ "tensors", cmd_tensors }, { "export", cmd_export }, { "pull", cmd_pull },
+	{ "sign", cmd_sign },
 	{ "search", cmd_search }, { "compare", cmd_compare },
 };
 
@@ -80,6 +83,8 @@ int main(int argc, char **argv)
 		{ "exclude", required_argument, NULL, 'X' },
 		{ "sign", required_argument, NULL, 'K' },
 		{ "verify-key", required_argument, NULL, 'V' },
+		{ "key", required_argument, NULL, 1100 },
+		{ "signature", required_argument, NULL, 1101 },
 		{ "task", required_argument, NULL, 1000 },
 		{ "provider", required_argument, NULL, 1001 },
 		{ "license", required_argument, NULL, 1002 },
@@ -120,6 +125,8 @@ int main(int argc, char **argv)
 			break;
 		case 'K': c.sign_key = optarg; break;
 		case 'V': c.verify_key = optarg; break;
+		case 1100: c.key = optarg; break;
+		case 1101: c.signature = optarg; break;
 		case 1000: c.task = optarg; break;
 		case 1001: c.provider = optarg; break;
 		case 1002: c.license = optarg; break;
@@ -156,8 +163,14 @@ int main(int argc, char **argv)
 			return cli_usage("--policy only applies to audit");
 		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))
 			return cli_usage("--format only applies to audit and export");
-		if ((c.output || c.sign_key) && strcmp(cmd, "export"))
-			return cli_usage("-o and --sign only apply to export");
+		if (c.sign_key && strcmp(cmd, "export"))
+			return cli_usage("--sign only applies to export");
+		if (c.output && strcmp(cmd, "export") && strcmp(cmd, "sign"))
+			return cli_usage("-o only applies to export and sign");
+		if (c.key && strcmp(cmd, "sign") && strcmp(cmd, "verify"))
+			return cli_usage("--key only applies to sign and verify --signature");
+		if (c.signature && strcmp(cmd, "verify"))
+			return cli_usage("--signature only applies to verify");
 		if (c.verify_key && strcmp(cmd, "import"))
 			return cli_usage("--verify-key only applies to import");
 		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&

@@ -7,6 +7,7 @@
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
 #include "daemon/server.h"
+#include "daemon/signing.h"
 #include "daemon/weights.h"
 #include "daemon/worker.h"
 #include "registry/catalog.h"
@@ -253,6 +254,22 @@ static int job_import(struct daemon *d, struct job *j, json_t **res)
 	json_t *m = NULL;
 	if (!rc) {
 		json_t *extra = json_pack("{s:O}", "source", json_object_get(j->args, "source"));
+		/* provenance: where the bytes came from and what vouches for them
+		 * (a local folder has no reference digest: computed at import) */
+		char now[32];
+		util_now_iso(now, sizeof now);
+		json_t *pf = json_array(), *f;
+		size_t k;
+		json_array_foreach(ingest_files(ing), k, f)
+			json_array_append_new(pf, json_pack("{s:O,s:O,s:s}", "path",
+				json_object_get(f, "path"), "sha256", json_object_get(f, "sha256"),
+				"verified_against", "none (computed at import)"));
+		json_t *src = json_object_get(j->args, "source");
+		json_object_set_new(extra, "provenance", json_pack("{s:s,s:O,s:s,s:s,s:o,s:{s:s,s:s}}",
+			"type", "local", "path", json_object_get(src, "path") ? json_object_get(src, "path")
+									    : json_null(),
+			"retrieved_at", now, "modeld_version", MODELD_VERSION, "files", pf,
+			"converters", "pack_format", "1", "recipe_format", "1"));
 		rc = describe_revision(d, name, ing, extra);
 		if (!rc)
 			rc = ingest_commit(ing, name, str_arg(j->args, "revision"), "main", extra, &m);
@@ -433,6 +450,8 @@ static const struct op ops[] = {
 	{ "cancel", 1, op_cancel, NULL },
 	{ "bundle_export", 0, NULL, bundle_export_job, NULL, 1 },  /* daemon/bundle.c */
 	{ "bundle_import", 1, NULL, bundle_import_job, NULL, 1 },
+	{ "sign", 0, NULL, signing_sign_job, NULL, 1 },        /* daemon/signing.c */
+	{ "verify_signature", 0, NULL, signing_verify_job, NULL, 1 },
 	{ "find", 0, NULL, NULL, find_op_find },
 	{ "search", 0, NULL, NULL, find_op_search },
 	{ "compare", 0, find_op_compare, NULL },
