@@ -11,8 +11,24 @@ W=$(mktemp -d "${TMPDIR:-/var/tmp}/modeld-bench.XXXXXX")
 trap '[ -n "${PID:-}" ] && kill $PID 2>/dev/null; wait 2>/dev/null; [ "${KEEP:-}" = 1 ] || rm -rf "$W"' EXIT
 SRC=$W/src; mkdir -p "$SRC"
 per=$((SIZE_MB / 4))
+# real safetensors shards (weight files are parsed and converted to packs):
+# a JSON header, then random tensor bytes
 for i in 1 2 3 4; do
-	head -c $((per * 1024 * 1024)) /dev/urandom > "$SRC/model-0000$i-of-00004.safetensors"
+	f="$SRC/model-0000$i-of-00004.safetensors"
+	/usr/bin/python3 - "$f" $((per * 1024 * 1024)) <<'PY'
+import json, struct, sys
+path, n = sys.argv[1], int(sys.argv[2])
+k = 8
+each = (n // k) & ~7
+hdr = {f"layers.{j}.weight": {"dtype": "BF16", "shape": [each // 2],
+                               "data_offsets": [j * each, (j + 1) * each]} for j in range(k)}
+h = json.dumps(hdr).encode()
+h += b" " * ((8 - len(h) % 8) % 8)
+open(path, "wb").write(struct.pack("<Q", len(h)) + h)
+print(k * each, file=open(path + ".n", "w"))
+PY
+	head -c "$(cat "$f.n")" /dev/urandom >> "$f"
+	rm "$f.n"
 done
 echo '{"architectures":["LlamaForCausalLM"]}' > "$SRC/config.json"
 head -c 2000000 /dev/urandom | base64 > "$SRC/tokenizer.json"

@@ -56,7 +56,7 @@ def main():
         a = os.open(cfg, os.O_RDONLY)
         b = os.open(shared, os.O_RDONLY)
         call(s, {"op": "import", "name": f"{orgs[i % len(orgs)]}/model-{i:06d}",
-                 "files": [{"path": "config.json"}, {"path": "model.safetensors"}],
+                 "files": [{"path": "config.json"}, {"path": "weights.dat"}],
                  "more": False, "source": {"type": "local", "path": "/synthetic"}}, [a, b])
         os.close(a)
         os.close(b)

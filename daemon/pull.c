@@ -28,8 +28,9 @@ static json_t *busy;
 
 int pull_init(void)
 {
+	/* libcurl itself is initialised on the first pull (xfer_global_init) */
 	busy = json_object();
-	return xfer_global_init();
+	return busy ? 0 : MD_ENOMEM;
 }
 
 static int claim_key(const char *key, _Atomic int *cancel)

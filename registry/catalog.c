@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-#define CATALOG_SUMMARY_VERSION 2  /* bump when summary_refresh changes shape */
+#define CATALOG_SUMMARY_VERSION 4  /* bump when summary_refresh changes shape */
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +250,7 @@ static int summary_refresh(struct store *st, MDB_txn *txn, const char *name, con
 			    json_integer((json_int_t)json_array_size(json_object_get(m, "files"))));
 	json_object_del(m, "files");
 	json_object_del(m, "card"); /* the whole card stays in the manifest (show) */
+	json_object_del(m, "provenance"); /* per-file lists: show has them */
 	json_object_del(m, "v");
 	/* list rows stay small: the license's headline and the scalar facts */
 	json_t *lic = json_object_get(m, "license");
@@ -267,7 +268,7 @@ static int summary_refresh(struct store *st, MDB_txn *txn, const char *name, con
 		const char *k;
 		json_t *v, *slim = json_object();
 		json_object_foreach(facts, k, v)
-			if (!json_is_array(v) && !json_is_object(v))
+			if (!json_is_array(v) && !json_is_object(v) && !json_is_null(v))
 				json_object_set(slim, k, v);
 		json_object_set_new(m, "facts", slim);
 	}

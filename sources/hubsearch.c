@@ -1,5 +1,6 @@
 /* sources/hubsearch.c — see hubsearch.h. */
 #include "sources/hubsearch.h"
+#include "sources/xfer.h"
 #include "common/err.h"
 
 #include <curl/curl.h>
@@ -184,6 +185,8 @@ static int fetch(CURL *c, const char *url, struct resp *r)
 
 int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 {
+	if (xfer_global_init())
+		return md_fail(MD_ENOMEM, "libcurl initialisation failed");
 	char url[HUBSEARCH_MAX_HEADER], org[1024];
 	*out = NULL;
 	*pages = 0;

@@ -133,9 +133,21 @@ static void set_fail(struct run *r, int code, const char *fmt, ...)
 
 static long dflt(long v, long d) { return v > 0 ? v : d; }
 
+/* Once per process, on first use: libcurl (and the TLS library under it)
+ * is initialised only when a transfer is about to happen, so an idle modeld
+ * does not carry its pages. */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_rc;
+
+static void global_init_once(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : MD_ENOMEM;
+}
+
 int xfer_global_init(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : MD_ENOMEM;
+	pthread_once(&global_once, global_init_once);
+	return global_rc;
 }
 
 static int origin_of(const char *url, char **scheme, char **host, long *port)
@@ -1285,6 +1297,8 @@ static void teardown(struct run *r)
 
 int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xfer_opts *opts)
 {
+	if (xfer_global_init())
+		return md_fail(MD_ENOMEM, "libcurl initialisation failed");
 	static const struct xfer_opts zero;
 	struct run run, *r = &run;
 	memset(r, 0, sizeof *r);

@@ -117,6 +117,8 @@ struct xfer_opts {
 };
 
 /* curl_global_init once per process. 0 or MD_ENOMEM. */
+/* Idempotent and thread-safe (pthread_once); xfer_run, hf_open and the hub
+ * search call it themselves on first use. */
 int xfer_global_init(void);
 
 /*
