@@ -4,6 +4,7 @@
 #include "daemon/describe.h"
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
+#include "daemon/serve.h"
 #include "daemon/server.h"
 #include "daemon/weights.h"
 #include "daemon/worker.h"
@@ -267,8 +268,10 @@ static int job_rm(struct daemon *d, struct job *j, json_t **res)
 {
 	char *name, *rev;
 	int rc = ref_arg(j->args, &name, &rev);
-	if (!rc)
+	if (!rc && !(rc = serve_rm_begin(name, rev))) { /* refused while a lease holds it */
 		rc = maint_rm(d->st, name, rev, res);
+		serve_rm_end(name);
+	}
 	free(name);
 	free(rev);
 	return rc;
@@ -418,6 +421,8 @@ static const struct op ops[] = {
 	{ "gc", 1, NULL, job_gc },
 	{ "pull", 1, NULL, pull_job },
 	{ "cancel", 1, op_cancel, NULL },
+	{ "open", 0, NULL, NULL, serve_open },     /* daemon/serve.h: descriptors + lease */
+	{ "close", 0, serve_close, NULL },
 };
 
 int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t len,
@@ -533,6 +538,7 @@ fail:
 void ops_conn_closed(struct daemon *d, struct ops_peer *p)
 {
 	(void)d;
+	serve_conn_closed(p->conn_id);
 	pending_free(p->pending);
 	p->pending = NULL;
 }
