@@ -65,6 +65,7 @@ $(BUILD)/libmodeld.so: $(PIC_OBJS) client/libmodeld.map
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libmodeld.so.0 \
 		-Wl,--version-script=client/libmodeld.map -Wl,--as-needed -o $@ $(PIC_OBJS) \
 		$(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)
+	ln -sf libmodeld.so $(BUILD)/libmodeld.so.0
 $(BUILD)/modeld.pc: client/modeld.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' \
 		-e 's|@LIBS_PRIVATE@|$(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)|' $< > $@

@@ -268,7 +268,7 @@ static int job_rm(struct daemon *d, struct job *j, json_t **res)
 {
 	char *name, *rev;
 	int rc = ref_arg(j->args, &name, &rev);
-	if (!rc && !(rc = serve_rm_begin(name, rev))) { /* refused while a lease holds it */
+	if (!rc && !(rc = serve_rm_begin(d, name, rev))) { /* refused while a lease holds it */
 		rc = maint_rm(d->st, name, rev, res);
 		serve_rm_end(name);
 	}

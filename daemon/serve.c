@@ -92,14 +92,25 @@ int serve_close(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
 	return 0;
 }
 
-int serve_rm_begin(const char *name, const char *rev)
+int serve_rm_begin(struct daemon *d, const char *name, const char *rev)
 {
 	size_t n = 0, shown = 0, len = 0;
-	char pids[160] = "";
+	char pids[160] = "", full[CATALOG_REV_LEN + 1] = "";
 	pthread_mutex_lock(&mu);
+	if (rev) {
+		/* a ref ("main") or a prefix: the revision it names now; when it
+		 * names none, maint_rm reports that */
+		MDB_txn *txn;
+		if (!store_txn(d->st, 0, &txn)) {
+			if (catalog_resolve(d->st, txn, name, rev, full))
+				full[0] = 0;
+			mdb_txn_abort(txn);
+		}
+		md_clearerr();
+	}
 	for (size_t i = 0; i < nleases; i++) {
 		struct lease *l = &leases[i];
-		if (strcmp(l->name, name) || (rev && strncmp(l->rev, rev, strlen(rev))))
+		if (strcmp(l->name, name) || (rev && strcmp(l->rev, full)))
 			continue;
 		n++;
 		if (shown < 8 && len < sizeof pids - 16) {

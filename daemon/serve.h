@@ -36,12 +36,13 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req);
 int serve_close(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res);
 
 /*
- * Before removing name (rev NULL: every revision): 0 and the model is marked
+ * Before removing name (rev NULL: every revision; else a ref or revision
+ * prefix, resolved here): 0 and the model is marked
  * as being removed (new opens fail with MD_EBUSY) until serve_rm_end(name),
  * or MD_EBUSY with the detail "acme/x is open by N clients (pid 12, 34);
  * close them or retry" when a lease holds it.
  */
-int serve_rm_begin(const char *name, const char *rev);
+int serve_rm_begin(struct daemon *d, const char *name, const char *rev);
 void serve_rm_end(const char *name);
 
 /* Drop every lease of a connection (called from ops_conn_closed). */
