@@ -371,3 +371,43 @@ def test_libmodeld_c_program(tmp, daemon):
                        text=True)
     assert p.returncode == 3 and "error -18 " in p.stdout
     daemon.ctl("rm", "acme/cee")   # every lease ended with the program
+
+
+def test_many_packs_split_across_frames(tmp, daemon):
+    """205 weight files (more descriptors than one frame may carry) and
+    10,250 tensors (more rows than one frame holds): python and C clients
+    reassemble the table and every descriptor."""
+    files = {}
+    for i in range(205):
+        files["model-%05d.safetensors" % i] = st_file(
+            {"layer%d.t%02d.a_rather_long_tensor_name_to_fill_frames" % (i, k):
+             torch.tensor([i, k], dtype=torch.int32) for k in range(50)})
+    daemon.ctl("import", make_model(os.path.join(tmp, "many"), files), "--name", "acme/many",
+               timeout=300)
+    c = modeld.Connection(daemon.sock)
+    res, parts, fds = c.call({"op": "open", "ref": "acme/many"})
+    assert len(fds) == 205 and len(parts) >= 2     # split: 200 descriptors a frame at most
+    assert all(len(p["open_part"]["packs"]) <= 200 for p in parts)
+    for fd in fds:
+        os.close(fd)
+    c.close()
+    m = modeld.open_model("acme/many", socket=daemon.sock)
+    try:
+        assert len(m.packs) == 205 and len(m.tensors) == 205 * 50
+        for i in (0, 199, 200, 204):
+            name = "layer%d.t07.a_rather_long_tensor_name_to_fill_frames" % i
+            assert m.tensor(name).tolist() == [i, 7]
+            assert m.packs[m.tensors[name]["pack"]]["file"] == "model-%05d.safetensors" % i
+    finally:
+        m.close()
+    exe = os.path.join(tmp, "md_check")
+    subprocess.run(["cc", "-std=c17", "-o", exe, os.path.join(ROOT, "tests/serve/md_check.c"),
+                    "-I" + os.path.join(ROOT, "client"), "-L" + BUILD, "-lmodeld",
+                    "-Wl,-rpath," + BUILD], check=True)
+    p = subprocess.run([exe, daemon.sock, "acme/many"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert p.stdout.splitlines()[0].split()[3:] == ["10250", "205"]
+    want = struct.pack("<ii", 204, 49)
+    assert "layer204.t49.a_rather_long_tensor_name_to_fill_frames I32 1 2 8 %s" % fnv(want) \
+        in p.stdout
+    daemon.ctl("rm", "acme/many")
