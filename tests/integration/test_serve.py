@@ -374,30 +374,34 @@ def test_libmodeld_c_program(tmp, daemon):
 
 
 def test_many_packs_split_across_frames(tmp, daemon):
-    """205 weight files (more descriptors than one frame may carry) and
-    10,250 tensors (more rows than one frame holds): python and C clients
-    reassemble the table and every descriptor."""
-    files = {}
-    for i in range(205):
-        files["model-%05d.safetensors" % i] = st_file(
-            {"layer%d.t%02d.a_rather_long_tensor_name_to_fill_frames" % (i, k):
-             torch.tensor([i, k], dtype=torch.int32) for k in range(50)})
+    """205 weight files (more descriptors than one frame may carry) plus one
+    with 10,000 tensors (more rows than one frame holds): python and C
+    clients reassemble the table and every descriptor."""
+    long = "a_rather_long_tensor_name_to_fill_frames"
+    files = {"model-%05d.safetensors" % i: st_file({"layer%d.%s" % (i, long):
+                                                    torch.tensor([i, 7], dtype=torch.int32)})
+             for i in range(205)}
+    files["zz-big.safetensors"] = st_file({"big%05d.%s" % (k, long): torch.tensor([k], dtype=torch.int32)
+                                           for k in range(10000)})
     daemon.ctl("import", make_model(os.path.join(tmp, "many"), files), "--name", "acme/many",
                timeout=300)
     c = modeld.Connection(daemon.sock)
     res, parts, fds = c.call({"op": "open", "ref": "acme/many"})
-    assert len(fds) == 205 and len(parts) >= 2     # split: 200 descriptors a frame at most
-    assert all(len(p["open_part"]["packs"]) <= 200 for p in parts)
+    # split twice: after 200 descriptors, and when the rows pass 2 MiB
+    assert len(fds) == 206 and len(parts) >= 2, [len(p["open_part"]["packs"]) for p in parts]
+    assert len(parts[0]["open_part"]["packs"]) == 200
+    assert all(len(json.dumps(p)) < 4 << 20 for p in parts)
     for fd in fds:
         os.close(fd)
     c.close()
     m = modeld.open_model("acme/many", socket=daemon.sock)
     try:
-        assert len(m.packs) == 205 and len(m.tensors) == 205 * 50
+        assert len(m.packs) == 206 and len(m.tensors) == 205 + 10000
         for i in (0, 199, 200, 204):
-            name = "layer%d.t07.a_rather_long_tensor_name_to_fill_frames" % i
+            name = "layer%d.%s" % (i, long)
             assert m.tensor(name).tolist() == [i, 7]
             assert m.packs[m.tensors[name]["pack"]]["file"] == "model-%05d.safetensors" % i
+        assert m.tensor("big09999.%s" % long).tolist() == [9999]
     finally:
         m.close()
     exe = os.path.join(tmp, "md_check")
@@ -406,8 +410,7 @@ def test_many_packs_split_across_frames(tmp, daemon):
                     "-Wl,-rpath," + BUILD], check=True)
     p = subprocess.run([exe, daemon.sock, "acme/many"], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-2000:]
-    assert p.stdout.splitlines()[0].split()[3:] == ["10250", "205"]
-    want = struct.pack("<ii", 204, 49)
-    assert "layer204.t49.a_rather_long_tensor_name_to_fill_frames I32 1 2 8 %s" % fnv(want) \
-        in p.stdout
+    assert p.stdout.splitlines()[0].split()[3:] == ["10205", "206"]
+    assert "layer204.%s I32 1 2 8 %s" % (long, fnv(struct.pack("<ii", 204, 7))) in p.stdout
+    assert "big09999.%s I32 1 1 4 %s" % (long, fnv(struct.pack("<i", 9999))) in p.stdout
     daemon.ctl("rm", "acme/many")
