@@ -39,15 +39,39 @@ def _host_view(t, n):
     return memoryview((ctypes.c_ubyte * n).from_address(t.data_ptr())).cast("B")
 
 
-def load(model, index=None, threads=DEFAULT_THREADS, chunk_mb=DEFAULT_CHUNK_MB, direct=False):
+class _NoStream:
+    """Stands in for streams and events when the pipeline runs on the CPU
+    (_simulate: tests of the chunking without a GPU)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def synchronize(self):
+        pass
+
+    def record(self, stream=None):
+        pass
+
+
+def load(model, index=None, threads=DEFAULT_THREADS, chunk_mb=DEFAULT_CHUNK_MB, direct=False,
+         _simulate=False):
     """{name: tensor on cuda:index} for an opened modeld.Model.
     direct=True reads with O_DIRECT (cold loads: no page-cache copy; the
-    pinned buffers and chunk offsets are 4096-aligned)."""
-    torch = check(index)
+    pinned buffers and chunk offsets are 4096-aligned). _simulate=True runs
+    the same pipeline into CPU memory (tests without a GPU)."""
+    if _simulate:
+        import torch
+        dev = torch.device("cpu")
+    else:
+        torch = check(index)
+        dev = torch.device("cuda", index if index is not None else torch.cuda.current_device())
     from . import torch_dtype
-    dev = torch.device("cuda", index if index is not None else torch.cuda.current_device())
-    chunk = max(1, int(chunk_mb)) << 20
-    chunk = (chunk + 4095) // 4096 * 4096
+    sim = dev.type == "cpu"
+    chunk = int(float(chunk_mb) * (1 << 20))
+    chunk = max(4096, (chunk + 4095) // 4096 * 4096)
 
     # the data region of each pack in use, and one device buffer for it
     ends = {}
@@ -58,7 +82,10 @@ def load(model, index=None, threads=DEFAULT_THREADS, chunk_mb=DEFAULT_CHUNK_MB, 
         bufs[p] = torch.empty(end - DATA_OFF, dtype=torch.uint8, device=dev)
         fd = model.packs[p]["fd"]
         if direct:
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+            except OSError:
+                pass   # a filesystem without O_DIRECT (tmpfs): buffered reads
         for lo in range(DATA_OFF, end, chunk):
             work.append((p, fd, lo, min(end, lo + chunk)))
     work.sort(key=lambda w: (w[2], w[0]))   # spread the packs over the threads
@@ -67,9 +94,14 @@ def load(model, index=None, threads=DEFAULT_THREADS, chunk_mb=DEFAULT_CHUNK_MB, 
 
     def worker():
         try:
-            torch.cuda.set_device(dev)
-            stream = torch.cuda.Stream(device=dev)
-            pins = [torch.empty(chunk, dtype=torch.uint8).pin_memory() for _ in range(2)]
+            if not sim:
+                torch.cuda.set_device(dev)
+            stream = _NoStream() if sim else torch.cuda.Stream(device=dev)
+            pins = [torch.empty(chunk + 4096, dtype=torch.uint8) for _ in range(2)]
+            if not sim:
+                pins = [x.pin_memory() for x in pins]
+            # 4096-aligned starts (O_DIRECT); pinned memory already is
+            pins = [x[(-x.data_ptr()) % 4096:][:chunk] for x in pins]
             views = [_host_view(x, chunk) for x in pins]
             events = [None, None]
             k = 0
@@ -88,9 +120,9 @@ def load(model, index=None, threads=DEFAULT_THREADS, chunk_mb=DEFAULT_CHUNK_MB, 
                     if got <= 0:
                         raise IOError("pack %d: short read at %d" % (p, lo + n))
                     n += got
-                with torch.cuda.stream(stream):
+                with (_NoStream() if sim else torch.cuda.stream(stream)):
                     bufs[p][lo - DATA_OFF:hi - DATA_OFF].copy_(pins[b][:want], non_blocking=True)
-                    ev = torch.cuda.Event()
+                    ev = _NoStream() if sim else torch.cuda.Event()
                     ev.record(stream)
                 events[b] = ev
                 k += 1
@@ -106,7 +138,8 @@ def load(model, index=None, threads=DEFAULT_THREADS, chunk_mb=DEFAULT_CHUNK_MB, 
         t.join()
     if errors:
         raise errors[0]
-    torch.cuda.synchronize(dev)
+    if not sim:
+        torch.cuda.synchronize(dev)
 
     out = {}
     for name, t in model.tensors.items():

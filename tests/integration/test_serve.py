@@ -87,7 +87,10 @@ def torch_model(tmp, daemon):
 
 
 def test_load_state_dict_equals_torch_load(daemon, torch_model):
-    sd = modeld.load_state_dict("acme/torchy", socket=daemon.sock)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # the read-only buffer warning is handled
+        sd = modeld.load_state_dict("acme/torchy", socket=daemon.sock)
     assert set(sd) == set(torch_model)
     for k, v in torch_model.items():
         assert sd[k].dtype == v.dtype and sd[k].shape == v.shape, k
@@ -108,6 +111,19 @@ def test_load_state_dict_equals_torch_load(daemon, torch_model):
     finally:
         del os.environ["MODELD_SOCKET"]
     assert "open acme/torchy@" in daemon.read_log() and "pid %d" % os.getpid() in daemon.read_log()
+
+
+def test_cuda_pipeline_chunking_without_gpu(daemon, torch_model):
+    """The CUDA loader's read/copy pipeline, run into CPU memory: chunks that
+    split tensors, several threads, O_DIRECT reads."""
+    from modeld import _cuda
+    for kw in ({"chunk_mb": 0.01, "threads": 3}, {"chunk_mb": 1, "threads": 1},
+               {"chunk_mb": 0.004, "threads": 4, "direct": True}):
+        with modeld.open_model("acme/torchy", socket=daemon.sock) as m:
+            sd = _cuda.load(m, _simulate=True, **kw)
+        assert set(sd) == set(torch_model), kw
+        for k, v in torch_model.items():
+            assert sd[k].dtype == v.dtype and torch.equal(sd[k], v), (k, kw)
 
 
 def test_safetensors_and_safe_open(tmp, daemon):
