@@ -430,3 +430,53 @@ def test_many_packs_split_across_frames(tmp, daemon):
     assert "layer204.%s I32 1 2 8 %s" % (long, fnv(struct.pack("<ii", 204, 7))) in p.stdout
     assert "big09999.%s I32 1 1 4 %s" % (long, fnv(struct.pack("<i", 9999))) in p.stdout
     daemon.ctl("rm", "acme/many")
+
+
+def test_pipelined_opens_without_reading_are_bounded(tmp, daemon):
+    """A client that sends 3000 opens and reads nothing: once its socket
+    buffer is full the daemon stops reading its requests when 256 descriptors
+    wait for it (instead of opening 6000 files, or dropping the client), serves
+    everyone else, and resumes when it reads."""
+    make_model(os.path.join(tmp, "m"), {
+        "a.safetensors": st_file({"a": torch.ones(3)}),
+        "b.safetensors": st_file({"b": torch.zeros(3)})})
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/two")
+    gc.collect()
+    before = daemon_fds(daemon)
+    c = modeld.Connection(daemon.sock)
+    c.sock.setblocking(False)
+    sent = 0
+    try:
+        for _ in range(3000):
+            c.send({"op": "open", "ref": "acme/two"})
+            sent += 1
+    except BlockingIOError:
+        pass   # the daemon stopped reading us: the stall
+    c.sock.setblocking(True)
+    time.sleep(1.0)
+    held = daemon_fds(daemon) - before
+    assert held <= 256 + 2 + 8, held       # at most the cap (+ its socket)
+    # others are served meanwhile
+    assert torch.equal(modeld.load_state_dict("acme/two", socket=daemon.sock)["a"], torch.ones(3))
+    got = capped = 0
+    t0 = time.time()
+    for _ in range(sent):
+        while True:
+            msg, fds = c.recv()
+            for fd in fds:
+                os.close(fd)
+            if "ok" in msg:
+                if msg["ok"]:
+                    got += len(fds)
+                else:   # the lease cap: 256 models open on one connection
+                    assert msg["code"] == -15 and "more than 256 models" in msg["error"], msg
+                    capped += 1
+                break
+    assert 256 < sent < 3000 and got == 2 * 256 and capped == sent - 256, (sent, got, capped)
+    # held-back requests resume as soon as the client reads (no poll-timeout
+    # wait per request)
+    assert time.time() - t0 < 10
+    c.close()
+    gc.collect()
+    assert wait_fds(daemon, before) == before
+    daemon.ctl("rm", "acme/two")
