@@ -37,7 +37,8 @@ CLIENT_OBJS = $(call obj,$(CLIENT_SRCS))
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all run test unit unit-asan integration install clean deps test-deps fuzz bench
-all: deps $(BUILD)/modeld $(BUILD)/modelctl $(BUILD)/modeld-worker
+all: deps $(BUILD)/modeld $(BUILD)/modelctl $(BUILD)/modeld-worker $(BUILD)/libmodeld.so \
+	$(BUILD)/modeld.pc
 
 deps:
 	@./scripts/deps.sh
@@ -52,6 +53,24 @@ $(BUILD)/libmdcore.a: $(CORE_OBJS)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libmodeld.a: $(CLIENT_OBJS)
 	@rm -f $@; ar rcs $@ $^
+
+# --- libmodeld.so: the client side built -fPIC, exporting only client/modeld.h
+# (client/libmodeld.map), and its pkg-config file (docs/serving.md) ---------
+PIC_OBJS = $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_SRCS))
+CLIENT_PKGS = jansson libcrypto libsystemd
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+$(BUILD)/libmodeld.so: $(PIC_OBJS) client/libmodeld.map
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libmodeld.so.0 \
+		-Wl,--version-script=client/libmodeld.map -Wl,--as-needed -o $@ $(PIC_OBJS) \
+		$(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)
+	ln -sf libmodeld.so $(BUILD)/libmodeld.so.0
+$(BUILD)/modeld.pc: client/modeld.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' \
+		-e 's|@LIBS_PRIVATE@|$(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)|' $< > $@
+-include $(PIC_OBJS:.o=.d)
+# --- end libmodeld.so ------------------------------------------------------
 
 # --- meta/: license corpus embedded at build time (owner: meta) -----------
 # meta/licenses/ID.txt -> $(BUILD)/gen/license_corpus.c (licdetect_corpus[]),
@@ -106,6 +125,12 @@ install: all
 		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	install -m 0755 $(BUILD)/modeld $(BUILD)/modelctl $(BUILD)/modeld-worker $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 docs/man/modelctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(BUILD)/libmodeld.so $(DESTDIR)$(PREFIX)/lib/libmodeld.so.0
+	ln -sf libmodeld.so.0 $(DESTDIR)$(PREFIX)/lib/libmodeld.so
+	install -m 0644 $(BUILD)/libmodeld.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 client/modeld.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 $(BUILD)/modeld.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 0644 docs/man/modeld.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/modeld.service > \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system/modeld.service

@@ -6,6 +6,7 @@
 #include "daemon/find.h"
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
+#include "daemon/serve.h"
 #include "daemon/server.h"
 #include "daemon/signing.h"
 #include "daemon/weights.h"
@@ -287,8 +288,10 @@ static int job_rm(struct daemon *d, struct job *j, json_t **res)
 {
 	char *name, *rev;
 	int rc = ref_arg(j->args, &name, &rev);
-	if (!rc)
+	if (!rc && !(rc = serve_rm_begin(d, name, rev))) { /* refused while a lease holds it */
 		rc = maint_rm(d->st, name, rev, res);
+		serve_rm_end(name);
+	}
 	free(name);
 	free(rev);
 	return rc;
@@ -456,6 +459,8 @@ static const struct op ops[] = {
 	{ "search", 0, NULL, NULL, find_op_search },
 	{ "compare", 0, find_op_compare, NULL },
 	{ "bench_put", 1, find_op_bench_put, NULL },
+	{ "open", 0, NULL, NULL, serve_open },     /* daemon/serve.h: descriptors + lease */
+	{ "close", 0, serve_close, NULL },
 };
 
 int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t len,
@@ -572,6 +577,7 @@ fail:
 void ops_conn_closed(struct daemon *d, struct ops_peer *p)
 {
 	(void)d;
+	serve_conn_closed(p->conn_id);
 	pending_free(p->pending);
 	p->pending = NULL;
 }

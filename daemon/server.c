@@ -18,6 +18,11 @@
 #include <unistd.h>
 
 #define OUTQ_MAX 256   /* frames queued for one slow connection before it is dropped */
+/* Descriptors queued for one connection above which it gets no new request
+ * read until it has taken them (a client pipelining `open`s without reading
+ * the replies must not run the daemon out of descriptors: 1024 connections x
+ * (256 + one reply's 200) stays under LimitNOFILE). */
+#define OUTQ_MAX_FDS 256
 
 struct outmsg {
 	struct outmsg *next;
@@ -35,6 +40,7 @@ struct conn {
 	struct proto_reader rd;
 	struct outmsg *out, *out_tail;
 	size_t nout;
+	size_t nout_fds; /* descriptors in out, not yet sent */
 	int busy;      /* a request is in flight: read nothing more */
 	int closing;   /* close once the output is flushed */
 	int dead;
@@ -284,6 +290,7 @@ static void drain_mail(struct server *srv)
 				c->out = ml->m;
 			c->out_tail = ml->m;
 			c->nout++;
+			c->nout_fds += ml->m->nfds;
 			if (ml->m->final)
 				c->busy = 0;
 		}
@@ -326,6 +333,7 @@ static void flush_conn(struct conn *c)
 		if (!c->out)
 			c->out_tail = NULL;
 		c->nout--;
+		c->nout_fds -= m->nfds;
 		free_out(m);
 	}
 	if (!c->out && c->closing)
@@ -335,6 +343,8 @@ static void flush_conn(struct conn *c)
 static void read_conn(struct server *srv, struct conn *c)
 {
 	for (;;) {
+		if (!c->busy && c->nout_fds >= OUTQ_MAX_FDS)
+			return; /* until the client takes the descriptors it has */
 		if (!c->busy) {
 			char *payload;
 			size_t len, nfds;
@@ -399,7 +409,7 @@ int server_run(struct server *srv)
 		pfd[n++] = (struct pollfd){ .fd = srv->wake[0], .events = POLLIN };
 		for (struct conn *c = srv->conns; c; c = c->next) {
 			short ev = POLLRDHUP;
-			if (!c->busy && !c->closing)
+			if (!c->busy && !c->closing && c->nout_fds < OUTQ_MAX_FDS)
 				ev |= POLLIN;
 			if (c->out)
 				ev |= POLLOUT;
@@ -441,6 +451,12 @@ int server_run(struct server *srv)
 		for (struct conn *c = srv->conns; c; c = c->next)
 			if (c->out)
 				flush_conn(c);
+		/* requests held back while descriptors waited for the client
+		 * (OUTQ_MAX_FDS): their replies wake the loop */
+		for (struct conn *c = srv->conns; c; c = c->next)
+			if (!c->busy && !c->dead && !c->closing && c->rd.len >= PROTO_HDR &&
+			    c->nout_fds < OUTQ_MAX_FDS)
+				read_conn(srv, c);
 		for (struct conn **p = &srv->conns; *p;) {
 			struct conn *c = *p;
 			if (c->dead) {
