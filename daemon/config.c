@@ -61,6 +61,7 @@ int config_set(struct config *c, const char *k, const char *v)
 	if (!strcmp(k, "socket_group")) return setstr(&c->socket_group, v);
 	if (!strcmp(k, "hub")) return setstr(&c->hub, v);
 	if (!strcmp(k, "token_file")) return setstr(&c->token_file, v);
+	if (!strcmp(k, "git_credentials")) return setstr(&c->git_credentials, v);
 	if (!strcmp(k, "http")) return setstr(&c->http, v);
 	if (!strcmp(k, "policy")) return setstr(&c->policy, v);
 	if (!strcmp(k, "log_level")) {
@@ -143,6 +144,7 @@ void config_free(struct config *c)
 	free(c->socket_group);
 	free(c->hub);
 	free(c->token_file);
+	free(c->git_credentials);
 	free(c->http);
 	free(c->policy);
 	free(c->config_path);
