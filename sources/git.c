@@ -176,6 +176,8 @@ int gitsrc_url_parse(const char *in, int plain, struct gitsrc_url **out)
 		p[--l] = 0;
 	if (l > 4 && !strcmp(p + l - 4, ".git"))
 		p[l -= 4] = 0;
+	while (l && p[l - 1] == '/')
+		p[--l] = 0;
 	char *last = strrchr(p, '/');
 	if (last && last > p) {
 		*last = 0;
