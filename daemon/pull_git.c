@@ -502,9 +502,10 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	*res = m;
 	done_ok = 1;
 out:
-	if (*dir && (done_ok || rc == MD_EREFUSED || rc == MD_ECORRUPT || rc == MD_ENOENT)) {
-		/* a refused or corrupt source keeps nothing; network failures keep
-		 * the partial transfers for the next attempt */
+	if (*dir && (done_ok || (rc != MD_ENET && rc != MD_ECANCELED))) {
+		/* only a network failure or a cancel keeps the partial transfers
+		 * for the next attempt; a refused, corrupt or unauthorised source
+		 * leaves nothing behind */
 		snprintf(sub, sizeof sub, "%s/lfs", dir);
 		xfer_clean(sub);
 		ingest_rmtree(dir);
