@@ -16,9 +16,11 @@
 int lfs_parse_pointer(const void *vbuf, size_t n, char oid[65], uint64_t *size)
 {
 	const char *b = vbuf;
-	size_t vl = strlen(VERSION_LINE);
-	if (n < vl || memcmp(b, VERSION_LINE, vl))
+	size_t vl = strlen(VERSION_LINE), pl = strlen("version https://git-lfs.github.com/spec/");
+	if (n < pl || memcmp(b, VERSION_LINE, pl))
 		return 0;
+	if (n < vl || memcmp(b, VERSION_LINE, vl))
+		return md_fail(MD_ECORRUPT, "not a spec/v1 version line");
 	if (n >= LFS_MAX_POINTER)
 		return md_fail(MD_ECORRUPT, "pointer of %zu bytes (at most %d)", n, LFS_MAX_POINTER - 1);
 	if (memchr(b, 0, n))

@@ -22,8 +22,8 @@
  * buf[0..n): 1 when it is a pointer ("version https://git-lfs.github.com/
  * spec/v1\noid sha256:<64 hex>\nsize <decimal>\n", exactly these lines in
  * this order, n < LFS_MAX_POINTER), with oid and *size set; 0 when it does
- * not start with the version line (an ordinary blob); MD_ECORRUPT when it
- * starts like a pointer but does not parse strictly.
+ * not start with "version https://git-lfs.github.com/spec/" (an ordinary
+ * blob); MD_ECORRUPT when it does but does not parse strictly.
  */
 int lfs_parse_pointer(const void *buf, size_t n, char oid[65], uint64_t *size);
 
