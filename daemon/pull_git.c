@@ -283,7 +283,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	struct gitsrc_file **lfs_todo = NULL;
 	size_t nfiles = 0, nlfs = 0;
 	struct ingest *ing = NULL;
-	char *lfsurl = NULL, *endpoint = NULL;
+	char *lfsurl = NULL, *endpoint = NULL, *fullref = NULL;
 	json_t *extra = NULL, *m = NULL, *prov_files = json_array();
 	char dir[4200] = "", sub[4300], cache[4200], key[65], commit[41], tree[41];
 	int rc, done_ok = 0;
@@ -311,12 +311,11 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 		goto out;
 	snprintf(cache, sizeof cache, "%s/git/%s.git", d->st->root, key);
 	if ((rc = gitsrc_open_fetch(cache, u, creds, &j->ctl.cancel, &repo)) ||
-	    (rc = gitsrc_resolve(repo, u->ref, commit, tree)))
+	    (rc = gitsrc_resolve(repo, u->ref, commit, tree, &fullref)))
 		goto out;
 	const char *refname = u->ref ? u->ref : gitsrc_default_branch(repo);
 	/* the catalog ref: the branch or tag name, none for a commit id */
-	const char *cref = refname && !(u->ref && !strncmp(commit, u->ref, strlen(u->ref))) &&
-				   util_check_ref(refname) == 0 ? refname : NULL;
+	const char *cref = fullref && util_check_ref(refname) == 0 ? refname : NULL;
 	md_clearerr();
 
 	MDB_txn *txn;
@@ -458,14 +457,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 						: d->cfg->limit_rate;
 			snprintf(sub, sizeof sub, "%s/lfs", dir);
 			struct lfs_job L = { .d = d, .j = j, .u = u, .creds = creds, .endpoint = endpoint,
-					     .refname = NULL, .dir = sub, .rate = rate };
-			char rn[1100];
-			if (u->ref && !cref)
-				L.refname = NULL;
-			else if (refname && strlen(refname) < 1000) {
-				snprintf(rn, sizeof rn, "refs/heads/%s", refname);
-				L.refname = rn;
-			}
+					     .refname = fullref, .dir = sub, .rate = rate };
 			rc = lfs_fetch(&L, lfs_todo, nlfs);
 		}
 		for (size_t i = 0; i < nlfs && !rc; i++) {
@@ -517,6 +509,7 @@ out:
 	gitsrc_creds_free(creds);
 	free(lfsurl);
 	free(endpoint);
+	free(fullref);
 	json_decref(extra);
 	json_decref(prov_files);
 	if (rc && u && !strstr(md_errmsg(rc), u->clean))

@@ -364,12 +364,15 @@ struct fetch_ctx {
 	const struct gitsrc_creds *creds;
 	atomic_int *cancel;
 	int tries;
+	int asked; /* the server wanted credentials */
+	int none;  /* and there were none to give */
 };
 
 static int cred_cb(git_credential **out, const char *url, const char *user_from_url,
 		   unsigned int allowed, void *payload)
 {
 	struct fetch_ctx *f = payload;
+	f->asked = 1;
 	if (f->tries++ >= 3)
 		return GIT_EAUTH;
 	if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
@@ -383,6 +386,7 @@ static int cred_cb(git_credential **out, const char *url, const char *user_from_
 		return git_credential_ssh_key_from_agent(out, user_from_url ? user_from_url : "git");
 	if (allowed & GIT_CREDENTIAL_USERNAME)
 		return git_credential_username_new(out, user_from_url ? user_from_url : "git");
+	f->none = 1;
 	return GIT_PASSTHROUGH;
 }
 
@@ -436,12 +440,10 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		goto fail;
 	}
 	struct stat sb;
-	if (stat(cache_dir, &sb) == 0) {
-		if (git_repository_open_bare(&r->repo, cache_dir) < 0) {
-			rc = gerr(MD_EIO, cache_dir);
-			goto fail;
-		}
-	} else if (git_repository_init(&r->repo, cache_dir, 1) < 0) {
+	/* an existing cache is opened; one that does not open (an interrupted
+	 * first fetch) is initialised again in place, keeping its objects */
+	if ((stat(cache_dir, &sb) != 0 || git_repository_open_bare(&r->repo, cache_dir) < 0) &&
+	    git_repository_init(&r->repo, cache_dir, 1) < 0) {
 		rc = gerr(MD_EIO, cache_dir);
 		goto fail;
 	}
@@ -483,18 +485,20 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 netfail:
 	if (cancel && atomic_load(cancel)) {
 		rc = md_fail(MD_ECANCELED, "%s: fetch canceled", u->clean);
+	} else if (fc.none) {
+		rc = md_fail(MD_EAUTH, "%s: the server wants credentials: give user:token in the URL "
+			     "or in the daemon's git_credentials file", u->clean);
+	} else if (fc.asked && fc.tries > 1) {
+		rc = md_fail(MD_EAUTH, "%s: the server refused the credentials", u->clean);
 	} else {
+		/* libgit2's messages may echo the URL (and its user info): only
+		 * without user info is its message passed on */
 		const git_error *e = git_error_last();
-		int code = e && (e->klass == GIT_ERROR_HTTP || fc.tries > 3) &&
-				   (strstr(e->message, "401") || strstr(e->message, "auth"))
-				   ? MD_EAUTH : MD_ENET;
-		/* libgit2's messages may echo the URL: report ours only */
 		const char *msg = e && e->message ? e->message : "fetch failed";
-		rc = md_fail(code, "%s: fetch failed: %.*s", u->clean,
-			     u->user ? 0 : 200, u->user ? "" : msg);
 		if (u->user)
-			rc = md_fail(code, "%s: fetch failed (%s)", u->clean,
-				     code == MD_EAUTH ? "authentication refused" : "see the remote");
+			rc = md_fail(MD_ENET, "%s: fetch failed", u->clean);
+		else
+			rc = md_fail(MD_ENET, "%s: fetch failed: %.200s", u->clean, msg);
 	}
 	git_remote_free(remote);
 fail:
@@ -502,8 +506,10 @@ fail:
 	return rc;
 }
 
-int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char tree[41])
+int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char tree[41],
+		   char **fullref)
 {
+	*fullref = NULL;
 	const char *want = ref ? ref : r->default_branch;
 	if (!want)
 		return md_fail(MD_ENOENT, "the remote has no default branch: name a ref with @REF");
@@ -516,7 +522,12 @@ int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char
 		git_reference *gr;
 		snprintf(full, sizeof full, forms[i], want);
 		if (git_reference_lookup(&gr, r->repo, full) == 0) {
-			git_reference_peel(&obj, gr, GIT_OBJECT_COMMIT);
+			if (git_reference_peel(&obj, gr, GIT_OBJECT_COMMIT) == 0 &&
+			    !(*fullref = strdup(full))) {
+				git_object_free(obj);
+				git_reference_free(gr);
+				return MD_ENOMEM;
+			}
 			git_reference_free(gr);
 		}
 	}

@@ -83,10 +83,12 @@ const char *gitsrc_default_branch(const struct gitsrc_repo *r);
 /*
  * Resolve ref (NULL: the default branch) to a commit: a branch, then a tag
  * (peeled), then a full 40-hex or abbreviated (>= 7) commit id present in
- * the cache. commit and tree get 40 hex each. MD_ENOENT "REF: no such
- * branch, tag or commit".
+ * the cache. commit and tree get 40 hex each; *fullref the full ref name
+ * ("refs/heads/main", "refs/tags/v1"), malloc'd, or NULL for a commit id.
+ * MD_ENOENT "REF: no such branch, tag or commit".
  */
-int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char tree[41]);
+int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char tree[41],
+		   char **fullref);
 
 /* One blob of a tree. */
 struct gitsrc_file {

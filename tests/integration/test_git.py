@@ -121,6 +121,7 @@ def test_pull_branch_tag_commit(daemon, host):
     tiny_llama(work, seed=1)
     c1 = host.commit(work, "one")
     git(work, "tag", "v1")
+    git(work, "tag", "-a", "-m", "annotated", "v1a")
     url = host.publish(work, "acme", "tiny")
     r = daemon.ctl("pull", url, "--json").json()
     assert r["name"] == "acme/tiny" and r["revision"] == c1
@@ -151,6 +152,7 @@ def test_pull_branch_tag_commit(daemon, host):
     r1 = daemon.ctl("pull", url + "@v1", "--json").json()
     assert r1["revision"] == c1 and r1.get("existed")
     assert "v1" in daemon.ctl("show", "acme/tiny@v1", "--json").json()["refs"]
+    assert daemon.ctl("pull", url + "@v1a", "--json").json()["revision"] == c1   # peeled
     assert daemon.ctl("pull", url + "@" + c1, "--json").json()["revision"] == c1
     assert daemon.ctl("pull", url + "@" + c2[:10], "--json").json()["revision"] == c2
     # --name and --source git with a plain URL
@@ -307,8 +309,10 @@ def test_credentials_file_and_userinfo(tmp, tmp_path):
         d = Daemon(tmp).start()
         try:
             r = d.ctl("pull", url, check=False)
-            assert r.rc != 0 and "401" in r.err
+            assert r.rc != 0 and "the server wants credentials" in r.err, r
             nothing_stored(d, "acme/private")
+            r = d.ctl("pull", url.replace("http://", "http://bob:wrong@"), check=False)
+            assert r.rc != 0 and "refused the credentials" in r.err and "wrong" not in r.err, r
             # the URL's user info
             authed = url.replace("http://", "http://bob:s3cr3t-t0ken@")
             r = d.ctl("pull", authed, "--json").json()
