@@ -215,7 +215,7 @@ static int lfs_fetch(struct lfs_job *L, struct gitsrc_file **todo, size_t n)
 			break;
 		lfs_objects_clear(objs, n);
 		if (attempt == 1) {
-			rc = md_fail(MD_ENET, "%s: LFS server hands out download links that have already expired",
+			rc = md_fail(MD_EPROTO, "%s: LFS server hands out download links that have already expired",
 				     L->endpoint);
 			goto out;
 		}

@@ -185,6 +185,25 @@ def test_update_fetches_only_new(daemon, host):
     assert len(caches) == 1
 
 
+def test_expired_links_requested_again(daemon, host):
+    work = host.repo("acme", "exp")
+    tiny_llama(work, seed=8)
+    host.commit(work)
+    url = host.publish(work, "acme", "exp")
+    import urllib.request
+    urllib.request.urlopen(host.url + "/acme/exp.git/info/lfs/_ctl/expire?n=1").read()
+    daemon.ctl("pull", url)
+    assert len(host.batch_log()) == 2          # the expired answer, then a fresh one
+    check_stored(daemon, "acme/exp", work)
+    urllib.request.urlopen(host.url + "/acme/exp.git/info/lfs/_ctl/expire?n=5").read()
+    work2 = host.repo("acme", "exp2")
+    tiny_llama(work2, seed=9)
+    host.commit(work2)
+    r = daemon.ctl("pull", host.publish(work2, "acme", "exp2"), check=False)
+    assert r.rc != 0 and "already expired" in r.err
+    nothing_stored(daemon, "acme/exp2")
+
+
 def test_file_url_and_lfsconfig(daemon, host):
     work = host.repo("acme", "local")
     tiny_llama(work, seed=3)
