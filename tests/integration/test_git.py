@@ -7,10 +7,11 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
-from conftest import ROOT, Daemon, tiny_llama, safetensors_bytes
+from conftest import MODELCTL, ROOT, Daemon, tiny_llama, safetensors_bytes
 
 PY = "/usr/bin/python3"
 GITHOST = os.path.join(ROOT, "tests/fixtures/githost.py")
@@ -202,6 +203,31 @@ def test_expired_links_requested_again(daemon, host):
     r = daemon.ctl("pull", host.publish(work2, "acme", "exp2"), check=False)
     assert r.rc != 0 and "already expired" in r.err
     nothing_stored(daemon, "acme/exp2")
+
+
+def test_kill9_mid_lfs_download_resumes(tmp, host):
+    work = host.repo("acme", "slow")
+    tiny_llama(work, seed=10, weights=8 << 20)
+    c = host.commit(work)
+    url = host.publish(work, "acme", "slow")
+    store = os.path.join(tmp, "store")
+    d = Daemon(tmp, store=store).start()
+    p = subprocess.Popen([MODELCTL, "--socket", d.sock, "-q", "pull", url, "--limit-rate", "2M"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    d.kill9()
+    p.wait(30)
+    n = len(host.object_gets())
+    assert n >= 1
+    d2 = Daemon(tmp, store=store).start()
+    try:
+        d2.ctl("gc")
+        assert d2.ctl("pull", url, "--json").json()["revision"] == c
+        check_stored(d2, "acme/slow", work)
+        after = host.object_gets()[n:]
+        assert any('range="bytes=' in l and 'range="bytes=0-' not in l for l in after), after
+    finally:
+        d2.stop()
 
 
 def test_file_url_and_lfsconfig(daemon, host):
