@@ -185,7 +185,6 @@ static int lfs_fetch(struct lfs_job *L, struct gitsrc_file **todo, size_t n)
 {
 	struct lfs_object *objs = calloc(n, sizeof *objs);
 	struct xfer_item *items = calloc(n, sizeof *items);
-	char *dests = NULL;
 	const char *user = NULL, *pass = NULL;
 	int rc = 0;
 	if (!objs || !items) {
@@ -265,7 +264,6 @@ static int lfs_fetch(struct lfs_job *L, struct gitsrc_file **todo, size_t n)
 	}
 	free(done);
 out:
-	free(dests);
 	if (objs)
 		lfs_objects_clear(objs, n);
 	free(objs);

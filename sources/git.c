@@ -37,6 +37,10 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void do_init(void)
 {
 	git_libgit2_init();
+	/* file:// remotes may belong to another user than the daemon; libgit2
+	 * runs nothing from a repository's config or hooks and nothing is
+	 * checked out, so the ownership check (safe.directory) is not needed */
+	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
 }
 
 static int gerr(int code, const char *what)

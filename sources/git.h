@@ -22,7 +22,8 @@
 
 #define GITSRC_MAX_URL 4096             /* bytes of a source URL */
 #define GITSRC_MAX_FILES 100000         /* blobs in one tree */
-#define GITSRC_MAX_BLOB (8ULL << 30)    /* bytes of one non-LFS blob */
+#define GITSRC_MAX_BLOB (2ULL << 30)    /* bytes of one non-LFS blob (held in memory
+                                           while it is written out) */
 #define GITSRC_MAX_CRED_FILE (1 << 20)  /* bytes of a credential file */
 
 /* A parsed source. All strings malloc'd, owned by the struct. */
