@@ -20,7 +20,7 @@ struct cli {
 	const char *name;         /* --name (import) */
 	const char *policy;       /* --policy FILE (audit) */
 	const char *format;       /* --format (audit, export) */
-	const char *output;       /* -o, --output (export) */
+	const char *output;       /* -o, --output: FILE (bundle) or DIR (--format) */
 	const char *hub;          /* --hub URL (pull) */
 	const char *token_file;   /* --token-file (pull) */
 	const char *source;       /* --source git|hub (pull) */
@@ -29,6 +29,13 @@ struct cli {
 	int ninclude;
 	const char *exclude[64];  /* --exclude GLOB (pull), repeatable */
 	int nexclude;
+	const char *sign_key;     /* --sign KEY (export) */
+	const char *verify_key;   /* --verify-key KEY (import of a bundle) */
+	const char *key;          /* --key FILE (sign, verify --signature) */
+	const char *signature;    /* --signature FILE (verify) */
+	/* catalog filters (list, search; cmd_catalog.c) */
+	const char *task, *provider, *license, *library, *size, *sort;
+	const char *min_params, *max_params, *fits, *limit; /* and hub (pull, search) */
 	int argc;                 /* operands after the command word */
 	char **argv;
 	struct rpc *rpc;
@@ -65,7 +72,18 @@ int cmd_license(struct cli *c);
 int cmd_audit(struct cli *c);
 int cmd_tensors(struct cli *c);
 int cmd_pull(struct cli *c);
+int cmd_sign(struct cli *c);
+int cmd_verify_signature(struct cli *c);
 int cmd_export(struct cli *c);
 int cmd_export_weights(struct cli *c);
+int cmd_export_bundle(struct cli *c);               /* cli/cmd_bundle.c */
+int cmd_import_bundle(struct cli *c, const char *file);
+int cli_is_bundle(const char *file);   /* a tar, tar.zst/gz/xz by its first bytes */
+/* cmd_catalog.c: filtered list, search, compare, and show's catalog part */
+int cmd_search(struct cli *c);
+int cmd_compare(struct cli *c);
+int cli_has_filters(const struct cli *c);
+int cmd_find(struct cli *c);
+void cli_show_facts(json_t *manifest);
 
 #endif

@@ -48,16 +48,25 @@ static void print_summary(json_t *r)
 int cmd_import(struct cli *c)
 {
 	if (c->argc != 1)
-		return cli_usage("import takes one folder");
+		return cli_usage("import takes one folder or bundle file");
 	struct walk w;
+	struct stat ast;
 	int rc;
+	if (stat(c->argv[0], &ast) == 0 && S_ISREG(ast.st_mode) && cli_is_bundle(c->argv[0]))
+		return cmd_import_bundle(c, c->argv[0]);   /* cli/cmd_bundle.c */
+	if (c->verify_key)
+		return cli_usage("--verify-key applies to bundle files");
 	if (c->name && (rc = util_check_model_name(c->name)))
 		return cli_usage(md_errmsg(rc));
-	if ((rc = walk_folder(c->argv[0], &w)))
+	char name[128], hfname[128], hfrev[41] = "";
+	int hf = walk_is_hf_cache(c->argv[0]);
+	if ((rc = hf ? walk_hf_cache(c->argv[0], &w, hfname, sizeof hfname, hfrev)
+		     : walk_folder(c->argv[0], &w)))
 		return cli_fail(rc);
-	char name[128];
 	if (c->name) {
 		snprintf(name, sizeof name, "%s", c->name);
+	} else if (hf) {
+		snprintf(name, sizeof name, "%s", hfname);
 	} else {
 		default_name(w.root, name, sizeof name);
 	}
@@ -92,8 +101,14 @@ int cmd_import(struct cli *c)
 						"files", files, "more", at + k < w.n, "detach",
 						c->detach);
 			files = NULL;
-			json_object_set_new(req, "source", json_pack("{s:s,s:s}", "type", "local",
-								     "path", w.root));
+			if (hf) {
+				json_object_set_new(req, "source", json_pack("{s:s,s:s,s:s,s:s}", "type",
+						"hf-cache", "path", w.allow, "repo", hfname, "commit", hfrev));
+				json_object_set_new(req, "revision", json_string(hfrev));
+			} else {
+				json_object_set_new(req, "source", json_pack("{s:s,s:s}", "type",
+						"local", "path", w.root));
+			}
 			if ((rc = rpc_send(c->rpc, req, fds, opened)))
 				ret = cli_fail(rc);
 			json_decref(req);

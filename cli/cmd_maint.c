@@ -14,6 +14,8 @@ static void detached(json_t *res)
 
 int cmd_verify(struct cli *c)
 {
+	if (c->signature)
+		return cmd_verify_signature(c);
 	if (c->argc > 1)
 		return cli_usage("verify takes at most one ORG/NAME[@REV]");
 	json_t *req = json_pack("{s:s,s:b}", "op", "verify", "detach", c->detach), *res;

@@ -23,6 +23,8 @@ static const char *license_of(json_t *m)
 
 int cmd_list(struct cli *c)
 {
+	if (cli_has_filters(c) || c->sort)
+		return cmd_find(c); /* indexed; the plain list stays on the raw path */
 	if (c->argc > 1)
 		return cli_usage("list takes at most one model name");
 	json_t *req = json_pack("{s:s}", "op", "list"), *res;
@@ -92,6 +94,7 @@ int cmd_show(struct cli *c)
 	printf("license:   %s\n", license_of(res));
 	printf("size:      %s in %lld files\n", sz,
 	       (long long)json_integer_value(json_object_get(res, "file_count")));
+	cli_show_facts(res);
 	printf("files:\n");
 	json_array_foreach(json_object_get(res, "files"), i, x) {
 		char fsz[32];

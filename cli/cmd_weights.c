@@ -139,9 +139,8 @@ int cmd_export_weights(struct cli *c)
 	return ret;
 }
 
+/* export with --format writes weight files; without, a bundle (cmd_bundle.c) */
 int cmd_export(struct cli *c)
 {
-	if (c->format)
-		return cmd_export_weights(c);
-	return cli_usage("export needs --format safetensors|gguf -o DIR");
+	return c->format ? cmd_export_weights(c) : cmd_export_bundle(c);
 }

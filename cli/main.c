@@ -32,7 +32,17 @@ static const char usage_text[] =
 	"                                            json, csv, cyclonedx, spdx; exit 1 on deny\n"
 	"  tensors ORG/NAME[@REV]                    tensor tables of the weight files\n"
 	"  export ORG/NAME[@REV] --format safetensors|gguf -o DIR\n"
-	"                                            write fresh weight files from the packs\n";
+	"                                            write fresh weight files from the packs\n"
+	"  export ORG/NAME[@REV]... -o FILE.tar[.zst] [--sign KEY]\n"
+	"                                            a bundle for another store (docs/airgap.md)\n"
+	"  import FILE.tar[.zst] [--verify-key PUB]  import a bundle (all or nothing)\n"
+	"  sign ORG/NAME[@REV] --key KEY [-o FILE]   a detached signature (docs/signing.md)\n"
+	"  verify ORG/NAME[@REV] --signature FILE --key PUB   check one against the store\n"
+	"  list [FILTERS] [--sort name|params|size|imported]   filtered list (indexed)\n"
+	"  search QUERY [FILTERS] [--hub URL] [--limit N]     local catalog or a hub\n"
+	"  compare A B [C...]                        parameters, memory, license, benchmarks\n"
+	"FILTERS: --task T --provider ORG --license ID --library L --size small|large|CLASS\n"
+	"         --min-params N --max-params N (7B, 350M, 1.5e9) --fits MEM (24GiB, 80GB)\n";
 
 static const struct {
 	const char *name;
@@ -44,6 +54,8 @@ static const struct {
 	{ "cancel", cmd_cancel }, { "status", cmd_status },
 	{ "license", cmd_license }, { "audit", cmd_audit },
 	{ "tensors", cmd_tensors }, { "export", cmd_export }, { "pull", cmd_pull },
+	{ "sign", cmd_sign },
+	{ "search", cmd_search }, { "compare", cmd_compare },
 };
 
 int cli_usage(const char *msg)
@@ -72,6 +84,20 @@ int main(int argc, char **argv)
 		{ "limit-rate", required_argument, NULL, 'R' },
 		{ "include", required_argument, NULL, 'I' },
 		{ "exclude", required_argument, NULL, 'X' },
+		{ "sign", required_argument, NULL, 'K' },
+		{ "verify-key", required_argument, NULL, 'V' },
+		{ "key", required_argument, NULL, 1100 },
+		{ "signature", required_argument, NULL, 1101 },
+		{ "task", required_argument, NULL, 1000 },
+		{ "provider", required_argument, NULL, 1001 },
+		{ "license", required_argument, NULL, 1002 },
+		{ "library", required_argument, NULL, 1003 },
+		{ "size", required_argument, NULL, 1004 },
+		{ "min-params", required_argument, NULL, 1005 },
+		{ "max-params", required_argument, NULL, 1006 },
+		{ "fits", required_argument, NULL, 1007 },
+		{ "sort", required_argument, NULL, 1008 },
+		{ "limit", required_argument, NULL, 1010 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -101,6 +127,20 @@ int main(int argc, char **argv)
 				return cli_usage("too many --exclude patterns (64 at most)");
 			c.exclude[c.nexclude++] = optarg;
 			break;
+		case 'K': c.sign_key = optarg; break;
+		case 'V': c.verify_key = optarg; break;
+		case 1100: c.key = optarg; break;
+		case 1101: c.signature = optarg; break;
+		case 1000: c.task = optarg; break;
+		case 1001: c.provider = optarg; break;
+		case 1002: c.license = optarg; break;
+		case 1003: c.library = optarg; break;
+		case 1004: c.size = optarg; break;
+		case 1005: c.min_params = optarg; break;
+		case 1006: c.max_params = optarg; break;
+		case 1007: c.fits = optarg; break;
+		case 1008: c.sort = optarg; break;
+		case 1010: c.limit = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
 			char msg[128];
@@ -121,12 +161,27 @@ int main(int argc, char **argv)
 			return cli_usage("--name only applies to import and pull");
 		if ((c.hub || c.token_file || c.source || c.limit_rate || c.ninclude || c.nexclude) &&
 		    strcmp(cmd, "pull") && strcmp(cmd, "search"))
-			return cli_usage("--hub, --token-file, --limit-rate, --include and --exclude "
-					 "apply to pull");
+			return cli_usage("--hub, --token-file, --source, --limit-rate, --include and "
+					 "--exclude apply to pull");
 		if (c.policy && strcmp(cmd, "audit"))
 			return cli_usage("--policy only applies to audit");
 		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))
 			return cli_usage("--format only applies to audit and export");
+		if (c.sign_key && strcmp(cmd, "export"))
+			return cli_usage("--sign only applies to export");
+		if (c.output && strcmp(cmd, "export") && strcmp(cmd, "sign"))
+			return cli_usage("-o only applies to export and sign");
+		if (c.key && strcmp(cmd, "sign") && strcmp(cmd, "verify"))
+			return cli_usage("--key only applies to sign and verify --signature");
+		if (c.signature && strcmp(cmd, "verify"))
+			return cli_usage("--signature only applies to verify");
+		if (c.verify_key && strcmp(cmd, "import"))
+			return cli_usage("--verify-key only applies to import");
+		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&
+		    strcmp(cmd, "search"))
+			return cli_usage("filters and --sort only apply to list and search");
+		if (c.limit && strcmp(cmd, "search"))
+			return cli_usage("--limit only applies to search");
 		int rc = cmds[i].fn(&c);
 		rpc_close(c.rpc);
 		if (fflush(stdout) != 0 && rc == EXIT_OK) {

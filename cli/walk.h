@@ -19,11 +19,24 @@
 struct walk {
 	char *root;          /* realpath of the folder; owned */
 	char **rel;          /* relative paths; owned */
+	char *allow;         /* symlinks may point inside this folder instead of root
+				(a hub cache's top folder); owned, may be NULL */
 	size_t n, cap;
 };
 
 /* 0, or MD_EINVAL/MD_EIO/MD_EPERM/MD_EREFUSED/MD_ETOOBIG with a detail. */
 int walk_folder(const char *dir, struct walk *w);
 void walk_free(struct walk *w);
+
+/*
+ * huggingface_hub cache folders: models--ORG--NAME/ with blobs/, snapshots/
+ * and refs/. walk_is_hf_cache says whether dir is one. walk_hf_cache lists
+ * the snapshot that refs/main names (or the only snapshot when there is no
+ * refs/main); its symlinks may point into the cache's blobs/. name gets
+ * "ORG/NAME" ("local/NAME" for a repo without an org), rev the snapshot's
+ * 40-hex commit. 0 or an MD_E* code with a detail.
+ */
+int walk_is_hf_cache(const char *dir);
+int walk_hf_cache(const char *dir, struct walk *w, char *name, size_t namelen, char rev[41]);
 
 #endif

@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/paths.h"
+#include "common/units.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,7 +64,14 @@ int config_set(struct config *c, const char *k, const char *v)
 	if (!strcmp(k, "token_file")) return setstr(&c->token_file, v);
 	if (!strcmp(k, "git_credentials")) return setstr(&c->git_credentials, v);
 	if (!strcmp(k, "http")) return setstr(&c->http, v);
+	if (!strcmp(k, "upstream")) return setstr(&c->upstream, v);
+	if (!strcmp(k, "http_token_file")) return setstr(&c->http_token_file, v);
 	if (!strcmp(k, "policy")) return setstr(&c->policy, v);
+	if (!strcmp(k, "size_classes")) {
+		uint64_t t[UNITS_MAX_CLASSES];
+		size_t n;
+		return units_parse_thresholds(v, t, &n) ? MD_EINVAL : setstr(&c->size_classes, v);
+	}
 	if (!strcmp(k, "log_level")) {
 		int l = log_parse_level(v);
 		if (l < 0)
@@ -146,7 +154,10 @@ void config_free(struct config *c)
 	free(c->token_file);
 	free(c->git_credentials);
 	free(c->http);
+	free(c->upstream);
+	free(c->http_token_file);
 	free(c->policy);
+	free(c->size_classes);
 	free(c->config_path);
 	memset(c, 0, sizeof *c);
 }

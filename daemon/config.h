@@ -18,7 +18,10 @@ struct config {
 	char *token_file;     /* hub token file */
 	char *git_credentials; /* git/LFS credential file (https://user:token@host lines) */
 	char *http;           /* ADDR:PORT of the mirror endpoint, or NULL */
+	char *upstream;       /* hub the mirror pulls through from on a miss, or NULL */
+	char *http_token_file; /* bearer token the mirror requires, or NULL */
 	char *policy;         /* license policy file */
+	char *size_classes;   /* catalog size-class thresholds (units.h), or NULL: default */
 	uint64_t limit_rate;  /* bytes/s for pulls, 0 = unlimited */
 	char *config_path;    /* the file that was read, or NULL */
 };

@@ -1,5 +1,6 @@
 /* daemon/describe.c — see describe.h. */
 #include "daemon/describe.h"
+#include "daemon/facts.h"
 #include "registry/catalog.h"
 #include "meta/card.h"
 #include "meta/lic.h"
@@ -98,6 +99,10 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 	} else {
 		json_decref(dtb);
 	}
+	/* config.json facts, card text; parameters from the safetensors headers
+	 * only when no converter gave them (daemon/facts.h) */
+	if ((rc = facts_add(ing, facts, card, facts)))
+		goto out;
 	const char *verdict = json_string_value(json_object_get(license, "verdict"));
 	if (d->pol && policy_enforce(d->pol) && verdict && !strcmp(verdict, "deny")) {
 		char msg[512];

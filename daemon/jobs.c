@@ -122,6 +122,12 @@ static void free_job(struct job *j)
 	free(j);
 }
 
+void jobs_free(struct job *j)
+{
+	if (j)
+		free_job(j);
+}
+
 static void unlink_running(struct jobs *js, struct job *j)
 {
 	for (struct job **p = &js->running; *p; p = &(*p)->next)

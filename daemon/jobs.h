@@ -53,6 +53,10 @@ void jobs_shutdown(struct jobs *js);
  * then released). */
 struct job *jobs_new(const char *op, const char *target, json_t *args, int *fds,
 		     size_t nfds, uint64_t conn_id, uid_t uid, job_fn *run);
+/* Free a job that was never submitted (one run in place, e.g. a mirror's
+ * pull-through). */
+void jobs_free(struct job *j);
+
 /* Queue it; the job is owned by the pool from now on. Returns its id. */
 uint64_t jobs_submit(struct jobs *js, struct job *j);
 

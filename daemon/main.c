@@ -6,6 +6,7 @@
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
+#include "daemon/mirror.h"
 #include "daemon/server.h"
 #include "daemon/worker.h"
 #include "meta/policy.h"
@@ -36,7 +37,8 @@ static struct daemon D;
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: modeld [--store DIR] [--socket PATH] [--config FILE] [--log-level L]\n"
-		   "              [--workers N] [--policy FILE] [-n] [-f]\n"
+		   "              [--workers N] [--policy FILE] [--http ADDR:PORT] [-n] [-f]\n"
+		   "  --http  serve the store read-only over the Hugging Face API (docs/airgap.md)\n"
 		   "  -n   check the configuration, print \"configuration OK\" and exit\n"
 		   "  -f   stay in the foreground (default when started by systemd)\n");
 }
@@ -186,7 +188,7 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 	const char *opt_store = NULL, *opt_socket = NULL, *opt_config = NULL, *opt_level = NULL,
-		   *opt_policy = NULL;
+		   *opt_policy = NULL, *opt_http = NULL, *opt_upstream = NULL;
 	int check = 0, foreground = 0, opt_workers = 0;
 	static const struct option lo[] = {
 		{ "store", required_argument, NULL, 's' },
@@ -195,6 +197,8 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "policy", required_argument, NULL, 'p' },
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "http", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -209,6 +213,8 @@ int main(int argc, char **argv)
 		case 'l': opt_level = optarg; break;
 		case 'w': opt_workers = atoi(optarg); break;
 		case 'p': opt_policy = optarg; break;
+		case 'u': opt_upstream = optarg; break;
+		case 'H': opt_http = optarg; break;
 		case 'n': check = 1; break;
 		case 'f': foreground = 1; break;
 		case 'h': usage(stdout); return 0;
@@ -235,6 +241,8 @@ int main(int argc, char **argv)
 	if (!rc && opt_socket) rc = config_set(&cfg, "socket", opt_socket);
 	if (!rc && opt_level) rc = config_set(&cfg, "log_level", opt_level);
 	if (!rc && opt_policy) rc = config_set(&cfg, "policy", opt_policy);
+	if (!rc && opt_upstream) rc = config_set(&cfg, "upstream", opt_upstream);
+	if (!rc && opt_http) rc = config_set(&cfg, "http", opt_http);
 	if (!rc && opt_workers) {
 		char w[16];
 		snprintf(w, sizeof w, "%d", opt_workers);
@@ -306,6 +314,16 @@ int main(int argc, char **argv)
 		log_error("%s", md_errmsg(rc));
 		return 1;
 	}
+	struct mirror *mirror = NULL; /* daemon/mirror.c: the HF-compatible endpoint */
+	if (cfg.http && (rc = mirror_start(&D, cfg.http, cfg.http_token_file, &mirror))) {
+		log_error("%s", md_errmsg(rc));
+		return 1;
+	}
+	if (mirror && cfg.upstream)
+		mirror_set_upstream(mirror, pull_through, &D);
+	if (mirror)
+		log_info("mirror: serving the Hugging Face API on http://%s%s", cfg.http,
+			 cfg.http_token_file ? " (bearer token required)" : "");
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
@@ -330,6 +348,7 @@ int main(int argc, char **argv)
 	server_run(D.srv);
 
 	sd_notify(0, "STOPPING=1");
+	mirror_stop(mirror);
 	log_info("stopping: canceling running jobs");
 	jobs_shutdown(D.jobs);   /* cancels jobs; their replies go to the mail */
 	D.jobs = NULL;

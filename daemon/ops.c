@@ -1,10 +1,13 @@
 /* daemon/ops.c — see ops.h. Request and reply shapes: docs/protocol.md. */
 #include "daemon/ops.h"
 #include "daemon/audit.h"
+#include "daemon/bundle.h"
 #include "daemon/describe.h"
+#include "daemon/find.h"
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
 #include "daemon/server.h"
+#include "daemon/signing.h"
 #include "daemon/weights.h"
 #include "daemon/worker.h"
 #include "registry/catalog.h"
@@ -127,6 +130,7 @@ static int op_show(struct daemon *d, struct ops_peer *p, json_t *req, json_t **r
 	if (!(rc = catalog_resolve(d->st, txn, name, want, rev)) &&
 	    !(rc = catalog_get_rev(d->st, txn, name, rev, &m))) {
 		*res = public_manifest(d->st, txn, m, 1);
+		find_public_facts(d, *res);
 		json_decref(m);
 	}
 	mdb_txn_abort(txn);
@@ -250,9 +254,25 @@ static int job_import(struct daemon *d, struct job *j, json_t **res)
 	json_t *m = NULL;
 	if (!rc) {
 		json_t *extra = json_pack("{s:O}", "source", json_object_get(j->args, "source"));
+		/* provenance: where the bytes came from and what vouches for them
+		 * (a local folder has no reference digest: computed at import) */
+		char now[32];
+		util_now_iso(now, sizeof now);
+		json_t *pf = json_array(), *f;
+		size_t k;
+		json_array_foreach(ingest_files(ing), k, f)
+			json_array_append_new(pf, json_pack("{s:O,s:O,s:s}", "path",
+				json_object_get(f, "path"), "sha256", json_object_get(f, "sha256"),
+				"verified_against", "none (computed at import)"));
+		json_t *src = json_object_get(j->args, "source");
+		json_object_set_new(extra, "provenance", json_pack("{s:s,s:O,s:s,s:s,s:o,s:{s:s,s:s}}",
+			"type", "local", "path", json_object_get(src, "path") ? json_object_get(src, "path")
+									    : json_null(),
+			"retrieved_at", now, "modeld_version", MODELD_VERSION, "files", pf,
+			"converters", "pack_format", "1", "recipe_format", "1"));
 		rc = describe_revision(d, name, ing, extra);
 		if (!rc)
-			rc = ingest_commit(ing, name, NULL, "main", extra, &m);
+			rc = ingest_commit(ing, name, str_arg(j->args, "revision"), "main", extra, &m);
 		json_decref(extra);
 	}
 	ingest_free(ing);
@@ -342,6 +362,15 @@ static int import_chunk(struct ops_peer *p, json_t *req, int *fds,
 				     json_is_true(json_object_get(req, "detach")));
 		if (!src)
 			json_object_set_new(pd->args, "source", json_pack("{s:s}", "type", "local"));
+		const char *rev = str_arg(req, "revision"); /* a hub cache snapshot's commit */
+		if (rev && !util_is_hex(rev, CATALOG_REV_LEN)) {
+			json_decref(pd->args);
+			free(pd);
+			p->pending = NULL;
+			return md_fail(MD_EINVAL, "import: revision must be 40 hex digits");
+		}
+		if (rev)
+			json_object_set_new(pd->args, "revision", json_string(rev));
 		p->pending = pd;
 	}
 	json_t *all = json_object_get(pd->args, "files");
@@ -416,6 +445,7 @@ struct op {
 	int (*inline_fn)(struct daemon *, struct ops_peer *, json_t *, json_t **);
 	job_fn *job;
 	int (*raw_fn)(struct daemon *, struct ops_peer *, json_t *); /* posts its replies */
+	int fds;                                   /* the job takes the request's descriptors */
 };
 
 static const struct op ops[] = {
@@ -427,7 +457,7 @@ static const struct op ops[] = {
 	{ "license", 0, op_license, NULL },
 	{ "weights", 0, op_weights, NULL },
 	{ "tensors", 0, NULL, NULL, weights_tensors },
-	{ "export_weights", 0, NULL, NULL, NULL },  /* special: takes descriptors */
+	{ "export_weights", 0, NULL, job_export_weights, NULL, 1 },  /* daemon/weights.c */
 	{ "audit", 0, op_audit, NULL },
 	{ "verify", 0, NULL, job_verify },
 	{ "import", 1, NULL, NULL },               /* special: multi-frame */
@@ -435,6 +465,14 @@ static const struct op ops[] = {
 	{ "gc", 1, NULL, job_gc },
 	{ "pull", 1, NULL, pull_job },
 	{ "cancel", 1, op_cancel, NULL },
+	{ "bundle_export", 0, NULL, bundle_export_job, NULL, 1 },  /* daemon/bundle.c */
+	{ "bundle_import", 1, NULL, bundle_import_job, NULL, 1 },
+	{ "sign", 0, NULL, signing_sign_job, NULL, 1 },        /* daemon/signing.c */
+	{ "verify_signature", 0, NULL, signing_verify_job, NULL, 1 },
+	{ "find", 0, NULL, NULL, find_op_find },
+	{ "search", 0, NULL, NULL, find_op_search },
+	{ "compare", 0, find_op_compare, NULL },
+	{ "bench_put", 1, find_op_bench_put, NULL },
 };
 
 int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t len,
@@ -488,18 +526,19 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 		json_decref(req);
 		return OPS_REPLIED;
 	}
-	if (!strcmp(op->name, "export_weights")) {
-		/* a job: writing a 10 GB export must not stall the loop */
-		int *own = nfds ? malloc(nfds * sizeof *own) : NULL;
-		if (nfds && !own) {
+	if (op->job && op->fds) { /* bundles: the job reads/writes the client's descriptors */
+		int *own = malloc((nfds ? nfds : 1) * sizeof *own);
+		if (!own) {
 			close_fds(fds, nfds);
 			rc = MD_ENOMEM;
 			goto fail;
 		}
 		if (nfds)
 			memcpy(own, fds, nfds * sizeof *own);
-		struct job *j = jobs_new("export", str_arg(req, "ref"), req, own, nfds, p->conn_id,
-					 p->uid, job_export_weights);
+		const char *target = str_arg(req, "ref");
+		log_info("uid %u pid %d: %s %s", (unsigned)p->uid, (int)p->pid, op->name,
+			 target ? target : "");
+		struct job *j = jobs_new(op->name, target, req, own, nfds, p->conn_id, p->uid, op->job);
 		if (!j) {
 			server_reply_err(d->srv, p->conn_id, MD_ENOMEM, NULL);
 			return OPS_REPLIED;

@@ -311,3 +311,42 @@ out:
 	free(want);
 	return rc;
 }
+
+int pull_through(void *arg, const char *repo, const char *rev, const char *path)
+{
+	struct daemon *d = arg;
+	if (!d->cfg->upstream || atomic_load(&d->stopping))
+		return MD_ENOENT;
+	char ref[512];
+	int asked = rev && strcmp(rev, "HEAD");
+	snprintf(ref, sizeof ref, "%s%s%s", repo, asked ? "@" : "", asked ? rev : "");
+	if (path) {
+		/* the revision may be stored already: then the file does not exist */
+		char *name, *want, r[CATALOG_REV_LEN + 1];
+		MDB_txn *txn;
+		int stored = 0;
+		if (util_parse_modelref(ref, &name, &want) == 0) {
+			if (store_txn(d->st, 0, &txn) == 0) {
+				stored = catalog_resolve(d->st, txn, name, want, r) == 0;
+				mdb_txn_abort(txn);
+			}
+			free(name);
+			free(want);
+		}
+		if (stored)
+			return MD_ENOENT;
+	}
+	json_t *args = json_pack("{s:s,s:s}", "ref", ref, "hub", d->cfg->upstream);
+	struct job *j = jobs_new("pull", ref, args, NULL, 0, 0, 0, pull_job);
+	if (!j)
+		return MD_ENOMEM;
+	json_t *res = NULL;
+	int rc = pull_job(d, j, &res);
+	if (rc)
+		log_info("pull-through %s from %s: %s", ref, d->cfg->upstream, md_errmsg(rc));
+	else
+		log_info("pull-through %s from %s: stored", ref, d->cfg->upstream);
+	json_decref(res);
+	jobs_free(j);
+	return rc;
+}

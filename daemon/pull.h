@@ -21,6 +21,13 @@
  */
 int pull_job(struct daemon *d, struct job *j, json_t **res);
 
+/*
+ * The mirror's pull-through (daemon/mirror.h mirror_miss_fn; arg is the
+ * struct daemon): pull repo@rev from the configured upstream hub, in the
+ * calling thread. A file missing from a stored revision is not pulled again.
+ */
+int pull_through(void *arg, const char *repo, const char *rev, const char *path);
+
 /* Process set-up: libcurl's global state (before threads start). */
 int pull_init(void);
 

@@ -17,8 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 static char worker_path[PATH_MAX];
 
 int worker_init(void)
@@ -62,8 +60,9 @@ int worker_convert(int src_fd, uint64_t size, const char *path, int pack_fd, int
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	char *argv[] = { "modeld-worker", "convert", (char *)path, NULL };
+	char *envp[] = { "LC_ALL=C", NULL }; /* nothing of ours leaks in */
 	pid_t pid;
-	int rc = posix_spawn(&pid, worker_path, &fa, NULL, argv, environ);
+	int rc = posix_spawn(&pid, worker_path, &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	close(out[1]);
 	if (rc) {

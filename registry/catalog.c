@@ -1,5 +1,6 @@
 /* registry/catalog.c — see catalog.h. */
 #include "registry/catalog.h"
+#include "registry/index.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -307,7 +308,8 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 					return rc;
 		}
 		json_object_set_new(m, "v", json_integer(STORE_SCHEMA));
-		if ((rc = put_json(txn, st->revs, kb, kl, m)))
+		if ((rc = put_json(txn, st->revs, kb, kl, m)) ||
+		    (rc = index_put(st, txn, name, rev, m)))
 			return rc;
 		/* remember where each converted original lives (pull dedup) */
 		json_array_foreach(json_object_get(m, "files"), i, f) {
@@ -439,6 +441,8 @@ int catalog_del_rev(struct store *st, MDB_txn *txn, const char *name,
 		rc = store_mdb_err(rc, name);
 		goto out;
 	}
+	if ((rc = index_del(st, txn, name, rev, m)))
+		goto out;
 	if ((rc = del_refs_to(st, txn, name, rev, NULL, 1)) ||
 	    (rc = summary_refresh(st, txn, name, rev)))
 		goto out;
@@ -577,7 +581,7 @@ int catalog_ensure_summaries(struct store *st)
 	if (mdb_stat(txn, st->revs, &a) || mdb_stat(txn, st->sums, &b) ||
 	    (a.ms_entries == b.ms_entries && ver == want)) {
 		mdb_txn_abort(txn);
-		return 0;
+		return index_ensure(st); /* the catalog indexes are derived too */
 	}
 	vv.mv_size = sizeof want;
 	vv.mv_data = &want;
@@ -592,5 +596,7 @@ int catalog_ensure_summaries(struct store *st)
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return store_commit(txn);
+	if ((rc = store_commit(txn)))
+		return rc;
+	return index_ensure(st);
 }

@@ -405,6 +405,45 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 	return record(ing, relpath, (uint64_t)sb.st_size, sha256, staged);
 }
 
+int ingest_add_hashed(struct ingest *ing, const char *relpath, const char *staged_name,
+		      const char *sha256)
+{
+	if (!sha256 || !util_is_hex(sha256, 64))
+		return md_fail(MD_EINVAL, "%s: malformed sha256", relpath);
+	int rc = claim_path(ing, relpath);
+	if (rc)
+		return rc;
+	if (strchr(staged_name, '/') || staged_name[0] == '.')
+		return md_fail(MD_EINVAL, "%s: bad staged name", staged_name);
+	char p[4200];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/%s", ing->dir, staged_name);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return md_fail(MD_EIO, "%s: not a staged file", relpath);
+	}
+	if (claims(ing, fd, relpath)) {
+		/* a weight file: keep its pack + recipe, not the staged copy */
+		rc = add_converted(ing, relpath, fd, (uint64_t)st.st_size, sha256);
+		close(fd);
+		if (rc == 0)
+			unlink(p);
+		if (rc != MD_EUNSUP)
+			return rc;
+		if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+			return md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
+		rc = 0;
+	}
+	if (fdatasync(fd) < 0)
+		rc = md_fail(md_from_errno(errno), "%s: fsync: %s", relpath, strerror(errno));
+	fchmod(fd, 0444);
+	close(fd);
+	return rc ? rc : record(ing, relpath, (uint64_t)st.st_size, sha256, staged_name);
+}
+
 static int cmp_path(const void *a, const void *b)
 {
 	json_t *const *x = a, *const *y = b;

@@ -75,6 +75,16 @@ int ingest_add_staged(struct ingest *ing, const char *relpath, const char *stage
 		      const char *expect_sha256);
 
 /*
+ * Like ingest_add_staged for a file the caller hashed while writing it
+ * (sha256: 64 lower-case hex digits, verified by the caller against what it
+ * expected): it is fsync'd and recorded without being read again. For
+ * sources that stream and hash in one pass (bundles, daemon/bundle.c).
+ * Errors as ingest_add_staged; MD_EINVAL for a malformed digest.
+ */
+int ingest_add_hashed(struct ingest *ing, const char *relpath, const char *staged_name,
+		      const char *sha256);
+
+/*
  * Open a file added so far, by its relative path, for reading (the staged
  * copy: metadata extraction reads the card and license from it). Returns a
  * descriptor the caller closes, or MD_ENOENT.

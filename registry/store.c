@@ -31,13 +31,16 @@ static int open_dbs(struct store *st)
 	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rc)
 		return store_mdb_err(rc, "catalog");
-	struct { const char *name; MDB_dbi *dbi; } dbs[] = {
+	struct { const char *name; MDB_dbi *dbi; unsigned flags; } dbs[] = {
 		{ "models", &st->models }, { "revisions", &st->revs }, { "refs", &st->refs },
 		{ "summaries", &st->sums }, { "origins", &st->origins },
 		{ "blobs", &st->blobs }, { "jobs", &st->jobs }, { "meta", &st->meta },
+		{ "index", &st->idx, MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP },
+		{ "index_rows", &st->inums }, { "index_ids", &st->irows, MDB_INTEGERKEY },
+		{ "index_ranges", &st->iranges },
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbs[i].dbi);
 		if (rc) {
 			mdb_txn_abort(txn);
 			return store_mdb_err(rc, dbs[i].name);

@@ -33,7 +33,11 @@ struct store {
 	MDB_dbi refs;          /* name \0 ref -> {"v":1,"rev"} */
 	MDB_dbi blobs;         /* sha256 (32 bytes) -> struct store_blobrec */
 	MDB_dbi jobs;          /* job id (u64 big-endian) -> job JSON */
-	MDB_dbi meta;          /* "schema" -> u32 */
+	MDB_dbi meta;          /* "schema" -> u32; "index" -> u32 (registry/index.h) */
+	MDB_dbi idx;           /* catalog index (dupsort, u64 ids): "FIELD\0VALUE" -> id */
+	MDB_dbi inums;         /* name \0 rev -> struct index_num + row JSON (registry/index.h) */
+	MDB_dbi irows;         /* u64 id -> name \0 rev */
+	MDB_dbi iranges;       /* KIND u64be(value) u64be(id) -> "" (ordered ranges) */
 	MDB_dbi origins;       /* sha256 of an original file (32 bytes) -> the
 				  manifest file entry that stores it (JSON),
 				  so a pull skips what is already stored */

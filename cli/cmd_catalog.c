@@ -1,0 +1,365 @@
+/* cli/cmd_catalog.c — the catalog commands: list with filters, search,
+ * compare, and the catalog part of show. See modelctl(1). */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/units.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_has_filters(const struct cli *c)
+{
+	return c->task || c->provider || c->license || c->library || c->size || c->min_params ||
+	       c->max_params || c->fits;
+}
+
+/* Printable copy of an untrusted string (control characters -> '?'). */
+static const char *safe(const char *s, char *buf, size_t n)
+{
+	if (!s)
+		return "-";
+	size_t i = 0;
+	for (; s[i] && i + 1 < n; i++)
+		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+	buf[i] = 0;
+	return buf;
+}
+
+/* safe() into one of 8 rotating buffers, so a printf may take several. */
+static const char *S(const char *x)
+{
+	static char sb[8][256];
+	static int sbi;
+	sbi = (sbi + 1) % 8;
+	return safe(x, sb[sbi], sizeof sb[0]);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* Filters into the request; 0 or EXIT_USAGE (message printed). */
+static int add_filters(struct cli *c, json_t *req)
+{
+	const char *strs[][2] = { { "task", c->task }, { "provider", c->provider },
+				  { "license", c->license }, { "library", c->library },
+				  { "size", c->size }, { "sort", c->sort } };
+	for (size_t i = 0; i < 6; i++)
+		if (strs[i][1])
+			json_object_set_new(req, strs[i][0], json_string(strs[i][1]));
+	const char *cnt[][2] = { { "min_params", c->min_params }, { "max_params", c->max_params } };
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t v;
+		if (!cnt[i][1])
+			continue;
+		if (units_parse_count(cnt[i][1], &v))
+			return cli_usage(md_errmsg(MD_EINVAL));
+		json_object_set_new(req, cnt[i][0], json_integer((json_int_t)v));
+	}
+	if (c->fits) {
+		uint64_t v;
+		if (units_parse_bytes(c->fits, &v))
+			return cli_usage(md_errmsg(MD_EINVAL));
+		json_object_set_new(req, "fits", json_integer((json_int_t)v));
+	}
+	return 0;
+}
+
+static void fmt_params(json_t *o, char *out, size_t n)
+{
+	json_t *p = json_object_get(o, "parameters");
+	if (json_is_integer(p))
+		units_format_count((uint64_t)json_integer_value(p), out, n);
+	else
+		snprintf(out, n, "-");
+}
+
+/* A row's memory at the stored dtype ("~" when estimated from parameters). */
+static void fmt_mem(json_t *row, char *out, size_t n)
+{
+	json_t *m = json_object_get(row, "memory");
+	if (!json_is_integer(m)) {
+		snprintf(out, n, "-");
+		return;
+	}
+	char h[32];
+	util_human_size((uint64_t)json_integer_value(m), h, sizeof h);
+	snprintf(out, n, "%s%s", json_is_true(json_object_get(row, "memory_estimated")) ? "~" : "", h);
+}
+
+/* Rows (registry/index.h) as a table. */
+static void print_rows(json_t *arr, int score)
+{
+	printf("%-40s %-12s %8s %10s %10s %-20s %-14s%s\n", "NAME", "REVISION", "PARAMS", "SIZE",
+	       "MEMORY", "TASK", "LICENSE", score ? "" : " IMPORTED");
+	size_t i;
+	json_t *m;
+	json_array_foreach(arr, i, m) {
+		char p[32], mem[40], sz[32], when[32];
+		fmt_params(m, p, sizeof p);
+		fmt_mem(m, mem, sizeof mem);
+		util_human_size((uint64_t)json_integer_value(json_object_get(m, "total_size")), sz,
+				sizeof sz);
+		cli_short_time(jstr(m, "imported_at"), when, sizeof when);
+		printf("%-40s %-12.12s %8s %10s %10s %-20s %-14s%s%s\n", S(jstr(m, "name")),
+		       S(jstr(m, "revision")), p, sz, mem, S(jstr(m, "task")), S(jstr(m, "license")),
+		       score ? "" : " ", score ? "" : when);
+	}
+}
+
+int cmd_find(struct cli *c)
+{
+	if (c->argc)
+		return cli_usage("list with filters takes no model name");
+	json_t *req = json_pack("{s:s}", "op", "find"), *res;
+	int rc = add_filters(c, req);
+	if (rc) {
+		json_decref(req);
+		return rc;
+	}
+	rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (rc)
+		return rc;
+	if (c->json)
+		cli_print_json(res);
+	else
+		print_rows(res, 0);
+	json_decref(res);
+	return EXIT_OK;
+}
+
+static void print_hub(json_t *res)
+{
+	json_t *arr = json_object_get(res, "results");
+	printf("%-48s %-6s %-22s %-14s %10s %7s %8s\n", "ID", "STORED", "TASK", "LIBRARY",
+	       "DOWNLOADS", "LIKES", "PARAMS");
+	size_t i;
+	json_t *m;
+	json_array_foreach(arr, i, m) {
+		char p[32];
+		fmt_params(m, p, sizeof p);
+		printf("%-48s %-6s %-22s %-14s %10lld %7lld %8s\n", S(jstr(m, "id")),
+		       json_is_true(json_object_get(m, "stored")) ? "yes" : "-",
+		       S(jstr(m, "pipeline_tag")), S(jstr(m, "library_name")),
+		       (long long)json_integer_value(json_object_get(m, "downloads")),
+		       (long long)json_integer_value(json_object_get(m, "likes")), p);
+	}
+	printf("%zu results from %s (%lld pages)\n", json_array_size(arr), S(jstr(res, "hub")),
+	       (long long)json_integer_value(json_object_get(res, "pages")));
+}
+
+int cmd_search(struct cli *c)
+{
+	if (c->argc != 1)
+		return cli_usage("search takes one QUERY (quote several words)");
+	json_t *req = json_pack("{s:s,s:s}", "op", "search", "query", c->argv[0]), *res;
+	const char *sort = c->sort;
+	if (c->hub && sort && strcmp(sort, "name") && strcmp(sort, "params") && strcmp(sort, "size") &&
+	    strcmp(sort, "imported")) { /* a hub's own order: downloads, likes, ... */
+		json_object_set_new(req, "hub_sort", json_string(sort));
+		c->sort = NULL;
+	}
+	int rc = add_filters(c, req);
+	if (!rc && c->hub)
+		json_object_set_new(req, "hub", json_string(c->hub));
+	if (!rc && c->limit) {
+		char *end;
+		long n = strtol(c->limit, &end, 10);
+		if (*end || n < 1 || n > 10000)
+			rc = cli_usage("--limit: want 1..10000");
+		else
+			json_object_set_new(req, "limit", json_integer(n));
+	}
+	if (rc) {
+		json_decref(req);
+		return rc;
+	}
+	rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (rc)
+		return rc;
+	if (c->json)
+		cli_print_json(res);
+	else if (c->hub)
+		print_hub(res);
+	else {
+		print_rows(json_object_get(res, "results"), 1);
+		printf("%zu shown of %lld matches\n", json_array_size(json_object_get(res, "results")),
+		       (long long)json_integer_value(json_object_get(res, "matches")));
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+/* ---- compare and show ------------------------------------------------------ */
+
+static void fmt_val(json_t *v, char *out, size_t n)
+{
+	if (json_is_integer(v))
+		snprintf(out, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(out, n, "%.4g", json_real_value(v));
+	else if (json_is_string(v))
+		snprintf(out, n, "%s", safe(json_string_value(v), (char[64]){ 0 }, 64));
+	else
+		snprintf(out, n, "%s", ""); /* a gap is a gap */
+}
+
+static void fmt_bytes(json_t *v, char *out, size_t n)
+{
+	if (json_is_integer(v))
+		util_human_size((uint64_t)json_integer_value(v), out, n);
+	else
+		snprintf(out, n, "-");
+}
+
+int cmd_compare(struct cli *c)
+{
+	if (c->argc < 2)
+		return cli_usage("compare takes two or more ORG/NAME[@REV]");
+	json_t *refs = json_array();
+	for (int i = 0; i < c->argc; i++)
+		json_array_append_new(refs, json_string(c->argv[i]));
+	json_t *req = json_pack("{s:s,s:o}", "op", "compare", "refs", refs), *res;
+	int rc = cli_call(c, req, &res, NULL, NULL);
+	json_decref(req);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(res);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	json_t *ms = json_object_get(res, "models");
+	json_t *bs = json_object_get(res, "benchmarks");
+	size_t n = json_array_size(ms), i;
+	json_t *m, *b;
+	const int w = 26;
+	int lw = 16; /* the label column fits the longest benchmark label (<= 60) */
+	json_array_foreach(bs, i, b) {
+		int l = snprintf(NULL, 0, "%s / %s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
+				 S(jstr(b, "metric")));
+		if (l + 2 > lw)
+			lw = l + 2 > 60 ? 60 : l + 2;
+	}
+	printf("%-*s", lw, "");
+	json_array_foreach(ms, i, m)
+		printf(" %-*.*s", w, w, S(jstr(m, "name")));
+	printf("\n");
+	static const char *const rows[] = { "revision", "parameters", "size_class", "size_tier",
+					    "memory.stored", "memory.fp16", "memory.bf16",
+					    "memory.int8", "memory.int4", "architecture",
+					    "context_length", "license", "verdict", "task",
+					    "provider", NULL };
+	for (size_t r = 0; rows[r]; r++) {
+		printf("%-*s", lw, rows[r]);
+		json_array_foreach(ms, i, m) {
+			char cell[64];
+			if (!strncmp(rows[r], "memory.", 7))
+				fmt_bytes(json_object_get(json_object_get(m, "memory"), rows[r] + 7), cell,
+					  sizeof cell);
+			else if (!strcmp(rows[r], "parameters") && json_is_integer(json_object_get(m, "parameters")))
+				units_format_count((uint64_t)json_integer_value(json_object_get(m, "parameters")),
+						   cell, sizeof cell);
+			else if (!strcmp(rows[r], "license"))
+				snprintf(cell, sizeof cell, "%s", S(jstr(m, "license_id")));
+			else if (!strcmp(rows[r], "revision"))
+				snprintf(cell, sizeof cell, "%.12s", S(jstr(m, "revision")));
+			else {
+				fmt_val(json_object_get(m, rows[r]), cell, sizeof cell);
+				if (!cell[0])
+					snprintf(cell, sizeof cell, "-");
+			}
+			printf(" %-*.*s", w, w, cell);
+		}
+		printf("\n");
+	}
+	if (json_array_size(bs))
+		printf("benchmarks (task / dataset / metric; blank: the card does not say)\n");
+	json_array_foreach(bs, i, b) {
+		char label[256];
+		snprintf(label, sizeof label, "%s / %s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
+			 S(jstr(b, "metric")));
+		printf("%-*.*s", lw, lw - 1, label);
+		for (size_t k = 0; k < n; k++) {
+			char cell[64];
+			fmt_val(json_array_get(json_object_get(b, "values"), k), cell, sizeof cell);
+			printf(" %-*s", w, cell);
+		}
+		printf("\n");
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+void cli_show_facts(json_t *m)
+{
+	json_t *p = json_object_get(m, "parameters");
+	if (json_is_integer(p)) {
+		char h[32];
+		units_format_count((uint64_t)json_integer_value(p), h, sizeof h);
+		printf("params:    %s (%lld), size class %s (%s)\n", h, (long long)json_integer_value(p),
+		       S(jstr(m, "size_class")), S(jstr(m, "size_tier")));
+	} else {
+		printf("params:    -\n");
+	}
+	json_t *mem = json_object_get(m, "memory");
+	if (json_is_object(mem)) {
+		static const char *const k[] = { "stored", "fp16", "bf16", "int8", "int4" };
+		printf("memory:   ");
+		for (size_t i = 0; i < 5; i++) {
+			char h[32];
+			fmt_bytes(json_object_get(mem, k[i]), h, sizeof h);
+			printf(" %s %s%s%s", k[i], json_is_true(json_object_get(mem, "estimated")) && !i ? "~" : "",
+			       h, i < 4 ? "," : "");
+		}
+		printf("  (weights only)\n");
+	}
+	printf("arch:      %s", S(jstr(m, "architecture")));
+	static const char *const dims[][2] = { { "context_length", "context" },
+					       { "hidden_size", "hidden" }, { "num_layers", "layers" },
+					       { "num_heads", "heads" }, { "vocab_size", "vocab" } };
+	for (size_t i = 0; i < 5; i++) {
+		json_t *v = json_object_get(m, dims[i][0]);
+		if (json_is_integer(v))
+			printf(", %s %lld", dims[i][1], (long long)json_integer_value(v));
+	}
+	printf("\n");
+	printf("task:      %s; provider %s; library %s\n", S(jstr(m, "task")), S(jstr(m, "provider")),
+	       S(jstr(m, "library")));
+	static const char *const lists[][2] = { { "languages", "languages" },
+						{ "datasets", "datasets" },
+						{ "base_model", "base model" } };
+	for (size_t l = 0; l < 3; l++) {
+		json_t *a = json_object_get(m, lists[l][0]);
+		if (!json_array_size(a))
+			continue;
+		printf("%-10s ", lists[l][1]);
+		size_t i;
+		json_t *x;
+		json_array_foreach(a, i, x) {
+			if (i == 12) {
+				printf(", ... (%zu)", json_array_size(a));
+				break;
+			}
+			printf("%s%s", i ? ", " : "", S(json_string_value(x)));
+		}
+		printf("\n");
+	}
+	json_t *bs = json_object_get(m, "benchmarks");
+	if (json_array_size(bs)) {
+		printf("benchmarks:\n");
+		size_t i;
+		json_t *b;
+		json_array_foreach(bs, i, b) {
+			char v[64];
+			fmt_val(json_object_get(b, "value"), v, sizeof v);
+			printf("  %-24s %-28s %-16s %s\n", S(jstr(b, "task")), S(jstr(b, "dataset")),
+			       S(jstr(b, "metric")), v);
+		}
+	}
+}

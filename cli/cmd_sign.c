@@ -1,0 +1,78 @@
+/* cli/cmd_sign.c — sign REF --key KEY [-o FILE]; verify REF --signature FILE
+ * --key PUB. Keys travel to the daemon as descriptors (docs/signing.md). */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SIG_FILE_MAX (64u << 20)
+
+static int send_with_key(struct cli *c, json_t *req, const char *key, json_t **res)
+{
+	int fd = open(key, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_fail(md_fail(MD_EIO, "%s: %s", key, strerror(errno)));
+	int rc = cli_connect(c);
+	if (!rc && (rc = rpc_send(c->rpc, req, &fd, 1)))
+		rc = cli_fail(rc);
+	close(fd);
+	return rc ? rc : cli_wait(c, res);
+}
+
+int cmd_sign(struct cli *c)
+{
+	if (c->argc != 1 || !c->key)
+		return cli_usage("sign takes ORG/NAME[@REV] --key PRIVATE.pem [-o FILE]");
+	json_t *req = json_pack("{s:s,s:s}", "op", "sign", "ref", c->argv[0]), *res;
+	int rc = send_with_key(c, req, c->key, &res);
+	json_decref(req);
+	if (rc)
+		return rc;
+	if (c->output) {
+		if (json_dump_file(res, c->output, JSON_INDENT(2))) {
+			json_decref(res);
+			return cli_fail(md_fail(MD_EIO, "%s: cannot write", c->output));
+		}
+		if (!c->json)
+			printf("signed %s: %s\n", c->argv[0], c->output);
+		else
+			cli_print_json(res);
+	} else {
+		cli_print_json(res);
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+int cmd_verify_signature(struct cli *c)
+{
+	if (c->argc != 1 || !c->key)
+		return cli_usage("verify --signature FILE takes ORG/NAME[@REV] --key PUBLIC.pem");
+	json_error_t e;
+	json_t *bundle = json_load_file(c->signature, JSON_REJECT_DUPLICATES, &e);
+	if (!json_is_object(bundle)) {
+		json_decref(bundle);
+		return cli_fail(md_fail(MD_EINVAL, "%s: not a signature bundle: %s", c->signature, e.text));
+	}
+	json_t *req = json_pack("{s:s,s:s,s:o}", "op", "verify_signature", "ref", c->argv[0],
+				"bundle", bundle), *res;
+	int rc = send_with_key(c, req, c->key, &res);
+	json_decref(req);
+	if (rc)
+		return rc;
+	if (c->json)
+		cli_print_json(res);
+	else
+		printf("signature OK: %s@%.12s, %lld files\n",
+		       json_string_value(json_object_get(res, "name")),
+		       json_string_value(json_object_get(res, "revision")),
+		       (long long)json_integer_value(json_object_get(res, "files")));
+	json_decref(res);
+	return EXIT_OK;
+}

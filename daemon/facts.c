@@ -1,0 +1,151 @@
+/* daemon/facts.c — see facts.h. */
+#include "daemon/facts.h"
+#include "meta/config_facts.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int ends_with(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+	return a >= b && !strcmp(s + a - b, suf);
+}
+
+static int config_part(struct ingest *ing, json_t *facts, int *tie)
+{
+	char *buf = NULL;
+	ssize_t n = -1;
+	int fd = ingest_open(ing, "config.json");
+	if (fd >= 0) {
+		buf = malloc(CONFIG_FACTS_MAX_JSON + 1);
+		n = buf ? util_read_full(fd, buf, CONFIG_FACTS_MAX_JSON + 1) : -1;
+		close(fd);
+	}
+	json_t *cf;
+	/* an over-long or unreadable config gives nulls, like a missing one */
+	int rc = config_facts_parse(n > 0 && (size_t)n <= CONFIG_FACTS_MAX_JSON ? buf : NULL,
+				    n > 0 ? (size_t)n : 0, &cf);
+	free(buf);
+	if (rc)
+		return rc;
+	*tie = json_is_true(json_object_get(cf, "tie_word_embeddings"));
+	json_object_del(cf, "tie_word_embeddings");
+	rc = json_object_update(facts, cf) ? MD_ENOMEM : 0;
+	json_decref(cf);
+	return rc;
+}
+
+/* FALLBACK (until the converters record their tensor tables): parameters
+ * and bytes per dtype from the safetensors headers of the staged files. */
+static int params_fallback(struct ingest *ing, json_t *facts, int tie)
+{
+	json_t *paths = ingest_paths(ing);
+	struct config_facts_acc *acc = config_facts_acc_new();
+	size_t i, files = 0;
+	json_t *p;
+	int rc = acc ? 0 : MD_ENOMEM;
+	json_array_foreach(paths, i, p) {
+		const char *path = json_string_value(p);
+		if (rc || !path || !ends_with(path, ".safetensors"))
+			continue;
+		if (++files > FACTS_MAX_WEIGHT_FILES) {
+			rc = md_fail(MD_ETOOBIG, "more than %d safetensors files", FACTS_MAX_WEIGHT_FILES);
+			break;
+		}
+		int fd = ingest_open(ing, path);
+		if (fd < 0)
+			continue;
+		rc = config_facts_add_safetensors(acc, fd, path);
+		close(fd);
+	}
+	uint64_t params = 0;
+	json_t *dtb = NULL;
+	if (rc == MD_ENOMEM) {
+		config_facts_acc_free(acc);
+		return rc;
+	}
+	if (rc) {
+		json_object_set_new(facts, "parameters", json_null());
+		json_object_set_new(facts, "dtype_bytes", json_null());
+		json_object_set_new(facts, "parameters_error", json_string(md_errmsg(rc)));
+		config_facts_acc_free(acc);
+		return 0;
+	}
+	rc = config_facts_acc_result(acc, tie, &params, &dtb);
+	config_facts_acc_free(acc);
+	if (rc)
+		return rc;
+	if (!files || !json_object_size(dtb)) {
+		json_decref(dtb);
+		json_object_set_new(facts, "parameters", json_null());
+		json_object_set_new(facts, "dtype_bytes", json_null());
+		return 0;
+	}
+	json_object_set_new(facts, "parameters", json_integer((json_int_t)params));
+	json_object_set_new(facts, "dtype_bytes", dtb);
+	json_object_set_new(facts, "parameters_source", json_string("safetensors-header"));
+	return 0;
+}
+
+/* The README body after the front matter, first FACTS_MAX_CARD_TEXT bytes,
+ * as valid UTF-8 (other bytes dropped). */
+static void card_text(struct ingest *ing, json_t *card)
+{
+	if (!json_is_object(card))
+		return;
+	int fd = ingest_open(ing, "README.md");
+	if (fd < 0)
+		return;
+	char *buf = malloc(FACTS_MAX_README);
+	ssize_t n = buf ? util_read_full(fd, buf, FACTS_MAX_README) : -1;
+	close(fd);
+	if (n <= 0) {
+		free(buf);
+		return;
+	}
+	size_t s = 0, len = (size_t)n;
+	if (len >= 4 && !memcmp(buf, "---", 3)) { /* skip the front matter */
+		char *e = NULL;
+		for (size_t i = 3; i + 4 <= len; i++)
+			if (buf[i] == '\n' && !memcmp(buf + i + 1, "---", 3)) {
+				e = buf + i + 4;
+				break;
+			}
+		s = e ? (size_t)(e - buf) : len;
+	}
+	size_t tl = len - s > FACTS_MAX_CARD_TEXT ? FACTS_MAX_CARD_TEXT : len - s;
+	json_t *t = json_stringn(buf + s, tl);
+	for (size_t cut = 1; !t && cut <= 3 && cut < tl; cut++) /* a UTF-8 sequence cut at the end */
+		t = json_stringn(buf + s, tl - cut);
+	if (!t) { /* not UTF-8: keep the ASCII */
+		size_t o = 0;
+		for (size_t i = 0; i < tl; i++)
+			if ((unsigned char)buf[s + i] < 0x80 && buf[s + i])
+				buf[o++] = buf[s + i];
+		t = json_stringn(buf, o);
+	}
+	if (t)
+		json_object_set_new(card, "text", t);
+	free(buf);
+}
+
+int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior)
+{
+	int tie = 0, rc = config_part(ing, facts, &tie);
+	if (rc)
+		return rc;
+	json_t *pp = json_object_get(prior, "parameters");
+	if (json_is_integer(pp)) { /* the converters' exact count wins */
+		json_object_set(facts, "parameters", pp);
+		json_t *db = json_object_get(prior, "dtype_bytes");
+		json_object_set(facts, "dtype_bytes", json_is_object(db) ? db : json_null());
+		json_object_set_new(facts, "parameters_source", json_string("converter"));
+	} else if ((rc = params_fallback(ing, facts, tie))) {
+		return rc;
+	}
+	card_text(ing, card);
+	return 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * daemon/facts.h — the catalog facts of a revision that come from its
+ * files rather than its card: config.json (architecture, sizes, context
+ * length) and the parameter count and bytes per dtype; plus a short card
+ * text for search. Called by describe.c at import, on the staged files.
+ */
+#ifndef MD_FACTS_H
+#define MD_FACTS_H
+
+#include <jansson.h>
+
+#include "registry/ingest.h"
+
+#define FACTS_MAX_CARD_TEXT 4096   /* bytes of README body kept for search */
+#define FACTS_MAX_README (64u << 10) /* bytes of README.md read for that text */
+#define FACTS_MAX_WEIGHT_FILES 4096 /* safetensors files whose headers are read */
+
+/*
+ * Add to facts (an object the caller owns, from card_facts, with the
+ * converters' "parameters"/"dtype_bytes" when they produced any): architecture,
+ * model_type, hidden_size, num_layers, num_heads, context_length,
+ * vocab_size from config.json, and parameters + dtype_bytes: taken from
+ * prior (the facts a converter already put in the manifest: "parameters",
+ * "dtype_bytes") when it has them, else computed by the FALLBACK from the
+ * safetensors headers of the ingest ("parameters_source":
+ * "safetensors-header"; a broken header leaves parameters null and its
+ * reason in "parameters_error"). Sets card.text (card may be NULL) to the
+ * start of the README body. 0 or MD_ENOMEM.
+ */
+int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior);
+
+#endif

@@ -1,0 +1,438 @@
+"""The catalog (issue 8): facts at import, indexed filters, local and hub
+search, compare, and the indexes staying in step through rm and ref moves.
+Models are small but real: config.json, a README card with model-index
+results, and safetensors files whose headers give the parameter count."""
+import http.server
+import json
+import os
+import socket
+import struct
+import threading
+import subprocess
+import urllib.parse
+
+import pytest
+
+from conftest import MODELD, Daemon
+
+
+def safetensors(path, tensors):
+    """tensors: {name: (dtype, shape)}; data bytes are zeros."""
+    size = {"F32": 4, "BF16": 2, "F16": 2, "I8": 1}
+    hdr, off = {"__metadata__": {"format": "pt"}}, 0
+    for name, (dt, shape) in tensors.items():
+        n = 1
+        for d in shape:
+            n *= d
+        hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + n * size[dt]]}
+        off += n * size[dt]
+    h = json.dumps(hdr).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"\0" * off)
+
+
+def model(root, sub, *, arch="LlamaForCausalLM", task="text-generation", lic="apache-2.0",
+          lib="transformers", tensors=None, tie=True, bench=(), text="A test model.",
+          ctx=2048, tags=("test",)):
+    d = os.path.join(root, sub)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"architectures": [arch], "hidden_size": 64, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "max_position_embeddings": ctx,
+                   "vocab_size": 1000, "tie_word_embeddings": tie}, f)
+    card = ("---\nlicense: %s\npipeline_tag: %s\nlibrary_name: %s\ntags: [%s]\n"
+            % (lic, task, lib, ", ".join(tags)))
+    if bench:
+        card += "model-index:\n- name: m\n  results:\n"
+        for t, ds, met, v in bench:
+            card += ("  - task: {type: %s}\n    dataset: {type: %s, name: %s}\n"
+                     "    metrics:\n    - {type: %s, value: %s}\n" % (t, ds, ds, met, v))
+    card += "---\n# %s\n%s\n" % (sub, text)
+    with open(os.path.join(d, "README.md"), "w") as f:
+        f.write(card)
+    safetensors(os.path.join(d, "model.safetensors"),
+                tensors or {"w": ("BF16", [100, 10])})
+    return d
+
+
+def names(rows):
+    return sorted(r["name"] for r in rows)
+
+
+# Tied embeddings as transformers saves them: lm_head.weight is not stored
+# (tie_word_embeddings: true), so the count has the embedding once. (A
+# checkpoint storing both copies is handled by the safetensors-header
+# fallback, see tests/unit/test_catalog_facts.c.)
+TIED = {"model.embed_tokens.weight": ("BF16", [1000, 64]),
+        "model.layers.0.mlp.weight": ("BF16", [64, 64])}
+
+
+@pytest.fixture
+def catalog(daemon, tmp):
+    """Four models with different tasks, providers, licenses, libraries, sizes."""
+    m = {
+        "acme/alpha": model(tmp, "alpha", tensors=TIED, text="Quantum zebra tokenizer.",
+                            bench=[("text-generation", "mmlu", "accuracy", 0.5),
+                                   ("text-generation", "gsm8k", "accuracy", 0.25)],
+                            tags=("llama", "chat")),
+        "acme/bravo": model(tmp, "bravo", arch="MistralForCausalLM", task="text-classification",
+                            lic="mit", tensors={"w": ("F32", [1000, 1000])},
+                            bench=[("text-generation", "mmlu", "accuracy", 0.75),
+                                   ("text-generation", "arc", "acc_norm", 0.5)]),
+        "other/charlie": model(tmp, "charlie", lic="mit", lib="gguf",
+                               tensors={"w": ("I8", [3000, 1000])}, text="Bravo llama friend."),
+        "other/delta": model(tmp, "delta", task="translation", lic="cc-by-nc-4.0",
+                             tensors={"w": ("F16", [10, 10])}, ctx=131072),
+    }
+    for name, d in m.items():
+        daemon.ctl("import", d, "--name", name)
+    return m
+
+
+def test_facts_at_import(daemon, catalog):
+    s = daemon.ctl("--json", "show", "acme/alpha").json()
+    assert s["parameters"] == 1000 * 64 + 64 * 64
+    assert s["size_class"] == "small" and s["size_tier"] == "small"
+    stored = (1000 * 64 + 64 * 64) * 2  # BF16
+    assert s["dtype_bytes"] == {"BF16": stored}
+    assert s["memory"]["stored"] == stored
+    p = s["parameters"]
+    assert s["memory"]["fp16"] == 2 * p and s["memory"]["bf16"] == 2 * p
+    assert s["memory"]["int8"] == p and s["memory"]["int4"] == (p + 1) // 2
+    assert s["architecture"] == "LlamaForCausalLM"
+    assert s["context_length"] == 2048 and s["hidden_size"] == 64
+    assert s["num_layers"] == 2 and s["num_heads"] == 4 and s["vocab_size"] == 1000
+    assert s["task"] == "text-generation" and s["provider"] == "acme"
+    assert s["library"] == "transformers"
+    assert [(b["dataset"], b["metric"], b["value"]) for b in s["benchmarks"]] == \
+        [("mmlu", "accuracy", 0.5), ("gsm8k", "accuracy", 0.25)]
+    assert s["facts"]["parameters_source"] == "converter"  # the tensor tables of the packs
+    d = daemon.ctl("--json", "show", "other/delta").json()
+    assert d["context_length"] == 131072 and d["parameters"] == 100
+    assert d["memory"]["stored"] == 200
+    text = daemon.ctl("show", "acme/alpha").out
+    for want in ("params:    68.1K (68096)", "size class small", "LlamaForCausalLM",
+                 "context 2048", "provider acme", "mmlu", "gsm8k", "memory:"):
+        assert want in text, want
+
+
+def test_no_weights_and_broken_weights(daemon, tmp):
+    d = model(tmp, "noweights")
+    os.unlink(os.path.join(d, "model.safetensors"))
+    daemon.ctl("import", d, "--name", "acme/noweights")
+    s = daemon.ctl("--json", "show", "acme/noweights").json()
+    assert s["parameters"] is None and s["size_class"] is None and s["memory"] is None
+    assert s["architecture"] == "LlamaForCausalLM"  # config facts still there
+    assert daemon.ctl("--json", "list", "--size", "small").json() == []
+    assert daemon.ctl("show", "acme/noweights").out.count("params:    -") == 1
+    d = model(tmp, "broken")
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", 1 << 40) + b"{}")  # declared header over the cap
+    r = daemon.ctl("import", d, "--name", "acme/broken", check=False)
+    assert r.rc == 1 and "model.safetensors" in r.err  # refused by the converter
+    assert daemon.ctl("--json", "list", "--provider", "acme").json()[0]["name"] == "acme/noweights"
+
+
+def test_filters(daemon, catalog):
+    def ls(*args):
+        return names(daemon.ctl("--json", "list", *args).json())
+    assert ls("--task", "text-generation") == ["acme/alpha", "other/charlie"]
+    assert ls("--task", "TEXT-GENERATION") == ["acme/alpha", "other/charlie"]
+    assert ls("--provider", "other") == ["other/charlie", "other/delta"]
+    assert ls("--license", "MIT") == ["acme/bravo", "other/charlie"]
+    assert ls("--library", "gguf") == ["other/charlie"]
+    assert ls("--task", "text-generation", "--license", "mit", "--library", "gguf") == \
+        ["other/charlie"]
+    assert ls("--task", "text-generation", "--provider", "acme", "--license", "mit") == []
+    # params: alpha 68,096; bravo 1,000,000; charlie 3,000,000; delta 100
+    assert ls("--min-params", "1M") == ["acme/bravo", "other/charlie"]
+    assert ls("--min-params", "1e6", "--max-params", "2.5M") == ["acme/bravo"]
+    assert ls("--max-params", "68096") == ["acme/alpha", "other/delta"]
+    assert ls("--size", "small") == sorted(catalog)
+    assert ls("--size", "large") == []
+    # memory at the stored dtype: bravo 4 MB (F32), charlie 3 MB (I8)
+    assert ls("--fits", "3.5MB") == ["acme/alpha", "other/charlie", "other/delta"]
+    assert ls("--fits", "1MiB", "--provider", "acme") == ["acme/alpha"]
+    rows = daemon.ctl("--json", "list", "--sort", "params").json()
+    assert [r["name"] for r in rows] == ["other/charlie", "acme/bravo", "acme/alpha",
+                                         "other/delta"]
+    assert rows[0]["parameters"] == 3000000 and rows[0]["memory"] == 3000000
+    assert rows[0]["task"] == "text-generation" and rows[0]["license"] == "MIT"
+    out = daemon.ctl("list", "--task", "translation").out
+    assert "other/delta" in out and "acme/alpha" not in out and "PARAMS" in out
+    # the unfiltered list is the raw summaries, as before
+    full = daemon.ctl("--json", "list").json()
+    assert len(full) == 4 and all("file_count" in r for r in full)
+
+
+def test_filter_errors(daemon, catalog):
+    r = daemon.ctl("list", "--size", "huge", check=False)
+    assert r.rc == 1 and "small, large, 100m-1b, 1b-10b, 10b-100b, 100b+" in r.err
+    for bad in (["--min-params", "7X"], ["--max-params", "-1"], ["--fits", "24 GiB"],
+                ["--fits", "lots"]):
+        r = daemon.ctl("list", *bad, check=False)
+        assert r.rc == 2, (bad, r)
+    r = daemon.ctl("list", "--sort", "random", check=False)
+    assert r.rc == 1 and "sort" in r.err
+    r = daemon.ctl("show", "acme/alpha", "--task", "x", check=False)
+    assert r.rc == 2
+    r = daemon.ctl("list", "--task", "x" * 300, check=False)
+    assert r.rc == 1 and "task" in r.err
+
+
+def test_size_classes_configurable(tmp):
+    conf = os.path.join(tmp, "modeld.conf")
+    with open(conf, "w") as f:
+        f.write("size_classes = 1K, 100K, 2M\n")
+    d = Daemon(tmp, extra=["--config", conf]).start()
+    try:
+        d.ctl("import", model(tmp, "a", tensors=TIED), "--name", "acme/a")  # 68,096
+        d.ctl("import", model(tmp, "b", tensors={"w": ("I8", [3000, 1000])}), "--name", "acme/b")
+        d.ctl("import", model(tmp, "c", tensors={"w": ("I8", [10, 10])}), "--name", "acme/c")
+        s = d.ctl("--json", "show", "acme/a").json()
+        assert s["size_class"] == "large" and s["size_tier"] == "1k-100k"
+        assert d.ctl("--json", "show", "acme/b").json()["size_tier"] == "2m+"
+        assert d.ctl("--json", "show", "acme/c").json()["size_class"] == "small"
+        assert names(d.ctl("--json", "list", "--size", "large").json()) == ["acme/a", "acme/b"]
+        assert names(d.ctl("--json", "list", "--size", "small").json()) == ["acme/c"]
+        assert names(d.ctl("--json", "list", "--size", "2m+").json()) == ["acme/b"]
+    finally:
+        d.stop()
+    with open(conf, "w") as f:
+        f.write("size_classes = 1B, 100M\n")
+    p = subprocess.run([MODELD, "--config", conf, "-n"], capture_output=True, text=True)
+    assert p.returncode != 0 and "size_classes" in p.stderr
+
+
+def test_index_follows_rm_and_ref_moves(daemon, tmp):
+    d = model(tmp, "x", task="translation", text="Aardvark first edition.")
+    daemon.ctl("import", d, "--name", "acme/x")
+    rev1 = daemon.ctl("--json", "show", "acme/x").json()["revision"]
+    # new content under the same name: main moves to rev2
+    model(tmp, "x", task="summarization", text="Narwhal second edition.")
+    daemon.ctl("import", d, "--name", "acme/x")
+    rev2 = daemon.ctl("--json", "show", "acme/x").json()["revision"]
+    assert rev1 != rev2
+
+    def revs(*args):
+        return sorted(r["revision"] for r in daemon.ctl("--json", *args).json())
+    assert revs("list", "--task", "translation") == [rev1]
+    assert revs("list", "--task", "summarization") == [rev2]
+    assert [r["revision"] for r in daemon.ctl("--json", "search", "aardvark").json()["results"]] == [rev1]
+    assert [r["revision"] for r in daemon.ctl("--json", "search", "narwhal").json()["results"]] == [rev2]
+    assert revs("list", "--provider", "acme") == sorted([rev1, rev2])
+    # the summaries follow the ref; the filtered rows still find both revisions
+    full = {r["revision"]: r["refs"] for r in daemon.ctl("--json", "list").json()}
+    assert full == {rev1: [], rev2: ["main"]}
+    daemon.ctl("rm", "acme/x@" + rev1)
+    assert revs("list", "--task", "translation") == []
+    assert daemon.ctl("--json", "search", "aardvark").json()["results"] == []
+    assert revs("list", "--provider", "acme") == [rev2]
+    # a restart keeps the indexes (and would rebuild them if they lagged)
+    daemon.stop()
+    daemon.start()
+    assert revs("list", "--task", "summarization") == [rev2]
+    daemon.ctl("rm", "acme/x")
+    assert revs("list", "--provider", "acme") == []
+    assert daemon.ctl("--json", "search", "narwhal").json()["results"] == []
+    assert daemon.ctl("--json", "list", "--sort", "name").json() == []
+
+
+def test_search_local(daemon, catalog):
+    def hits(q, *args):
+        return [r["name"] for r in daemon.ctl("--json", "search", q, *args).json()["results"]]
+    assert hits("zebra") == ["acme/alpha"]                   # card text
+    assert hits("QUANTUM Zebra") == ["acme/alpha"]           # all words, any case
+    assert hits("zebra mit") == []
+    assert hits("chat") == ["acme/alpha"]                    # tags
+    assert hits("mistral") == ["acme/bravo"]                 # architecture
+    assert hits("char") == ["other/charlie"]                 # name prefix
+    # "bravo" is acme/bravo's name and a word of charlie's card: name first
+    assert hits("bravo") == ["acme/bravo", "other/charlie"]
+    # a tag (alpha), card text (charlie), and a prefix of LlamaForCausalLM (all but bravo)
+    assert hits("llama") == ["acme/alpha", "other/charlie", "other/delta"]
+    assert hits("llama", "--provider", "other", "--license", "mit") == ["other/charlie"]
+    assert hits("llama", "--limit", "1") == ["acme/alpha"]
+    r = daemon.ctl("--json", "search", "llama", "--limit", "1").json()
+    assert r["matches"] == 3 and "elapsed_ms" not in r
+    out = daemon.ctl("search", "zebra").out
+    assert "acme/alpha" in out and "1 shown of 1 matches" in out
+    r = daemon.ctl("search", "!!", check=False)
+    assert r.rc == 1 and "no word" in r.err
+    assert daemon.ctl("search", check=False).rc == 2
+    assert daemon.ctl("search", "x", "--limit", "0", check=False).rc == 2
+
+
+def test_compare(daemon, catalog):
+    c = daemon.ctl("--json", "compare", "acme/alpha", "acme/bravo", "other/delta").json()
+    ms = c["models"]
+    assert [m["name"] for m in ms] == ["acme/alpha", "acme/bravo", "other/delta"]
+    assert [m["parameters"] for m in ms] == [68096, 1000000, 100]
+    assert [m["size_class"] for m in ms] == ["small"] * 3
+    assert [m["license_id"] for m in ms] == ["Apache-2.0", "MIT", "CC-BY-NC-4.0"]
+    assert all(m["verdict"] in ("allow", "review", "deny") for m in ms)
+    assert ms[1]["memory"]["stored"] == 4000000 and ms[1]["memory"]["int4"] == 500000
+    assert [m["architecture"] for m in ms] == ["LlamaForCausalLM", "MistralForCausalLM",
+                                               "LlamaForCausalLM"]
+    assert ms[2]["context_length"] == 131072
+    rows = {(b["task"], b["dataset"], b["metric"]): b["values"] for b in c["benchmarks"]}
+    assert rows == {
+        ("text-generation", "mmlu", "accuracy"): [0.5, 0.75, None],
+        ("text-generation", "gsm8k", "accuracy"): [0.25, None, None],
+        ("text-generation", "arc", "acc_norm"): [None, 0.5, None],
+    }
+    text = daemon.ctl("compare", "acme/alpha", "acme/bravo").out
+    line = [l for l in text.splitlines() if l.startswith("text-generation / gsm8k / accuracy")][0]
+    assert "0.25" in line and line.split()[-1] == "0.25"  # bravo's cell is blank, not 0
+    assert "MistralForCausalLM" in text and "verdict" in text
+    assert daemon.ctl("compare", "acme/alpha", check=False).rc == 2
+    r = daemon.ctl("compare", "acme/alpha", "acme/nope", check=False)
+    assert r.rc == 1 and "acme/nope" in r.err
+
+
+def raw_call(sock, req):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    b = json.dumps(req).encode()
+    s.sendall(b"MD" + struct.pack("<HII", 1, len(b), 0) + b)
+    h = s.recv(12, socket.MSG_WAITALL)
+    n = struct.unpack("<I", h[4:8])[0]
+    msg = json.loads(s.recv(n, socket.MSG_WAITALL))
+    s.close()
+    return msg
+
+
+def test_find_reports_server_time_and_bench_put_is_guarded(daemon, catalog):
+    r = raw_call(daemon.sock, {"op": "find", "task": "text-generation"})
+    assert r["ok"] and r["count"] == 2 and r["elapsed_ms"] >= 0
+    r = raw_call(daemon.sock, {"op": "bench_put", "manifests": []})
+    assert not r["ok"] and "MODELD_BENCH_OPS" in r["error"]
+    r = raw_call(daemon.sock, {"op": "find", "min_params": -1})
+    assert not r["ok"] and "min_params" in r["error"]
+
+
+# ---- hub search against a fixture server ------------------------------------
+
+HUB_MODELS = [{"id": "acme/alpha", "author": "acme", "pipeline_tag": "text-generation",
+               "library_name": "transformers", "downloads": 100 - i, "likes": i,
+               "tags": ["license:mit", "text-generation"],
+               "safetensors": {"total": 10 ** (6 + i % 4)}} for i in range(1)]
+HUB_MODELS += [{"id": "hub/model-%d" % i, "author": "hub", "pipeline_tag": "text-generation",
+                "downloads": 90 - i, "likes": i, "tags": ["license:mit"],
+                "safetensors": {"total": 10 ** (6 + i % 4)}} for i in range(1, 7)]
+HUB_MODELS.append({"id": "bad\u001b[31m/escape", "downloads": 1})  # control chars: dropped
+
+
+class Hub(http.server.BaseHTTPRequestHandler):
+    queries = []
+    mode = "ok"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path)
+        q = urllib.parse.parse_qs(u.query)
+        Hub.queries.append(q)
+        if u.path != "/api/models":
+            self.send_error(404)
+            return
+        if Hub.mode == "500":
+            self.send_error(500)
+            return
+        if Hub.mode == "junk":
+            body = b"<html>not json</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        start = int(q.get("cursor", ["0"])[0])
+        page = HUB_MODELS[start:start + 3]
+        body = json.dumps(page).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if start + 3 < len(HUB_MODELS):
+            host = "http://evil.example:1" if Hub.mode == "offsite" else \
+                "http://127.0.0.1:%d" % self.server.server_address[1]
+            self.send_header("Link", '<%s/api/models?%s&cursor=%d>; rel="next"' %
+                             (host, u.query.split("&cursor=")[0], start + 3))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def hub():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    Hub.queries, Hub.mode = [], "ok"
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_hub_search(daemon, catalog, hub):
+    r = daemon.ctl("--json", "search", "model", "--hub", hub, "--task", "text-generation",
+                   "--license", "mit", "--provider", "hub", "--limit", "50").json()
+    ids = [m["id"] for m in r["results"]]
+    assert ids == ["acme/alpha"] + ["hub/model-%d" % i for i in range(1, 7)]  # escape id dropped
+    assert r["pages"] == 3
+    assert [m["stored"] for m in r["results"]] == [True] + [False] * 6
+    assert r["results"][0]["license"] == "mit" and r["results"][1]["parameters"] == 10 ** 7
+    q = Hub.queries[0]
+    assert q["search"] == ["model"] and q["author"] == ["hub"]
+    assert sorted(q["filter"]) == ["license:mit", "text-generation"] and q["limit"] == ["50"]
+    Hub.queries.clear()
+    r = daemon.ctl("--json", "search", "model", "--hub", hub, "--limit", "4").json()
+    assert len(r["results"]) == 4 and r["pages"] == 2 and Hub.queries[0]["limit"] == ["4"]
+    Hub.queries.clear()
+    daemon.ctl("--json", "search", "x", "--hub", hub, "--sort", "likes", "--limit", "1")
+    assert Hub.queries[0]["sort"] == ["likes"]
+    r = daemon.ctl("--json", "search", "x", "--hub", hub, "--min-params", "1B").json()
+    assert [m["id"] for m in r["results"]] == ["hub/model-3"]
+    out = daemon.ctl("search", "model", "--hub", hub, "--limit", "3").out
+    assert "STORED" in out and "acme/alpha" in out and "yes" in out
+    assert "\x1b" not in out
+
+
+def test_hub_search_refusals(daemon, hub):
+    Hub.mode = "offsite"
+    r = daemon.ctl("search", "x", "--hub", hub, "--limit", "10", check=False)
+    assert r.rc == 1 and "another origin" in r.err
+    Hub.mode = "500"
+    r = daemon.ctl("search", "x", "--hub", hub, check=False)
+    assert r.rc == 1 and "HTTP 500" in r.err
+    Hub.mode = "junk"
+    r = daemon.ctl("search", "x", "--hub", hub, check=False)
+    assert r.rc == 1 and "not a JSON array" in r.err
+    r = daemon.ctl("search", "x", "--hub", "file:///etc/passwd", check=False)
+    assert r.rc == 1 and "http" in r.err
+    r = daemon.ctl("search", "x", "--hub", "http://127.0.0.1:1", check=False)
+    assert r.rc == 1 and "127.0.0.1:1" in r.err
+
+
+def test_catalog_reads_for_others_and_hub_confined(tmp, hub):
+    conf = os.path.join(tmp, "modeld.conf")
+    with open(conf, "w") as f:
+        f.write("hub = %s\n" % hub)
+    d = Daemon(tmp, extra=["--config", conf]).start()
+    try:
+        d.ctl("import", model(tmp, "a", text="Zebra."), "--name", "acme/a")
+        d.ctl("import", model(tmp, "b"), "--name", "acme/b")
+        os.chmod(d.sock, 0o666)
+        # the catalog is a read: any uid that can open the socket
+        assert names(d.ctl("--json", "list", "--provider", "acme", user="nobody").json()) == \
+            ["acme/a", "acme/b"]
+        assert d.ctl("--json", "search", "zebra", user="nobody").json()["results"][0]["name"] == "acme/a"
+        assert d.ctl("compare", "acme/a", "acme/b", user="nobody").rc == 0
+        # the configured hub, yes; any other URL only for the daemon's user or root
+        r = d.ctl("--json", "search", "model", "--hub", hub, "--limit", "2", user="nobody")
+        assert [m["id"] for m in r.json()["results"]] == ["acme/alpha", "hub/model-1"]
+        r = d.ctl("search", "x", "--hub", "http://127.0.0.1:9/", check=False, user="nobody")
+        assert r.rc == 1 and "permission denied" in r.err
+        r = raw_call(d.sock, {"op": "bench_put", "manifests": []})
+        assert not r["ok"]
+    finally:
+        d.stop()

@@ -1,0 +1,275 @@
+/* Unit tests for the catalog's pure parsers: config.json facts, the
+ * safetensors-header parameter fallback, count/size units and search words. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/units.h"
+#include "meta/config_facts.h"
+#include "registry/index.h"
+
+static json_t *cfg(const char *s)
+{
+	json_t *o;
+	assert_int_equal(config_facts_parse(s, s ? strlen(s) : 0, &o), 0);
+	return o;
+}
+
+static json_int_t geti(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	assert_true(json_is_integer(v));
+	return json_integer_value(v);
+}
+
+static void test_config_llama(void **state)
+{
+	(void)state;
+	json_t *o = cfg("{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
+			"\"hidden_size\":4096,\"num_hidden_layers\":32,\"num_attention_heads\":32,"
+			"\"max_position_embeddings\":131072,\"vocab_size\":128256,"
+			"\"tie_word_embeddings\":false}");
+	assert_string_equal(json_string_value(json_object_get(o, "architecture")), "LlamaForCausalLM");
+	assert_int_equal(geti(o, "hidden_size"), 4096);
+	assert_int_equal(geti(o, "num_layers"), 32);
+	assert_int_equal(geti(o, "num_heads"), 32);
+	assert_int_equal(geti(o, "context_length"), 131072);
+	assert_int_equal(geti(o, "vocab_size"), 128256);
+	assert_true(json_is_false(json_object_get(o, "tie_word_embeddings")));
+	json_decref(o);
+}
+
+static void test_config_variants(void **state)
+{
+	(void)state;
+	/* GPT-2 names */
+	json_t *o = cfg("{\"model_type\":\"gpt2\",\"n_embd\":768,\"n_layer\":12,\"n_head\":12,"
+			"\"n_positions\":1024,\"vocab_size\":50257}");
+	assert_string_equal(json_string_value(json_object_get(o, "architecture")), "gpt2");
+	assert_int_equal(geti(o, "hidden_size"), 768);
+	assert_int_equal(geti(o, "num_layers"), 12);
+	assert_int_equal(geti(o, "context_length"), 1024);
+	assert_true(json_is_null(json_object_get(o, "tie_word_embeddings")));
+	json_decref(o);
+	/* seq_length (ChatGLM-style) and text_config (multimodal) */
+	o = cfg("{\"architectures\":[\"LlavaForConditionalGeneration\"],\"text_config\":"
+		"{\"hidden_size\":4096,\"num_hidden_layers\":32,\"seq_length\":4096,"
+		"\"vocab_size\":32064}}");
+	assert_int_equal(geti(o, "hidden_size"), 4096);
+	assert_int_equal(geti(o, "context_length"), 4096);
+	assert_int_equal(geti(o, "vocab_size"), 32064);
+	json_decref(o);
+}
+
+static void test_config_hostile(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		NULL, "", "not json", "[1,2,3]", "{\"hidden_size\":1,\"hidden_size\":2}",
+		"{\"hidden_size\":-5,\"num_hidden_layers\":1e300,\"vocab_size\":\"big\","
+		"\"max_position_embeddings\":99999999999999999,\"architectures\":[\"a\\u0007b\"]}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *o = cfg(bad[i]);
+		assert_true(json_is_null(json_object_get(o, "hidden_size")));
+		assert_true(json_is_null(json_object_get(o, "num_layers")));
+		assert_true(json_is_null(json_object_get(o, "vocab_size")));
+		assert_true(json_is_null(json_object_get(o, "context_length")));
+		assert_true(json_is_null(json_object_get(o, "architecture"))); /* control char */
+		json_decref(o);
+	}
+}
+
+/* A safetensors file in a temporary file: header text + data_len zero bytes;
+ * hlen_override != 0 writes that header length instead of the real one. */
+static int st_file(const char *hdr, size_t data_len, uint64_t hlen_override)
+{
+	char path[] = "/tmp/test-st-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	uint64_t hl = hlen_override ? hlen_override : strlen(hdr);
+	unsigned char lb[8];
+	for (int i = 0; i < 8; i++)
+		lb[i] = (unsigned char)(hl >> (8 * i));
+	assert_int_equal(write(fd, lb, 8), 8);
+	assert_int_equal(write(fd, hdr, strlen(hdr)), (ssize_t)strlen(hdr));
+	char *z = calloc(1, data_len + 1);
+	assert_int_equal(write(fd, z, data_len), (ssize_t)data_len);
+	free(z);
+	return fd;
+}
+
+static void test_safetensors_count(void **state)
+{
+	(void)state;
+	struct config_facts_acc *a = config_facts_acc_new();
+	/* shard 1: embedding 10x4 BF16 (80 B), layer 4x4 F32 (64 B) */
+	int fd = st_file("{\"__metadata__\":{\"format\":\"pt\"},"
+			 "\"model.embed_tokens.weight\":{\"dtype\":\"BF16\",\"shape\":[10,4],\"data_offsets\":[0,80]},"
+			 "\"l.0\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[80,144]}}", 144, 0);
+	assert_int_equal(config_facts_add_safetensors(a, fd, "a.safetensors"), 0);
+	close(fd);
+	/* shard 2: lm_head tied (same shape), l.0 again (counted once), a scalar */
+	fd = st_file("{\"lm_head.weight\":{\"dtype\":\"BF16\",\"shape\":[10,4],\"data_offsets\":[0,80]},"
+		     "\"l.0\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[80,144]},"
+		     "\"s\":{\"dtype\":\"I8\",\"shape\":[],\"data_offsets\":[144,145]}}", 145, 0);
+	assert_int_equal(config_facts_add_safetensors(a, fd, "b.safetensors"), 0);
+	close(fd);
+	uint64_t p;
+	json_t *db;
+	assert_int_equal(config_facts_acc_result(a, 1, &p, &db), 0); /* tied */
+	assert_int_equal(p, 40 + 16 + 1);
+	assert_int_equal(json_integer_value(json_object_get(db, "BF16")), 80);
+	assert_int_equal(json_integer_value(json_object_get(db, "F32")), 64);
+	assert_int_equal(json_integer_value(json_object_get(db, "I8")), 1);
+	json_decref(db);
+	assert_int_equal(config_facts_acc_result(a, 0, &p, &db), 0); /* untied: lm_head counts */
+	assert_int_equal(p, 40 + 40 + 16 + 1);
+	assert_int_equal(json_integer_value(json_object_get(db, "BF16")), 160);
+	json_decref(db);
+	config_facts_acc_free(a);
+}
+
+static void test_safetensors_hostile(void **state)
+{
+	(void)state;
+	struct {
+		const char *hdr;
+		size_t data;
+		uint64_t hl;
+		int rc;
+	} cases[] = {
+		/* declared header length over the 100 MB cap: refused before any allocation */
+		{ "{}", 0, (uint64_t)1 << 40, MD_ECORRUPT },
+		/* header length past the end of the file */
+		{ "{}", 0, 5000, MD_ECORRUPT },
+		{ "not json at all", 0, 0, MD_ECORRUPT },
+		{ "[1,2]", 0, 0, MD_ECORRUPT },
+		/* offsets beyond the data */
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,800]}}", 8, 0, MD_ECORRUPT },
+		/* reversed offsets */
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, 0, MD_ECORRUPT },
+		/* element count overflow */
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,8]}}",
+		  8, 0, MD_ECORRUPT },
+		/* a shape that claims more elements than its bytes hold */
+		{ "{\"t\":{\"dtype\":\"BF16\",\"shape\":[1000000,1000000],\"data_offsets\":[0,8]}}",
+		  8, 0, MD_ECORRUPT },
+		/* negative dimension, missing dtype */
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,8]}}", 8, 0, MD_ECORRUPT },
+		{ "{\"t\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, MD_ECORRUPT },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config_facts_acc *a = config_facts_acc_new();
+		int fd = st_file(cases[i].hdr, cases[i].data, cases[i].hl);
+		assert_int_equal(config_facts_add_safetensors(a, fd, "x.safetensors"), cases[i].rc);
+		assert_non_null(strstr(md_errmsg(cases[i].rc), "x.safetensors"));
+		close(fd);
+		uint64_t p;
+		json_t *db;
+		assert_int_equal(config_facts_acc_result(a, 0, &p, &db), 0);
+		assert_int_equal(p, 0); /* nothing of a refused file is kept */
+		json_decref(db);
+		config_facts_acc_free(a);
+	}
+	/* a file shorter than 8 bytes */
+	char path[] = "/tmp/test-st-XXXXXX";
+	int fd = mkstemp(path);
+	unlink(path);
+	assert_int_equal(write(fd, "abc", 3), 3);
+	struct config_facts_acc *a = config_facts_acc_new();
+	assert_int_equal(config_facts_add_safetensors(a, fd, "short.safetensors"), MD_ECORRUPT);
+	close(fd);
+	config_facts_acc_free(a);
+}
+
+static void test_units(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_int_equal(units_parse_count("7B", &v), 0);
+	assert_int_equal(v, 7000000000ull);
+	assert_int_equal(units_parse_count("350M", &v), 0);
+	assert_int_equal(v, 350000000ull);
+	assert_int_equal(units_parse_count("1.5e9", &v), 0);
+	assert_int_equal(v, 1500000000ull);
+	assert_int_equal(units_parse_count("125k", &v), 0);
+	assert_int_equal(v, 125000);
+	assert_int_equal(units_parse_count("42", &v), 0);
+	assert_int_equal(v, 42);
+	const char *badc[] = { "", "B", "-7B", "7X", "7BB", " 7B", "nan", "inf", "1e30", "0x10" };
+	for (size_t i = 0; i < sizeof badc / sizeof badc[0]; i++)
+		assert_int_equal(units_parse_count(badc[i], &v), MD_EINVAL);
+	assert_int_equal(units_parse_bytes("24GiB", &v), 0);
+	assert_int_equal(v, 24ull << 30);
+	assert_int_equal(units_parse_bytes("24GB", &v), 0);
+	assert_int_equal(v, 24000000000ull);
+	assert_int_equal(units_parse_bytes("512MiB", &v), 0);
+	assert_int_equal(v, 512ull << 20);
+	assert_int_equal(units_parse_bytes("80G", &v), 0);
+	assert_int_equal(v, 80ull << 30);
+	assert_int_equal(units_parse_bytes("1.5gib", &v), 0);
+	assert_int_equal(v, 3ull << 29);
+	const char *badb[] = { "", "GiB", "24 GiB", "24GiBs", "-1GB", "24Gb", "1e40" };
+	for (size_t i = 0; i < sizeof badb / sizeof badb[0]; i++)
+		assert_int_equal(units_parse_bytes(badb[i], &v), MD_EINVAL);
+	uint64_t t[UNITS_MAX_CLASSES];
+	size_t n;
+	assert_int_equal(units_parse_thresholds(UNITS_DEFAULT_CLASSES, t, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(t[0], 100000000ull);
+	assert_int_equal(t[3], 100000000000ull);
+	assert_int_equal(units_parse_thresholds("1B,100M", t, &n), MD_EINVAL);
+	assert_int_equal(units_parse_thresholds("0,1B", t, &n), MD_EINVAL);
+	assert_int_equal(units_parse_thresholds("", t, &n), MD_EINVAL);
+	char buf[24];
+	units_class_part(100000000, buf, sizeof buf);
+	assert_string_equal(buf, "100m");
+	units_class_part(1500000000, buf, sizeof buf);
+	assert_string_equal(buf, "1.5b");
+	units_format_count(7241732096ull, buf, sizeof buf);
+	assert_string_equal(buf, "7.24B");
+}
+
+struct words { char all[512]; };
+
+static int collect(const char *w, size_t len, void *arg)
+{
+	struct words *ws = arg;
+	(void)len;
+	strcat(ws->all, w);
+	strcat(ws->all, "|");
+	return 0;
+}
+
+static void test_words(void **state)
+{
+	(void)state;
+	struct words ws = { "" };
+	const char *t = "Meta-Llama/Llama-3.1-8B-Instruct: a *chat* model; x ÜberModel";
+	assert_int_equal(index_words(t, strlen(t), collect, &ws), 0);
+	assert_string_equal(ws.all, "meta|llama|llama|8b|instruct|chat|model|Übermodel|");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_llama),
+		cmocka_unit_test(test_config_variants),
+		cmocka_unit_test(test_config_hostile),
+		cmocka_unit_test(test_safetensors_count),
+		cmocka_unit_test(test_safetensors_hostile),
+		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_words),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
