@@ -2,6 +2,7 @@
 (tests/fixtures/githost.py: git http-backend behind nginx + fcgiwrap, and a
 Git LFS batch endpoint), and git+file://. Repositories are made here with
 git and git-lfs."""
+import glob
 import hashlib
 import json
 import os
@@ -169,6 +170,9 @@ def test_update_fetches_only_new(daemon, host):
     daemon.ctl("pull", url)
     n_batch, n_gets = len(host.batch_log()), len(host.object_gets())
     assert n_gets >= 1
+    cache = os.path.join(daemon.store, "git")
+    packs_before = set(glob.glob(os.path.join(cache, "*.git", "objects", "pack", "*.idx")))
+    old_objects = {l.split()[0] for l in git(work, "rev-list", "--objects", "--all").splitlines()}
     # add a second LFS file; the first is unchanged
     extra = safetensors_bytes({"x": ("U8", [4096], os.urandom(4096))})
     with open(os.path.join(work, "extra.safetensors"), "wb") as f:
@@ -181,6 +185,18 @@ def test_update_fetches_only_new(daemon, host):
     gets = host.object_gets()[n_gets:]
     assert len(gets) == 1 and sha(extra) in gets[0]
     check_stored(daemon, "acme/grow", work)
+    # the git fetch brought only objects the cache lacked
+    new_packs = set(glob.glob(os.path.join(cache, "*.git", "objects", "pack", "*.idx"))) - packs_before
+    fetched = set()
+    for idx in new_packs:
+        out = subprocess.run(["git", "show-index"], stdin=open(idx, "rb"), capture_output=True,
+                             text=True, check=True).stdout
+        fetched |= {line.split()[1] for line in out.splitlines()}
+    want_new = {l.split()[0] for l in git(work, "rev-list", "--objects", "--all").splitlines()} - old_objects
+    # (libgit2 completes a thin pack with the local delta bases it used: at
+    # most a base or two of the old objects appear in the new pack)
+    assert want_new <= fetched and len(fetched & old_objects) <= 2, (fetched, want_new)
+    assert len(fetched) < len(old_objects)
     # the bare cache is reused: one cache for this remote
     caches = [d for d in os.listdir(os.path.join(daemon.store, "git")) if d.endswith(".git")]
     assert len(caches) == 1
