@@ -6,6 +6,7 @@
 #include "registry/ingest.h"
 #include "meta/policy.h"
 #include "sources/git.h"
+#include "sources/glob.h"
 #include "sources/lfs.h"
 #include "sources/xfer.h"
 #include "common/err.h"
@@ -281,7 +282,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	struct gitsrc_file **lfs_todo = NULL;
 	size_t nfiles = 0, nlfs = 0;
 	struct ingest *ing = NULL;
-	char *lfsurl = NULL, *endpoint = NULL, *fullref = NULL;
+	char *lfsurl = NULL, *endpoint = NULL, *fullref = NULL, *skip = NULL;
 	json_t *extra = NULL, *m = NULL, *prov_files = json_array();
 	char dir[4200] = "", sub[4300], cache[4200], key[65], commit[41], tree[41];
 	int rc, done_ok = 0;
@@ -330,9 +331,37 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	md_clearerr();
 	if ((rc = gitsrc_list(repo, commit, &files, &nfiles)))
 		goto out;
-	if (!nfiles) {
-		rc = md_fail(MD_ENOENT, "%s@%s: the tree has no files", u->clean, commit);
+	/* --include / --exclude (huggingface_hub's rules, sources/glob.h) */
+	skip = calloc(nfiles ? nfiles : 1, 1);
+	if (!skip) {
+		rc = MD_ENOMEM;
 		goto out;
+	}
+	{
+		json_t *ji = json_object_get(a, "include"), *je = json_object_get(a, "exclude");
+		size_t ni = json_array_size(ji), ne = json_array_size(je), kept = 0;
+		const char *inc[64], *exc[64];
+		if (ni > 64 || ne > 64) {
+			rc = md_fail(MD_EINVAL, "at most 64 --include and 64 --exclude patterns");
+			goto out;
+		}
+		for (size_t i = 0; i < ni + ne; i++) {
+			const char *g = json_string_value(json_array_get(i < ni ? ji : je, i < ni ? i : i - ni));
+			if (!g)
+				rc = md_fail(MD_EINVAL, "include/exclude patterns must be strings");
+			else if (!(rc = glob_check(g)))
+				*(i < ni ? &inc[i] : &exc[i - ni]) = g;
+			if (rc)
+				goto out;
+		}
+		for (size_t i = 0; i < nfiles; i++) {
+			skip[i] = !glob_filter(files[i].path, inc, ni, exc, ne);
+			kept += !skip[i];
+		}
+		if (!kept) {
+			rc = md_fail(MD_ENOENT, "%s@%s: no files match", u->clean, commit);
+			goto out;
+		}
 	}
 
 	/* staging: STORE/tmp/pull-KEY/{git,lfs}, per remote and commit, resumable */
@@ -355,7 +384,8 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 
 	uint64_t total = 0;
 	for (size_t i = 0; i < nfiles; i++)
-		total += files[i].lfs ? files[i].lfs_size : files[i].size;
+		if (!skip[i])
+			total += files[i].lfs ? files[i].lfs_size : files[i].size;
 	atomic_store(&j->ctl.total, total);
 
 	/* 1: ordinary blobs, card and license first (an enforced policy
@@ -363,7 +393,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	for (int pass = 0; pass < 2 && !rc; pass++) {
 		for (size_t i = 0; i < nfiles && !rc; i++) {
 			struct gitsrc_file *f = &files[i];
-			if (f->lfs || (pass == 0) != (is_license_name(f->path) != 0))
+			if (skip[i] || f->lfs || (pass == 0) != (is_license_name(f->path) != 0))
 				continue;
 			char p[8400], sha[65];
 			snprintf(p, sizeof p, "%s/git/%s", dir, f->path);
@@ -393,7 +423,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	}
 	for (size_t i = 0; i < nfiles && !rc; i++) {
 		struct gitsrc_file *f = &files[i];
-		if (!f->lfs)
+		if (skip[i] || !f->lfs)
 			continue;
 		json_t *ent = NULL;
 		if (store_txn(d->st, 0, &txn) == 0) {
@@ -502,6 +532,7 @@ out:
 	}
 	ingest_free(ing);
 	free(lfs_todo);
+	free(skip);
 	gitsrc_files_free(files, nfiles);
 	gitsrc_close(repo);
 	gitsrc_creds_free(creds);

@@ -14,7 +14,8 @@
 
 /*
  * args: {"ref": "git+URL[@REF]" (or a plain URL with "source": "git"),
- * "name"?: ORG/NAME, "limit_rate"?}. Credentials: the URL's user info, else
+ * "name"?: ORG/NAME, "include"?: [glob], "exclude"?: [glob] (as hub pulls;
+ * the whole tree is still checked for refused entries), "limit_rate"?}. Credentials: the URL's user info, else
  * the daemon's git_credentials file; never logged or stored (provenance and
  * errors carry the URL without user info). A refused tree (submodule,
  * symlink, bad path), an unknown ref, a missing or wrong-size LFS object:

@@ -157,6 +157,10 @@ def test_pull_branch_tag_commit(daemon, host):
     assert daemon.ctl("pull", url + "@v1a", "--json").json()["revision"] == c1   # peeled
     assert daemon.ctl("pull", url + "@" + c1, "--json").json()["revision"] == c1
     assert daemon.ctl("pull", url + "@" + c2[:10], "--json").json()["revision"] == c2
+    # --include / --exclude as for hub pulls
+    r = daemon.ctl("pull", url + "@v1", "--name", "acme/only-json", "--include", "*.json",
+                   "--exclude", "tokenizer*", "--json").json()
+    assert {f["path"] for f in daemon.ctl("show", "acme/only-json", "--json").json()["files"]} == {"config.json"}
     # --name and --source git with a plain URL
     r = daemon.ctl("pull", url[4:] + "@v1", "--source", "git", "--name", "other/copy", "--json").json()
     assert r["name"] == "other/copy" and r["revision"] == c1
