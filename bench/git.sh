@@ -7,7 +7,9 @@
 # The model: 4 safetensors shards (SIZE_MB in all) + config, tokenizer and
 # README, the shards as LFS pointers. modeld verifies every object against
 # its oid, converts the shards into packs and fsyncs; git lfs clone verifies
-# and checks the files out. Both write to the same filesystem (BENCH_DIR).
+# and checks the files out (every byte written twice: .git/lfs/objects and
+# the checkout), so `git clone` with GIT_LFS_SKIP_SMUDGE=1 + `git lfs fetch`
+# (objects only) is timed too. All write to the same filesystem (BENCH_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -83,6 +85,16 @@ for r in $(seq "$REPEAT"); do
 	t1=$(now)
 	echo "git lfs clone           : $(rate "$t0" "$t1" "$TOTAL")"
 	G=$($PY -c "print(float('$t1') - float('$t0'))")
+
+	# objects only, no checkout: clone without smudging, then git lfs fetch
+	rm -rf "$W/clone"; sync
+	t0=$(now)
+	GIT_LFS_SKIP_SMUDGE=1 GIT_TERMINAL_PROMPT=0 HOME=$W git clone -q "$URL" "$W/clone" 2>/dev/null
+	(cd "$W/clone" && HOME=$W git lfs fetch -q 2>/dev/null >/dev/null || HOME=$W git lfs fetch >/dev/null 2>&1)
+	sync
+	t1=$(now)
+	echo "git clone + lfs fetch   : $(rate "$t0" "$t1" "$TOTAL")   (objects only, no checkout)"
+	rm -rf "$W/clone"
 
 	# modelctl pull git+http (fresh store each time: fetch, batch, download,
 	# verify, convert, commit)
