@@ -23,6 +23,7 @@ struct cli {
 	const char *output;       /* -o, --output: FILE (bundle) or DIR (--format) */
 	const char *hub;          /* --hub URL (pull) */
 	const char *token_file;   /* --token-file (pull) */
+	const char *source;       /* --source git|hub (pull) */
 	const char *limit_rate;   /* --limit-rate (pull) */
 	const char *include[64];  /* --include GLOB (pull), repeatable */
 	int ninclude;

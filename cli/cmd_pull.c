@@ -1,4 +1,4 @@
-/* cli/cmd_pull.c — modelctl pull ORG/NAME[@REV] [--hub URL] [--token-file F]
+/* cli/cmd_pull.c — modelctl pull ORG/NAME[@REV] | git+URL[@REF] [--source git] [--hub URL] [--token-file F]
  * [--include GLOB]... [--exclude GLOB]... [--limit-rate R] [--name N] [--detach] */
 #include "cli/cli.h"
 #include "common/err.h"
@@ -55,12 +55,20 @@ int cmd_pull(struct cli *c)
 {
 	if (c->argc != 1)
 		return cli_usage("pull takes one ORG/NAME[@REV]");
-	char *name, *rev;
-	int rc = util_parse_modelref(c->argv[0], &name, &rev);
-	if (rc)
-		return cli_usage(md_errmsg(rc));
-	free(name);
-	free(rev);
+	/* git+URL[@REF] (or a URL with --source git) goes to daemon/pull_git.c */
+	int git = !strncmp(c->argv[0], "git+", 4);
+	if (c->source && strcmp(c->source, "git") && strcmp(c->source, "hub"))
+		return cli_usage("--source: want git or hub");
+	if (c->source && !strcmp(c->source, "git"))
+		git = 1;
+	int rc;
+	if (!git) {
+		char *name, *rev;
+		if ((rc = util_parse_modelref(c->argv[0], &name, &rev)))
+			return cli_usage(md_errmsg(rc));
+		free(name);
+		free(rev);
+	}
 	if (c->name && (rc = util_check_model_name(c->name)))
 		return cli_usage(md_errmsg(rc));
 	long long rate = 0;
@@ -68,8 +76,10 @@ int cmd_pull(struct cli *c)
 		return cli_usage("--limit-rate: want bytes per second, e.g. 50M");
 	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "pull", "ref", c->argv[0], "detach", c->detach);
 	const char *hub = c->hub ? c->hub : getenv("HF_ENDPOINT");
-	if (hub && *hub)
+	if (hub && *hub && !git)
 		json_object_set_new(req, "hub", json_string(hub));
+	if (git)
+		json_object_set_new(req, "source", json_string("git"));
 	if (c->name)
 		json_object_set_new(req, "name", json_string(c->name));
 	if (rate)

@@ -16,6 +16,9 @@ static const char usage_text[] =
 	"  pull ORG/NAME[@REV] [--hub URL] [--token-file F] [--include G]... [--exclude G]...\n"
 	"       [--limit-rate R] [--name ORG/NAME] [--detach]\n"
 	"                                            import from a Hugging Face-style hub\n"
+	"  pull git+URL[@REF] [--source git] [--include G]... [--exclude G]... [--name ORG/NAME]\n"
+	"       [--limit-rate R] [--detach]\n"
+	"                                            import a git repository (Git LFS too)\n"
 	"  list                                      stored models and revisions\n"
 	"  show ORG/NAME[@REV]                       one revision in detail\n"
 	"  cat ORG/NAME[@REV] PATH                   a file's original bytes to stdout\n"
@@ -78,6 +81,7 @@ int main(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "hub", required_argument, NULL, 'H' },
 		{ "token-file", required_argument, NULL, 'T' },
+		{ "source", required_argument, NULL, 'G' },
 		{ "limit-rate", required_argument, NULL, 'R' },
 		{ "include", required_argument, NULL, 'I' },
 		{ "exclude", required_argument, NULL, 'X' },
@@ -112,6 +116,7 @@ int main(int argc, char **argv)
 		case 'o': c.output = optarg; break;
 		case 'H': c.hub = optarg; break;
 		case 'T': c.token_file = optarg; break;
+		case 'G': c.source = optarg; break;
 		case 'R': c.limit_rate = optarg; break;
 		case 'I':
 			if (c.ninclude == 64)
@@ -155,10 +160,10 @@ int main(int argc, char **argv)
 			continue;
 		if (c.name && strcmp(cmd, "import") && strcmp(cmd, "pull"))
 			return cli_usage("--name only applies to import and pull");
-		if ((c.hub || c.token_file || c.limit_rate || c.ninclude || c.nexclude) &&
+		if ((c.hub || c.token_file || c.source || c.limit_rate || c.ninclude || c.nexclude) &&
 		    strcmp(cmd, "pull") && strcmp(cmd, "search"))
-			return cli_usage("--hub, --token-file, --limit-rate, --include and --exclude "
-					 "apply to pull");
+			return cli_usage("--hub, --token-file, --source, --limit-rate, --include and "
+					 "--exclude apply to pull");
 		if (c.policy && strcmp(cmd, "audit"))
 			return cli_usage("--policy only applies to audit");
 		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))

@@ -62,6 +62,7 @@ int config_set(struct config *c, const char *k, const char *v)
 	if (!strcmp(k, "socket_group")) return setstr(&c->socket_group, v);
 	if (!strcmp(k, "hub")) return setstr(&c->hub, v);
 	if (!strcmp(k, "token_file")) return setstr(&c->token_file, v);
+	if (!strcmp(k, "git_credentials")) return setstr(&c->git_credentials, v);
 	if (!strcmp(k, "http")) return setstr(&c->http, v);
 	if (!strcmp(k, "upstream")) return setstr(&c->upstream, v);
 	if (!strcmp(k, "http_token_file")) return setstr(&c->http_token_file, v);
@@ -151,6 +152,7 @@ void config_free(struct config *c)
 	free(c->socket_group);
 	free(c->hub);
 	free(c->token_file);
+	free(c->git_credentials);
 	free(c->http);
 	free(c->upstream);
 	free(c->http_token_file);

@@ -16,6 +16,7 @@ struct config {
 	int workers;          /* job worker threads (1..64) */
 	char *hub;            /* default hub URL for pull */
 	char *token_file;     /* hub token file */
+	char *git_credentials; /* git/LFS credential file (https://user:token@host lines) */
 	char *http;           /* ADDR:PORT of the mirror endpoint, or NULL */
 	char *upstream;       /* hub the mirror pulls through from on a miss, or NULL */
 	char *http_token_file; /* bearer token the mirror requires, or NULL */

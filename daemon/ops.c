@@ -425,6 +425,23 @@ static void submit(struct daemon *d, struct job *j)
 						"detached", 1), NULL, 0);
 }
 
+/* Copy a URL-like ref without its user info ("scheme://user:pw@host/p" ->
+ * "scheme://host/p") into out; 1 when something was removed. */
+static int redact_userinfo(const char *in, char *out, size_t n)
+{
+	const char *sep = strstr(in, "://");
+	if (!sep)
+		return 0;
+	const char *auth = sep + 3, *end = auth + strcspn(auth, "/"), *at = NULL;
+	for (const char *c = auth; c < end; c++)
+		if (*c == '@')
+			at = c;
+	if (!at)
+		return 0;
+	snprintf(out, n, "%.*s%s", (int)(auth - in), in, at + 1);
+	return 1;
+}
+
 struct op {
 	const char *name;
 	int write;                                 /* needs owner or root */
@@ -552,6 +569,9 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 	}
 	if (op->job) {
 		const char *target = str_arg(req, "ref");
+		char safe[4200];
+		if (target && redact_userinfo(target, safe, sizeof safe))
+			target = safe; /* git+https://user:token@host/...: never logged */
 		if (op->write)
 			log_info("uid %u pid %d: %s %s", (unsigned)p->uid, (int)p->pid, op->name,
 				 target ? target : "");

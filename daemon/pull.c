@@ -1,6 +1,7 @@
 /* daemon/pull.c — see pull.h. */
 #include "daemon/pull.h"
 #include "daemon/describe.h"
+#include "daemon/pull_git.h"
 #include "daemon/worker.h"
 #include "registry/catalog.h"
 #include "registry/ingest.h"
@@ -146,6 +147,9 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	json_t *extra = NULL, *m = NULL, *prov_files = json_array();
 
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
+	const char *src = json_string_value(json_object_get(a, "source"));
+	if ((refarg && !strncmp(refarg, "git+", 4)) || (src && !strcmp(src, "git")))
+		return pull_git_job(d, j, res); /* daemon/pull_git.c */
 	if ((rc = util_parse_modelref(refarg ? refarg : "", &id, &want)))
 		goto out;
 	const char *name = json_string_value(json_object_get(a, "name"));

@@ -1345,6 +1345,16 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 
 	/* headers: with and without the token (the token is never logged) */
 	r->hdr_plain = curl_slist_append(NULL, "Accept-Encoding: identity");
+	if (((o->token && *o->token) || (o->auth_headers && o->auth_headers[0])) && o->auth_origin) {
+		r->hdr_auth = curl_slist_append(NULL, "Accept-Encoding: identity");
+		for (size_t i = 0; o->auth_headers && o->auth_headers[i] && r->hdr_auth; i++) {
+			if (strpbrk(o->auth_headers[i], "\r\n") || !strchr(o->auth_headers[i], ':')) {
+				rc = md_fail(MD_EINVAL, "bad transfer header");
+				goto out;
+			}
+			r->hdr_auth = curl_slist_append(r->hdr_auth, o->auth_headers[i]);
+		}
+	}
 	if (o->token && *o->token && o->auth_origin) {
 		if (strpbrk(o->token, "\r\n")) {
 			rc = md_fail(MD_EINVAL, "token contains a line break");
@@ -1355,7 +1365,6 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 			rc = MD_ENOMEM;
 			goto out;
 		}
-		r->hdr_auth = curl_slist_append(NULL, "Accept-Encoding: identity");
 		if (r->hdr_auth)
 			r->hdr_auth = curl_slist_append(r->hdr_auth, h);
 		explicit_bzero(h, strlen(h));

@@ -84,6 +84,10 @@ struct xfer_opts {
 	 * copied into error details. Either may be NULL (no token sent). */
 	const char *token;
 	const char *auth_origin;
+	/* Extra "Name: value" header lines sent, like the token, only to
+	 * auth_origin (LFS batch "header" actions); NULL-terminated, borrowed,
+	 * may be NULL. Never copied into error details. */
+	const char *const *auth_headers;
 	/* Used as the start of error details for repository-wide failures
 	 * ("acme/x: gated repository, ..."); NULL: the failing file's dest. */
 	const char *label;
