@@ -54,7 +54,7 @@ if ls tests/integration/test_*.py >/dev/null 2>&1; then
 		log=$(mktemp)
 		MODELD_BUILD=build/asan CRASH_ROUNDS=8 \
 			$PY -m pytest -q -p no:cacheprovider tests/integration \
-			-k "not valgrind and not install" "$@" 2>&1 | tee "$log"
+			-k "not valgrind and not install and not libmodeld_c_program and not pipelined_opens and not many_packs" "$@" 2>&1 | tee "$log"
 		line=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$log" | tail -1)
 		p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+'); p=${p:-0}
 		f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+'); f=${f:-0}
