@@ -104,8 +104,7 @@ static int is_license_name(const char *p)
 	       !strncasecmp(p, "LICENCE", 7) || !strncasecmp(p, "COPYING", 7);
 }
 
-/* Move an existing revision's ref (a re-pull of a stored commit). */
-static int repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
+int pull_repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
 		   json_t **res)
 {
 	MDB_txn *txn;
@@ -117,9 +116,12 @@ static int repoint(struct daemon *d, const char *name, const char *commit, const
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	if ((rc = catalog_put_rev(d->st, txn, m, ref, &existed)) || (rc = store_commit(txn))) {
-		if (rc != MD_EDB)
-			mdb_txn_abort(txn);
+	if ((rc = catalog_put_rev(d->st, txn, m, ref, &existed))) {
+		mdb_txn_abort(txn);
+		json_decref(m);
+		return rc;
+	}
+	if ((rc = store_commit(txn))) { /* the commit frees txn either way */
 		json_decref(m);
 		return rc;
 	}
@@ -175,7 +177,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	}
 	if (have) {
 		json_decref(have);
-		rc = repoint(d, name, model->commit, ref, res);
+		rc = pull_repoint(d, name, model->commit, ref, res);
 		goto out;
 	}
 	md_clearerr();

@@ -28,6 +28,11 @@ int pull_job(struct daemon *d, struct job *j, json_t **res);
  */
 int pull_through(void *arg, const char *repo, const char *rev, const char *path);
 
+/* A re-pull of a stored commit: move ref to name@commit. *res: the
+ * revision's summary with "existed": true. 0, MD_ENOENT, MD_EDB, MD_ENOSPC. */
+int pull_repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
+		 json_t **res);
+
 /* Process set-up: libcurl's global state (before threads start). */
 int pull_init(void);
 

@@ -1,5 +1,6 @@
 /* daemon/pull_git.c — see pull_git.h. */
 #include "daemon/pull_git.h"
+#include "daemon/pull.h"
 #include "daemon/describe.h"
 #include "daemon/worker.h"
 #include "registry/catalog.h"
@@ -45,30 +46,6 @@ static void slim(json_t *m)
 	json_object_del(m, "v");
 }
 
-/* The revision is stored already: only move the ref. */
-static int repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
-		   json_t **res)
-{
-	MDB_txn *txn;
-	json_t *m;
-	int existed, rc = store_txn(d->st, 1, &txn);
-	if (rc)
-		return rc;
-	if ((rc = catalog_get_rev(d->st, txn, name, commit, &m))) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	if ((rc = catalog_put_rev(d->st, txn, m, ref, &existed)) || (rc = store_commit(txn))) {
-		if (rc != MD_EDB)
-			mdb_txn_abort(txn);
-		json_decref(m);
-		return rc;
-	}
-	slim(m);
-	json_object_set_new(m, "existed", json_true());
-	*res = m;
-	return 0;
-}
 
 /* mkdir -p of path's parent. */
 static int mkparent(const char *path)
@@ -325,7 +302,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	}
 	if (have) {
 		json_decref(have);
-		rc = repoint(d, name, commit, cref, res);
+		rc = pull_repoint(d, name, commit, cref, res);
 		goto out;
 	}
 	md_clearerr();
