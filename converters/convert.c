@@ -96,14 +96,14 @@ static void add_dtype(struct conv_result *r, uint32_t dt, uint64_t bytes)
 		r->dtypes[r->ndtypes++] = (struct conv_dtype_stat){ dt, 1, bytes };
 }
 
-int conv_convert(int src_fd, uint64_t src_size, const char *path, int pack_fd, int recipe_fd,
-		 struct conv_result *out)
+int conv_convert(int src_fd, uint64_t src_size, const char *path, const uint8_t *src_sha256,
+		 int pack_fd, int recipe_fd, struct conv_result *out)
 {
 	struct conv_info ci = { 0 };
 	int rc;
 	memset(out, 0, sizeof *out);
 	if (!(rc = find_and_parse(src_fd, src_size, path, &ci))) {
-		rc = conv_convert_info(src_fd, src_size, &ci, pack_fd, recipe_fd, out);
+		rc = conv_convert_info(src_fd, src_size, &ci, src_sha256, pack_fd, recipe_fd, out);
 		if (rc && path)
 			md_fail_prefix(rc, path);
 	}
@@ -111,8 +111,9 @@ int conv_convert(int src_fd, uint64_t src_size, const char *path, int pack_fd, i
 	return rc;
 }
 
-int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip, int pack_fd,
-		      int recipe_fd, struct conv_result *out)
+int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip,
+		      const uint8_t *src_sha256, int pack_fd, int recipe_fd,
+		      struct conv_result *out)
 {
 	const struct conv_info ci = *cip;
 	struct pack_layout lay = { 0 };
@@ -128,14 +129,14 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip
 		goto out;
 	}
 	struct lit_arg la = { recipe_fd, recipe_lit_base(&rb), 0 };
-	if ((rc = pack_write(src_fd, &ci, &lay, pack_fd, lit_write, &la, &pw)))
+	if ((rc = pack_write(src_fd, &ci, &lay, src_sha256, pack_fd, lit_write, &la, &pw)))
 		goto out;
 	if (la.pos != rb.lit_len) {
 		rc = md_fail(MD_EIO, "recipe: %llu literal bytes written, %llu planned",
 			     (unsigned long long)la.pos, (unsigned long long)rb.lit_len);
 		goto out;
 	}
-	if ((rc = recipe_write_index(recipe_fd, &rb, pw.src_sha256, pw.pack_sha256)))
+	if ((rc = recipe_write_index(recipe_fd, &rb, pw.src_sha256, pw.root)))
 		goto out;
 	out->recipe_size = recipe_lit_base(&rb) + rb.lit_len;
 	if ((rc = hash_fd(recipe_fd, out->recipe_size, out->recipe_sha256)))
@@ -147,10 +148,9 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip
 	out->pack_size = pw.size;
 	out->recipe_literal = rb.lit_len;
 	memcpy(out->src_sha256, pw.src_sha256, 32);
-	memcpy(out->pack_sha256, pw.pack_sha256, 32);
 	memcpy(out->pack_root, pw.root, 32);
 	util_hex(out->src_sha256, 32, out->src_hex);
-	util_hex(out->pack_sha256, 32, out->pack_hex);
+	util_hex(out->pack_root, 32, out->pack_hex);
 	util_hex(out->recipe_sha256, 32, out->recipe_hex);
 	for (size_t i = 0; i < ci.n; i++) {
 		if (lay.alias[i] >= 0)

@@ -4,8 +4,10 @@
  *
  * conv_convert() picks the converter (conv_find), parses and validates the
  * whole file, writes the pack and the recipe, and reports what the catalog
- * needs. The source is read once for the conversion (plus the converter's
- * own reads of the header region), hashed on the way.
+ * needs. The source is mapped once for the conversion (plus the converter's
+ * own reads of the header region); tensors are hashed and copied on one
+ * thread per CPU, the whole source hashed alongside unless its digest is
+ * given.
  */
 #ifndef MD_CONVERT_H
 #define MD_CONVERT_H
@@ -28,18 +30,23 @@ struct conv_result {
 	uint64_t nstored;        /* tensors whose bytes are stored (aliases excluded) */
 	uint64_t params;         /* sum of element counts, tied weights counted once */
 	uint64_t src_size, pack_size, recipe_size;
-	uint8_t src_sha256[32], pack_sha256[32], recipe_sha256[32];
-	char src_hex[65], pack_hex[65], recipe_hex[65];   /* lower-case hex */
-	uint8_t pack_root[32];   /* the pack's root digest */
+	uint8_t src_sha256[32], recipe_sha256[32];
+	uint8_t pack_root[32];   /* the pack's root digest: its name in the store */
+	char src_hex[65], pack_hex[65], recipe_hex[65];   /* lower-case hex; pack_hex
+							     is the root's */
 	uint64_t recipe_literal; /* literal (non-tensor) bytes kept in the recipe */
 	size_t ndtypes;
 	struct conv_dtype_stat dtypes[CONV_RESULT_MAX_DTYPES];
 };
 
 /*
- * Convert the weight file behind src_fd (src_size bytes; read with pread
- * only; borrowed). path is the file's relative path in the model (used to
- * pick the converter, and in messages); may be NULL. pack_fd and recipe_fd
+ * Convert the weight file behind src_fd (src_size bytes; borrowed; parsed
+ * with pread, then mapped read-only to copy the tensors: see pack_write for
+ * what a truncation meanwhile does). path is the file's relative path in the
+ * model (used to pick the converter, and in messages); may be NULL.
+ * src_sha256 (may be NULL) is the file's digest when the caller verified it
+ * already (a pull hashes while downloading): the file is then not hashed
+ * again, and it is what out->src_sha256 reports. pack_fd and recipe_fd
  * are empty regular files opened O_RDWR without O_APPEND, owned by the
  * caller (the registry fsyncs and renames them into the store).
  *
@@ -55,14 +62,15 @@ struct conv_result {
  *   MD_EIO, MD_ENOSPC, MD_ENOMEM
  * On any failure both output files are truncated to 0 bytes.
  */
-int conv_convert(int src_fd, uint64_t src_size, const char *path, int pack_fd, int recipe_fd,
-		 struct conv_result *out);
+int conv_convert(int src_fd, uint64_t src_size, const char *path, const uint8_t *src_sha256,
+		 int pack_fd, int recipe_fd, struct conv_result *out);
 
 /* The second half of conv_convert: pack + recipe for a conv_info a
  * converter already produced (borrowed). Same outputs and errors (no path
  * prefix). */
-int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci, int pack_fd,
-		      int recipe_fd, struct conv_result *out);
+int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci,
+		      const uint8_t *src_sha256, int pack_fd, int recipe_fd,
+		      struct conv_result *out);
 
 /* Parse only: the converter's report (tensor table, metadata) without
  * writing anything. *ci must be zeroed; freed by the caller with

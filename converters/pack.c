@@ -10,15 +10,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const uint8_t MAGIC[8] = { 'M', 'D', 'P', 'A', 'C', 'K', 0, 1 };
 static const uint8_t TMAGIC[8] = { 'M', 'D', 'P', 'K', 'E', 'N', 'D', 0 };
-static const uint8_t zeros[PACK_ALIGN];
 
-#define CHUNK (8u << 20)   /* source read size */
-#define NBUF 6             /* chunks in flight */
+#define CHUNK (8u << 20)   /* source bytes hashed between checks */
 
 static uint64_t align_up(uint64_t x)
 {
@@ -357,353 +356,240 @@ static int build_index(const struct conv_info *ci, const struct pack_layout *lay
 	return 0;
 }
 
-/* ---- streaming writer ---- */
+/* ---- parallel writer ----
+ *
+ * The source is mapped read-only. Stored tensors are jobs taken in source
+ * order by NTHREADS workers: each hashes its tensor's bytes and writes them
+ * into the pack from the mapping, a step at a time, so the bytes hashed are
+ * the bytes written (one copy per byte, no read buffer). Meanwhile the
+ * calling thread hands the gaps to the callback and, unless the caller
+ * already knows it, hashes the whole source. No whole-pack hash: the pack's
+ * name is its root digest, which commits to every tensor digest. */
 
-struct walker {
-	const struct conv_tensor *t;
-	const size_t *order;
-	size_t n, lo;
-};
+#define STEP (256u << 10)   /* bytes hashed then written at a time (stays in cache) */
+#define MAX_THREADS 16
 
 struct wstate {
 	const struct conv_info *ci;
 	const struct pack_layout *lay;
-	int src_fd, pack_fd;
-	uint64_t nchunks;
-	uint8_t *buf[NBUF];
+	const uint8_t *src;      /* the mapping */
+	int pack_fd;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	uint64_t nread;          /* chunks read */
-	uint64_t done[3];        /* chunks finished by the three hash workers */
-	int stop;
-	int err[2];
-	struct sha256 sh;        /* source hash (worker 2) */
-	/* tensor hashing */
-	struct sha256 *th;       /* [n] live contexts (only stored, being hashed) */
+	size_t next;             /* next job (index into lay->order) */
+	int err;                 /* first failure; stops everyone */
 	uint8_t (*digest)[32];   /* [n] */
-	/* pack hashing */
-	struct sha256 ph;
-	uint64_t ppos;           /* pack bytes hashed so far */
-	int stream_pack;
 };
 
-/* Next piece of a stored tensor inside [c0, c1): returns 1 with *k (index in
- * order), *ps, *pe. Start with j = w->lo. */
-static int walk_next(struct walker *w, size_t *j, uint64_t c0, uint64_t c1, size_t *k,
-		     uint64_t *ps, uint64_t *pe)
+static int failed(struct wstate *s)
 {
-	for (; *j < w->n; (*j)++) {
-		const struct conv_tensor *t = &w->t[w->order[*j]];
-		if (t->src_off >= c1)
-			return 0;
-		uint64_t s = t->src_off, e = s + t->len;
-		if (e <= c0 || t->len == 0)
-			continue;
-		*k = *j;
-		*ps = s > c0 ? s : c0;
-		*pe = e < c1 ? e : c1;
-		(*j)++;
-		return 1;
+	pthread_mutex_lock(&s->mu);
+	int e = s->err;
+	pthread_mutex_unlock(&s->mu);
+	return e;
+}
+
+static void set_err(struct wstate *s, int rc)
+{
+	pthread_mutex_lock(&s->mu);
+	if (!s->err)
+		s->err = rc;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int write_tensor(struct wstate *s, size_t ti)
+{
+	const struct conv_tensor *t = &s->ci->t[ti];
+	struct sha256 h;
+	if (sha256_init(&h))
+		return MD_ENOMEM;
+	int rc = 0;
+	for (uint64_t o = 0; o < t->len && !rc; o += STEP) {
+		size_t n = t->len - o < STEP ? (size_t)(t->len - o) : STEP;
+		const uint8_t *p = s->src + t->src_off + o;
+		sha256_update(&h, p, n);
+		rc = pwrite_all(s->pack_fd, p, n, s->lay->off[ti] + o);
+		if (!rc && (o & ((64u << 20) - 1)) == 0)
+			rc = failed(s);
 	}
+	if (rc) {
+		sha256_free(&h);
+		return rc;
+	}
+	sha256_final(&h, s->digest[ti]);
 	return 0;
-}
-
-static void walk_advance(struct walker *w, uint64_t c0)
-{
-	while (w->lo < w->n && w->t[w->order[w->lo]].src_off + w->t[w->order[w->lo]].len <= c0)
-		w->lo++;
-}
-
-static uint64_t chunk_len(const struct wstate *s, uint64_t k)
-{
-	uint64_t c0 = k * CHUNK;
-	uint64_t rem = s->lay->src_size - c0;
-	return rem < CHUNK ? rem : CHUNK;
-}
-
-static int wait_chunk(struct wstate *s, uint64_t k)
-{
-	pthread_mutex_lock(&s->mu);
-	while (s->nread <= k && !s->stop)
-		pthread_cond_wait(&s->cv, &s->mu);
-	int stop = s->nread <= k;
-	pthread_mutex_unlock(&s->mu);
-	return stop ? -1 : 0;
-}
-
-static void mark_done(struct wstate *s, int who, uint64_t k)
-{
-	pthread_mutex_lock(&s->mu);
-	s->done[who] = k + 1;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
 }
 
 static void *tensor_worker(void *arg)
 {
 	struct wstate *s = arg;
-	struct walker w = { s->ci->t, s->lay->order, s->lay->nstored, 0 };
-	for (uint64_t k = 0; k < s->nchunks; k++) {
-		if (wait_chunk(s, k))
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		size_t j = s->next++;
+		int stop = s->err || j >= s->lay->nstored;
+		pthread_mutex_unlock(&s->mu);
+		if (stop)
 			break;
-		const uint8_t *buf = s->buf[k % NBUF];
-		uint64_t c0 = k * CHUNK, c1 = c0 + chunk_len(s, k), ps, pe;
-		size_t j, q;
-		walk_advance(&w, c0);
-		j = w.lo;
-		while (walk_next(&w, &j, c0, c1, &q, &ps, &pe)) {
-			size_t ti = w.order[q];
-			const struct conv_tensor *t = &s->ci->t[ti];
-			if (ps == t->src_off && sha256_init(&s->th[ti])) {
-				s->err[0] = MD_ENOMEM;
-				break;
-			}
-			sha256_update(&s->th[ti], buf + (ps - c0), pe - ps);
-			if (pe == t->src_off + t->len)
-				sha256_final(&s->th[ti], s->digest[ti]);
+		int rc = write_tensor(s, s->lay->order[j]);
+		if (rc) {
+			set_err(s, rc);
+			break;
 		}
-		mark_done(s, 0, k);
-		if (s->err[0])
-			break;
 	}
 	return NULL;
 }
 
-static void pack_hash_to(struct wstate *s, uint64_t pos)
+static int nthreads(void)
 {
-	while (s->ppos < pos) {
-		uint64_t n = pos - s->ppos;
-		if (n > sizeof zeros)
-			n = sizeof zeros;
-		sha256_update(&s->ph, zeros, n);
-		s->ppos += n;
-	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
-static void *pack_worker(void *arg)
+/* Gaps in source order, then (when wanted) the whole-source hash. */
+static int gaps_and_source(struct wstate *s, pack_gap_fn gap, void *arg, struct sha256 *sh)
 {
-	struct wstate *s = arg;
-	struct walker w = { s->ci->t, s->lay->order, s->lay->nstored, 0 };
-	for (uint64_t k = 0; k < s->nchunks; k++) {
-		if (wait_chunk(s, k))
-			break;
-		const uint8_t *buf = s->buf[k % NBUF];
-		uint64_t c0 = k * CHUNK, c1 = c0 + chunk_len(s, k), ps, pe;
-		size_t j, q;
-		walk_advance(&w, c0);
-		j = w.lo;
-		while (walk_next(&w, &j, c0, c1, &q, &ps, &pe)) {
-			size_t ti = w.order[q];
-			pack_hash_to(s, s->lay->off[ti] + (ps - s->ci->t[ti].src_off));
-			sha256_update(&s->ph, buf + (ps - c0), pe - ps);
-			s->ppos += pe - ps;
+	const struct pack_layout *lay = s->lay;
+	int rc = 0;
+	if (gap) {
+		uint64_t cov = 0;
+		for (size_t j = 0; j < lay->nstored && !rc; j++) {
+			const struct conv_tensor *t = &s->ci->t[lay->order[j]];
+			if (t->len == 0)
+				continue;
+			if (t->src_off > cov)
+				rc = gap(arg, cov, s->src + cov, t->src_off - cov);
+			if (t->src_off + t->len > cov)
+				cov = t->src_off + t->len;
 		}
-		mark_done(s, 1, k);
+		if (!rc && cov < lay->src_size)
+			rc = gap(arg, cov, s->src + cov, lay->src_size - cov);
 	}
-	return NULL;
+	for (uint64_t o = 0; sh && o < lay->src_size && !rc; o += CHUNK) {
+		size_t n = lay->src_size - o < CHUNK ? (size_t)(lay->src_size - o) : CHUNK;
+		sha256_update(sh, s->src + o, n);
+		rc = failed(s);
+	}
+	return rc;
 }
 
-static void *source_worker(void *arg)
+static int same_file_state(const struct stat *a, const struct stat *b)
 {
-	struct wstate *s = arg;
-	for (uint64_t k = 0; k < s->nchunks; k++) {
-		if (wait_chunk(s, k))
-			break;
-		sha256_update(&s->sh, s->buf[k % NBUF], chunk_len(s, k));
-		mark_done(s, 2, k);
-	}
-	return NULL;
-}
-
-static int hash_file(int fd, uint64_t size, uint8_t out[32])
-{
-	struct sha256 h;
-	uint8_t *buf = malloc(CHUNK);
-	if (!buf || sha256_init(&h)) {
-		free(buf);
-		return MD_ENOMEM;
-	}
-	for (uint64_t off = 0; off < size;) {
-		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-		if (util_pread_full(fd, buf, n, (off_t)off) != (ssize_t)n) {
-			sha256_free(&h);
-			free(buf);
-			return md_fail(MD_EIO, "pack: cannot read back the pack");
-		}
-		sha256_update(&h, buf, n);
-		off += n;
-	}
-	sha256_final(&h, out);
-	free(buf);
-	return 0;
+	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout *lay,
-	       int pack_fd, pack_gap_fn gap, void *arg, struct pack_written *out)
+	       const uint8_t *src_sha256, int pack_fd, pack_gap_fn gap, void *arg,
+	       struct pack_written *out)
 {
 	struct wstate s;
+	struct sha256 sh = { 0 };
+	struct stat st0, st1;
 	uint8_t hdr[PACK_HDR_SIZE];
-	pthread_t thr[3];
-	int started[3] = { 0, 0, 0 };
-	int rc = 0;
+	pthread_t thr[MAX_THREADS];
+	int nt = 0, rc = 0;
+	void *map = MAP_FAILED;
 	memset(&s, 0, sizeof s);
 	s.ci = ci;
 	s.lay = lay;
-	s.src_fd = src_fd;
 	s.pack_fd = pack_fd;
-	s.nchunks = (lay->src_size + CHUNK - 1) / CHUNK;
-	s.stream_pack = !lay->overlap;
 	pthread_mutex_init(&s.mu, NULL);
-	pthread_cond_init(&s.cv, NULL);
-	size_t nb = s.nchunks < NBUF ? (size_t)s.nchunks : NBUF;
-	for (size_t i = 0; i < nb; i++)
-		if (!(s.buf[i] = malloc(CHUNK)))
-			rc = MD_ENOMEM;
-	s.th = calloc(lay->n ? lay->n : 1, sizeof *s.th);
-	s.digest = calloc(lay->n ? lay->n : 1, sizeof *s.digest);
-	if (rc || !s.th || !s.digest) {
+	if (fstat(src_fd, &st0) < 0) {
+		rc = md_fail(MD_EIO, "pack: cannot stat the source: %s", strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st0.st_size < lay->src_size) {
+		rc = md_fail(MD_ECORRUPT, "pack: source shorter than %llu bytes",
+			     (unsigned long long)lay->src_size);
+		goto out;
+	}
+	if (lay->src_size) {
+		map = mmap(NULL, (size_t)lay->src_size, PROT_READ, MAP_SHARED, src_fd, 0);
+		if (map == MAP_FAILED) {
+			rc = md_fail(errno == ENOMEM ? MD_ENOMEM : MD_EIO,
+				     "pack: cannot map the source: %s", strerror(errno));
+			goto out;
+		}
+		/* not MADV_SEQUENTIAL: the tensor workers and the source hash
+		 * read each page at different times; drop-behind would evict
+		 * it in between */
+		madvise(map, (size_t)lay->src_size, MADV_WILLNEED);
+		s.src = map;
+	}
+	if (!(s.digest = calloc(lay->n ? lay->n : 1, sizeof *s.digest))) {
 		rc = MD_ENOMEM;
 		goto out;
 	}
-	if (sha256_init(&s.sh) || (s.stream_pack && sha256_init(&s.ph))) {
+	if (!src_sha256 && sha256_init(&sh)) {
 		rc = MD_ENOMEM;
 		goto out;
 	}
 	build_header(lay, hdr);
-	if (ftruncate(pack_fd, 0) || ftruncate(pack_fd, (off_t)lay->file_size)) {
+	/* (no ftruncate to 0 of an empty file: on ext4 that arms a flush of
+	 * the whole pack at close, auto_da_alloc) */
+	struct stat pst;
+	if (fstat(pack_fd, &pst) < 0 || (pst.st_size && ftruncate(pack_fd, 0)) ||
+	    ftruncate(pack_fd, (off_t)lay->file_size)) {
 		rc = md_fail(errno == ENOSPC || errno == EFBIG ? MD_ENOSPC : MD_EIO,
 			     "pack: cannot size the pack: %s", strerror(errno));
 		goto out;
 	}
 	if ((rc = pwrite_all(pack_fd, hdr, PACK_HDR_SIZE, 0)))
 		goto out;
-	if (s.stream_pack) {
-		sha256_update(&s.ph, hdr, PACK_HDR_SIZE);
-		s.ppos = PACK_HDR_SIZE;
-		pack_hash_to(&s, PACK_ALIGN);
-	}
-	if (pthread_create(&thr[0], NULL, tensor_worker, &s)) {
+	int want = nthreads();
+	if ((size_t)want > lay->nstored)
+		want = (int)lay->nstored;
+	for (; nt < want; nt++)
+		if (pthread_create(&thr[nt], NULL, tensor_worker, &s))
+			break;
+	if (nt == 0 && lay->nstored) {
 		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
 		goto out;
 	}
-	started[0] = 1;
-	if (pthread_create(&thr[2], NULL, source_worker, &s)) {
-		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
-		goto stop;
-	}
-	started[2] = 1;
-	if (s.stream_pack) {
-		if (pthread_create(&thr[1], NULL, pack_worker, &s)) {
-			rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
-			goto stop;
-		}
-		started[1] = 1;
-	}
-	struct walker w = { ci->t, lay->order, lay->nstored, 0 };
-	uint64_t cov = 0;
-	for (uint64_t k = 0; k < s.nchunks; k++) {
-		pthread_mutex_lock(&s.mu);
-		while (k >= NBUF && (s.done[0] + NBUF <= k || s.done[2] + NBUF <= k ||
-				     (s.stream_pack && s.done[1] + NBUF <= k)) && !s.err[0])
-			pthread_cond_wait(&s.cv, &s.mu);
-		rc = s.err[0];
-		pthread_mutex_unlock(&s.mu);
-		if (rc)
-			break;
-		uint8_t *buf = s.buf[k % NBUF];
-		uint64_t c0 = k * CHUNK, len = chunk_len(&s, k), c1 = c0 + len, ps, pe;
-		ssize_t r = util_pread_full(src_fd, buf, len, (off_t)c0);
-		if (r < 0) {
-			rc = md_fail(MD_EIO, "pack: cannot read the source at byte %llu",
-				     (unsigned long long)c0);
-			break;
-		}
-		if ((uint64_t)r != len) {
-			rc = md_fail(MD_ECORRUPT, "pack: source shorter than %llu bytes",
-				     (unsigned long long)lay->src_size);
-			break;
-		}
-		pthread_mutex_lock(&s.mu);
-		s.nread = k + 1;
-		pthread_cond_broadcast(&s.cv);
-		pthread_mutex_unlock(&s.mu);
-		size_t j, q;
-		walk_advance(&w, c0);
-		j = w.lo;
-		while (!rc && walk_next(&w, &j, c0, c1, &q, &ps, &pe)) {
-			size_t ti = lay->order[q];
-			if (gap && ps > cov && (rc = gap(arg, cov, buf + (cov - c0), ps - cov)))
-				break;
-			if (pe > cov)
-				cov = pe;
-			rc = pwrite_all(pack_fd, buf + (ps - c0), pe - ps,
-					lay->off[ti] + (ps - ci->t[ti].src_off));
-		}
-		if (!rc && cov < c1) {
-			if (gap && (rc = gap(arg, cov, buf + (cov - c0), c1 - cov)))
-				break;
-			cov = c1;
-		}
-		if (rc)
-			break;
-	}
-stop:
-	pthread_mutex_lock(&s.mu);
-	s.stop = 1;
-	pthread_cond_broadcast(&s.cv);
-	pthread_mutex_unlock(&s.mu);
-	for (int i = 0; i < 3; i++)
-		if (started[i])
-			pthread_join(thr[i], NULL);
-	if (!rc)
-		rc = s.err[0];
+	rc = gaps_and_source(&s, gap, arg, src_sha256 ? NULL : &sh);
 	if (rc)
+		set_err(&s, rc);
+	for (int i = 0; i < nt; i++)
+		pthread_join(thr[i], NULL);
+	nt = 0;
+	if ((rc = s.err))
 		goto out;
 	/* zero-length tensors */
 	for (size_t i = 0; i < lay->nstored; i++) {
 		size_t ti = lay->order[i];
+		struct sha256 h;
 		if (ci->t[ti].len == 0) {
-			if (sha256_init(&s.th[ti])) {
+			if (sha256_init(&h)) {
 				rc = MD_ENOMEM;
 				goto out;
 			}
-			sha256_final(&s.th[ti], s.digest[ti]);
+			sha256_final(&h, s.digest[ti]);
 		}
+	}
+	if (fstat(src_fd, &st1) < 0 || !same_file_state(&st0, &st1)) {
+		rc = md_fail(MD_ECORRUPT, "pack: the source changed while being converted");
+		goto out;
 	}
 	uint8_t *idx;
 	size_t idxlen;
 	if ((rc = build_index(ci, lay, hdr, s.digest, &idx, &idxlen, out->root)))
 		goto out;
 	rc = pwrite_all(pack_fd, idx, idxlen, lay->table_off);
-	if (!rc && s.stream_pack) {
-		pack_hash_to(&s, lay->table_off);
-		sha256_update(&s.ph, idx, idxlen);
-		sha256_final(&s.ph, out->pack_sha256);
-		s.stream_pack = 0;
-	}
 	free(idx);
 	if (rc)
 		goto out;
-	if (lay->overlap && (rc = hash_file(pack_fd, lay->file_size, out->pack_sha256)))
-		goto out;
-	sha256_final(&s.sh, out->src_sha256);
+	if (src_sha256)
+		memcpy(out->src_sha256, src_sha256, 32);
+	else
+		sha256_final(&sh, out->src_sha256);
 	out->size = lay->file_size;
 out:
-	if (s.sh.ctx)
-		sha256_free(&s.sh);
-	if (s.ph.ctx)
-		sha256_free(&s.ph);
-	if (s.th) {
-		for (size_t i = 0; i < lay->n; i++)
-			if (s.th[i].ctx)
-				sha256_free(&s.th[i]);
-	}
-	free(s.th);
+	if (sh.ctx)
+		sha256_free(&sh);
 	free(s.digest);
-	for (size_t i = 0; i < NBUF; i++)
-		free(s.buf[i]);
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)lay->src_size);
 	pthread_mutex_destroy(&s.mu);
-	pthread_cond_destroy(&s.cv);
 	return rc;
 }
 

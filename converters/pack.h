@@ -4,10 +4,14 @@
  *
  * Writing: pack_layout_init() checks a struct conv_info from a converter
  * (names, dtypes, lengths, ranges, aliases) and fixes where every tensor goes;
- * pack_write() then reads the source once, sequentially, and writes the pack,
- * hashing the source, every tensor and the pack itself on the way (worker
- * threads), and hands every source byte not covered by a stored tensor to a
- * callback (the recipe's literals). converters/convert.h wraps both.
+ * pack_write() then maps the source read-only and writes the pack, hashing
+ * every tensor (worker threads, one per CPU, tensors taken in source order)
+ * and, unless the caller knows it, the whole source; it hands every source
+ * byte not covered by a stored tensor to a callback (the recipe's literals).
+ * A pack's name in the store is its root digest (not a hash of the file):
+ * the root commits to every tensor digest and padding must be zero, so it
+ * names the content as surely, without a third pass over the bytes.
+ * converters/convert.h wraps both.
  *
  * Reading: pack_open() / pack_open_mem() validate a pack as strictly as a
  * foreign file and expose its tensor table. A struct pack holds only the
@@ -65,19 +69,24 @@ void pack_layout_free(struct pack_layout *lay);
 typedef int (*pack_gap_fn)(void *arg, uint64_t src_off, const uint8_t *p, size_t n);
 
 struct pack_written {
-	uint8_t src_sha256[32];   /* of the whole source */
-	uint8_t pack_sha256[32];  /* of the whole pack file */
-	uint8_t root[32];         /* the pack's root digest */
+	uint8_t src_sha256[32];   /* of the whole source (the caller's, when given) */
+	uint8_t root[32];         /* the pack's root digest: its name */
 	uint64_t size;            /* pack file size */
 };
 
 /* Write the pack for (ci, lay) to pack_fd (an empty regular file opened
- * read-write, not O_APPEND; borrowed), reading src_fd [0, src_size) once.
- * gap may be NULL. 0 or MD_EIO / MD_ENOSPC / MD_ENOMEM / MD_ECORRUPT (source
- * shorter than src_size) / the gap callback's code. On failure the pack
+ * read-write, not O_APPEND; borrowed) from src_fd [0, src_size), a regular
+ * file mapped read-only for the call: if another process truncates it
+ * meanwhile the caller gets SIGBUS, so run this in a process that may die
+ * (the daemon runs it in modeld-worker). src_sha256, when not NULL, is the
+ * source's digest the caller already verified; it is copied to out instead
+ * of hashing the source again. gap may be NULL. 0 or MD_EIO / MD_ENOSPC /
+ * MD_ENOMEM / MD_ECORRUPT (source shorter than src_size, or changed size or
+ * times during the call) / the gap callback's code. On failure the pack
  * file's contents are unspecified. */
 int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout *lay,
-	       int pack_fd, pack_gap_fn gap, void *arg, struct pack_written *out);
+	       const uint8_t *src_sha256, int pack_fd, pack_gap_fn gap, void *arg,
+	       struct pack_written *out);
 
 /* ---- reading ---- */
 

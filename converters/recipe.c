@@ -19,7 +19,7 @@ static const uint8_t MAGIC[8] = { 'M', 'D', 'R', 'E', 'C', 'I', 'P', 'E' };
 struct recipe {
 	int fd;
 	uint64_t orig_size, lit_base, lit_len;
-	uint8_t orig_sha[32], pack_sha[32];
+	uint8_t orig_sha[32], pack_sha[32];   /* pack_sha: the pack's root digest */
 	struct recipe_seg *seg;
 	size_t n;
 };
@@ -119,7 +119,7 @@ uint64_t recipe_lit_base(const struct recipe_builder *b)
 }
 
 int recipe_write_index(int fd, const struct recipe_builder *b, const uint8_t orig_sha[32],
-		       const uint8_t pack_sha[32])
+		       const uint8_t pack_root[32])
 {
 	size_t len = RECIPE_HDR_SIZE + b->n * RECIPE_SEG_SIZE;
 	uint8_t *p = calloc(1, len);
@@ -131,7 +131,7 @@ int recipe_write_index(int fd, const struct recipe_builder *b, const uint8_t ori
 	le64(p + 24, b->n);
 	le64(p + 32, b->lit_len);
 	memcpy(p + 40, orig_sha, 32);
-	memcpy(p + 72, pack_sha, 32);
+	memcpy(p + 72, pack_root, 32);
 	for (size_t i = 0; i < b->n; i++) {
 		uint8_t *s = p + RECIPE_HDR_SIZE + i * RECIPE_SEG_SIZE;
 		le32(s, b->seg[i].kind);
@@ -260,7 +260,7 @@ void recipe_close(struct recipe *r)
 
 uint64_t recipe_orig_size(const struct recipe *r) { return r->orig_size; }
 const uint8_t *recipe_orig_sha256(const struct recipe *r) { return r->orig_sha; }
-const uint8_t *recipe_pack_sha256(const struct recipe *r) { return r->pack_sha; }
+const uint8_t *recipe_pack_root(const struct recipe *r) { return r->pack_sha; }
 size_t recipe_nseg(const struct recipe *r) { return r->n; }
 
 const struct recipe_seg *recipe_seg(const struct recipe *r, size_t i)

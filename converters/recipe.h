@@ -51,7 +51,7 @@ void recipe_close(struct recipe *r);
 
 uint64_t recipe_orig_size(const struct recipe *r);
 const uint8_t *recipe_orig_sha256(const struct recipe *r);  /* 32 bytes, borrowed */
-const uint8_t *recipe_pack_sha256(const struct recipe *r);  /* 32 bytes, borrowed */
+const uint8_t *recipe_pack_root(const struct recipe *r);  /* the pack's name (root digest), 32 bytes, borrowed */
 size_t recipe_nseg(const struct recipe *r);
 /* Segment i (< recipe_nseg) in order; borrowed until recipe_close. */
 const struct recipe_seg *recipe_seg(const struct recipe *r, size_t i);
@@ -90,6 +90,6 @@ uint64_t recipe_lit_base(const struct recipe_builder *b);
 /* Write header and segment table (literals must already be in place).
  * 0, MD_EIO, MD_ENOSPC. */
 int recipe_write_index(int fd, const struct recipe_builder *b, const uint8_t orig_sha[32],
-		       const uint8_t pack_sha[32]);
+		       const uint8_t pack_root[32]);
 
 #endif

@@ -41,8 +41,8 @@ int worker_init(void)
 	return 0;
 }
 
-int worker_convert(int src_fd, uint64_t size, const char *path, int pack_fd, int recipe_fd,
-		   _Atomic int *cancel, json_t **info)
+int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha256,
+		   int pack_fd, int recipe_fd, _Atomic int *cancel, json_t **info)
 {
 	(void)size;
 	int out[2];
@@ -59,7 +59,7 @@ int worker_convert(int src_fd, uint64_t size, const char *path, int pack_fd, int
 	posix_spawn_file_actions_adddup2(&fa, recipe_fd, 5);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	char *argv[] = { "modeld-worker", "convert", (char *)path, NULL };
+	char *argv[] = { "modeld-worker", "convert", (char *)path, (char *)sha256, NULL };
 	char *envp[] = { "LC_ALL=C", NULL }; /* nothing of ours leaks in */
 	pid_t pid;
 	int rc = posix_spawn(&pid, worker_path, &fa, NULL, argv, envp);
@@ -103,6 +103,8 @@ int worker_convert(int src_fd, uint64_t size, const char *path, int pack_fd, int
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		free(buf);
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS)
+			return md_fail(MD_ECORRUPT, "%s: the file shrank while being converted", path);
 		if (WIFSIGNALED(status))
 			return md_fail(MD_EIO, "%s: converter worker killed by signal %d", path,
 				       WTERMSIG(status));
@@ -136,10 +138,10 @@ static int claims(void *arg, int fd, const char *relpath)
 	return n >= 0 && conv_find(relpath, head, (size_t)n) != NULL;
 }
 
-static int convert(void *arg, int src_fd, uint64_t size, const char *relpath, int pack_fd,
-		   int recipe_fd, json_t **info)
+static int convert(void *arg, int src_fd, uint64_t size, const char *relpath,
+		   const char *sha256, int pack_fd, int recipe_fd, json_t **info)
 {
-	return worker_convert(src_fd, size, relpath, pack_fd, recipe_fd, arg, info);
+	return worker_convert(src_fd, size, relpath, sha256, pack_fd, recipe_fd, arg, info);
 }
 
 void worker_converter(struct ingest_converter *conv, _Atomic int *cancel)

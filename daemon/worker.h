@@ -20,14 +20,17 @@ int worker_init(void);
 
 /*
  * Convert src_fd (size bytes) into pack_fd and recipe_fd in a worker.
+ * sha256 (64 hex digits, may be NULL) is the source's digest when the caller
+ * verified it already: the worker then does not hash the source again.
  * cancel (may be NULL) is polled; when set the worker is killed.
  * Returns 0 with *info (the worker's JSON result: format, tensors, params,
  * sha256, pack, recipe, sizes, dtype_bytes), MD_EUNSUP when the file is not a
  * weight file after all, or the worker's error (code and one-line detail
- * naming the file), or MD_EIO when the worker died ("killed by signal N").
+ * naming the file), MD_ECORRUPT when the file shrank under the worker's
+ * mapping (SIGBUS), or MD_EIO when the worker died ("killed by signal N").
  */
-int worker_convert(int src_fd, uint64_t size, const char *path, int pack_fd, int recipe_fd,
-		   _Atomic int *cancel, json_t **info);
+int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha256,
+		   int pack_fd, int recipe_fd, _Atomic int *cancel, json_t **info);
 
 /* Fill conv (a struct ingest_converter, registry/ingest.h) with hooks that
  * send the files a converter claims (conv_find on path and first bytes) to

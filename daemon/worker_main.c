@@ -2,8 +2,11 @@
  * daemon/worker_main.c — modeld-worker: parses one untrusted weight file in a
  * confined process (daemon/sandbox.h) and converts it to a pack and a recipe.
  *
- *   modeld-worker convert PATH    fd 3: the source (read-only)
+ *   modeld-worker convert PATH [SHA256]
+ *                                 fd 3: the source (read-only)
  *                                 fd 4: the pack, fd 5: the recipe (empty, rw)
+ *   SHA256: the source's digest, already verified by the daemon (it is not
+ *   hashed again).
  *
  * It can open no path, reach no network and start no program; it sees only
  * those descriptors. One JSON object goes to stdout: {"ok":true, ...conv
@@ -48,8 +51,11 @@ static int fail(int code)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 || strcmp(argv[1], "convert")) {
-		fprintf(stderr, "usage: modeld-worker convert PATH (fds 3, 4, 5)\n");
+	uint8_t sha[32];
+	int known = argc == 4;
+	if (argc < 3 || argc > 4 || strcmp(argv[1], "convert") ||
+	    (known && (!util_is_hex(argv[3], 64) || util_unhex(argv[3], sha, 32)))) {
+		fprintf(stderr, "usage: modeld-worker convert PATH [SHA256] (fds 3, 4, 5)\n");
 		return 2;
 	}
 	struct rlimit core = { 0, 0 };
@@ -62,7 +68,7 @@ int main(int argc, char **argv)
 		return fail(sb);
 	struct conv_result r;
 	memset(&r, 0, sizeof r);
-	int rc = conv_convert(3, (uint64_t)st.st_size, argv[2], 4, 5, &r);
+	int rc = conv_convert(3, (uint64_t)st.st_size, argv[2], known ? sha : NULL, 4, 5, &r);
 	if (rc)
 		return fail(rc);
 	json_t *dt = json_object();

@@ -172,7 +172,7 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 		return rfd;
 	}
 	json_t *info = NULL;
-	int rc = ing->conv->convert(ing->conv->arg, fd, size, relpath, pfd, rfd, &info);
+	int rc = ing->conv->convert(ing->conv->arg, fd, size, relpath, expect, pfd, rfd, &info);
 	const char *sha = json_string_value(json_object_get(info, "sha256"));
 	const char *pack = json_string_value(json_object_get(info, "pack"));
 	const char *recipe = json_string_value(json_object_get(info, "recipe"));
@@ -390,10 +390,15 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 			unlink(abs_path);
 		if (rc != MD_EUNSUP)
 			return rc;
-		fd = -1;
+		if ((fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+			return md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
 	}
-	if (fd >= 0)
-		close(fd);
+	/* the writer may have left the bytes to us to make durable */
+	rc = fdatasync(fd) < 0 ? md_fail(md_from_errno(errno), "%s: fsync: %s", relpath,
+					  strerror(errno)) : 0;
+	close(fd);
+	if (rc)
+		return rc;
 	char staged[32], p[4200];
 	snprintf(staged, sizeof staged, "f%06u", ing->seq++);
 	snprintf(p, sizeof p, "%s/%s", ing->dir, staged);

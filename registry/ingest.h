@@ -31,7 +31,9 @@ struct ingest;
 /*
  * Converts one weight file (src_fd, size bytes, relpath) into the empty
  * staged files pack_fd and recipe_fd; *info gets {format, tensors, params,
- * sha256 (of the source), pack, recipe (sha256 of each), dtype_bytes, ...}.
+ * sha256 (of the source), pack (its root digest), recipe (its sha256),
+ * dtype_bytes, ...}. sha256 (may be NULL) is the source's digest when the
+ * registry verified it already; the converter then need not hash it.
  * MD_EUNSUP means "not a weight file after all": stored as a plain blob.
  * Supplied by the daemon (it runs the parser in a confined process).
  */
@@ -39,7 +41,7 @@ struct ingest_converter {
 	/* 1 when the file (fd, relpath) is a weight file to convert. */
 	int (*claims)(void *arg, int fd, const char *relpath);
 	int (*convert)(void *arg, int src_fd, uint64_t size, const char *relpath,
-		       int pack_fd, int recipe_fd, json_t **info);
+		       const char *sha256, int pack_fd, int recipe_fd, json_t **info);
 	void *arg;
 };
 
@@ -110,8 +112,9 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
 /*
  * Hand over a file another part of the store wrote at abs_path (a pull's
  * staging directory, same filesystem) whose sha256 the writer verified
- * while writing: it is moved (plain) or converted (weight files), not
- * re-hashed. Errors as ingest_add_staged.
+ * while writing: it is moved (plain, fsync'd first) or converted (weight
+ * files; the source is not hashed again), not re-hashed. Errors as
+ * ingest_add_staged.
  */
 int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
 		    const char *sha256);

@@ -39,7 +39,7 @@ static void fuzz_convert_accepted(int fd, uint64_t size, const struct conv_info 
 {
 	int p = memfd_create("pack", MFD_CLOEXEC), r = memfd_create("recipe", MFD_CLOEXEC);
 	struct conv_result res;
-	int rc = conv_convert_info(fd, size, ci, p, r, &res);
+	int rc = conv_convert_info(fd, size, ci, NULL, p, r, &res);
 	if (rc == MD_ENOMEM || rc == MD_ENOSPC || rc == MD_ETOOBIG)
 		goto out;
 	if (rc)

@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 		struct conv_result res;
 		if (src < 0 || p < 0 || r < 0 || fstat(src, &st))
 			return 1;
-		int rc = conv_convert(src, (uint64_t)st.st_size, base, p, r, &res);
+		int rc = conv_convert(src, (uint64_t)st.st_size, base, NULL, p, r, &res);
 		if (rc) {
 			fprintf(stderr, "%s: %s\n", argv[i], md_errmsg(rc));
 			unlink(pp);

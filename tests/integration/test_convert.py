@@ -87,6 +87,44 @@ def test_weights_converted_and_bit_exact(daemon, tmp):
     assert daemon.ctl("verify", "--json").json()["ok"]
 
 
+def test_pack_named_by_root_and_verified(daemon, tmp):
+    """A pack blob is named by its root digest (the trailer's), not by a hash
+    of the file; verify reads it whole against that name and names a flipped
+    tensor byte or padding byte."""
+    rnd = os.urandom
+    st = safetensors_bytes({"w": ("F32", [1000], rnd(4000)), "v": ("F16", [8], rnd(16))})
+    m = make_model(os.path.join(tmp, "m"), {"model.safetensors": st, "config.json": b"{}"})
+    daemon.ctl("import", m, "--name", "acme/root")
+    packs = []
+    for d, _, fs in os.walk(os.path.join(daemon.store, "blobs")):
+        for name in fs:
+            with open(os.path.join(d, name), "rb") as fh:
+                if fh.read(8) == b"MDPACK\0\1":
+                    packs.append(os.path.join(d, name))
+    assert len(packs) == 1, packs
+    path = packs[0]
+    name = os.path.basename(path)
+    raw = open(path, "rb").read()
+    assert raw[-64:-56] == b"MDPKEND\0"
+    assert raw[-48:-16].hex() == name
+    assert sha(raw) != name
+    assert daemon.ctl("verify", "acme/root", "--json").json()["ok"]
+    tensors = daemon.ctl("tensors", "acme/root", "--json").json()
+    w = [t for t in tensors if t["name"] == "w"][0]
+    for off in (w["offset"] + 17, w["offset"] + w["bytes"] + 5):   # data, then padding
+        os.chmod(path, 0o644)
+        b = bytearray(raw)
+        b[off] ^= 0x40
+        open(path, "wb").write(bytes(b))
+        v = daemon.ctl("verify", "acme/root", "--json", check=False)
+        assert v.rc == 1, v
+        errs = v.json()["errors"]
+        assert errs and errs[0]["path"] == "model.safetensors", errs
+        assert name in errs[0]["error"], errs
+    open(path, "wb").write(raw)
+    assert daemon.ctl("verify", "acme/root", "--json").json()["ok"]
+
+
 def test_store_ratio_for_big_tensors(daemon, tmp):
     # weights stored once: packs + recipes cost <= 1% over the originals
     rnd = os.urandom

@@ -34,7 +34,7 @@ static int make_synthetic(struct fx_conv *c, struct conv_info *ci)
 	assert_int_equal(conv_info_add(ci, "d", CONV_DT_F32, 1, s2, 8, 8), 0);    /* view */
 	assert_int_equal(conv_info_add(ci, "e", CONV_DT_U8, 1, s100, 100, 100), 0);
 	assert_int_equal(conv_info_add(ci, "z", CONV_DT_F32, 1, s0, 50, 0), 0);
-	int rc = conv_convert_info(c->src, c->size, ci, c->pack, c->recipe, &c->res);
+	int rc = conv_convert_info(c->src, c->size, ci, NULL, c->pack, c->recipe, &c->res);
 	if (rc)
 		return rc;
 	assert_int_equal(pack_open(c->pack, PACK_VERIFY_DATA, &c->p), 0);
@@ -76,18 +76,18 @@ static void test_aliases_and_views(void **state)
 	int fd = fx_tmp(), p = fx_tmp(), q = fx_tmp();
 	uint8_t z[64] = { 0 };
 	assert_int_equal(util_write_all(fd, z, sizeof z), 0);
-	assert_int_equal(conv_convert_info(fd, 64, &bad, p, q, &r), MD_EINVAL);
+	assert_int_equal(conv_convert_info(fd, 64, &bad, NULL, p, q, &r), MD_EINVAL);
 	assert_non_null(strstr(md_errmsg(MD_EINVAL), "duplicate tensor name a"));
 	free(bad.t[1].name);
 	bad.t[1].name = strdup("b");
 	bad.t[1].alias = 0;   /* alias with another range */
-	assert_int_equal(conv_convert_info(fd, 64, &bad, p, q, &r), MD_EINVAL);
+	assert_int_equal(conv_convert_info(fd, 64, &bad, NULL, p, q, &r), MD_EINVAL);
 	bad.t[1].alias = -1;
 	bad.t[1].len = 12;    /* length not matching the shape */
-	assert_int_equal(conv_convert_info(fd, 64, &bad, p, q, &r), MD_EINVAL);
+	assert_int_equal(conv_convert_info(fd, 64, &bad, NULL, p, q, &r), MD_EINVAL);
 	bad.t[1].len = 16;
 	bad.t[1].src_off = 60; /* past the end */
-	assert_int_equal(conv_convert_info(fd, 64, &bad, p, q, &r), MD_EINVAL);
+	assert_int_equal(conv_convert_info(fd, 64, &bad, NULL, p, q, &r), MD_EINVAL);
 	conv_info_free(&bad);
 	/* 100 overlapping views of a 1 MiB storage: refused, not a 100 MiB pack */
 	struct conv_info views = { 0 };
@@ -100,7 +100,7 @@ static void test_aliases_and_views(void **state)
 		snprintf(nm, sizeof nm, "v%d", i);
 		assert_int_equal(conv_info_add(&views, nm, CONV_DT_U8, 1, sh, (uint64_t)i, sh[0]), 0);
 	}
-	assert_int_equal(conv_convert_info(big, 1 << 20, &views, p, q, &r), MD_ETOOBIG);
+	assert_int_equal(conv_convert_info(big, 1 << 20, &views, NULL, p, q, &r), MD_ETOOBIG);
 	assert_non_null(strstr(md_errmsg(MD_ETOOBIG), "overlapping tensors would store"));
 	conv_info_free(&views);
 	close(big);
