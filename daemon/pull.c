@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Pulls in progress, by staging key: a second pull of the same commit waits. */
@@ -102,6 +103,127 @@ static int is_license_name(const char *p)
 {
 	return !strcasecmp(p, "README.md") || !strncasecmp(p, "LICENSE", 7) ||
 	       !strncasecmp(p, "LICENCE", 7) || !strncasecmp(p, "COPYING", 7);
+}
+
+/* Files are added to the ingest (weight files converted, in modeld-worker)
+ * by this thread as soon as xfer verifies each, while the rest downloads.
+ * The ingest is the thread's alone until it is joined. */
+struct addq {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ingest *ing;
+	const char *dir;
+	struct xfer_item *todo;
+	size_t nt, *queue, nq, head;
+	unsigned char *added;     /* [nt]: handed to the ingest */
+	int closed, rc;
+	char *err;                /* rc's detail (md_fail is per thread) */
+	atomic_int *job_cancel;   /* the job's flag */
+	atomic_int stop;          /* xfer's: the job's, or a failed add */
+};
+
+static void addq_push(void *arg, size_t i)
+{
+	struct addq *q = arg;
+	pthread_mutex_lock(&q->mu);
+	if (q->nq < q->nt)
+		q->queue[q->nq++] = i;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void *addq_thread(void *arg)
+{
+	struct addq *q = arg;
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		if (atomic_load(q->job_cancel))
+			atomic_store(&q->stop, 1);
+		if (q->head == q->nq) {
+			if (q->closed)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+			continue;
+		}
+		size_t i = q->queue[q->head++];
+		if (q->rc)
+			continue;
+		pthread_mutex_unlock(&q->mu);
+		char p[8400];
+		snprintf(p, sizeof p, "%s/%s", q->dir, q->todo[i].dest);
+		int rc = ingest_add_file(q->ing, q->todo[i].dest, p, q->todo[i].sha256_out);
+		pthread_mutex_lock(&q->mu);
+		q->added[i] = 1;
+		if (rc) {
+			q->rc = rc;
+			q->err = strdup(md_errmsg(rc));
+			atomic_store(&q->stop, 1);
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+/* Download todo[0..nt) into dir and add each file to ing as it completes. */
+static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
+			 struct xfer_item *todo, size_t nt, struct xfer_opts *xo)
+{
+	struct addq q = { .ing = ing, .dir = dir, .todo = todo, .nt = nt,
+			  .job_cancel = &j->ctl.cancel };
+	pthread_t th;
+	q.queue = calloc(nt, sizeof *q.queue);
+	q.added = calloc(nt, 1);
+	if (!q.queue || !q.added) {
+		free(q.queue);
+		free(q.added);
+		return MD_ENOMEM;
+	}
+	pthread_mutex_init(&q.mu, NULL);
+	pthread_cond_init(&q.cv, NULL);
+	int started = pthread_create(&th, NULL, addq_thread, &q) == 0;
+	if (started) {
+		xo->cancel = &q.stop;
+		xo->file_done = addq_push;
+		xo->file_done_arg = &q;
+	}
+	int rc = xfer_run(dir, todo, nt, xo);
+	if (started) {
+		pthread_mutex_lock(&q.mu);
+		q.closed = 1;
+		pthread_cond_signal(&q.cv);
+		pthread_mutex_unlock(&q.mu);
+		pthread_join(th, NULL);
+		xo->cancel = &j->ctl.cancel;
+		xo->file_done = NULL;
+	}
+	if (q.rc) {
+		rc = md_fail(q.rc, "%s", q.err ? q.err : md_strerror(q.rc));
+	} else if (rc == MD_ECANCELED || atomic_load(&j->ctl.cancel)) {
+		rc = md_fail(MD_ECANCELED, "canceled");
+	} else {
+		/* anything xfer finished that the thread did not take (none when
+		 * it started) */
+		for (size_t i = 0; i < nt && !rc; i++) {
+			if (q.added[i])
+				continue;
+			char p[8400];
+			snprintf(p, sizeof p, "%s/%s", dir, todo[i].dest);
+			rc = ingest_add_file(ing, todo[i].dest, p, todo[i].sha256_out);
+		}
+	}
+	free(q.err);
+	free(q.queue);
+	free(q.added);
+	pthread_mutex_destroy(&q.mu);
+	pthread_cond_destroy(&q.cv);
+	return rc;
 }
 
 int pull_repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
@@ -247,16 +369,18 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 				json_decref(ent);
 				continue;
 			}
-			todo[nt++] = items[i];
+			todo[nt] = items[i];
+			/* verified by sha256: no fdatasync of the download, whose
+			 * bytes become a pack (fsync'd) or a blob ingest_add_file
+			 * fsyncs; a resume after a power loss re-checks the hash */
+			todo[nt].no_fsync = todo[nt].sha256 != NULL;
+			nt++;
 		}
 		if (!rc && nt) {
 			j->ctl_base = atomic_load(&j->ctl.done);
-			rc = xfer_run(dir, todo, nt, &xo);
+			rc = fetch_and_add(j, ing, dir, todo, nt, &xo);
 		}
 		for (size_t i = 0; i < nt && !rc; i++) {
-			char p[8400];
-			snprintf(p, sizeof p, "%s/%s", dir, todo[i].dest);
-			rc = ingest_add_file(ing, todo[i].dest, p, todo[i].sha256_out);
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s}", "path", todo[i].dest,
 				"sha256", todo[i].sha256_out, "verified_against",
 				todo[i].sha256 ? "LFS sha256" : todo[i].blob_sha1 ? "git blob sha1 and size"

@@ -227,7 +227,7 @@ static int write_state(struct run *r, struct file *f)
 {
 	if (f->in_place || f->fd < 0)
 		return 0;
-	if (!r->o->no_fsync && fdatasync(f->fd) < 0)
+	if (!r->o->no_fsync && !f->it->no_fsync && fdatasync(f->fd) < 0)
 		return md_fail(md_from_errno(errno), "%s: fdatasync: %s", f->it->dest, strerror(errno));
 	size_t cap = 160 + f->nch * 44;
 	char *buf = malloc(cap);
@@ -416,7 +416,7 @@ static void *hasher(void *arg)
 			util_hex(d, 20, w->got1);
 		}
 		int e = 0;
-		if (!r->o->no_fsync && !w->in_place && fdatasync(fd) < 0)
+		if (!r->o->no_fsync && !w->it->no_fsync && !w->in_place && fdatasync(fd) < 0)
 			e = errno;
 		pthread_mutex_lock(&r->hm);
 		w->hash_err = e;
@@ -1144,6 +1144,8 @@ static void finish_verify(struct run *r, struct file *f)
 	f->state = F_DONE;
 	f->it->status = 0;
 	f->dirty = 0;
+	if (r->o->file_done)
+		r->o->file_done(r->o->file_done_arg, (size_t)(f - r->files));
 }
 
 static void report(struct run *r)

@@ -64,6 +64,11 @@ struct xfer_item {
 	uint64_t size;         /* exact expected size in bytes */
 	const char *sha256;    /* 64 lower-case hex, or NULL */
 	const char *blob_sha1; /* 40 lower-case hex (git blob id), or NULL */
+	int no_fsync;          /* 1: never fdatasync this file (the caller makes
+	                          what it keeps durable itself). Safe only with
+	                          sha256 set: after a power loss the resume finds
+	                          bytes the state file promised missing by the
+	                          hash, and fetches the file again */
 
 	/* outputs */
 	int status;            /* 0 verified in place, MD_E* failure, or 1 not
@@ -115,6 +120,11 @@ struct xfer_opts {
 	                             CPUs, else CPUs/2, at most 8) */
 	xfer_progress_fn progress;
 	void *progress_arg;
+	/* Called from the xfer_run thread as soon as items[index] is verified
+	 * in place (status 0), so the caller can start on it while the rest
+	 * downloads; must be quick and must not call back into xfer. */
+	void (*file_done)(void *arg, size_t index);
+	void *file_done_arg;
 	/* Checked every 100 ms or less; non-zero: stop, keep partial state,
 	 * return MD_ECANCELED. */
 	atomic_int *cancel;

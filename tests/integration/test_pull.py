@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 import threading
 import time
@@ -140,6 +141,35 @@ def test_faults_fail_clearly_nothing_committed(daemon, hub, fault, arg, expect):
     r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "-q", check=False, timeout=300)
     assert r.rc == 1 and expect in r.err and r.err.count("\n") == 1, r
     assert daemon.ctl("list", "--json").json() == []
+
+
+def test_hostile_weight_fails_pull_while_others_download(daemon, hubroot):
+    """Weight files are converted as soon as each is verified, while the rest
+    downloads: a hostile one (its LFS sha256 right) fails the pull with the
+    converter's one-line message naming it, nothing is committed, and the
+    daemon goes on serving."""
+    base = os.path.join(hubroot, "acme", "hostile")
+    os.makedirs(base, exist_ok=True)
+    with open(os.path.join(base, "model-00001-of-00002.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", 4 << 30) + b"{}" + b" " * 62)
+    with open(os.path.join(base, "model-00002-of-00002.safetensors"), "wb") as f:
+        f.write(safetensors_bytes({"w": ("F32", [1 << 20], os.urandom(4 << 20))}))
+    with open(os.path.join(base, "config.json"), "wb") as f:
+        f.write(b"{}")
+    hub = Hub(hubroot)   # started after the repository is written: it scans at start
+    try:
+        hub.fault("drip", count=-1, match="*00002-of*", arg="1000000")   # ~4 s
+        t0 = time.monotonic()
+        r = daemon.ctl("pull", "acme/hostile", "--hub", hub.url, check=False, timeout=300)
+        took = time.monotonic() - t0
+    finally:
+        hub.stop()
+    shutil.rmtree(base)
+    assert r.rc == 1 and r.err.count("\n") == 1, r
+    assert "model-00001-of-00002.safetensors" in r.err and "header" in r.err, r
+    assert took < 3.5, f"the failed conversion did not stop the other download ({took:.1f}s)"
+    assert daemon.ctl("list", "--json").json() == []
+    assert daemon.ctl("status", "--json").json()
 
 
 def test_token_never_leaves_the_hub(daemon, hub, tmp):
