@@ -168,7 +168,7 @@ static int copyright_line(const char *s, size_t n)
 		return 0;
 	if ((unsigned char)s[i] == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] == 0xA9)
 		return 1;
-	return !strncasecmp(s + i, "(c)", 3) || isdigit((unsigned char)s[i]) || s[i] == '[' ||
+	return (i + 3 <= n && !strncasecmp(s + i, "(c)", 3)) || isdigit((unsigned char)s[i]) || s[i] == '[' ||
 	       s[i] == '<' || s[i] == '{';
 }
 

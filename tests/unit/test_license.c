@@ -428,6 +428,23 @@ static void test_pick_file(void **state)
 	assert_null(lic_pick_file(files, 1, NULL));
 }
 
+/* Found by fuzz_card: a text ending in "copyright(c" (no NUL after it) made
+ * copyright_line compare three bytes past the end. */
+static void test_copyright_at_end(void **state)
+{
+	(void)state;
+	static const char src[] = "---\nlannLLLLL\n  - \ncopyright(c";
+	size_t n = sizeof src - 1;
+	char *t = malloc(n);   /* exactly n bytes: ASan sees any overread */
+	assert_non_null(t);
+	memcpy(t, src, n);
+	struct licdetect_result r;
+	assert_int_equal(licdetect_text(t, n, &r), 0);
+	for (size_t k = 1; k <= 3; k++)
+		assert_int_equal(licdetect_text(t, n - k, &r), 0);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -436,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_near_miss),     cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_speed),	      cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_assess),	      cmocka_unit_test(test_pick_file),
+		cmocka_unit_test(test_copyright_at_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
