@@ -158,7 +158,12 @@ static void *addq_thread(void *arg)
 		pthread_mutex_unlock(&q->mu);
 		char p[8400];
 		snprintf(p, sizeof p, "%s/%s", q->dir, q->todo[i].dest);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int rc = ingest_add_file(q->ing, q->todo[i].dest, p, q->todo[i].sha256_out);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		log_debug("pull: %s stored in %.3f s", q->todo[i].dest,
+			  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 		pthread_mutex_lock(&q->mu);
 		q->added[i] = 1;
 		if (rc) {
@@ -193,7 +198,12 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 		xo->file_done = addq_push;
 		xo->file_done_arg = &q;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = xfer_run(dir, todo, nt, xo);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_debug("pull: %zu files downloaded in %.3f s", nt,
+		  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (started) {
 		pthread_mutex_lock(&q.mu);
 		q.closed = 1;

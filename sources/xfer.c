@@ -793,16 +793,18 @@ static int schedule_one(struct run *r, double now, double *next_wake)
 		}
 	if (!c)
 		return 0;
-	/* breadth first: every file gets a transfer (in order) before any
-	 * file gets a second part; a single transfer per file keeps its bytes
-	 * in order, so they are hashed as they arrive */
+	/* First every one-chunk file gets its transfer (in order), so small
+	 * files are not stuck behind big ones; then big files in order, each
+	 * up to parts_per_file parts before the next starts: files complete one
+	 * after another, and the caller can work on each (convert it) while
+	 * the rest downloads (file_done), instead of all at the end. */
 	for (size_t k = 0; k < 2 * r->nfiles; k++) {
 		size_t fi = k % r->nfiles;
 		struct file *f = &r->files[fi];
 		if (f->state == F_DONE || f->state == F_FAILED || f->state == F_VERIFY)
 			continue;
 		int cap = f->no_range ? 1 : r->ppf;
-		if (f->active >= cap || (k < r->nfiles && f->active > 0))
+		if (f->active >= cap || (k < r->nfiles && (f->active > 0 || f->nch > 1)))
 			continue;
 		if (f->state == F_IDLE) {
 			int rc = file_open(r, f);
