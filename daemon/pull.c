@@ -106,8 +106,11 @@ static int is_license_name(const char *p)
 }
 
 /* Files are added to the ingest (weight files converted, in modeld-worker)
- * by this thread as soon as xfer verifies each, while the rest downloads.
- * The ingest is the thread's alone until it is joined. */
+ * by ADD_THREADS threads as soon as xfer verifies each, while the rest
+ * downloads: two conversions at once keep both cores busy through each
+ * one's serial parts (worker start, parse, fsync). The ingest is theirs
+ * alone until they are joined. */
+#define ADD_THREADS 2
 struct addq {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -182,7 +185,8 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 {
 	struct addq q = { .ing = ing, .dir = dir, .todo = todo, .nt = nt,
 			  .job_cancel = &j->ctl.cancel };
-	pthread_t th;
+	pthread_t th[ADD_THREADS];
+	int started = 0;
 	q.queue = calloc(nt, sizeof *q.queue);
 	q.added = calloc(nt, 1);
 	if (!q.queue || !q.added) {
@@ -192,7 +196,8 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 	}
 	pthread_mutex_init(&q.mu, NULL);
 	pthread_cond_init(&q.cv, NULL);
-	int started = pthread_create(&th, NULL, addq_thread, &q) == 0;
+	while (started < ADD_THREADS && pthread_create(&th[started], NULL, addq_thread, &q) == 0)
+		started++;
 	if (started) {
 		xo->cancel = &q.stop;
 		xo->file_done = addq_push;
@@ -207,9 +212,10 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 	if (started) {
 		pthread_mutex_lock(&q.mu);
 		q.closed = 1;
-		pthread_cond_signal(&q.cv);
+		pthread_cond_broadcast(&q.cv);
 		pthread_mutex_unlock(&q.mu);
-		pthread_join(th, NULL);
+		for (int i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
 		xo->cancel = &j->ctl.cancel;
 		xo->file_done = NULL;
 	}

@@ -6,6 +6,7 @@
 #include "common/util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@ struct ingest {
 	unsigned seq;
 	uint8_t *buf;
 	const struct ingest_converter *conv;
+	pthread_mutex_t mu;   /* files, paths, seq: ingest_add_file may run in
+				 several threads at once */
 };
 
 void ingest_set_converter(struct ingest *ing, const struct ingest_converter *conv)
@@ -47,6 +50,7 @@ int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out)
 		return MD_ENOMEM;
 	ing->st = st;
 	ing->ctl = ctl;
+	pthread_mutex_init(&ing->mu, NULL);
 	ing->lock_fd = -1;
 	ing->files = json_array();
 	ing->paths = json_object();
@@ -116,29 +120,48 @@ static int claim_path(struct ingest *ing, const char *relpath)
 	int rc = util_check_relpath(relpath);
 	if (rc)
 		return rc;
+	pthread_mutex_lock(&ing->mu);
 	if (json_object_get(ing->paths, relpath))
-		return md_fail(MD_EREFUSED, "%s: duplicate file", relpath);
-	if (json_array_size(ing->files) >= INGEST_MAX_FILES)
-		return md_fail(MD_ETOOBIG, "more than %d files", INGEST_MAX_FILES);
-	json_object_set_new(ing->paths, relpath, json_true());
-	return 0;
+		rc = md_fail(MD_EREFUSED, "%s: duplicate file", relpath);
+	else if (json_object_size(ing->paths) >= INGEST_MAX_FILES)
+		rc = md_fail(MD_ETOOBIG, "more than %d files", INGEST_MAX_FILES);
+	else
+		json_object_set_new(ing->paths, relpath, json_true());
+	pthread_mutex_unlock(&ing->mu);
+	return rc;
+}
+
+static unsigned next_seq(struct ingest *ing)
+{
+	pthread_mutex_lock(&ing->mu);
+	unsigned n = ing->seq++;
+	pthread_mutex_unlock(&ing->mu);
+	return n;
+}
+
+static int append_file(struct ingest *ing, json_t *f)
+{
+	if (!f)
+		return MD_ENOMEM;
+	pthread_mutex_lock(&ing->mu);
+	int rc = json_array_append_new(ing->files, f) ? MD_ENOMEM : 0;
+	pthread_mutex_unlock(&ing->mu);
+	return rc;
 }
 
 /* "stage" maps each blob the entry needs to its staged file name. */
 static int record(struct ingest *ing, const char *relpath, uint64_t size,
 		  const char *hex, const char *staged)
 {
-	json_t *f = json_pack("{s:s,s:I,s:s,s:s,s:{s:s}}", "path", relpath, "size",
-			      (json_int_t)size, "sha256", hex, "blob", hex, "stage", hex, staged);
-	if (!f || json_array_append_new(ing->files, f))
-		return MD_ENOMEM;
-	return 0;
+	return append_file(ing, json_pack("{s:s,s:I,s:s,s:s,s:{s:s}}", "path", relpath, "size",
+					  (json_int_t)size, "sha256", hex, "blob", hex, "stage",
+					  hex, staged));
 }
 
 static int stage_open(struct ingest *ing, char *name, size_t n, char prefix)
 {
 	char p[4200];
-	snprintf(name, n, "%c%06u", prefix, ing->seq++);
+	snprintf(name, n, "%c%06u", prefix, next_seq(ing));
 	snprintf(p, sizeof p, "%s/%s", ing->dir, name);
 	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	return fd < 0 ? md_fail(MD_EIO, "%s: %s", p, strerror(errno)) : fd;
@@ -205,8 +228,8 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 			      "dtype_bytes", json_object_get(info, "dtype_bytes"),
 			      "stage", pack, pn, recipe, rn);
 	json_decref(info);
-	if (!f || json_array_append_new(ing->files, f))
-		return MD_ENOMEM;
+	if ((rc = append_file(ing, f)))
+		return rc;
 	if (ing->ctl)
 		atomic_fetch_add(&ing->ctl->done, size);
 	return 0;
@@ -230,7 +253,7 @@ int ingest_add_fd(struct ingest *ing, const char *relpath, int fd)
 	if (!ing->buf && !(ing->buf = malloc(COPY_BUF)))
 		return MD_ENOMEM;
 	char staged[32], p[4200];
-	snprintf(staged, sizeof staged, "f%06u", ing->seq++);
+	snprintf(staged, sizeof staged, "f%06u", next_seq(ing));
 	snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
 	int out = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (out < 0)
@@ -360,8 +383,8 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry)
 		return MD_ENOMEM;
 	json_object_set_new(f, "path", json_string(relpath));
 	json_object_set_new(f, "stage", json_object());
-	if (json_array_append_new(ing->files, f))
-		return MD_ENOMEM;
+	if ((rc = append_file(ing, f)))
+		return rc;
 	if (ing->ctl)
 		atomic_fetch_add(&ing->ctl->done, (uint64_t)json_integer_value(json_object_get(f, "size")));
 	return 0;
@@ -400,7 +423,7 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 	if (rc)
 		return rc;
 	char staged[32], p[4200];
-	snprintf(staged, sizeof staged, "f%06u", ing->seq++);
+	snprintf(staged, sizeof staged, "f%06u", next_seq(ing));
 	snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
 	if (rename(abs_path, p) < 0)
 		return md_fail(md_from_errno(errno), "%s: %s", relpath, strerror(errno));
@@ -644,5 +667,6 @@ void ingest_free(struct ingest *ing)
 	json_decref(ing->paths);
 	json_decref(ing->pathlist);
 	free(ing->buf);
+	pthread_mutex_destroy(&ing->mu);
 	free(ing);
 }

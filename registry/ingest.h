@@ -114,7 +114,8 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
  * staging directory, same filesystem) whose sha256 the writer verified
  * while writing: it is moved (plain, fsync'd first) or converted (weight
  * files; the source is not hashed again), not re-hashed. Errors as
- * ingest_add_staged.
+ * ingest_add_staged. Several threads may call it at once on one ingest
+ * (a pull converts two files at a time); no other call may run meanwhile.
  */
 int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
 		    const char *sha256);
