@@ -7,10 +7,12 @@
 # tensors over NTENSORS tensors, default 1024 MiB / 512), then on that same
 # file, in the same run, page cache warm, best of 3:
 #   ours-read : build/torch_read FILE       conv_torch.parse + pread of every
-#               tensor range once (the converter's side of a conversion; the
-#               pack writer is not in this tree, so it is not measured)
+#               tensor range once (the converter's side of a conversion)
 #   ours-write: build/torch_read -o OUT     the same, also writing every range
-#               to OUT (what the pack writer adds, minus alignment/digests)
+#               to OUT
+#   ours-pack : build/bench-convert FILE PACK RECIPE   the whole conversion the
+#               daemon's worker does: parse, pack (aligned, every tensor's
+#               sha256, root), recipe, and the file's own sha256
 #   torch     : /usr/bin/python3 -c torch.load(f, weights_only=True), then
 #               every tensor's bytes written to OUT
 # Prints seconds and MB/s for each and the speed-up over torch.
@@ -23,6 +25,8 @@ PY=/usr/bin/python3
 make -s all >/dev/null
 cc -O2 -g -D_GNU_SOURCE -I. -o build/torch_read bench/torch_read.c build/libmdcore.a \
 	$(pkg-config --libs jansson libcrypto) -lpthread
+cc -std=c17 -O2 -D_GNU_SOURCE -I. bench/convert_main.c build/libmdcore.a \
+	$(pkg-config --libs jansson libcrypto) -lpthread -o build/bench-convert
 W=$(mktemp -d /tmp/md-bench-torch.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 CK=$W/model.bin
@@ -48,7 +52,7 @@ best() { # best wall time of 3 runs of "$@"
 		t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
 		d=$(echo "$t1 - $t0" | bc -l)
 		if [ -z "$b" ] || [ "$(echo "$d < $b" | bc -l)" = 1 ]; then b=$d; fi
-		rm -f "$W/out"
+		rm -f "$W/out" "$W/pack" "$W/recipe"
 	done
 	echo "$b"
 }
@@ -59,10 +63,12 @@ with open(sys.argv[2], "wb") as f:
         f.write((t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes())'
 r=$(best ./build/torch_read "$CK")
 w=$(best ./build/torch_read -o "$W/out" "$CK")
+c=$(best ./build/bench-convert "$CK" "$W/pack" "$W/recipe")
 p=$(best $PY -c "$TORCH_PY" "$CK" "$W/out")
 mbs() { echo "scale=0; $BYTES / $1 / 1000000" | bc -l; }
 printf 'file: %s MiB, %s tensors, format %s (%s bytes)\n' "$SIZE" "$NT" "$FMT" "$BYTES"
 printf 'ours-read   %8.3f s  %6s MB/s  %5.1fx torch\n' "$r" "$(mbs "$r")" "$(echo "$p / $r" | bc -l)"
 printf 'ours-write  %8.3f s  %6s MB/s  %5.1fx torch\n' "$w" "$(mbs "$w")" "$(echo "$p / $w" | bc -l)"
+printf 'ours-pack   %8.3f s  %6s MB/s  %5.1fx torch  (goal >= 5x)\n' "$c" "$(mbs "$c")" "$(echo "$p / $c" | bc -l)"
 printf 'torch       %8.3f s  %6s MB/s\n' "$p" "$(mbs "$p")"
 ./build/torch_read -t "$CK"
