@@ -62,6 +62,7 @@ int config_set(struct config *c, const char *k, const char *v)
 	if (!strcmp(k, "socket_group")) return setstr(&c->socket_group, v);
 	if (!strcmp(k, "hub")) return setstr(&c->hub, v);
 	if (!strcmp(k, "token_file")) return setstr(&c->token_file, v);
+	if (!strcmp(k, "ca_file")) return setstr(&c->ca_file, v);
 	if (!strcmp(k, "git_credentials")) return setstr(&c->git_credentials, v);
 	if (!strcmp(k, "http")) return setstr(&c->http, v);
 	if (!strcmp(k, "upstream")) return setstr(&c->upstream, v);
@@ -155,6 +156,7 @@ void config_free(struct config *c)
 	free(c->git_credentials);
 	free(c->http);
 	free(c->upstream);
+	free(c->ca_file);
 	free(c->http_token_file);
 	free(c->policy);
 	free(c->size_classes);

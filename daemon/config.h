@@ -16,6 +16,8 @@ struct config {
 	int workers;          /* job worker threads (1..64) */
 	char *hub;            /* default hub URL for pull */
 	char *token_file;     /* hub token file */
+	char *ca_file;        /* CA certificates (PEM) trusted for https hubs, or NULL:
+				 the system's */
 	char *git_credentials; /* git/LFS credential file (https://user:token@host lines) */
 	char *http;           /* ADDR:PORT of the mirror endpoint, or NULL */
 	char *upstream;       /* hub the mirror pulls through from on a miss, or NULL */

@@ -12,6 +12,7 @@
 #include "meta/policy.h"
 #include "registry/catalog.h"
 #include "registry/store.h"
+#include "sources/xfer.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/paths.h"
@@ -254,6 +255,15 @@ int main(int argc, char **argv)
 		return check ? 1 : 2;
 	}
 	log_set_level(cfg.log_level);
+	if (cfg.ca_file && access(cfg.ca_file, R_OK) < 0) {
+		fprintf(stderr, "modeld: ca_file %s: %s\n", cfg.ca_file, strerror(errno));
+		config_free(&cfg);
+		return 1;
+	}
+	if (cfg.ca_file && xfer_set_ca_file(cfg.ca_file)) {
+		config_free(&cfg);
+		return 1;
+	}
 	struct policy *pol = NULL;
 	if ((rc = load_policy(&cfg, &pol))) {
 		fprintf(stderr, "modeld: policy: %s\n", md_errmsg(rc));

@@ -230,6 +230,7 @@ static int http_get(struct hf_client *c, const char *url, const char *label, str
 			resp_reset(out);
 			CURL *e = c->e;
 			curl_easy_reset(e);
+			xfer_apply_tls(e);
 			char errbuf[CURL_ERROR_SIZE] = "";
 			curl_easy_setopt(e, CURLOPT_URL, cur);
 			curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -250,6 +251,15 @@ static int http_get(struct hf_client *c, const char *url, const char *label, str
 			curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 			cc = curl_easy_perform(e);
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+			if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+			    cc == CURLE_SSL_ISSUER_ERROR || cc == CURLE_SSL_CERTPROBLEM) {
+				/* not transient: retrying cannot help */
+				free(cur);
+				resp_reset(out);
+				return md_fail(MD_EREFUSED, "%s: TLS certificate not trusted: %s (for a "
+					       "private CA, set ca_file in modeld's configuration)",
+					       label, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+			}
 			out->url = cur;
 			cur = NULL;
 			if (out->over) {

@@ -198,6 +198,8 @@ int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 	if (limit > HUBSEARCH_MAX_LIMIT)
 		limit = HUBSEARCH_MAX_LIMIT;
 	CURL *c = curl_easy_init();
+	if (c)
+		xfer_apply_tls(c);
 	json_t *res = json_array();
 	if (!c || !res) {
 		if (c)

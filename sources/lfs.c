@@ -1,5 +1,6 @@
 /* sources/lfs.c — see lfs.h. */
 #include "sources/lfs.h"
+#include "sources/xfer.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -237,6 +238,8 @@ static int batch_one(const char *endpoint, const char *user, const char *pass,
 		return MD_ENOMEM;
 	}
 	CURL *e = curl_easy_init();
+	if (e)
+		xfer_apply_tls(e);
 	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/vnd.git-lfs+json");
 	h = curl_slist_append(h, "Content-Type: application/vnd.git-lfs+json");
 	struct body b = { 0 };

@@ -144,6 +144,24 @@ static void global_init_once(void)
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : MD_ENOMEM;
 }
 
+static char *ca_file;
+
+int xfer_set_ca_file(const char *path)
+{
+	char *p = path ? strdup(path) : NULL;
+	if (path && !p)
+		return MD_ENOMEM;
+	free(ca_file);
+	ca_file = p;
+	return 0;
+}
+
+void xfer_apply_tls(void *curl)
+{
+	if (ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+}
+
 int xfer_global_init(void)
 {
 	pthread_once(&global_once, global_init_once);
@@ -753,6 +771,8 @@ static int conn_init(struct run *r, struct conn *c)
 	memset(c, 0, sizeof *c);
 	c->r = r;
 	c->e = curl_easy_init();
+	if (c->e)
+		xfer_apply_tls(c->e);
 	if (!c->e)
 		return MD_ENOMEM;
 	const struct xfer_opts *o = r->o;

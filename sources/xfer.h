@@ -135,6 +135,14 @@ struct xfer_opts {
  * search call it themselves on first use. */
 int xfer_global_init(void);
 
+/* CA certificates (a PEM file) that every HTTPS request of sources/ (hub
+ * API, downloads, LFS batch, hub search) trusts instead of the system's;
+ * NULL: the system's. Process-wide: set it before any request runs (modeld
+ * sets the ca_file config key at start). The path is copied. 0, MD_ENOMEM. */
+int xfer_set_ca_file(const char *path);
+/* Apply it to a curl easy handle (CURL *). */
+void xfer_apply_tls(void *curl);
+
 /*
  * Fetch items[0..n) into dir (which must exist). opts may be NULL (all
  * defaults). Returns 0 when every item has status 0; otherwise the first

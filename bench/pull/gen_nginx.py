@@ -10,6 +10,9 @@ lists the files with their sizes and oids. Every file gets a location for
 (X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size). Runs as the current
 user with everything under PREFIX. LIMIT_RATE (e.g. "50m", bytes/s) caps
 every response, as a CDN edge caps each connection.
+With TLS_CERT and TLS_KEY in the environment (PEM files) it listens with
+TLS and HTTP/2 instead, and logs each request's protocol to
+PREFIX/access.log ("HTTP/2.0 /acme/x/resolve/...").
 """
 import json
 import os
@@ -18,6 +21,15 @@ import sys
 prefix, port, www, meta_path, repo = sys.argv[1:6]
 limit = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
 meta = json.load(open(meta_path))
+cert, key = os.environ.get("TLS_CERT"), os.environ.get("TLS_KEY")
+if cert and key:
+    listen = (f"listen 127.0.0.1:{port} ssl http2;\n"
+              f"        ssl_certificate {cert};\n        ssl_certificate_key {key};")
+    log = (f"log_format proto '$server_protocol $request_uri';\n"
+           f"    access_log {prefix}/access.log proto;")
+else:
+    listen, log = f"listen 127.0.0.1:{port};", "access_log off;"
+
 commit = meta["commit"]
 user = "user root;\n" if os.getuid() == 0 else ""
 out = [f"""{user}worker_processes 2;
@@ -26,7 +38,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    {log}
     client_body_temp_path {prefix}/tmp/body;
     proxy_temp_path {prefix}/tmp/proxy;
     fastcgi_temp_path {prefix}/tmp/fastcgi;
@@ -39,7 +51,7 @@ http {{
     types {{ }}
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port};
+        {listen}
         {"limit_rate " + limit + ";" if limit else ""}
         location /api/ {{
             root {www};

@@ -5,6 +5,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import signal
 import struct
 import subprocess
 import threading
@@ -13,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MODELCTL, ROOT, Daemon, safetensors_bytes
+from conftest import MODELCTL, MODELD, ROOT, Daemon, safetensors_bytes
 
 PY = "/usr/bin/python3"
 HUBD = os.path.join(ROOT, "tests/fixtures/hubd.py")
@@ -170,6 +172,62 @@ def test_hostile_weight_fails_pull_while_others_download(daemon, hubroot):
     assert took < 3.5, f"the failed conversion did not stop the other download ({took:.1f}s)"
     assert daemon.ctl("list", "--json").json() == []
     assert daemon.ctl("status", "--json").json()
+
+
+def test_pull_over_https_http2_with_ca_file(tmp, hubroot):
+    """An HTTPS hub (nginx on loopback, TLS + HTTP/2, a certificate no system
+    CA signed): with ca_file naming it the pull negotiates HTTP/2 and stores
+    the right bytes; without it the pull fails on the certificate, one line,
+    nothing stored."""
+    if not shutil.which("nginx") or not shutil.which("openssl"):
+        pytest.skip("needs nginx and openssl")
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    www, ng = os.path.join(tmp, "www"), os.path.join(tmp, "ng")
+    os.makedirs(os.path.join(ng, "tmp"))
+    subprocess.run([PY, HUBD, "--root", hubroot, "--export", www], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([PY, os.path.join(ROOT, "bench/pull/gen_nginx.py"), ng, str(port), www,
+                    os.path.join(www, "meta-acme--tiny.json"), "acme/tiny"],
+                   env=dict(os.environ, TLS_CERT=cert, TLS_KEY=key), check=True)
+    subprocess.run(["nginx", "-p", ng, "-c", os.path.join(ng, "nginx.conf"), "-e",
+                    os.path.join(ng, "error.log")], check=True)
+    url = f"https://127.0.0.1:{port}"
+    for sub in ("a", "b"):
+        os.makedirs(os.path.join(tmp, sub))
+    try:
+        plain = Daemon(os.path.join(tmp, "a")).start()
+        try:
+            r = plain.ctl("pull", "acme/tiny", "--hub", url, check=False)
+            assert r.rc == 1 and r.err.count("\n") == 1 and "certificate" in r.err.lower(), r
+            print("without ca_file:", r.err.strip())
+            assert plain.ctl("list", "--json").json() == []
+        finally:
+            plain.stop()
+        conf = os.path.join(tmp, "modeld.conf")
+        with open(conf, "w") as f:
+            f.write(f"ca_file = {cert}\n")
+        d = Daemon(os.path.join(tmp, "b"), extra=["--config", conf]).start()
+        try:
+            d.ctl("pull", "acme/tiny", "--hub", url)
+            check_pulled(d, hubroot)
+        finally:
+            d.stop()
+        protos = [l.split()[0] for l in open(os.path.join(ng, "access.log")) if "/resolve/" in l]
+        assert protos and set(protos) == {"HTTP/2.0"}, protos
+    finally:
+        with open(os.path.join(ng, "nginx.pid")) as f:
+            os.kill(int(f.read()), signal.SIGTERM)
+    bad = os.path.join(tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("ca_file = /nonexistent/ca.pem\n")
+    r = subprocess.run([MODELD, "--config", bad, "-n",
+                        "--store", os.path.join(tmp, "c")], capture_output=True, text=True)
+    assert r.returncode == 1 and "ca_file /nonexistent/ca.pem" in r.stderr, r.stderr
 
 
 def test_token_never_leaves_the_hub(daemon, hub, tmp):
