@@ -343,7 +343,9 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		rc = md_fail(MD_ENOENT, "%s@%s: no files match", id, model->commit);
 		goto out;
 	}
-	if ((rc = ingest_begin(d->st, &j->ctl, &ing)))
+	/* progress is the download's (xfer): the ingest would count each file
+	 * a second time as it stores it */
+	if ((rc = ingest_begin(d->st, NULL, &ing)))
 		goto out;
 	struct ingest_converter conv;
 	worker_converter(&conv, &j->ctl.cancel);
@@ -379,6 +381,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 			}
 			if (ent) {
 				rc = ingest_add_existing(ing, items[i].dest, ent);
+				atomic_fetch_add(&j->ctl.done, items[i].size);
 				json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s}", "path",
 					items[i].dest, "sha256", items[i].sha256, "verified_against",
 					"already stored (same sha256)"));

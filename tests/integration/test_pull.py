@@ -98,6 +98,9 @@ def test_pull_happy_path(daemon, hub, hubroot):
     assert show["license"]["spdx"] == "Apache-2.0"
     fmts = {f["path"]: f.get("format") for f in show["files"]}
     assert fmts["pytorch_model.bin"] == "torch" and fmts["model-00001-of-00002.safetensors"] == "safetensors"
+    # progress ends at exactly the total (each byte counted once)
+    job = [j for j in daemon.ctl("jobs", "--json").json() if j.get("op") == "pull"][-1]
+    assert job["done"] == job["total"] and job["total"] == sum(f["size"] for f in show["files"]), job
     # pinned: the same pull again downloads nothing
     n = len(hub.log())
     r2 = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--json").json()
