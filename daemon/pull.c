@@ -147,12 +147,16 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	size_t nitems = 0;
 	struct ingest *ing = NULL;
 	int rc, keyed = 0, done_ok = 0;
-	json_t *extra = NULL, *m = NULL, *prov_files = json_array();
+	json_t *extra = NULL, *m = NULL, *prov_files = NULL;
 
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
 	const char *src = json_string_value(json_object_get(a, "source"));
 	if ((refarg && !strncmp(refarg, "git+", 4)) || (src && !strcmp(src, "git")))
 		return pull_git_job(d, j, res); /* daemon/pull_git.c */
+	if (!(prov_files = json_array())) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
 	if ((rc = md_lib_need(MD_LIB_CURL, "pull")) ||
 	    (rc = util_parse_modelref(refarg ? refarg : "", &id, &want)))
 		goto out;

@@ -31,7 +31,7 @@ int lazy_load(struct lazy_lib *l, char *err, size_t errlen)
 			dlerror();
 			l->slot[i] = dlsym(h, l->names[i]);
 			if (!l->slot[i]) {
-				snprintf(err, errlen, "%s: no symbol %s", l->soname, l->names[i]);
+				snprintf(err, errlen, "no symbol %s", l->names[i]);
 				dlclose(h);
 				h = NULL;
 				rc = -1;

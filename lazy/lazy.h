@@ -3,10 +3,10 @@
  * libmicrohttpd (common/lazylib.h says why).
  *
  * Only build/modeld links lazy/ (all of it), in place of -lcurl -lgit2
- * -larchive -lmicrohttpd. Each lazy/LIB.c defines every function of LIB that modeld
- * calls, under its own name and with the prototype of the library's own
- * header (which it includes: a prototype that drifts from the header does
- * not compile). Each stand-in forwards to the real function, found with
+ * -larchive -lmicrohttpd. Each lazy/LIB.c defines every function of LIB
+ * that modeld calls, under its own name and with the prototype of the
+ * library's own header (which it includes: a prototype that drifts from the
+ * header does not compile). Each stand-in forwards to the real function, found with
  * dlsym() in the library dlopen()ed on first use. The executable does not
  * export these names (nothing it links refers to them), so they never
  * interpose on the library's calls to itself.
@@ -31,7 +31,8 @@ struct lazy_lib {
 };
 
 /* Load L (under a process-wide lock) unless it is loaded. 0, or -1 with the
- * reason ("libcurl.so.4: cannot open shared object file: ...") in err. */
+ * reason in err: dlerror()'s ("libcurl.so.4: cannot open shared object
+ * file: ...") or "no symbol NAME". */
 int lazy_load(struct lazy_lib *l, char *err, size_t errlen);
 
 /* The stand-ins' slow path: load L or log why not and abort(). */

@@ -86,19 +86,19 @@ def test_each_library_loads_on_first_use(daemon, tmp):
 
 
 @pytest.fixture
-def broken_libs(tmp, monkeypatch):
-    """A directory on LD_LIBRARY_PATH where every lazy library is an empty
-    file: dlopen finds it first and fails ("file too short")."""
+def broken_libs(tmp):
+    """A directory for modeld's LD_LIBRARY_PATH (not modelctl's: the ASan
+    build links them) where every lazy library is an empty file: dlopen
+    finds it first and fails ("file too short")."""
     lib = os.path.join(tmp, "lib")
     os.makedirs(lib)
     for so in ("libcurl.so.4", "libgit2.so.1.5", "libarchive.so.13", "libmicrohttpd.so.12"):
         open(os.path.join(lib, so), "w").close()
-    monkeypatch.setenv("LD_LIBRARY_PATH", lib)
     return lib
 
 
 def test_missing_library_fails_the_operation_not_the_daemon(tmp, broken_libs):
-    d = Daemon(tmp).start()
+    d = Daemon(tmp, env={"LD_LIBRARY_PATH": broken_libs}).start()
     try:
         d.ctl("import", tiny_llama(os.path.join(tmp, "m"), weights=4096), "--name", "acme/t")
         r = d.ctl("pull", "acme/x", "--hub", "http://127.0.0.1:9", check=False)
@@ -127,5 +127,6 @@ def test_mirror_without_libmicrohttpd_refuses_to_start(tmp, broken_libs):
     s.close()
     r = subprocess.run([MODELD, "-f", "--store", os.path.join(tmp, "s"),
                         "--socket", os.path.join(tmp, "s.sock"), "--http", f"127.0.0.1:{port}"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, LD_LIBRARY_PATH=broken_libs))
     assert r.returncode == 1 and "mirror: cannot load libmicrohttpd.so.12: " in r.stderr, r
