@@ -13,12 +13,17 @@ DESTDIR  ?=
 BUILD    ?= build
 CC       ?= cc
 PKGS      = lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto \
-            libmicrohttpd libsystemd libseccomp
+            libmicrohttpd libseccomp
 CFLAGS   ?= -O2 -g
 WARN      = -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wno-missing-field-initializers
 CPPFLAGS += -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# modeld links lazy/ in place of these four and dlopen()s them on first use
+# (common/lazylib.h): an idle daemon does not carry them and what they load
+LAZY_PKGS = libcurl libarchive libgit2 libmicrohttpd
+MODELD_LDLIBS = $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) 2>/dev/null) \
+		-lpthread
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=all
 
@@ -29,6 +34,7 @@ DAEMON_SRCS = $(filter-out daemon/main.c daemon/worker_main.c,$(wildcard daemon/
 CORE_SRCS   = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)) $(DAEMON_SRCS)
 CLIENT_SRCS = $(wildcard common/*.c) $(wildcard client/*.c)
 CLI_SRCS    = $(wildcard cli/*.c)
+LAZY_SRCS   = $(wildcard lazy/*.c)
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -57,7 +63,7 @@ $(BUILD)/libmodeld.a: $(CLIENT_OBJS)
 # --- libmodeld.so: the client side built -fPIC, exporting only client/modeld.h
 # (client/libmodeld.map), and its pkg-config file (docs/serving.md) ---------
 PIC_OBJS = $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_SRCS))
-CLIENT_PKGS = jansson libcrypto libsystemd
+CLIENT_PKGS = jansson libcrypto
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
@@ -85,8 +91,8 @@ $(BUILD)/obj/gen/license_corpus.o: $(BUILD)/gen/license_corpus.c meta/licdetect.
 $(BUILD)/libmdcore.a: $(BUILD)/obj/gen/license_corpus.o
 # --- end meta --------------------------------------------------------------
 
-$(BUILD)/modeld: $(call obj,daemon/main.c) $(BUILD)/libmdcore.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/modeld: $(call obj,daemon/main.c $(LAZY_SRCS)) $(BUILD)/libmdcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MODELD_LDLIBS)
 # the confined parser process modeld spawns per weight file (daemon/sandbox.h)
 $(BUILD)/modeld-worker: $(call obj,daemon/worker_main.c) $(BUILD)/libmdcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,16 +1,23 @@
 #!/bin/bash
 # `modelctl list --json` with N stored models (default 10,000) and the idle
-# RSS of modeld. Goals (issue 2): list under 200 ms; idle RSS under 10 MB.
+# RSS of modeld: on an empty store, after the lists, and after a restart on
+# the full store. Goals (issue 2): list under 200 ms; idle RSS under 10 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10000}
 B=${BUILD:-build}
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/modeld-bench.XXXXXX")
-trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-"$B/modeld" -f --store "$W/store" --socket "$W/s.sock" --log-level error & PID=$!
-for _ in $(seq 100); do [ -S "$W/s.sock" ] && break; sleep 0.05; done
-rss() { awk '/^VmRSS/ {print $2}' /proc/$PID/status; }
-echo "idle RSS, empty store:     $(rss) KiB"
+PID=
+trap '[ -n "$PID" ] && kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
+start() {
+	"$B/modeld" -f --store "$W/store" --socket "$W/s.sock" --log-level error & PID=$!
+	for _ in $(seq 100); do [ -S "$W/s.sock" ] && break; sleep 0.05; done
+	sleep 1   # the socket loop trims 200 ms after the last request
+}
+rss() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2}
+	END {printf "%d KiB (anon %d, file %d)", r, a, f}' /proc/$PID/status; }
+start
+echo "idle RSS, empty store:      $(rss)"
 t0=$(date +%s.%N)
 /usr/bin/python3 bench/populate.py "$W/s.sock" "$N"
 t1=$(date +%s.%N)
@@ -23,6 +30,10 @@ for i in 1 2 3 4 5; do
 	ms=$(( (b - a) / 1000000 )); [ $ms -lt $best ] && best=$ms
 done
 echo "list --json, $N models: best of 5 = ${best} ms (goal < 200 ms), $(wc -c < "$W/out.json") bytes"
-sleep 2
-echo "idle RSS after the lists:   $(rss) KiB (goal < 10240 KiB)"
+sleep 1
+echo "idle RSS after the lists:   $(rss) (goal < 10240 KiB)"
+kill $PID; wait $PID || true
+rm -f "$W/s.sock"
+start
+echo "idle RSS after a restart:   $(rss)"
 echo "catalog size on disk:       $(du -sk "$W/store/catalog" | cut -f1) KiB"

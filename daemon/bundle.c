@@ -9,6 +9,7 @@
 #include "registry/maint.h"
 #include "registry/reader.h"
 #include "common/err.h"
+#include "common/lazylib.h"
 #include "common/sha256.h"
 #include "common/util.h"
 
@@ -267,12 +268,14 @@ int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
 		comp = "none";
 	if (strcmp(comp, "none") && strcmp(comp, "zstd"))
 		return md_fail(MD_EINVAL, "export: compression '%s': want none or zstd", comp);
+	int rc = md_lib_need(MD_LIB_ARCHIVE, "export");
+	if (rc)
+		return rc;
 	if (level < 1 || level > 19)
 		level = 1;
 	if (j->nfds != (size_t)(sign ? 2 : 1))
 		return md_fail(MD_EPROTO, "export: %zu descriptors, expected %d", j->nfds, sign ? 2 : 1);
-	int rc = resolve_all(d, json_object_get(j->args, "refs"), &x, &nx);
-	if (rc)
+	if ((rc = resolve_all(d, json_object_get(j->args, "refs"), &x, &nx)))
 		return rc;
 	char now[32];
 	util_now_iso(now, sizeof now);
@@ -1008,10 +1011,12 @@ int bundle_import_job(struct daemon *d, struct job *j, json_t **res)
 	if (j->nfds != (size_t)(verify ? 2 : 1))
 		return md_fail(MD_EPROTO, "bundle import: %zu descriptors, expected %d", j->nfds,
 			       verify ? 2 : 1);
+	int rc = md_lib_need(MD_LIB_ARCHIVE, "import");
+	if (rc)
+		return rc;
 	struct imp im = { .d = d, .j = j, .cap_total = BUNDLE_MAX_TOTAL };
 	char *key = NULL;
 	size_t keylen = 0;
-	int rc = 0;
 	const char *sigstate = "none";
 	struct stat sb;
 	if (fstat(j->fds[0], &sb) == 0 && S_ISREG(sb.st_mode))

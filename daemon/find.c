@@ -6,6 +6,7 @@
 #include "registry/index.h"
 #include "sources/hubsearch.h"
 #include "common/err.h"
+#include "common/lazylib.h"
 #include "common/log.h"
 #include "common/units.h"
 #include "common/util.h"
@@ -318,7 +319,7 @@ static int hub_job(struct daemon *d, struct job *j, json_t **res)
 	r.limit = limit;
 	json_t *list;
 	int pages;
-	if ((rc = hubsearch_query(&r, &list, &pages)))
+	if ((rc = md_lib_need(MD_LIB_CURL, "search")) || (rc = hubsearch_query(&r, &list, &pages)))
 		return rc;
 	MDB_txn *txn = NULL;
 	store_txn(d->st, 0, &txn);

@@ -68,27 +68,35 @@ static void record(struct jobs *js, const struct job *j)
 	free(s);
 }
 
-/* Start-up: find the next id and mark records of a dead modeld. */
+/* Start-up: find the next id and mark records of a dead modeld. Only the
+ * last JOBS_RECENT records and those that may say running or queued are
+ * parsed: a store keeps a record of every job it ever ran. */
 static void recover(struct jobs *js)
 {
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k, v;
+	MDB_stat ms;
 	js->next_id = 1;
 	if (store_txn(js->d->st, 1, &txn))
 		return;
-	if (mdb_cursor_open(txn, js->d->st->jobs, &c)) {
+	if (mdb_stat(txn, js->d->st->jobs, &ms) || mdb_cursor_open(txn, js->d->st->jobs, &c)) {
 		mdb_txn_abort(txn);
 		return;
 	}
+	size_t left = ms.ms_entries;
 	int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	while (rc == 0) {
+	for (; rc == 0; left--) {
+		int tail = left <= JOBS_RECENT;
 		if (k.mv_size == 8) {
 			uint64_t id = 0;
 			for (int i = 0; i < 8; i++)
 				id = id << 8 | ((uint8_t *)k.mv_data)[i];
 			if (id >= js->next_id)
 				js->next_id = id + 1;
+		}
+		if (k.mv_size == 8 && (tail || memmem(v.mv_data, v.mv_size, "running", 7) ||
+				       memmem(v.mv_data, v.mv_size, "queued", 6))) {
 			json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 			const char *st = json_string_value(json_object_get(o, "state"));
 			if (st && (!strcmp(st, "running") || !strcmp(st, "queued"))) {
@@ -99,8 +107,10 @@ static void recover(struct jobs *js)
 					mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
 				free(s);
 			}
-			if (o)
+			if (o && tail)
 				json_array_append_new(js->recent, o);
+			else
+				json_decref(o);
 		}
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}

@@ -7,12 +7,14 @@
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
 #include "daemon/mirror.h"
+#include "daemon/sdnotify.h"
 #include "daemon/server.h"
 #include "daemon/worker.h"
 #include "meta/policy.h"
 #include "registry/catalog.h"
 #include "registry/store.h"
 #include "sources/xfer.h"
+#include "lazy/lazy.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/paths.h"
@@ -30,7 +32,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 static struct daemon D;
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	log_init("modeld");
+	lazy_install(); /* libcurl, libgit2, libarchive, libmicrohttpd: on first use */
 	int ch;
 	while ((ch = getopt_long(argc, argv, "nfc:h", lo, NULL)) != -1) {
 		switch (ch) {
@@ -286,13 +288,17 @@ int main(int argc, char **argv)
 	}
 
 	int listen_fd = -1, ready_fd = -1;
-	int n = sd_listen_fds(1);
+	int n = sdn_listen_fds();
+	if (n < 0) {
+		log_warn("%s; binding the socket itself", md_errmsg(n));
+		n = 0;
+	}
 	if (n > 1) {
 		log_error("socket activation passed %d sockets; expected one", n);
 		return 1;
 	}
 	if (n == 1)
-		listen_fd = SD_LISTEN_FDS_START;
+		listen_fd = SDN_LISTEN_FDS_START;
 	if (!foreground && !getenv("NOTIFY_SOCKET") && daemonize(&ready_fd) < 0) {
 		log_error("fork: %s", strerror(errno));
 		return 1;
@@ -342,7 +348,7 @@ int main(int argc, char **argv)
 
 	log_info("modeld %s ready: store %s, socket %s, %d workers", MODELD_VERSION, cfg.store,
 		 n == 1 ? "(from systemd)" : cfg.socket, cfg.workers);
-	sd_notifyf(0, "READY=1\nSTATUS=serving %s\nMAINPID=%d", cfg.store, (int)getpid());
+	sdn_notify("READY=1\nSTATUS=serving %s\nMAINPID=%d", cfg.store, (int)getpid());
 	if (ready_fd >= 0) {
 		char c = 0;
 		if (write(ready_fd, &c, 1) != 1)
@@ -357,7 +363,7 @@ int main(int argc, char **argv)
 
 	server_run(D.srv);
 
-	sd_notify(0, "STOPPING=1");
+	sdn_notify("STOPPING=1");
 	mirror_stop(mirror);
 	log_info("stopping: canceling running jobs");
 	jobs_shutdown(D.jobs);   /* cancels jobs; their replies go to the mail */

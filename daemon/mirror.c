@@ -3,6 +3,7 @@
 #include "registry/catalog.h"
 #include "registry/reader.h"
 #include "common/err.h"
+#include "common/lazylib.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -965,6 +966,9 @@ int mirror_start(struct daemon *d, const char *addr, const char *token_file, str
 		return md_fail(MD_EINVAL, "http '%s': want ADDR:PORT", addr);
 	snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
 	snprintf(port, sizeof port, "%s", colon + 1);
+	int rc = md_lib_need(MD_LIB_MHD, "mirror");
+	if (rc)
+		return rc;
 	if (host[0] == '[') { /* [::1] */
 		size_t k = strlen(host);
 		if (k < 2 || host[k - 1] != ']')
@@ -989,7 +993,6 @@ int mirror_start(struct daemon *d, const char *addr, const char *token_file, str
 	snprintf(m->self, sizeof m->self, "%s", addr[0] == ':' ? "127.0.0.1" : addr);
 	if (addr[0] == ':')
 		snprintf(m->self, sizeof m->self, "127.0.0.1%s", addr);
-	int rc = 0;
 	if (token_file && (rc = read_token(token_file, &m->token))) {
 		freeaddrinfo(ai);
 		mirror_stop(m);

@@ -9,6 +9,7 @@
 #include "sources/hf.h"
 #include "sources/xfer.h"
 #include "common/err.h"
+#include "common/lazylib.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -284,13 +285,18 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	size_t nitems = 0;
 	struct ingest *ing = NULL;
 	int rc, keyed = 0, done_ok = 0;
-	json_t *extra = NULL, *m = NULL, *prov_files = json_array();
+	json_t *extra = NULL, *m = NULL, *prov_files = NULL;
 
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
 	const char *src = json_string_value(json_object_get(a, "source"));
 	if ((refarg && !strncmp(refarg, "git+", 4)) || (src && !strcmp(src, "git")))
 		return pull_git_job(d, j, res); /* daemon/pull_git.c */
-	if ((rc = util_parse_modelref(refarg ? refarg : "", &id, &want)))
+	if (!(prov_files = json_array())) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	if ((rc = md_lib_need(MD_LIB_CURL, "pull")) ||
+	    (rc = util_parse_modelref(refarg ? refarg : "", &id, &want)))
 		goto out;
 	const char *name = json_string_value(json_object_get(a, "name"));
 	if (!name)

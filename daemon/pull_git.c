@@ -11,6 +11,7 @@
 #include "sources/lfs.h"
 #include "sources/xfer.h"
 #include "common/err.h"
+#include "common/lazylib.h"
 #include "common/sha256.h"
 #include "common/util.h"
 
@@ -267,7 +268,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
 	const char *source = json_string_value(json_object_get(a, "source"));
 	int plain = source && !strcmp(source, "git") && !gitsrc_is_git_ref(refarg);
-	if ((rc = gitsrc_url_parse(refarg, plain, &u)))
+	if ((rc = md_lib_need(MD_LIB_GIT2, "pull")) || (rc = gitsrc_url_parse(refarg, plain, &u)))
 		goto out;
 	const char *name = json_string_value(json_object_get(a, "name"));
 	if (name) {
@@ -457,6 +458,8 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			}
 		} else {
 			lfs_how = "LFS batch API";
+			if ((rc = md_lib_need(MD_LIB_CURL, "pull")))
+				goto out;
 			uint64_t rate = json_integer_value(json_object_get(a, "limit_rate")) > 0
 						? (uint64_t)json_integer_value(json_object_get(a, "limit_rate"))
 						: d->cfg->limit_rate;

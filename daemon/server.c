@@ -389,7 +389,7 @@ int server_run(struct server *srv)
 	struct conn **who = NULL;
 	size_t cap = 0;
 	double last_tick = util_mono();
-	int active = 0;   /* something happened since the last idle trim */
+	int active = 1;   /* something happened since the last idle trim (start-up did) */
 	while (!atomic_load(&srv->d->stopping)) {
 		size_t need = srv->nconns + 2;
 		if (need > cap) {

@@ -2,6 +2,7 @@
 #include "sources/git.h"
 #include "sources/lfs.h"
 #include "common/err.h"
+#include "common/lazylib.h"
 #include "common/sha256.h"
 #include "common/util.h"
 
@@ -429,15 +430,17 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		      const struct gitsrc_creds *creds, atomic_int *cancel,
 		      struct gitsrc_repo **out)
 {
-	pthread_once(&init_once, do_init);
 	*out = NULL;
+	int rc = md_lib_need(MD_LIB_GIT2, "git");
+	if (rc)
+		return rc;
+	pthread_once(&init_once, do_init);
 	struct gitsrc_repo *r = calloc(1, sizeof *r);
 	if (!r)
 		return MD_ENOMEM;
 	r->lockfd = -1;
 	char lockp[4200];
 	snprintf(lockp, sizeof lockp, "%s.lock", cache_dir);
-	int rc;
 	if ((r->lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 ||
 	    flock(r->lockfd, LOCK_EX) < 0) {
 		rc = md_fail(MD_EIO, "%s: %s", lockp, strerror(errno));

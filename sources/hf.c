@@ -66,8 +66,9 @@ char *hf_urlencode(const char *s, int keep_slash)
 
 int hf_open(const char *hub, const struct hf_opts *opts, struct hf_client **out)
 {
-	if (xfer_global_init())
-		return md_fail(MD_ENOMEM, "libcurl initialisation failed");
+	int grc = xfer_global_init();
+	if (grc)
+		return grc;
 	*out = NULL;
 	if (!hub || (strncasecmp(hub, "http://", 7) && strncasecmp(hub, "https://", 8)) ||
 	    strpbrk(hub, "?# \r\n") || strlen(hub) > 2048)

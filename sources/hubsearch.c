@@ -185,8 +185,9 @@ static int fetch(CURL *c, const char *url, struct resp *r)
 
 int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 {
-	if (xfer_global_init())
-		return md_fail(MD_ENOMEM, "libcurl initialisation failed");
+	int grc = xfer_global_init();
+	if (grc)
+		return grc;
 	char url[HUBSEARCH_MAX_HEADER], org[1024];
 	*out = NULL;
 	*pages = 0;

@@ -309,6 +309,9 @@ out:
 int lfs_batch(const char *endpoint, const char *user, const char *pass,
 	      struct lfs_object *objs, size_t n, const char *refname)
 {
+	int grc = xfer_global_init();
+	if (grc)
+		return grc;
 	for (size_t i = 0; i < n; i += LFS_BATCH_OBJECTS) {
 		size_t k = n - i < LFS_BATCH_OBJECTS ? n - i : LFS_BATCH_OBJECTS;
 		int rc = batch_one(endpoint, user, pass, objs + i, k, refname);

@@ -1,6 +1,7 @@
 /* sources/xfer.c — see xfer.h and docs/pull.md. */
 #include "sources/xfer.h"
 #include "common/err.h"
+#include "common/lazylib.h"
 #include "common/sha256.h"
 #include "common/util.h"
 
@@ -164,8 +165,11 @@ void xfer_apply_tls(void *curl)
 
 int xfer_global_init(void)
 {
+	int rc = md_lib_need(MD_LIB_CURL, "transfer");
+	if (rc)
+		return rc;
 	pthread_once(&global_once, global_init_once);
-	return global_rc;
+	return global_rc ? md_fail(global_rc, "libcurl initialisation failed") : 0;
 }
 
 static int origin_of(const char *url, char **scheme, char **host, long *port)
@@ -1321,8 +1325,9 @@ static void teardown(struct run *r)
 
 int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xfer_opts *opts)
 {
-	if (xfer_global_init())
-		return md_fail(MD_ENOMEM, "libcurl initialisation failed");
+	int grc = xfer_global_init();
+	if (grc)
+		return grc;
 	static const struct xfer_opts zero;
 	struct run run, *r = &run;
 	memset(r, 0, sizeof *r);

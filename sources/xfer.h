@@ -130,9 +130,10 @@ struct xfer_opts {
 	atomic_int *cancel;
 };
 
-/* curl_global_init once per process. 0 or MD_ENOMEM. */
-/* Idempotent and thread-safe (pthread_once); xfer_run, hf_open and the hub
- * search call it themselves on first use. */
+/* curl_global_init once per process, after md_lib_need(MD_LIB_CURL)
+ * (common/lazylib.h). 0, MD_EUNSUP (libcurl cannot be loaded) or MD_ENOMEM,
+ * with the detail. Idempotent and thread-safe (pthread_once); xfer_run,
+ * hf_open, lfs_batch and the hub search call it themselves on first use. */
 int xfer_global_init(void);
 
 /* CA certificates (a PEM file) that every HTTPS request of sources/ (hub

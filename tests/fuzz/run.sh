@@ -15,7 +15,7 @@ harnesses=${*:-$all}
 CC=${FUZZ_CC:-clang}
 B=build/fuzz
 mkdir -p $B
-PKGS="lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto libmicrohttpd libsystemd"
+PKGS="lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto libmicrohttpd"
 CFL="-std=c17 -g -O1 -D_GNU_SOURCE -I. $(pkg-config --cflags $PKGS) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 objs=()

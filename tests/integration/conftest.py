@@ -35,7 +35,7 @@ class Result:
 
 
 class Daemon:
-    def __init__(self, tmp, extra=(), valgrind=None, user=None, store=None):
+    def __init__(self, tmp, extra=(), valgrind=None, user=None, store=None, env=None):
         self.tmp = tmp
         self.store = store or os.path.join(tmp, "store")
         self.sock = os.path.join(tmp, "modeld.sock")
@@ -43,6 +43,7 @@ class Daemon:
         self.extra = list(extra)
         self.valgrind = os.environ.get("MODELD_VALGRIND") == "1" if valgrind is None else valgrind
         self.user = user
+        self.env = env  # extra environment for the daemon only
         self.proc = None
 
     def start(self, wait=True):
@@ -56,7 +57,8 @@ class Daemon:
             cmd = ["setpriv", "--reuid=" + self.user, "--regid=" + ("nogroup" if self.user == "nobody" else self.user),
                    "--clear-groups"] + cmd
         self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf)
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf,
+                                     env=dict(os.environ, **self.env) if self.env else None)
         if wait:
             self.wait_ready()
         return self

@@ -384,6 +384,33 @@ def test_sighup_reloads_log_level(tmp):
         d.stop()
 
 
+def test_readiness_notification(tmp):
+    """Type=notify: READY=1 with MAINPID once the socket answers, STOPPING=1
+    on SIGTERM (daemon/sdnotify.c speaks sd_notify(3) without libsystemd);
+    an abstract @name works too."""
+    for name in (os.path.join(tmp, "notify.sock"), "@modeld-test-%d" % os.getpid()):
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(name if name[0] == "/" else "\0" + name[1:])
+        ns.settimeout(30)
+        env = dict(os.environ, NOTIFY_SOCKET=name)
+        sock = os.path.join(tmp, "n.sock")
+        p = subprocess.Popen([MODELD, "-f", "--store", os.path.join(tmp, "st"), "--socket", sock],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            msg = ns.recv(4096).decode()
+            assert "READY=1" in msg.split("\n") and f"MAINPID={p.pid}" in msg.split("\n"), msg
+            r = subprocess.run([MODELCTL, "--socket", sock, "status"], capture_output=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            p.terminate()
+            assert ns.recv(4096).decode() == "STOPPING=1"
+            assert p.wait(30) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            ns.close()
+
+
 def test_socket_activation(tmp):
     sock = os.path.join(tmp, "act.sock")
     log = open(os.path.join(tmp, "act.log"), "w")

@@ -19,6 +19,9 @@ def test_daemon_under_valgrind(tmp):
     d.ctl("verify")
     d.ctl("show", "acme/nope", check=False)
     d.ctl("jobs")
+    # libarchive and libcurl, dlopen()ed on first use (lazy/)
+    d.ctl("export", "acme/vg", "-o", os.path.join(tmp, "vg.tar"))
+    assert d.ctl("pull", "acme/x", "--hub", "http://127.0.0.1:9", check=False).rc == 1
     d.ctl("rm", "acme/vg")
     d.ctl("gc")
     rc = d.stop()
