@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,6 +127,36 @@ struct addq {
 	atomic_int stop;          /* xfer's: the job's, or a failed add */
 };
 
+/* Add a downloaded file, then keep what was stored in dir/.kept so that a
+ * pull interrupted before its commit (kill, cancel, a failure elsewhere)
+ * does not fetch it again (ingest_keep/ingest_adopt). */
+static int add_and_keep(struct ingest *ing, const char *dir, const struct xfer_item *it)
+{
+	char p[8400], kept[4300], key[65];
+	snprintf(p, sizeof p, "%s/%s", dir, it->dest);
+	int rc = ingest_add_file(ing, it->dest, p, it->sha256_out);
+	if (rc)
+		return rc;
+	snprintf(kept, sizeof kept, "%s/.kept", dir);
+	sha256_hex(it->dest, strlen(it->dest), key);
+	if ((mkdir(kept, 0755) < 0 && errno != EEXIST) ||
+	    ingest_keep(ing, it->dest, kept, key))
+		log_debug("pull: %s: not kept for a resume: %s", it->dest, md_errmsg(MD_EIO));
+	md_clearerr();
+	return 0;
+}
+
+/* A file an interrupted run of this pull stored already: 1 when adopted. */
+static int adopt_kept(struct ingest *ing, const char *dir, const struct xfer_item *it)
+{
+	char kept[4300], key[65];
+	snprintf(kept, sizeof kept, "%s/.kept", dir);
+	sha256_hex(it->dest, strlen(it->dest), key);
+	int rc = ingest_adopt(ing, it->dest, kept, key, it->sha256, it->size);
+	md_clearerr();
+	return rc == 0;
+}
+
 static void addq_push(void *arg, size_t i)
 {
 	struct addq *q = arg;
@@ -160,11 +191,9 @@ static void *addq_thread(void *arg)
 		if (q->rc)
 			continue;
 		pthread_mutex_unlock(&q->mu);
-		char p[8400];
-		snprintf(p, sizeof p, "%s/%s", q->dir, q->todo[i].dest);
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		int rc = ingest_add_file(q->ing, q->todo[i].dest, p, q->todo[i].sha256_out);
+		int rc = add_and_keep(q->ing, q->dir, &q->todo[i]);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		log_debug("pull: %s stored in %.3f s", q->todo[i].dest,
 			  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
@@ -228,11 +257,8 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 		/* anything xfer finished that the thread did not take (none when
 		 * it started) */
 		for (size_t i = 0; i < nt && !rc; i++) {
-			if (q.added[i])
-				continue;
-			char p[8400];
-			snprintf(p, sizeof p, "%s/%s", dir, todo[i].dest);
-			rc = ingest_add_file(ing, todo[i].dest, p, todo[i].sha256_out);
+			if (!q.added[i])
+				rc = add_and_keep(ing, dir, &todo[i]);
 		}
 	}
 	free(q.err);
@@ -392,6 +418,14 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 					items[i].dest, "sha256", items[i].sha256, "verified_against",
 					"already stored (same sha256)"));
 				json_decref(ent);
+				continue;
+			}
+			if (adopt_kept(ing, dir, &items[i])) {
+				json_array_append_new(prov_files, json_pack("{s:s,s:s?,s:s}", "path",
+					items[i].dest, "sha256", items[i].sha256, "verified_against",
+					items[i].sha256 ? "LFS sha256 (stored before an interruption)"
+							: "stored before an interruption"));
+				atomic_fetch_add(&j->ctl.done, items[i].size);
 				continue;
 			}
 			todo[nt] = items[i];

@@ -670,3 +670,102 @@ void ingest_free(struct ingest *ing)
 	pthread_mutex_destroy(&ing->mu);
 	free(ing);
 }
+
+/* ---- keeping stored files across an interrupted pull ---- */
+
+int ingest_keep(struct ingest *ing, const char *relpath, const char *dir, const char *key)
+{
+	json_t *rec = NULL;
+	size_t i;
+	json_t *f;
+	pthread_mutex_lock(&ing->mu);
+	json_array_foreach(ing->files, i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "path")), relpath))
+			rec = json_deep_copy(f);
+	pthread_mutex_unlock(&ing->mu);
+	if (!rec)
+		return md_fail(MD_ENOENT, "%s: not in this import", relpath);
+	json_t *stage = json_object_get(rec, "stage"), *kept = json_object();
+	const char *hex;
+	json_t *st;
+	int rc = kept ? 0 : MD_ENOMEM, k = 0;
+	json_object_foreach(stage, hex, st) {
+		char src[4200], dst[4200], name[160];
+		snprintf(name, sizeof name, "%s.%d", key, k++);
+		snprintf(src, sizeof src, "%s/%s", ing->dir, json_string_value(st));
+		snprintf(dst, sizeof dst, "%s/%s", dir, name);
+		unlink(dst);
+		if (link(src, dst) < 0) {
+			rc = md_fail(md_from_errno(errno), "%s: keep: %s", relpath, strerror(errno));
+			break;
+		}
+		json_object_set_new(kept, hex, json_string(name));
+	}
+	char tmp[4200], fin[4200];
+	snprintf(tmp, sizeof tmp, "%s/%s.json.tmp", dir, key);
+	snprintf(fin, sizeof fin, "%s/%s.json", dir, key);
+	if (!rc) {
+		json_object_set_new(rec, "stage", kept);
+		kept = NULL;
+		if (json_dump_file(rec, tmp, JSON_COMPACT) || rename(tmp, fin) < 0 || util_fsync_dir(dir))
+			rc = md_fail(MD_EIO, "%s: keep: cannot write %s", relpath, fin);
+	}
+	json_decref(kept);
+	json_decref(rec);
+	return rc;
+}
+
+int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const char *key,
+		 const char *sha256, uint64_t size)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/%s.json", dir, key);
+	json_t *rec = json_load_file(p, JSON_REJECT_DUPLICATES, NULL);
+	const char *rs = json_string_value(json_object_get(rec, "sha256"));
+	const char *rp = json_string_value(json_object_get(rec, "path"));
+	json_t *stage = json_object_get(rec, "stage");
+	if (!rec || !rs || !rp || strcmp(rp, relpath) || !json_is_object(stage) ||
+	    (uint64_t)json_integer_value(json_object_get(rec, "size")) != size ||
+	    (sha256 && strcmp(sha256, rs))) {
+		json_decref(rec);
+		return MD_ENOENT;
+	}
+	/* every blob the entry names must be kept here */
+	const char *hx[4];
+	size_t n = store_entry_blobs(rec, hx, NULL, 4);
+	json_t *fresh = json_object();
+	int rc = n && fresh ? 0 : MD_ENOENT;
+	for (size_t k = 0; k < n && !rc; k++) {
+		const char *name = json_string_value(json_object_get(stage, hx[k]));
+		char src[4200], dst[4200], staged[32];
+		if (!name || strchr(name, '/')) {
+			rc = MD_ENOENT;
+			break;
+		}
+		snprintf(src, sizeof src, "%s/%s", dir, name);
+		snprintf(staged, sizeof staged, "k%06u", next_seq(ing));
+		snprintf(dst, sizeof dst, "%s/%s", ing->dir, staged);
+		if (link(src, dst) < 0) {
+			rc = MD_ENOENT;
+			break;
+		}
+		json_object_set_new(fresh, hx[k], json_string(staged));
+	}
+	if (!rc && (rc = claim_path(ing, relpath)) == 0) {
+		json_object_set_new(rec, "stage", fresh);
+		fresh = NULL;
+		rc = append_file(ing, json_incref(rec));
+	}
+	if (rc && fresh) {   /* undo the links */
+		const char *h;
+		json_t *s;
+		json_object_foreach(fresh, h, s) {
+			char q[4200];
+			snprintf(q, sizeof q, "%s/%s", ing->dir, json_string_value(s));
+			unlink(q);
+		}
+	}
+	json_decref(fresh);
+	json_decref(rec);
+	return rc;
+}

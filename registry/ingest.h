@@ -120,6 +120,23 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
 int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
 		    const char *sha256);
 
+/*
+ * Resuming an interrupted pull without fetching again what it had stored:
+ * ingest_keep() hard-links what the ingest staged for relpath (the pack and
+ * recipe of a converted file, or the plain blob) into dir as KEY.N and
+ * writes its file record to dir/KEY.json (dir: the pull's own staging
+ * directory, same filesystem, kept across restarts). 0, MD_ENOENT (relpath
+ * not added), MD_EIO. Safe alongside ingest_add_file.
+ * ingest_adopt() is the way back in a later ingest: when dir/KEY.json is a
+ * record for relpath of that size (and sha256, when given) whose files are
+ * all there, it links them into this ingest's staging and records relpath
+ * as if it had been added. 0, or MD_ENOENT when there is nothing usable
+ * (the caller then fetches the file), MD_EREFUSED (duplicate), MD_ENOMEM.
+ */
+int ingest_keep(struct ingest *ing, const char *relpath, const char *dir, const char *key);
+int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const char *key,
+		 const char *sha256, uint64_t size);
+
 /* Number of files added so far. */
 size_t ingest_count(const struct ingest *ing);
 

@@ -341,6 +341,52 @@ def test_kill9_mid_pull_resumes(tmp, hub, hubroot):
         d2.stop()
 
 
+@pytest.mark.parametrize("how", ["kill9", "cancel"])
+def test_interrupted_pull_keeps_what_it_stored(tmp, hub, hubroot, how):
+    """Files are stored (weights converted) while others still download; a
+    pull killed or canceled then keeps them for the next run, which fetches
+    only what was missing (resuming the partial file)."""
+    store = os.path.join(tmp, "store")
+    d = Daemon(tmp, store=store).start()
+    hub.fault("drip", count=-1, match="*00002-of*", arg="200000")   # ~15 s
+    r = d.ctl("pull", "acme/tiny", "--hub", hub.url, "--detach", "--json").json()
+    for _ in range(300):
+        if "model-00001-of-00002.safetensors stored in" in d.read_log():
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("shard 1 never stored: " + d.read_log()[-2000:])
+    time.sleep(2)   # shard 2's resume state is written every second
+    if how == "kill9":
+        d.kill9()
+    else:
+        d.ctl("cancel", r["job"])
+        for _ in range(100):
+            st = [j for j in d.ctl("jobs", "--json").json() if j["id"] == r["job"]]
+            if st and st[-1]["state"] != "running":
+                break
+            time.sleep(0.1)
+        assert st[-1]["state"] == "canceled", st
+        d.stop()
+    hub.ctl("reset")
+    d2 = Daemon(tmp, store=store).start()
+    try:
+        d2.ctl("gc")
+        d2.ctl("pull", "acme/tiny", "--hub", hub.url)
+        check_pulled(d2, hubroot)
+        got = [e for e in hub.log() if e["method"] == "GET" and "/resolve/" in e["path"]]
+        paths = {e["path"].rsplit("/", 1)[-1] for e in got}
+        assert paths == {"model-00002-of-00002.safetensors"}, paths
+        assert all(e["range"] and not e["range"].startswith("bytes=0-") for e in got), [e["range"] for e in got]
+        prov = {f["path"]: f["verified_against"] for f in
+                d2.ctl("show", "acme/tiny", "--json").json()["provenance"]["files"]}
+        assert "interruption" in prov["model-00001-of-00002.safetensors"], prov
+        v = d2.ctl("verify", "--json").json()
+        assert v["ok"] and v["stale_staging"] == 0, v
+    finally:
+        d2.stop()
+
+
 def test_cancel_keeps_nothing_visible(daemon, hub):
     hub.fault("drip", count=-1, match="*.safetensors", arg="500000")
     r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--detach", "--json").json()
