@@ -209,21 +209,35 @@ struct vctx {
 	int canceled;
 };
 
-/* Hash a blob file; returns NULL when good or a new error string. */
-static json_t *check_blob(struct vctx *v, const char *hex, uint64_t size)
+/* Open a blob for a sequential read and check its size: the descriptor, or
+ * -1 with *err a new error string. */
+static int open_blob(struct vctx *v, const char *hex, uint64_t size, json_t **err)
 {
 	char p[4096];
 	store_blob_path(v->st, hex, p, sizeof p);
 	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return json_sprintf("blob %s: %s", hex, strerror(errno));
+	if (fd < 0) {
+		*err = json_sprintf("blob %s: %s", hex, strerror(errno));
+		return -1;
+	}
 	struct stat sb;
 	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != size) {
 		close(fd);
-		return json_sprintf("blob %s: size %lld, expected %llu", hex,
+		*err = json_sprintf("blob %s: size %lld, expected %llu", hex,
 				    (long long)sb.st_size, (unsigned long long)size);
+		return -1;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return fd;
+}
+
+/* Hash a blob file; returns NULL when good or a new error string. */
+static json_t *check_blob(struct vctx *v, const char *hex, uint64_t size)
+{
+	json_t *err = NULL;
+	int fd = open_blob(v, hex, size, &err);
+	if (fd < 0)
+		return err;
 	struct sha256 h;
 	if (sha256_init(&h)) {
 		close(fd);
@@ -265,18 +279,10 @@ static json_t *check_blob(struct vctx *v, const char *hex, uint64_t size)
  * by that hash instead. NULL when good, else a new error string. */
 static json_t *check_pack(struct vctx *v, const char *hex, uint64_t size)
 {
-	char p[4096];
-	store_blob_path(v->st, hex, p, sizeof p);
-	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	json_t *err = NULL;
+	int fd = open_blob(v, hex, size, &err);
 	if (fd < 0)
-		return json_sprintf("blob %s: %s", hex, strerror(errno));
-	struct stat sb;
-	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != size) {
-		close(fd);
-		return json_sprintf("blob %s: size %lld, expected %llu", hex,
-				    (long long)sb.st_size, (unsigned long long)size);
-	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		return err;
 	struct pack *pk = NULL;
 	int rc = pack_open(fd, PACK_VERIFY_DATA, &pk);
 	close(fd);
