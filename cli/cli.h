@@ -52,6 +52,9 @@ int cli_usage(const char *msg);
 int cli_call(struct cli *c, json_t *req, json_t **res, int **fds, size_t *nfds);
 /* Wait for the reply to a request already sent (progress bar on a TTY). */
 int cli_wait(struct cli *c, json_t **res);
+/* cli_call for a result that is only printed as JSON: the daemon's text,
+ * unparsed (malloc'd; rpc_wait_text). */
+int cli_call_text(struct cli *c, json_t *req, char **text);
 /* Print one JSON document to stdout. */
 void cli_print_json(json_t *j);
 /* "2026-11-23 08:01" from an ISO time stamp. */

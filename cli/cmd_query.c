@@ -30,29 +30,38 @@ int cmd_list(struct cli *c)
 	json_t *req = json_pack("{s:s}", "op", "list"), *res;
 	if (c->argc == 1)
 		json_object_set_new(req, "name", json_string(c->argv[0]));
+	if (c->json) {
+		/* 10,000 models are 6 MB of JSON: print the daemon's text as it
+		 * came (compact), without parsing and dumping it again */
+		char *text;
+		int rc = cli_call_text(c, req, &text);
+		json_decref(req);
+		if (rc)
+			return rc;
+		size_t n = strlen(text);
+		int bad = fwrite(text, 1, n, stdout) != n || fputc('\n', stdout) == EOF;
+		free(text);
+		return bad ? cli_fail(md_fail(MD_EIO, "stdout: %s", strerror(errno))) : EXIT_OK;
+	}
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);
 	if (rc)
 		return rc;
-	if (c->json) {
-		cli_print_json(res);
-	} else {
-		printf("%-40s %-12s %5s %10s %-14s %s\n", "NAME", "REVISION", "FILES", "SIZE",
-		       "LICENSE", "IMPORTED");
-		size_t i;
-		json_t *m;
-		json_array_foreach(res, i, m) {
-			char sz[32], when[32];
-			util_human_size((uint64_t)json_integer_value(json_object_get(m, "total_size")),
-					sz, sizeof sz);
-			cli_short_time(json_string_value(json_object_get(m, "imported_at")), when,
-				       sizeof when);
-			printf("%-40s %-12.12s %5lld %10s %-14s %s\n",
-			       json_string_value(json_object_get(m, "name")),
-			       json_string_value(json_object_get(m, "revision")),
-			       (long long)json_integer_value(json_object_get(m, "file_count")), sz,
-			       license_of(m), when);
-		}
+	printf("%-40s %-12s %5s %10s %-14s %s\n", "NAME", "REVISION", "FILES", "SIZE", "LICENSE",
+	       "IMPORTED");
+	size_t i;
+	json_t *m;
+	json_array_foreach(res, i, m) {
+		char sz[32], when[32];
+		util_human_size((uint64_t)json_integer_value(json_object_get(m, "total_size")), sz,
+				sizeof sz);
+		cli_short_time(json_string_value(json_object_get(m, "imported_at")), when,
+			       sizeof when);
+		printf("%-40s %-12.12s %5lld %10s %-14s %s\n",
+		       json_string_value(json_object_get(m, "name")),
+		       json_string_value(json_object_get(m, "revision")),
+		       (long long)json_integer_value(json_object_get(m, "file_count")), sz,
+		       license_of(m), when);
 	}
 	json_decref(res);
 	return EXIT_OK;

@@ -68,6 +68,21 @@ static int wait_reply(struct cli *c, json_t **res, int **fds, size_t *nfds)
 	return rc ? cli_fail(rc) : 0;
 }
 
+int cli_call_text(struct cli *c, json_t *req, char **text)
+{
+	int rc = cli_connect(c);
+	if (rc)
+		return rc;
+	if ((rc = rpc_send(c->rpc, req, NULL, 0)))
+		return cli_fail(rc);
+	struct bar b = { util_mono(), 0, 0 };
+	int tty = !c->quiet && isatty(2);
+	rc = rpc_wait_text(c->rpc, tty ? progress : NULL, &b, text);
+	if (b.shown)
+		fprintf(stderr, "\r\033[K");
+	return rc ? cli_fail(rc) : 0;
+}
+
 int cli_wait(struct cli *c, json_t **res)
 {
 	return wait_reply(c, res, NULL, NULL);

@@ -70,6 +70,133 @@ int rpc_send(struct rpc *c, json_t *req, const int *fds, size_t nfds)
 	return rc;
 }
 
+/* Index of the bracket closing the array or object that starts at p[0], or
+ * -1. Strings (with their escapes) are skipped; nothing else is checked: the
+ * daemon wrote the text, this only finds where it ends. */
+static long value_end(const char *p, size_t n)
+{
+	int depth = 0, in_str = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = 0;
+		} else if (ch == '"') {
+			in_str = 1;
+		} else if (ch == '[' || ch == '{') {
+			depth++;
+		} else if ((ch == ']' || ch == '}') && --depth == 0) {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+/* When payload is exactly PRE + one array or object + "}", the value's
+ * offset and length. */
+static int framed(const char *payload, size_t len, const char *pre, size_t *off, size_t *vlen)
+{
+	size_t np = strlen(pre);
+	if (len < np + 3 || memcmp(payload, pre, np) || (payload[np] != '[' && payload[np] != '{'))
+		return 0;
+	long e = value_end(payload + np, len - np);
+	if (e < 0 || (size_t)e + np + 2 != len || payload[len - 1] != '}')
+		return 0;
+	*off = np;
+	*vlen = (size_t)e + 1;
+	return 1;
+}
+
+static int append(char **acc, size_t *alen, const char *p, size_t n)
+{
+	char *b = realloc(*acc, *alen + n + 2);
+	if (!b)
+		return MD_ENOMEM;
+	memcpy(b + *alen, p, n);
+	*alen += n;
+	b[*alen] = 0;
+	*acc = b;
+	return 0;
+}
+
+int rpc_wait_text(struct rpc *c, rpc_progress_fn *cb, void *arg, char **text)
+{
+	char *acc = NULL;   /* elements of the partial arrays so far, comma-separated */
+	size_t alen = 0;
+	int parts = 0, rc = 0;
+	*text = NULL;
+	for (;;) {
+		char *payload;
+		size_t len, nfds, off, vl;
+		int fds[PROTO_MAX_FDS];
+		rc = proto_recv(c->reader, c->fd, &payload, &len, fds, &nfds);
+		if (rc == 0)
+			rc = md_fail(MD_EPROTO, "modeld closed the connection");
+		if (rc < 0)
+			break;
+		rc = 0;
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		int last = framed(payload, len, "{\"ok\":true,\"result\":", &off, &vl);
+		if (last || framed(payload, len, "{\"partial\":", &off, &vl)) {
+			/* the daemon's own framing: no parse */
+			const char *v = payload + off;
+			if (v[0] == '[') {
+				if (vl > 2 && alen)
+					rc = append(&acc, &alen, ",", 1);
+				if (!rc && vl > 2)
+					rc = append(&acc, &alen, v + 1, vl - 2);
+				parts++;
+			} else if (!last || parts) {
+				rc = md_fail(MD_EPROTO, "malformed reply from modeld");
+			} else {
+				rc = append(&acc, &alen, v, vl);
+				free(payload);
+				break;
+			}
+			free(payload);
+			if (rc)
+				break;
+			if (!last)
+				continue;
+			if ((rc = append(&acc, &alen, "]", 1)) == 0) {
+				memmove(acc + 1, acc, alen + 1);
+				acc[0] = '[';
+				alen++;
+			}
+			break;
+		}
+		json_t *m = json_loadb(payload, len, 0, NULL);
+		free(payload);
+		json_t *p = json_object_get(m, "progress"), *ok = json_object_get(m, "ok");
+		if (p) {
+			if (cb)
+				cb(p, arg);
+			json_decref(m);
+			continue;
+		}
+		if (json_is_false(ok)) {
+			json_int_t code = json_integer_value(json_object_get(m, "code"));
+			const char *msg = json_string_value(json_object_get(m, "error"));
+			if (code >= 0 || code <= MD_ELAST)
+				code = MD_EIO;
+			rc = md_fail((int)code, "%s", msg ? msg : md_strerror((int)code));
+		} else {
+			rc = md_fail(MD_EPROTO, "malformed reply from modeld");
+		}
+		json_decref(m);
+		break;
+	}
+	if (rc) {
+		free(acc);
+		return rc;
+	}
+	*text = acc;
+	return 0;
+}
+
 int rpc_wait(struct rpc *c, rpc_progress_fn *cb, void *arg, json_t **result,
 	     int **rfds, size_t *nrfds)
 {

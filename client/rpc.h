@@ -39,6 +39,14 @@ typedef void rpc_progress_fn(json_t *progress, void *arg);
 int rpc_wait(struct rpc *c, rpc_progress_fn *cb, void *arg, json_t **result,
 	     int **fds, size_t *nfds);
 
+/*
+ * rpc_wait for a reply without descriptors or partial frames whose result
+ * is only to be printed: *text (malloc'd, NUL-terminated) is the result as
+ * the daemon wrote it (compact JSON), not parsed and dumped again — for
+ * results of megabytes (list --json of 10,000 models). Errors as rpc_wait.
+ */
+int rpc_wait_text(struct rpc *c, rpc_progress_fn *cb, void *arg, char **text);
+
 /* rpc_send then rpc_wait. */
 int rpc_call(struct rpc *c, json_t *req, const int *fds, size_t nfds, rpc_progress_fn *cb,
 	     void *arg, json_t **result, int **rfds, size_t *nrfds);

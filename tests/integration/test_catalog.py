@@ -436,3 +436,25 @@ def test_catalog_reads_for_others_and_hub_confined(tmp, hub):
         assert not r["ok"]
     finally:
         d.stop()
+
+
+def test_list_json_of_many_models_is_the_daemons_text(tmp):
+    """list --json prints the daemon's reply text (partial frames joined)
+    without parsing it: 12,000 models (over 4 MiB, so several frames) come
+    out as one JSON array, in order, equal to what the daemon sent, fast."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    d = Daemon(tmp, env=dict(os.environ, MODELD_BENCH_OPS="1")).start()
+    try:
+        subprocess.run(["/usr/bin/python3", os.path.join(root, "bench/catalog_populate.py"),
+                        d.sock, "12000"], check=True, capture_output=True, timeout=600)
+        r = d.ctl("list", "--json")
+        rows = r.json()
+        assert isinstance(rows, list) and len(rows) == 12000
+        assert r.out.endswith("]\n") and r.out.count("\n") == 1
+        names = [m["name"] for m in rows]
+        assert names == sorted(names) and len(set(names)) == 12000
+        one = d.ctl("list", "--json", names[5]).json()
+        assert [m["name"] for m in one] == [names[5]] and one[0] == rows[5]
+        assert d.ctl("list", "--json", "org000/none").json() == []
+    finally:
+        d.stop()
