@@ -738,7 +738,7 @@ int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const
 	for (size_t k = 0; k < n && !rc; k++) {
 		const char *name = json_string_value(json_object_get(stage, hx[k]));
 		char src[4200], dst[4200], staged[32];
-		if (!name || strchr(name, '/')) {
+		if (!name || strchr(name, '/') || !util_is_hex(hx[k], 64)) {
 			rc = MD_ENOENT;
 			break;
 		}
