@@ -354,7 +354,9 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	snprintf(sub, sizeof sub, "%s/lfs", dir);
 	if ((rc = util_mkdir_p(sub, 0755)))
 		goto out;
-	if ((rc = ingest_begin(d->st, &j->ctl, &ing)))
+	/* progress is counted here, per file: the ingest would count each
+	 * stored file a second time */
+	if ((rc = ingest_begin(d->st, NULL, &ing)))
 		goto out;
 	struct ingest_converter conv;
 	worker_converter(&conv, &j->ctl.cancel);

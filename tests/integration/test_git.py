@@ -137,6 +137,8 @@ def test_pull_branch_tag_commit(daemon, host):
     kinds = {f["path"]: f["verified_against"] for f in prov["files"]}
     assert kinds["model.safetensors"].startswith("LFS oid") and kinds["config.json"] == "git object id"
     assert show["license"]["spdx"] == "Apache-2.0"
+    job = [j for j in daemon.ctl("jobs", "--json").json() if j.get("op") == "pull"][-1]
+    assert job["done"] == job["total"], job   # each byte counted once
     log = host.batch_log()
     assert len(log) == 1 and log[0]["operation"] == "download"
     assert log[0]["accept"] == "application/vnd.git-lfs+json"
