@@ -70,6 +70,17 @@ int rpc_send(struct rpc *c, json_t *req, const int *fds, size_t nfds)
 	return rc;
 }
 
+/* The daemon's {"ok":false,"code":N,"error":"..."}: its code, with the
+ * message as the md_fail detail (a code out of range reads as MD_EIO). */
+static int reply_error(json_t *m)
+{
+	json_int_t code = json_integer_value(json_object_get(m, "code"));
+	const char *msg = json_string_value(json_object_get(m, "error"));
+	if (code >= 0 || code <= MD_ELAST)
+		code = MD_EIO;
+	return md_fail((int)code, "%s", msg ? msg : md_strerror((int)code));
+}
+
 /* Index of the bracket closing the array or object that starts at p[0], or
  * -1. Strings (with their escapes) are skipped; nothing else is checked: the
  * daemon wrote the text, this only finds where it ends. */
@@ -178,11 +189,7 @@ int rpc_wait_text(struct rpc *c, rpc_progress_fn *cb, void *arg, char **text)
 			continue;
 		}
 		if (json_is_false(ok)) {
-			json_int_t code = json_integer_value(json_object_get(m, "code"));
-			const char *msg = json_string_value(json_object_get(m, "error"));
-			if (code >= 0 || code <= MD_ELAST)
-				code = MD_EIO;
-			rc = md_fail((int)code, "%s", msg ? msg : md_strerror((int)code));
+			rc = reply_error(m);
 		} else {
 			rc = md_fail(MD_EPROTO, "malformed reply from modeld");
 		}
@@ -248,16 +255,12 @@ int rpc_wait(struct rpc *c, rpc_progress_fn *cb, void *arg, json_t **result,
 			return md_fail(MD_EPROTO, "malformed reply from modeld");
 		}
 		if (json_is_false(ok)) {
-			json_int_t code = json_integer_value(json_object_get(m, "code"));
-			const char *msg = json_string_value(json_object_get(m, "error"));
-			if (code >= 0 || code <= MD_ELAST)
-				code = MD_EIO;
-			md_fail((int)code, "%s", msg ? msg : md_strerror((int)code));
+			int code = reply_error(m);
 			json_decref(m);
 			json_decref(partial);
 			for (size_t i = 0; i < nfds; i++)
 				close(fds[i]);
-			return (int)code;
+			return code;
 		}
 		json_t *res = json_incref(json_object_get(m, "result"));
 		json_decref(m);

@@ -191,12 +191,9 @@ static void *addq_thread(void *arg)
 		if (q->rc)
 			continue;
 		pthread_mutex_unlock(&q->mu);
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		double t0 = util_mono();
 		int rc = add_and_keep(q->ing, q->dir, &q->todo[i]);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		log_debug("pull: %s stored in %.3f s", q->todo[i].dest,
-			  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		log_debug("pull: %s stored in %.3f s", q->todo[i].dest, util_mono() - t0);
 		pthread_mutex_lock(&q->mu);
 		q->added[i] = 1;
 		if (rc) {
@@ -233,12 +230,9 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 		xo->file_done = addq_push;
 		xo->file_done_arg = &q;
 	}
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double t0 = util_mono();
 	int rc = xfer_run(dir, todo, nt, xo);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_debug("pull: %zu files downloaded in %.3f s", nt,
-		  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	log_debug("pull: %zu files downloaded in %.3f s", nt, util_mono() - t0);
 	if (started) {
 		pthread_mutex_lock(&q.mu);
 		q.closed = 1;

@@ -676,12 +676,13 @@ void ingest_free(struct ingest *ing)
 int ingest_keep(struct ingest *ing, const char *relpath, const char *dir, const char *key)
 {
 	json_t *rec = NULL;
-	size_t i;
-	json_t *f;
 	pthread_mutex_lock(&ing->mu);
-	json_array_foreach(ing->files, i, f)
+	/* newest first: the caller keeps the file it has just added */
+	for (size_t i = json_array_size(ing->files); i-- > 0 && !rec;) {
+		json_t *f = json_array_get(ing->files, i);
 		if (!strcmp(json_string_value(json_object_get(f, "path")), relpath))
 			rec = json_deep_copy(f);
+	}
 	pthread_mutex_unlock(&ing->mu);
 	if (!rec)
 		return md_fail(MD_ENOENT, "%s: not in this import", relpath);
