@@ -99,8 +99,10 @@ struct xfer_opts {
 	const char *user_agent;   /* NULL: "modeld/<version>" */
 
 	int conns;                /* transfers at once; 0: 16 (1..64) */
-	int parts_per_file;       /* ranged parts of one file at once; 0: 8 */
-	uint64_t chunk_size;      /* bytes per ranged request; 0: 64 MiB (>= 1 MiB) */
+	int parts_per_file;       /* ranged parts of one file at once; 0: conns */
+	uint64_t chunk_size;      /* bytes per ranged request (>= 1 MiB); 0: per
+	                             file, its size / parts_per_file within
+	                             16..64 MiB */
 	uint64_t rate_limit;      /* bytes/s over all transfers; 0: unlimited */
 	long connect_timeout_s;   /* 0: 30 */
 	long stall_seconds;       /* 0: 60 */
