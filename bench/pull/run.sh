@@ -82,14 +82,23 @@ rate() { $PY -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print('%.3
 RES=$W/results.txt
 : >"$RES"
 # one timed run: NAME COMMAND...; appends "NAME|MB/s|CPU s" to $RES. CPU
-# seconds (user+sys of the client and its children) are quoted next to the
+# seconds (user+sys of the client and its children, and of CPU_PID) are quoted next to the
 # wall-clock rate because this 2-CPU VM is shared: wall times swing 3x with
 # the neighbours' load, CPU time per byte does not.
+# For modelctl pull the CPU is modeld's (and its workers'): CPU_PID names it.
+pidcpu() { # user+sys seconds of PID and its waited-for children
+	[ -n "${1:-}" ] || { echo 0; return; }
+	awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz}' "/proc/$1/stat"
+}
 timed() {
 	local name=$1; shift
 	fresh
+	local c0 c1
+	c0=$(pidcpu "${CPU_PID:-}")
 	/usr/bin/time -f "%e %U %S" -o "$W/time.out" "$@" >/dev/null
+	c1=$(pidcpu "${CPU_PID:-}")
 	read -r wall usr sys <"$W/time.out"
+	sys=$($PY -c "import sys; print(float(sys.argv[1]) + float(sys.argv[3]) - float(sys.argv[2]))" "$sys" "$c0" "$c1")
 	local line
 	line=$($PY -c "import sys; w,u,s=map(float,sys.argv[1:4]); print('%.3f s %7.1f MB/s  cpu %.2f s' % (w, $TOTAL/w/1e6, u+s)); print('%s|%f|%f' % (sys.argv[4], $TOTAL/w/1e6, u+s), file=open(sys.argv[5],'a'))" "$wall" "$usr" "$sys" "$name" "$RES")
 	printf 'run %d  %-40s %s\n' "$i" "$name" "$line"
@@ -118,7 +127,7 @@ for i in $(seq "$REPEAT"); do
 		bash -c "cd '$OUT' && curl -s -S --no-progress-meter --parallel --parallel-max 16 --create-dirs -K '$CFG'"
 	timed "modeld xfer (sha256/size verified)" env XFER_NO_FSYNC=1 "$W/pull_bench" "$HUB" "$REPO" "$OUT"
 	mdclean
-	timed "modelctl pull (verified+converted)" build/modelctl --socket "$W/md.sock" -q pull "$REPO" --hub "$HUB"
+	CPU_PID=$MDPID timed "modelctl pull (verified+converted)" build/modelctl --socket "$W/md.sock" -q pull "$REPO" --hub "$HUB"
 	mdclean
 	if [ $ondisk = 1 ]; then
 		timed "modeld xfer (verified + fdatasync)" "$W/pull_bench" "$HUB" "$REPO" "$OUT"
