@@ -327,7 +327,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if (!hub)
 		hub = d->cfg->hub;
 	token = get_token(d, a);
-	struct hf_opts ho = { .token = token };
+	struct hf_opts ho = { .token = token, .cancel = &j->ctl.cancel };
 	if ((rc = hf_open(hub, &ho, &hc)) || (rc = hf_resolve(hc, id, want, &model)))
 		goto out;
 	const char *ref = want && !util_is_hex(want, 40) ? want : (want ? NULL : "main");

@@ -202,11 +202,28 @@ static void resp_reset(struct resp *r)
 	memset(r, 0, sizeof *r);
 }
 
-static void sleep_ms(long ms)
+static int canceled(const struct hf_client *c)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0)
-		;
+	return c->o.cancel && atomic_load(c->o.cancel);
+}
+
+/* curl's progress callback: a nonzero return aborts the request */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return canceled(arg);
+}
+
+/* Sleep ms, in slices of 100 ms so that a cancel ends it. */
+static void sleep_ms(const struct hf_client *c, long ms)
+{
+	while (ms > 0 && !canceled(c)) {
+		long s = ms < 100 ? ms : 100;
+		struct timespec ts = { 0, s * 1000000L };
+		while (nanosleep(&ts, &ts) < 0)
+			;
+		ms -= s;
+	}
 }
 
 /*
@@ -250,8 +267,16 @@ static int http_get(struct hf_client *c, const char *url, const char *label, str
 			curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 			curl_easy_setopt(e, CURLOPT_HEADERDATA, out);
 			curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+			curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+			curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+			curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
 			cc = curl_easy_perform(e);
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+			if (canceled(c)) {
+				free(cur);
+				resp_reset(out);
+				return md_fail(MD_ECANCELED, "%s: canceled", label);
+			}
 			if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
 			    cc == CURLE_SSL_ISSUER_ERROR || cc == CURLE_SSL_CERTPROBLEM) {
 				/* not transient: retrying cannot help */
@@ -308,7 +333,11 @@ static int http_get(struct hf_client *c, const char *url, const char *label, str
 			d *= 2;
 		if (ra >= 0 && ra * 1000 > d)
 			d = ra * 1000;
-		sleep_ms(d);
+		sleep_ms(c, d);
+		if (canceled(c)) {
+			resp_reset(out);
+			return md_fail(MD_ECANCELED, "%s: canceled", label);
+		}
 	}
 	resp_reset(out);
 	return md_fail(MD_ENET, "%s: %s after %d attempts", label, cause, attempts);

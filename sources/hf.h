@@ -37,6 +37,7 @@
 #define MD_HF_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,9 @@ struct hf_opts {
 	long backoff_ms;          /* 0: 500, doubled per attempt */
 	long retry_after_max_s;   /* 0: 60 */
 	int http1;                /* 1: HTTP/1.1 only */
+	atomic_int *cancel;       /* NULL, or set to stop: a request in flight
+	                             and a retry's wait end within ~100 ms,
+	                             failing with MD_ECANCELED */
 };
 
 /*

@@ -457,6 +457,31 @@ def test_cancel_keeps_nothing_visible(daemon, hub):
     assert daemon.ctl("list", "--json").json() == []
 
 
+def test_cancel_ends_a_hub_api_retry_wait(daemon, hub):
+    """A hub answering 503 with Retry-After: 30 to the resolve: cancel ends
+    the pull at once, not after the wait (nor after the attempts)."""
+    hub.fault("api", count=-1, arg="503:30")
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--detach", "--json").json()
+    for _ in range(100):
+        if [e for e in hub.log() if e["path"].startswith("/api/models/")]:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    daemon.ctl("cancel", r["job"])
+    st = None
+    for _ in range(100):
+        st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == r["job"]]
+        if st and st[-1]["state"] in ("canceled", "failed", "done"):
+            break
+        time.sleep(0.05)
+    took = time.monotonic() - t0
+    assert st[-1]["state"] == "canceled", st
+    assert took < 3, took
+    assert len([e for e in hub.log() if e["path"].startswith("/api/models/")]) == 1
+    assert daemon.ctl("list", "--json").json() == []
+
+
 def test_enforced_policy_refuses_before_weights(tmp, hub):
     pol = os.path.join(tmp, "policy.conf")
     with open(pol, "w") as f:
