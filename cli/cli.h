@@ -17,6 +17,7 @@ struct cli {
 	int json;                 /* --json: exactly one JSON document on stdout */
 	int quiet;                /* -q: no progress */
 	int detach;               /* --detach: return a job id at once */
+	int partial;              /* --partial (gc): drop interrupted pulls too */
 	const char *name;         /* --name (import) */
 	const char *policy;       /* --policy FILE (audit) */
 	const char *format;       /* --format (audit, export) */

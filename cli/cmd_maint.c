@@ -91,7 +91,7 @@ int cmd_gc(struct cli *c)
 {
 	if (c->argc)
 		return cli_usage("gc takes no arguments");
-	json_t *req = json_pack("{s:s}", "op", "gc"), *res;
+	json_t *req = json_pack("{s:s,s:b}", "op", "gc", "partial", c->partial), *res;
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);
 	if (rc)
@@ -99,12 +99,14 @@ int cmd_gc(struct cli *c)
 	if (c->json) {
 		cli_print_json(res);
 	} else {
-		char sz[32];
+		char sz[32], ssz[32];
 		util_human_size((uint64_t)json_integer_value(json_object_get(res, "bytes_freed")), sz,
 				sizeof sz);
-		printf("removed %lld unreferenced blobs (%s) and %lld staging dirs\n",
+		util_human_size((uint64_t)json_integer_value(json_object_get(res, "staging_bytes_freed")),
+				ssz, sizeof ssz);
+		printf("removed %lld unreferenced blobs (%s) and %lld staging dirs (%s)\n",
 		       (long long)json_integer_value(json_object_get(res, "blobs_removed")), sz,
-		       (long long)json_integer_value(json_object_get(res, "staging_removed")));
+		       (long long)json_integer_value(json_object_get(res, "staging_removed")), ssz);
 	}
 	json_decref(res);
 	return EXIT_OK;

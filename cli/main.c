@@ -24,7 +24,8 @@ static const char usage_text[] =
 	"  cat ORG/NAME[@REV] PATH                   a file's original bytes to stdout\n"
 	"  verify [ORG/NAME[@REV]]                   re-hash stored bytes\n"
 	"  rm ORG/NAME[@REV]                         remove a model or one revision\n"
-	"  gc                                        remove unreferenced data\n"
+	"  gc [--partial]                            remove unreferenced data; --partial:\n"
+	"                                            also what interrupted pulls keep to resume\n"
 	"  jobs                                      running and recent jobs\n"
 	"  cancel ID                                 stop a job\n"
 	"  status                                    the daemon's version and store\n"
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "detach", no_argument, NULL, 'd' },
+		{ "partial", no_argument, NULL, 1102 },
 		{ "policy", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'F' },
 		{ "output", required_argument, NULL, 'o' },
@@ -132,6 +134,7 @@ int main(int argc, char **argv)
 		case 'V': c.verify_key = optarg; break;
 		case 1100: c.key = optarg; break;
 		case 1101: c.signature = optarg; break;
+		case 1102: c.partial = 1; break;
 		case 1000: c.task = optarg; break;
 		case 1001: c.provider = optarg; break;
 		case 1002: c.license = optarg; break;
@@ -176,6 +179,8 @@ int main(int argc, char **argv)
 			return cli_usage("--key only applies to sign and verify --signature");
 		if (c.signature && strcmp(cmd, "verify"))
 			return cli_usage("--signature only applies to verify");
+		if (c.partial && strcmp(cmd, "gc"))
+			return cli_usage("--partial only applies to gc");
 		if (c.verify_key && strcmp(cmd, "import"))
 			return cli_usage("--verify-key only applies to import");
 		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&

@@ -299,8 +299,7 @@ static int job_rm(struct daemon *d, struct job *j, json_t **res)
 
 static int job_gc(struct daemon *d, struct job *j, json_t **res)
 {
-	(void)j;
-	return maint_gc(d->st, res);
+	return pull_gc(d, json_is_true(json_object_get(j->args, "partial")), res);
 }
 
 static int job_verify(struct daemon *d, struct job *j, json_t **res)

@@ -1,5 +1,6 @@
 /* daemon/pull.c — see pull.h. */
 #include "daemon/pull.h"
+#include "registry/maint.h"
 #include "daemon/describe.h"
 #include "daemon/pull_git.h"
 #include "daemon/worker.h"
@@ -59,6 +60,24 @@ static void release_key(const char *key)
 	json_object_del(busy, key);
 	pthread_cond_broadcast(&busy_cv);
 	pthread_mutex_unlock(&busy_mu);
+}
+
+/* maint_gc_opts.in_use: a "pull-KEY" staging directory of a pull running
+ * now (called with busy_mu held by pull_gc) */
+static int staging_busy(void *arg, const char *name)
+{
+	(void)arg;
+	return !strncmp(name, "pull-", 5) && json_object_get(busy, name + 5) != NULL;
+}
+
+int pull_gc(struct daemon *d, int partial, json_t **res)
+{
+	struct maint_gc_opts o = { .partial = partial, .in_use = staging_busy };
+	/* no pull claims a staging directory while gc decides about it */
+	pthread_mutex_lock(&busy_mu);
+	int rc = maint_gc(d->st, &o, res);
+	pthread_mutex_unlock(&busy_mu);
+	return rc;
 }
 
 static void progress(void *arg, uint64_t done, uint64_t total)
@@ -485,6 +504,14 @@ out:
 	}
 	json_decref(extra);
 	json_decref(prov_files);
+	if (rc == MD_ENOSPC) {
+		char *why = strdup(md_errmsg(rc));
+		if (why) {
+			md_fail(rc, "%s (store %s: pull again to continue once there is room, "
+				"or 'modelctl gc --partial' drops what this pull kept)", why, d->st->root);
+			free(why);
+		}
+	}
 	if (rc && id && !strstr(md_errmsg(rc), id))
 		md_fail_prefix(rc, refarg);
 	free(id);

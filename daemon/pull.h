@@ -33,6 +33,13 @@ int pull_through(void *arg, const char *repo, const char *rev, const char *path)
 int pull_repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
 		 json_t **res);
 
+/*
+ * The gc job: maint_gc, keeping the staging directories of pulls running
+ * now; partial: also drop interrupted pulls' resume state (what a pull
+ * keeps to continue later), e.g. to free a full disk.
+ */
+int pull_gc(struct daemon *d, int partial, json_t **res);
+
 /* Process set-up: libcurl's global state (before threads start). */
 int pull_init(void);
 

@@ -103,7 +103,35 @@ static int staging_dead_pull(const char *dir)
 	return dead;
 }
 
-static int scan_staging(struct store *st, int remove, uint64_t *count)
+/* Bytes a directory tree takes on disk (allocated blocks). */
+static uint64_t tree_bytes(const char *dir) /* dir < 4400 bytes */
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	uint64_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char p[4700];
+		if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= 4400)
+			continue;
+		struct stat sb;
+		if (lstat(p, &sb) < 0)
+			continue;
+		/* a hard link into blobs/ (.kept/) frees nothing */
+		if (S_ISREG(sb.st_mode) && sb.st_nlink == 1)
+			n += (uint64_t)sb.st_blocks * 512;
+		else if (S_ISDIR(sb.st_mode))
+			n += tree_bytes(p);
+	}
+	closedir(d);
+	return n;
+}
+
+static int scan_staging(struct store *st, const struct maint_gc_opts *o, int remove,
+			uint64_t *count, uint64_t *bytes)
 {
 	char tdir[4096];
 	snprintf(tdir, sizeof tdir, "%s/tmp", st->root);
@@ -121,13 +149,18 @@ static int scan_staging(struct store *st, int remove, uint64_t *count)
 			continue;
 		int dead;
 		if (!strncmp(e->d_name, "pull-", 5) && S_ISDIR(sb.st_mode))
-			/* a pull in progress, or an interrupted one (resume state,
-			 * kept for a week), is not garbage */
-			dead = staging_dead_pull(p) && time(NULL) - sb.st_mtime >= MAINT_PULL_KEEP_S;
+			/* a pull in progress is not garbage, nor an interrupted
+			 * one (resume state, kept for a week) unless asked */
+			dead = !(o && o->in_use && o->in_use(o->arg, e->d_name)) &&
+			       staging_dead_pull(p) &&
+			       ((o && o->partial) || time(NULL) - sb.st_mtime >= MAINT_PULL_KEEP_S);
 		else
 			dead = S_ISDIR(sb.st_mode) ? staging_dead(p) : 1;
 		if (dead) {
 			(*count)++;
+			if (bytes)
+				*bytes += S_ISDIR(sb.st_mode) ? tree_bytes(p)
+				       : sb.st_nlink == 1 ? (uint64_t)sb.st_blocks * 512 : 0;
 			if (remove)
 				S_ISDIR(sb.st_mode) ? ingest_rmtree(p) : unlink(p);
 		}
@@ -165,7 +198,9 @@ static int scan_orphans(struct store *st, MDB_txn *txn, int remove, uint64_t *co
 			    store_blob_get(st, txn, f->d_name, &rec) != MD_ENOENT)
 				continue;
 			struct stat sb;
-			if (lstat(p, &sb) == 0)
+			/* one still linked from an interrupted pull's .kept/
+			 * frees nothing until that goes too */
+			if (lstat(p, &sb) == 0 && sb.st_nlink == 1)
 				*bytes += (uint64_t)sb.st_size;
 			(*count)++;
 			if (remove)
@@ -179,10 +214,10 @@ static int scan_orphans(struct store *st, MDB_txn *txn, int remove, uint64_t *co
 	return 0;
 }
 
-int maint_gc(struct store *st, json_t **result)
+int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result)
 {
 	MDB_txn *txn;
-	uint64_t n = 0, bytes = 0, staged = 0;
+	uint64_t n = 0, bytes = 0, staged = 0, sbytes = 0;
 	/* A write txn: no import can place blobs while we decide what is garbage. */
 	int rc = store_txn(st, 1, &txn);
 	if (rc)
@@ -191,10 +226,11 @@ int maint_gc(struct store *st, json_t **result)
 	mdb_txn_abort(txn);
 	if (rc)
 		return rc;
-	if ((rc = scan_staging(st, 1, &staged)))
+	if ((rc = scan_staging(st, o, 1, &staged, &sbytes)))
 		return rc;
-	*result = json_pack("{s:I,s:I,s:I}", "blobs_removed", (json_int_t)n,
-			    "bytes_freed", (json_int_t)bytes, "staging_removed", (json_int_t)staged);
+	*result = json_pack("{s:I,s:I,s:I,s:I}", "blobs_removed", (json_int_t)n,
+			    "bytes_freed", (json_int_t)bytes, "staging_removed", (json_int_t)staged,
+			    "staging_bytes_freed", (json_int_t)sbytes);
 	return 0;
 }
 
@@ -455,7 +491,7 @@ int maint_verify(struct store *st, const char *name, const char *want,
 				"revision", "", "path", hex, "error",
 				json_sprintf("blob %s: referenced but has no record", hex)));
 		scan_orphans(st, txn, 0, &orphans, &obytes);
-		scan_staging(st, 0, &stale);
+		scan_staging(st, NULL, 0, &stale, NULL);
 	}
 	*result = json_pack("{s:I,s:I,s:I,s:O,s:I,s:I,s:b}", "revisions", (json_int_t)v.revisions,
 			    "files", (json_int_t)v.files, "bytes", (json_int_t)v.bytes,

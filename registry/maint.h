@@ -20,12 +20,24 @@
  */
 int maint_rm(struct store *st, const char *name, const char *rev, json_t **result);
 
+struct maint_gc_opts {
+	int partial;   /* also drop interrupted pulls' resume state (STORE/tmp/
+	                  pull-*), which is otherwise kept for a week */
+	/* NULL, or nonzero when the staging directory named name ("pull-KEY")
+	 * belongs to a pull in progress: it is kept whatever its lock says */
+	int (*in_use)(void *arg, const char *name);
+	void *arg;
+};
+
 /*
  * Remove garbage: blob files with no catalog record and staging directories
- * nobody holds. Holds the catalog writer while it scans blobs/.
- * *result: {"blobs_removed","bytes_freed","staging_removed"}.
+ * nobody holds (o may be NULL: no partial, no in_use). Holds the catalog
+ * writer while it scans blobs/. *result: {"blobs_removed","bytes_freed",
+ * "staging_removed","staging_bytes_freed"} (bytes_freed: the blobs';
+ * staging_bytes_freed: blocks of the staging files, hard links into blobs/
+ * not counted).
  */
-int maint_gc(struct store *st, json_t **result);
+int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result);
 
 /*
  * Re-hash every blob the selected revisions refer to (all revisions when

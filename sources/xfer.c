@@ -28,7 +28,7 @@
 #define MAX_URL 8192           /* cap on a redirect target we follow */
 #define MAX_HDR_VAL 256        /* cap on each response header we keep */
 #define MAX_ERR_BODY 65536     /* cap on an error body we read and drop */
-#define MAX_STATE_BYTES (4u << 20) /* cap on a state file we read */
+#define MAX_STATE_BYTES (48u << 20) /* cap on a state file we read (MAX_CHUNKS lines) */
 #define MAX_CHUNKS 1000000     /* cap on chunks per file */
 #define HASH_BLOCK (4u << 20)  /* bytes hashed per read */
 #define MAX_FILE_SIZE (4ull << 40) /* 4 TiB: refuse larger items */
@@ -246,6 +246,23 @@ long xfer_parse_retry_after(const char *v, long cap)
 
 /* ---------- state files ---------- */
 
+/* The state file and its spare (see write_state). */
+static void unlink_state(struct file *f)
+{
+	char tmp[PATH_MAX];
+	unlink(f->state_path);
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", f->state_path) < (int)sizeof tmp)
+		unlink(tmp);
+}
+
+/*
+ * Rewrite f's state file: the new text goes into the spare (STATE.tmp, in
+ * place, fixed-width numbers so its length never changes for a file), which
+ * is then exchanged with STATE (renameat2 RENAME_EXCHANGE) and so keeps the
+ * old state's blocks as the next spare. Once both exist, a state update
+ * allocates nothing: a pull that filled the disk still records how far it
+ * got, and the next run continues from there.
+ */
 static int write_state(struct run *r, struct file *f)
 {
 	if (f->in_place || f->fd < 0)
@@ -261,17 +278,22 @@ static int write_state(struct run *r, struct file *f)
 		f->it->size, f->it->sha256 ? f->it->sha256 : "-",
 		f->it->blob_sha1 ? f->it->blob_sha1 : "-", f->cs, f->nch);
 	for (size_t i = 0; i < f->nch; i++)
-		n += (size_t)snprintf(buf + n, cap - n, "%zu %" PRIu64 "\n", i,
+		n += (size_t)snprintf(buf + n, cap - n, "%zu %020" PRIu64 "\n", i,
 				      atomic_load(&f->ch[i].done));
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof tmp, "%s.tmp", f->state_path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	int rc = 0;
-	if (fd < 0 || util_write_all(fd, buf, n) < 0 || close(fd) < 0 ||
-	    rename(tmp, f->state_path) < 0) {
+	struct stat st;
+	if (fd < 0 || util_write_all(fd, buf, n) < 0 || fstat(fd, &st) < 0 ||
+	    ((uint64_t)st.st_size > n && ftruncate(fd, (off_t)n) < 0) || close(fd) < 0) {
 		rc = md_fail(md_from_errno(errno), "%s: resume state: %s", f->it->dest, strerror(errno));
 		if (fd >= 0)
-			unlink(tmp);
+			close(fd);
+	} else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, f->state_path, RENAME_EXCHANGE) < 0 &&
+		   rename(tmp, f->state_path) < 0) {
+		/* no STATE yet (ENOENT), or a filesystem without exchange */
+		rc = md_fail(md_from_errno(errno), "%s: resume state: %s", f->it->dest, strerror(errno));
 	}
 	free(buf);
 	if (rc == 0)
@@ -286,15 +308,18 @@ static int load_state(struct file *f, uint64_t part_size)
 	int fd = open(f->state_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	char *buf = malloc(MAX_STATE_BYTES + 1);
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size <= MAX_STATE_BYTES)
+		buf = malloc((size_t)st.st_size + 2);
 	if (!buf) {
 		close(fd);
 		return 0;
 	}
-	ssize_t n = util_read_full(fd, buf, MAX_STATE_BYTES + 1);
+	ssize_t n = util_read_full(fd, buf, (size_t)st.st_size + 1);
 	close(fd);
 	int ok = 0;
-	if (n <= 0 || n > MAX_STATE_BYTES)
+	if (n <= 0 || n > st.st_size)
 		goto out;
 	buf[n] = 0;
 	char want[400];
@@ -477,7 +502,7 @@ static int mkparents(const char *path)
 
 /* Open (or create) the .part file and load its state; or notice a final
  * file already in place. */
-static int file_open(struct file *f)
+static int file_open(struct run *r, struct file *f)
 {
 	struct stat st;
 	int rc;
@@ -502,7 +527,12 @@ static int file_open(struct file *f)
 	if (!load_state(f, (uint64_t)st.st_size)) {
 		if (st.st_size && ftruncate(f->fd, 0) < 0)
 			return md_fail(md_from_errno(errno), "%s: %s", f->it->dest, strerror(errno));
-		unlink(f->state_path);
+		unlink_state(f);
+		/* a file of several parts gets its state and spare now, while
+		 * there is room (write_state): failures here are not fatal, the
+		 * state is written again every state_interval_ms */
+		if (f->nch > 1 && write_state(r, f) == 0 && write_state(r, f) < 0)
+			md_clearerr();
 	}
 	uint64_t have = 0;
 	for (size_t i = 0; i < f->nch; i++)
@@ -520,7 +550,7 @@ static void file_discard(struct file *f)
 		atomic_store(&f->ch[i].done, 0);
 		f->ch[i].fails = 0;
 	}
-	unlink(f->state_path);
+	unlink_state(f);
 	f->dirty = 0;
 	f->it->resumed = 0;
 }
@@ -832,7 +862,7 @@ static int schedule_one(struct run *r, double now, double *next_wake)
 		if (f->active >= cap || (k < r->nfiles && (f->active > 0 || f->nch > 1)))
 			continue;
 		if (f->state == F_IDLE) {
-			int rc = file_open(f);
+			int rc = file_open(r, f);
 			if (rc < 0) {
 				set_fail(r, rc, "%s", md_errmsg(rc));
 				f->state = F_FAILED;
@@ -1144,7 +1174,7 @@ static void finish_verify(struct run *r, struct file *f)
 		}
 		free(f->redir);
 		f->redir = NULL;
-		int rc = was_in_place ? file_open(f) : hash_reset(f);
+		int rc = was_in_place ? file_open(r, f) : hash_reset(f);
 		if (rc < 0) {
 			file_fail(r, f, rc, md_errmsg(rc));
 			return;
@@ -1164,7 +1194,7 @@ static void finish_verify(struct run *r, struct file *f)
 			file_fail(r, f, MD_EIO, msg);
 			return;
 		}
-		unlink(f->state_path);
+		unlink_state(f);
 	}
 	close(f->fd);
 	f->fd = -1;
