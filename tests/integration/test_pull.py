@@ -46,6 +46,24 @@ class Hub:
         self.p.wait(10)
 
 
+def asked_bytes(hub, show, suffix=""):
+    """Bytes the hub's log shows asked for by downloads of files ending in
+    suffix (ranged or whole; sizes from `show --json`), and their names."""
+    asked, names = 0, set()
+    for e in hub.log():
+        if e["method"] != "GET" or "/resolve/" not in e["path"] or not e["path"].endswith(suffix):
+            continue
+        name = e["path"].rsplit("/", 1)[-1]
+        names.add(name)
+        size = [f["size"] for f in show["files"] if f["path"] == name][0]
+        if e["range"]:
+            a, b = e["range"].split("=")[1].split("-")
+            asked += (int(b) if b else size - 1) - int(a) + 1
+        else:
+            asked += size
+    return asked, names
+
+
 @pytest.fixture(scope="module")
 def hubroot(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("hub"))
@@ -421,18 +439,7 @@ def test_kill9_mid_multigigabyte_pull_resumes(tmp_path_factory):
             d2.ctl("pull", "acme/big", "--hub", hub.url, timeout=600)
             show = d2.ctl("show", "acme/big", "--json").json()
             assert show["total_size"] == total
-            asked, paths = 0, set()
-            for e in hub.log():
-                if e["method"] != "GET" or "/resolve/" not in e["path"]:
-                    continue
-                name = e["path"].rsplit("/", 1)[-1]
-                paths.add(name)
-                size = [f["size"] for f in show["files"] if f["path"] == name][0]
-                if e["range"]:
-                    a, b = e["range"].split("=")[1].split("-")
-                    asked += (int(b) if b else size - 1) - int(a) + 1
-                else:
-                    asked += size
+            asked, paths = asked_bytes(hub, show)
             assert not paths & set(stored), (paths, stored)
             assert asked < total - done + (640 << 20), (asked, total, done)
             assert d2.ctl("verify", "acme/big", "--json").json()["ok"]
@@ -549,16 +556,7 @@ def test_full_disk_fails_clearly_keeps_what_was_stored_and_resumes(tmp, hub, tmp
         big.ctl("reset")
         d.ctl("pull", "acme/big", "--hub", big.url)
         show = d.ctl("show", "acme/big", "--json").json()
-        asked = 0
-        for e in big.log():
-            if e["method"] == "GET" and "/resolve/" in e["path"] and e["path"].endswith(".safetensors"):
-                name = e["path"].rsplit("/", 1)[-1]
-                size = [f["size"] for f in show["files"] if f["path"] == name][0]
-                if e["range"]:
-                    a, b = e["range"].split("=")[1].split("-")
-                    asked += (int(b) if b else size - 1) - int(a) + 1
-                else:
-                    asked += size
+        asked, _ = asked_bytes(big, show, ".safetensors")
         weights = sum(f["size"] for f in show["files"] if f["path"].endswith(".safetensors"))
         assert 0 < asked < weights - (4 << 20), (asked, weights)
         assert "OK" in d.ctl("verify").out
