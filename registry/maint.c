@@ -120,7 +120,8 @@ static uint64_t tree_bytes(const char *dir) /* dir < 4400 bytes */
 		struct stat sb;
 		if (lstat(p, &sb) < 0)
 			continue;
-		/* a hard link into blobs/ (.kept/) frees nothing */
+		/* a file also linked elsewhere (.kept/ links an ingest's
+		 * staged files) frees nothing by going from here */
 		if (S_ISREG(sb.st_mode) && sb.st_nlink == 1)
 			n += (uint64_t)sb.st_blocks * 512;
 		else if (S_ISDIR(sb.st_mode))
@@ -198,9 +199,7 @@ static int scan_orphans(struct store *st, MDB_txn *txn, int remove, uint64_t *co
 			    store_blob_get(st, txn, f->d_name, &rec) != MD_ENOENT)
 				continue;
 			struct stat sb;
-			/* one still linked from an interrupted pull's .kept/
-			 * frees nothing until that goes too */
-			if (lstat(p, &sb) == 0 && sb.st_nlink == 1)
+			if (lstat(p, &sb) == 0)
 				*bytes += (uint64_t)sb.st_size;
 			(*count)++;
 			if (remove)

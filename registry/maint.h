@@ -34,8 +34,8 @@ struct maint_gc_opts {
  * nobody holds (o may be NULL: no partial, no in_use). Holds the catalog
  * writer while it scans blobs/. *result: {"blobs_removed","bytes_freed",
  * "staging_removed","staging_bytes_freed"} (bytes_freed: the blobs';
- * staging_bytes_freed: blocks of the staging files, hard links into blobs/
- * not counted).
+ * staging_bytes_freed: blocks of the staging files, those also linked
+ * elsewhere not counted).
  */
 int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result);
 

@@ -246,6 +246,18 @@ long xfer_parse_retry_after(const char *v, long cap)
 
 /* ---------- state files ---------- */
 
+/* The state file's first lines: what the progress lines below them are of
+ * (a loaded state must match them exactly). Returns its length. */
+#define STATE_HEADER_MAX 400
+static size_t state_header(const struct file *f, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap,
+		"modeld-xfer-state 1\nsize %" PRIu64 "\nsha256 %s\nsha1 %s\nchunk %" PRIu64 "\nchunks %zu\n",
+		f->it->size, f->it->sha256 ? f->it->sha256 : "-",
+		f->it->blob_sha1 ? f->it->blob_sha1 : "-", f->cs, f->nch);
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 /* The state file and its spare (see write_state). */
 static void unlink_state(struct file *f)
 {
@@ -269,14 +281,11 @@ static int write_state(struct run *r, struct file *f)
 		return 0;
 	if (!r->o->no_fsync && !f->it->no_fsync && fdatasync(f->fd) < 0)
 		return md_fail(md_from_errno(errno), "%s: fdatasync: %s", f->it->dest, strerror(errno));
-	size_t cap = 160 + f->nch * 44;
+	size_t cap = STATE_HEADER_MAX + f->nch * 44;  /* a line: index, space, 20 digits, newline */
 	char *buf = malloc(cap);
 	if (!buf)
 		return MD_ENOMEM;
-	size_t n = (size_t)snprintf(buf, cap,
-		"modeld-xfer-state 1\nsize %" PRIu64 "\nsha256 %s\nsha1 %s\nchunk %" PRIu64 "\nchunks %zu\n",
-		f->it->size, f->it->sha256 ? f->it->sha256 : "-",
-		f->it->blob_sha1 ? f->it->blob_sha1 : "-", f->cs, f->nch);
+	size_t n = state_header(f, buf, cap);
 	for (size_t i = 0; i < f->nch; i++)
 		n += (size_t)snprintf(buf + n, cap - n, "%zu %020" PRIu64 "\n", i,
 				      atomic_load(&f->ch[i].done));
@@ -322,12 +331,8 @@ static int load_state(struct file *f, uint64_t part_size)
 	if (n <= 0 || n > st.st_size)
 		goto out;
 	buf[n] = 0;
-	char want[400];
-	snprintf(want, sizeof want,
-		 "modeld-xfer-state 1\nsize %" PRIu64 "\nsha256 %s\nsha1 %s\nchunk %" PRIu64 "\nchunks %zu\n",
-		 f->it->size, f->it->sha256 ? f->it->sha256 : "-",
-		 f->it->blob_sha1 ? f->it->blob_sha1 : "-", f->cs, f->nch);
-	size_t wl = strlen(want);
+	char want[STATE_HEADER_MAX];
+	size_t wl = state_header(f, want, sizeof want);
 	if ((size_t)n < wl || memcmp(buf, want, wl))
 		goto out;
 	char *p = buf + wl;
@@ -528,9 +533,10 @@ static int file_open(struct run *r, struct file *f)
 		if (st.st_size && ftruncate(f->fd, 0) < 0)
 			return md_fail(md_from_errno(errno), "%s: %s", f->it->dest, strerror(errno));
 		unlink_state(f);
-		/* a file of several parts gets its state and spare now, while
-		 * there is room (write_state): failures here are not fatal, the
-		 * state is written again every state_interval_ms */
+		/* a file of several parts starting from zero gets its state
+		 * and spare now, while there is room (write_state): failures
+		 * here are not fatal, the state is rewritten every
+		 * state_interval_ms */
 		if (f->nch > 1 && write_state(r, f) == 0 && write_state(r, f) < 0)
 			md_clearerr();
 	}
