@@ -50,7 +50,7 @@ static int copy_range(int in, uint64_t off, uint64_t n, int out)
 	return rc;
 }
 
-int export_safetensors(const struct pack *p, int pack_fd, int out_fd)
+int export_safetensors(const struct pack *p, const int *pack_fds, int out_fd)
 {
 	json_t *root = json_object(), *md = NULL;
 	char *hdr = NULL;
@@ -123,7 +123,7 @@ int export_safetensors(const struct pack *p, int pack_fd, int out_fd)
 		goto out;
 	for (size_t i = 0; i < pack_count(p) && !rc; i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
-		rc = copy_range(pack_fd, t->offset, t->length, out_fd);
+		rc = copy_range(pack_fds[t->ref], t->offset, t->length, out_fd);
 	}
 out:
 	free(hdr);
@@ -186,7 +186,7 @@ static void wle(struct wbuf *b, uint64_t v, unsigned size)
 	wput(b, x, size);
 }
 
-int export_gguf(const struct pack *p, int pack_fd, int out_fd)
+int export_gguf(const struct pack *p, const int *pack_fds, int out_fd)
 {
 	struct wbuf b = { 0 };
 	uint8_t *kv = NULL;
@@ -236,7 +236,7 @@ int export_gguf(const struct pack *p, int pack_fd, int out_fd)
 		goto out;
 	for (size_t i = 0; i < pack_count(p) && !rc; i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
-		rc = copy_range(pack_fd, t->offset, t->length, out_fd);
+		rc = copy_range(pack_fds[t->ref], t->offset, t->length, out_fd);
 		size_t padn = (GGUF_ALIGN - t->length % GGUF_ALIGN) % GGUF_ALIGN;
 		if (!rc && padn)
 			rc = util_write_all(out_fd, z, padn);

@@ -5,7 +5,8 @@
  * format (a GGUF from safetensors, a safetensors from a torch checkpoint...).
  *
  * Both write sequentially to out_fd (a file, pipe or socket; borrowed) and
- * read tensor bytes from pack_fd (borrowed), the file p was opened from.
+ * read tensor bytes from pack_fds (borrowed): [0] the file p was opened
+ * from, [k] its k-th referenced pack (pack_ref), pack_nrefs(p) + 1 of them.
  */
 #ifndef MD_EXPORT_H
 #define MD_EXPORT_H
@@ -16,7 +17,7 @@
  * padded with spaces to a multiple of 8, __metadata__ from the pack's
  * string-valued metadata (other values are left out). 0, MD_EUNSUP (a ggml
  * block type: detail names the tensor), MD_EIO, MD_ENOSPC, MD_ENOMEM. */
-int export_safetensors(const struct pack *p, int pack_fd, int out_fd);
+int export_safetensors(const struct pack *p, const int *pack_fds, int out_fd);
 
 /* GGUF v3, alignment 32: the pack's metadata (typed values kept,
  * general.alignment dropped), tensor infos in table order with dimensions
@@ -24,6 +25,6 @@ int export_safetensors(const struct pack *p, int pack_fd, int out_fd);
  * block type. 0, MD_EUNSUP (a dtype GGUF has no type for, e.g. U8 or
  * F8_E4M3: detail names the tensor; a name of 64 bytes or more), MD_EIO,
  * MD_ENOSPC, MD_ENOMEM. */
-int export_gguf(const struct pack *p, int pack_fd, int out_fd);
+int export_gguf(const struct pack *p, const int *pack_fds, int out_fd);
 
 #endif

@@ -598,6 +598,8 @@ out:
 struct pack {
 	size_t n;
 	struct pack_tensor *t;
+	size_t nrefs;
+	uint8_t (*refs)[32];     /* [nrefs] roots of the packs referred to */
 	char *names;             /* NUL-terminated names, back to back */
 	size_t *by_name;         /* [n] indices sorted by name */
 	char format[16];
@@ -634,6 +636,7 @@ void pack_close(struct pack *p)
 	if (!p)
 		return;
 	free(p->t);
+	free(p->refs);
 	free(p->names);
 	free(p->by_name);
 	json_decref(p->meta);
@@ -731,8 +734,9 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 	if (rd32(h + 8) != PACK_VERSION)
 		return md_fail(MD_EUNSUP, "pack: version %u (this reader knows %u)", rd32(h + 8),
 			       PACK_VERSION);
-	if (rd32(h + 12))
-		return md_fail(MD_ECORRUPT, "pack: unknown flags %#x", rd32(h + 12));
+	uint32_t hflags = rd32(h + 12);
+	if (hflags & ~PACK_F_REFS)
+		return md_fail(MD_ECORRUPT, "pack: unknown flags %#x", hflags);
 	char fmt[17] = { 0 };
 	memcpy(fmt, h + 16, 16);
 	if (!format_ok(fmt) || !all_zero(h + 16 + strlen(fmt), 16 - strlen(fmt)))
@@ -740,9 +744,12 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 	uint64_t nt = rd64(h + 32), fsize = rd64(h + 40), doff = rd64(h + 48),
 		 dend = rd64(h + 56), toff = rd64(h + 64), soff = rd64(h + 72),
 		 slen = rd64(h + 80), moff = rd64(h + 88), mlen = rd64(h + 96),
-		 srcsize = rd64(h + 104);
-	if (!all_zero(h + 112, 16))
+		 srcsize = rd64(h + 104), nrefs = rd64(h + 112);
+	if (!all_zero(h + 120, 8))
 		return md_fail(MD_ECORRUPT, "pack: reserved header bytes are not zero");
+	if ((hflags & PACK_F_REFS) ? nrefs == 0 || nrefs > PACK_MAX_REFS : nrefs != 0)
+		return md_fail(MD_ECORRUPT, "pack: %llu referenced packs with flags %#x",
+			       (unsigned long long)nrefs, hflags);
 	if (nt > CONV_MAX_TENSORS)
 		return md_fail(MD_ETOOBIG, "pack: %llu tensors (at most %d)", (unsigned long long)nt,
 			       CONV_MAX_TENSORS);
@@ -754,7 +761,7 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 	if (doff != PACK_ALIGN || dend < PACK_ALIGN || dend > fsize ||
 	    toff != align_up(dend) || soff != toff + nt * PACK_ENTRY || moff != soff + slen ||
 	    soff < toff || moff > fsize || mlen > fsize - moff ||
-	    fsize - moff - mlen != PACK_TRAILER)
+	    fsize - moff - mlen != PACK_TRAILER + 32 * nrefs)
 		return md_fail(MD_ECORRUPT, "pack: section offsets are inconsistent");
 	/* header padding */
 	if (!(pad = malloc(PACK_ALIGN - PACK_HDR_SIZE)))
@@ -773,7 +780,7 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 	if ((rc = rs_read(s, idx, ilen, toff)))
 		goto fail;
 	const uint8_t *tab = idx, *str = idx + nt * PACK_ENTRY, *meta = str + slen,
-		      *tr = idx + ilen - PACK_TRAILER;
+		      *tr = idx + ilen - PACK_TRAILER, *refs = tr - 32 * nrefs;
 	if (memcmp(tr, TMAGIC, 8) || rd64(tr + 8) != nt || !all_zero(tr + 48, 16)) {
 		rc = md_fail(MD_ECORRUPT, "pack: bad trailer");
 		goto fail;
@@ -794,6 +801,7 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 	if (!(p = calloc(1, sizeof *p)) || !(p->t = calloc(nt ? nt : 1, sizeof *p->t)) ||
 	    !(p->by_name = calloc(nt ? nt : 1, sizeof *p->by_name)) ||
 	    !(stored = calloc(nt ? nt : 1, sizeof *stored)) ||
+	    !(p->refs = calloc(nrefs ? nrefs : 1, sizeof *p->refs)) ||
 	    !(p->names = malloc(slen + nt + 1))) {
 		rc = MD_ENOMEM;
 		goto fail;
@@ -804,6 +812,16 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 	p->src_size = srcsize;
 	p->data_end = dend;
 	memcpy(p->root, root, 32);
+	p->nrefs = nrefs;
+	memcpy(p->refs, refs, 32 * nrefs);
+	for (size_t k = 0; k < nrefs; k++)
+		for (size_t j = 0; j < k; j++)
+			if (!memcmp(p->refs[j], p->refs[k], 32)) {
+				rc = md_fail(MD_ECORRUPT, "pack: referenced pack %zu is listed twice",
+					     k + 1);
+				goto fail;
+			}
+	uint64_t used = 0;   /* bit k-1: ref k has an entry */
 	size_t npos = 0, m = 0;
 	uint64_t spos = 0;
 	for (size_t i = 0; i < nt; i++) {
@@ -843,7 +861,8 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 		t->src_off = rd64(e + 96);
 		t->alias = (int64_t)rd64(e + 104);
 		memcpy(t->digest, e + 112, 32);
-		if (!all_zero(e + 144, 16)) {
+		t->ref = rd32(e + 144);
+		if (!all_zero(e + 148, 12)) {
 			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): reserved bytes not zero", i,
 				     t->name);
 			goto fail;
@@ -865,19 +884,33 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 				     "source size", i, t->name);
 			goto fail;
 		}
+		if (t->ref > nrefs || (t->ref && (t->offset < PACK_ALIGN ||
+						   t->offset != align_up(t->offset) ||
+						   t->length > UINT64_MAX - t->offset))) {
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): bad reference %u at %llu", i,
+				     t->name, t->ref, (unsigned long long)t->offset);
+			goto fail;
+		}
+		if (t->ref)
+			used |= 1ull << (t->ref - 1);
 		if (t->alias != -1) {
 			const struct pack_tensor *a;
 			if (t->alias < 0 || (uint64_t)t->alias >= i ||
 			    (a = &p->t[t->alias], a->alias != -1 || a->offset != t->offset ||
+			     a->ref != t->ref ||
 			     a->length != t->length || memcmp(a->digest, t->digest, 32))) {
 				rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): bad alias %lld", i,
 					     t->name, (long long)t->alias);
 				goto fail;
 			}
-		} else {
+		} else if (!t->ref) {
 			stored[m++] = i;
 		}
 		p->by_name[i] = i;
+	}
+	if (nrefs && used != (nrefs == 64 ? ~0ull : (1ull << nrefs) - 1)) {
+		rc = md_fail(MD_ECORRUPT, "pack: a referenced pack is not used by any tensor");
+		goto fail;
 	}
 	if (spos != slen) {
 		rc = md_fail(MD_ECORRUPT, "pack: string table has %llu unused bytes",
@@ -973,6 +1006,11 @@ uint64_t pack_file_size(const struct pack *p) { return p->file_size; }
 uint64_t pack_src_size(const struct pack *p) { return p->src_size; }
 uint64_t pack_data_end(const struct pack *p) { return p->data_end; }
 const uint8_t *pack_root(const struct pack *p) { return p->root; }
+size_t pack_nrefs(const struct pack *p) { return p->nrefs; }
+const uint8_t *pack_ref(const struct pack *p, size_t k)
+{
+	return k >= 1 && k <= p->nrefs ? p->refs[k - 1] : NULL;
+}
 
 const struct pack_tensor *pack_find(const struct pack *p, const char *name)
 {
@@ -988,4 +1026,206 @@ const struct pack_tensor *pack_find(const struct pack *p, const char *name)
 			lo = mid + 1;
 	}
 	return NULL;
+}
+
+/* ---- tensors stored once across packs ---- */
+
+/* Indices of p's own stored tensors (ref 0, alias -1) sorted by offset;
+ * malloc'd. */
+static size_t *local_by_offset(const struct pack *p, size_t *m)
+{
+	size_t *ix = malloc((p->n ? p->n : 1) * sizeof *ix);
+	if (!ix)
+		return NULL;
+	*m = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (!p->t[i].ref && p->t[i].alias == -1)
+			ix[(*m)++] = i;
+	pthread_mutex_lock(&sort_mu);
+	sort_p = p;
+	qsort(ix, *m, sizeof *ix, cmp_poff);
+	pthread_mutex_unlock(&sort_mu);
+	return ix;
+}
+
+int pack_check_ref(const struct pack *p, size_t k, const struct pack *q)
+{
+	if (k < 1 || k > p->nrefs || memcmp(p->refs[k - 1], q->root, 32))
+		return md_fail(MD_EINVAL, "pack: not referenced pack %zu", k);
+	size_t m, *ix = local_by_offset(q, &m);
+	if (!ix)
+		return MD_ENOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < p->n && !rc; i++) {
+		const struct pack_tensor *t = &p->t[i];
+		if (t->ref != k)
+			continue;
+		size_t lo = 0, hi = m;
+		while (lo < hi) {   /* first local tensor at or after t->offset */
+			size_t mid = lo + (hi - lo) / 2;
+			if (q->t[ix[mid]].offset < t->offset)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		int ok = 0;
+		for (; lo < m && q->t[ix[lo]].offset == t->offset && !ok; lo++) {
+			const struct pack_tensor *u = &q->t[ix[lo]];
+			ok = u->length == t->length && !memcmp(u->digest, t->digest, 32);
+		}
+		if (!ok)
+			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): referenced pack %zu has no "
+				     "such tensor at %llu", i, t->name, k,
+				     (unsigned long long)t->offset);
+	}
+	free(ix);
+	return rc;
+}
+
+/* Copy n bytes in_fd@from -> out_fd@to, in the kernel where it can. */
+static int copy_range(int in_fd, uint64_t from, int out_fd, uint64_t to, uint64_t n)
+{
+	loff_t a = (loff_t)from, b = (loff_t)to;
+	while (n) {
+		ssize_t w = copy_file_range(in_fd, &a, out_fd, &b, n > (1u << 30) ? (1u << 30) : n, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		n -= (uint64_t)w;
+	}
+	if (!n)
+		return 0;
+	uint8_t *buf = malloc(CHUNK);
+	if (!buf)
+		return MD_ENOMEM;
+	int rc = 0;
+	while (n && !rc) {
+		size_t k = n < CHUNK ? (size_t)n : CHUNK;
+		ssize_t g = util_pread_full(in_fd, buf, k, (off_t)a);
+		if (g != (ssize_t)k)
+			rc = md_fail(MD_EIO, "pack: short read at byte %llu", (unsigned long long)a);
+		else if (!(rc = pwrite_all(out_fd, buf, k, (uint64_t)b))) {
+			a += (loff_t)k;
+			b += (loff_t)k;
+			n -= k;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *sh, int out_fd,
+		     struct pack_move **moves, size_t *nmoves, struct pack_written *out)
+{
+	uint8_t h[PACK_HDR_SIZE];
+	uint8_t *idx = NULL;
+	uint64_t *noff = NULL;
+	uint32_t *nref = NULL;
+	size_t m = 0, *ix = NULL;
+	struct pack_move *mv = NULL;
+	int rc = 0;
+	*moves = NULL;
+	*nmoves = 0;
+	memset(out, 0, sizeof *out);
+	if (p->nrefs || !sh->nrefs || sh->nrefs > PACK_MAX_REFS)
+		return md_fail(MD_EINVAL, "pack: cannot share: bad reference count");
+	if (util_pread_full(in_fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+		return md_fail(MD_EIO, "pack: cannot read the header");
+	uint64_t otoff = rd64(h + 64), slen = rd64(h + 80), moff = rd64(h + 88),
+		 mlen = rd64(h + 96);
+	size_t n = p->n, tl = n * PACK_ENTRY;
+	if (!(noff = calloc(n ? n : 1, sizeof *noff)) || !(nref = calloc(n ? n : 1, sizeof *nref)) ||
+	    !(ix = local_by_offset(p, &m)) || !(mv = calloc(m ? m : 1, sizeof *mv))) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	uint64_t pos = PACK_ALIGN, end = PACK_ALIGN, used = 0;
+	for (size_t k = 0; k < m; k++) {
+		size_t i = ix[k];
+		const struct pack_tensor *t = &p->t[i];
+		if (sh->ref[i] > sh->nrefs ||
+		    (sh->ref[i] && (sh->off[i] < PACK_ALIGN || sh->off[i] != align_up(sh->off[i])))) {
+			rc = md_fail(MD_EINVAL, "pack: cannot share tensor %s", t->name);
+			goto out;
+		}
+		nref[i] = sh->ref[i];
+		if (nref[i]) {
+			noff[i] = sh->off[i];
+			used |= 1ull << (nref[i] - 1);
+		} else {
+			noff[i] = pos;
+			end = pos + t->length;
+			pos = align_up(end);
+		}
+		mv[k] = (struct pack_move){ t->offset, t->length, nref[i], noff[i] };
+	}
+	if (used != (sh->nrefs == 64 ? ~0ull : (1ull << sh->nrefs) - 1)) {
+		rc = md_fail(MD_EINVAL, "pack: cannot share: a referenced pack is unused");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (p->t[i].alias >= 0) {
+			noff[i] = noff[p->t[i].alias];
+			nref[i] = nref[p->t[i].alias];
+		}
+	uint64_t dend = end, toff = align_up(dend), soff = toff + tl, nmoff = soff + slen,
+		 roff = nmoff + mlen, fsize = roff + 32 * sh->nrefs + PACK_TRAILER;
+	size_t ilen = (size_t)(fsize - toff);
+	if (!(idx = calloc(1, ilen))) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	/* entries, names and metadata as they were, entries re-pointed */
+	if (util_pread_full(in_fd, idx, tl + slen, (off_t)otoff) != (ssize_t)(tl + slen) ||
+	    util_pread_full(in_fd, idx + tl + slen, mlen, (off_t)moff) != (ssize_t)mlen) {
+		rc = md_fail(MD_EIO, "pack: cannot read the index");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		le64(idx + i * PACK_ENTRY + 80, noff[i]);
+		le32(idx + i * PACK_ENTRY + 144, nref[i]);
+	}
+	memcpy(idx + tl + slen + mlen, sh->refs, 32 * sh->nrefs);
+	le32(h + 12, PACK_F_REFS);
+	le64(h + 40, fsize);
+	le64(h + 56, dend);
+	le64(h + 64, toff);
+	le64(h + 72, soff);
+	le64(h + 88, nmoff);
+	le64(h + 112, sh->nrefs);
+	struct sha256 hh;
+	if (sha256_init(&hh)) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	sha256_update(&hh, h, PACK_HDR_SIZE);
+	sha256_update(&hh, idx, ilen - PACK_TRAILER);
+	sha256_final(&hh, out->root);
+	uint8_t *tr = idx + ilen - PACK_TRAILER;
+	memcpy(tr, TMAGIC, 8);
+	le64(tr + 8, n);
+	memcpy(tr + 16, out->root, 32);
+	if (ftruncate(out_fd, (off_t)fsize) < 0) {
+		rc = md_fail(errno == ENOSPC || errno == EFBIG ? MD_ENOSPC : MD_EIO,
+			     "pack: cannot size the pack: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t k = 0; k < m && !rc; k++)
+		if (!mv[k].ref && mv[k].len)
+			rc = copy_range(in_fd, mv[k].from, out_fd, mv[k].to, mv[k].len);
+	if (rc || (rc = pwrite_all(out_fd, h, PACK_HDR_SIZE, 0)) ||
+	    (rc = pwrite_all(out_fd, idx, ilen, toff)))
+		goto out;
+	out->size = fsize;
+	*moves = mv;
+	*nmoves = m;
+	mv = NULL;
+out:
+	free(idx);
+	free(noff);
+	free(nref);
+	free(ix);
+	free(mv);
+	return rc;
 }

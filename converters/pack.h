@@ -32,6 +32,8 @@
 #define PACK_ENTRY     160u
 #define PACK_TRAILER   64u
 #define PACK_VERSION   1u
+#define PACK_F_REFS    1u     /* header flag: some tensors' bytes live in other packs */
+#define PACK_MAX_REFS  64u    /* packs one pack may refer to (cap) */
 #define PACK_MAX_STRTAB (256u << 20)   /* string table bytes (cap) */
 /* Cap on the tensor bytes a pack may hold for a source of n bytes (padding
  * not counted): overlapping views are stored as copies, so bound the blow-up. */
@@ -99,6 +101,8 @@ struct pack_tensor {
 	uint64_t length;       /* data bytes */
 	uint64_t src_off;      /* where the bytes were in the source file */
 	int64_t alias;         /* index of the stored tensor holding the bytes, or -1 */
+	uint32_t ref;          /* 0: the bytes are in this pack at offset; k >= 1: in
+				  the k-th referenced pack (pack_ref) at offset */
 	uint8_t digest[32];    /* SHA-256 of the data */
 };
 
@@ -133,5 +137,55 @@ uint64_t pack_file_size(const struct pack *p);
 uint64_t pack_src_size(const struct pack *p);
 uint64_t pack_data_end(const struct pack *p);
 const uint8_t *pack_root(const struct pack *p);   /* 32 bytes */
+
+/* ---- tensors stored once across packs ----
+ *
+ * A pack may refer to up to PACK_MAX_REFS other packs (by root digest) for
+ * tensors whose bytes another pack already holds: such an entry has ref k
+ * and its offset is in the k-th referenced pack. The reader checks the
+ * entries' form; whether the referenced pack really holds those bytes is
+ * pack_check_ref's job (modelctl verify), since it needs the other file. */
+
+/* Number of referenced packs, and the root of the k-th (1..pack_nrefs; NULL
+ * otherwise; 32 bytes borrowed until pack_close). */
+size_t pack_nrefs(const struct pack *p);
+const uint8_t *pack_ref(const struct pack *p, size_t k);
+
+/* Check that every entry of p with ref k names bytes q holds itself: a
+ * tensor of q with ref 0 at the same offset with the same length and
+ * digest (q's data is checked by opening q with PACK_VERIFY_DATA). 0 or
+ * MD_ECORRUPT naming the entry, MD_EINVAL (q is not p's k-th pack),
+ * MD_ENOMEM. */
+int pack_check_ref(const struct pack *p, size_t k, const struct pack *q);
+
+/* Which stored tensors of a pack to take from other packs instead. */
+struct pack_share {
+	size_t nrefs;                  /* 1..PACK_MAX_REFS */
+	const uint8_t (*refs)[32];     /* [nrefs] roots of the packs referred to */
+	const uint32_t *ref;           /* [pack_count]: 0 keep the bytes, k: in refs[k-1] */
+	const uint64_t *off;           /* [pack_count]: offset there (ref != 0) */
+};
+
+/* Where a stored byte range of the old pack went: to `to` in this pack
+ * (ref 0) or in the ref-th referenced pack. */
+struct pack_move {
+	uint64_t from, len;
+	uint32_t ref;
+	uint64_t to;
+};
+
+/*
+ * Rewrite pack p (opened from in_fd, which has no references itself) into
+ * out_fd (empty, read-write) with the stored tensors that sh marks taken
+ * from other packs: their entries refer there and their bytes are not
+ * copied; aliases follow their target; the other tensors are copied
+ * (copy_file_range) to a new, gapless layout. *moves (malloc'd, *nmoves
+ * entries, sorted by from) maps each old stored tensor to its new place,
+ * for recipe_rebase. out gets the new root and size (src_sha256 is left
+ * zero). Every referenced pack must be used by some entry. 0, MD_EINVAL
+ * (bad sh), MD_EIO, MD_ENOSPC, MD_ENOMEM.
+ */
+int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *sh, int out_fd,
+		     struct pack_move **moves, size_t *nmoves, struct pack_written *out);
 
 #endif

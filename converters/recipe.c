@@ -51,14 +51,14 @@ static uint64_t rd64(const uint8_t *p)
 
 /* ---- building ---- */
 
-static int add_seg(struct recipe_builder *b, uint32_t kind, uint64_t off, uint64_t len,
-		   uint64_t orig_off)
+static int add_seg(struct recipe_builder *b, uint32_t kind, uint32_t ref, uint64_t off,
+		   uint64_t len, uint64_t orig_off)
 {
 	if (len == 0)
 		return 0;
 	if (b->n) {
 		struct recipe_seg *l = &b->seg[b->n - 1];
-		if (l->kind == kind && l->off + l->len == off) {
+		if (l->kind == kind && l->ref == ref && l->off + l->len == off) {
 			l->len += len;
 			return 0;
 		}
@@ -73,7 +73,7 @@ static int add_seg(struct recipe_builder *b, uint32_t kind, uint64_t off, uint64
 		b->seg = ns;
 		b->cap = nc;
 	}
-	b->seg[b->n++] = (struct recipe_seg){ kind, off, len, orig_off };
+	b->seg[b->n++] = (struct recipe_seg){ kind, ref, off, len, orig_off };
 	return 0;
 }
 
@@ -90,16 +90,16 @@ int recipe_build(const struct conv_info *ci, const struct pack_layout *lay,
 		if (e <= cov)
 			continue;
 		if (s > cov) {
-			rc = add_seg(b, RECIPE_LIT, b->lit_len, s - cov, cov);
+			rc = add_seg(b, RECIPE_LIT, 0, b->lit_len, s - cov, cov);
 			b->lit_len += s - cov;
 			cov = s;
 		}
 		if (!rc)
-			rc = add_seg(b, RECIPE_PACK, lay->off[i] + (cov - s), e - cov, cov);
+			rc = add_seg(b, RECIPE_PACK, 0, lay->off[i] + (cov - s), e - cov, cov);
 		cov = e;
 	}
 	if (!rc && cov < lay->src_size) {
-		rc = add_seg(b, RECIPE_LIT, b->lit_len, lay->src_size - cov, cov);
+		rc = add_seg(b, RECIPE_LIT, 0, b->lit_len, lay->src_size - cov, cov);
 		b->lit_len += lay->src_size - cov;
 	}
 	if (rc)
@@ -135,6 +135,7 @@ int recipe_write_index(int fd, const struct recipe_builder *b, const uint8_t ori
 	for (size_t i = 0; i < b->n; i++) {
 		uint8_t *s = p + RECIPE_HDR_SIZE + i * RECIPE_SEG_SIZE;
 		le32(s, b->seg[i].kind);
+		le32(s + 4, b->seg[i].ref);
 		le64(s + 8, b->seg[i].off);
 		le64(s + 16, b->seg[i].len);
 	}
@@ -157,7 +158,7 @@ int recipe_write_index(int fd, const struct recipe_builder *b, const uint8_t ori
 
 /* ---- reading ---- */
 
-int recipe_open(int fd, uint64_t pack_size, struct recipe **out)
+int recipe_open(int fd, const uint64_t *pack_sizes, size_t npacks, struct recipe **out)
 {
 	struct stat st;
 	uint8_t h[RECIPE_HDR_SIZE];
@@ -212,9 +213,11 @@ int recipe_open(int fd, uint64_t pack_size, struct recipe **out)
 	for (size_t i = 0; i < nseg; i++) {
 		const uint8_t *s = tab + i * RECIPE_SEG_SIZE;
 		uint32_t kind = rd32(s);
+		uint32_t ref = rd32(s + 4);
 		uint64_t off = rd64(s + 8), len = rd64(s + 16);
-		if (rd32(s + 4) || (kind != RECIPE_LIT && kind != RECIPE_PACK) || len == 0 ||
-		    len > osize - opos) {
+		if ((kind != RECIPE_LIT && kind != RECIPE_PACK) || len == 0 ||
+		    len > osize - opos || (kind == RECIPE_LIT && ref) || ref > PACK_MAX_REFS ||
+		    (npacks && ref >= npacks)) {
 			rc = md_fail(MD_ECORRUPT, "recipe: segment %zu is malformed", i);
 			goto fail;
 		}
@@ -225,15 +228,16 @@ int recipe_open(int fd, uint64_t pack_size, struct recipe **out)
 			}
 			lpos += len;
 			off += base;
-		} else if (off < PACK_ALIGN || (pack_size && (off > pack_size ||
-							     len > pack_size - off))) {
+		} else if (off < PACK_ALIGN ||
+			   (npacks && pack_sizes[ref] && (off > pack_sizes[ref] ||
+							  len > pack_sizes[ref] - off))) {
 			rc = md_fail(MD_ECORRUPT, "recipe: segment %zu lies outside the pack", i);
 			goto fail;
 		} else if (off > UINT64_MAX - len) {
 			rc = md_fail(MD_ECORRUPT, "recipe: segment %zu overflows", i);
 			goto fail;
 		}
-		r->seg[i] = (struct recipe_seg){ kind, off, len, opos };
+		r->seg[i] = (struct recipe_seg){ kind, ref, off, len, opos };
 		opos += len;
 	}
 	if (opos != osize || lpos != lit) {
@@ -286,8 +290,8 @@ size_t recipe_find(const struct recipe *r, uint64_t off)
 /* Walk [off, off+len) as (fd, file offset, n) pieces. */
 typedef int (*piece_fn)(void *arg, int fd, uint64_t foff, uint64_t n);
 
-static int walk(const struct recipe *r, int pack_fd, uint64_t off, uint64_t len, piece_fn fn,
-		void *arg)
+static int walk(const struct recipe *r, struct recipe_packs pk, uint64_t off, uint64_t len,
+		piece_fn fn, void *arg)
 {
 	if (off > r->orig_size || len > r->orig_size - off)
 		return md_fail(MD_EINVAL, "recipe: range [%llu, +%llu) past the end (%llu bytes)",
@@ -298,7 +302,10 @@ static int walk(const struct recipe *r, int pack_fd, uint64_t off, uint64_t len,
 		uint64_t skip = off - s->orig_off, n = s->len - skip;
 		if (n > len)
 			n = len;
-		int rc = fn(arg, s->kind == RECIPE_LIT ? r->fd : pack_fd, s->off + skip, n);
+		if (s->kind == RECIPE_PACK && s->ref >= pk.n)
+			return md_fail(MD_ECORRUPT, "recipe: segment %zu: referenced pack %u not open",
+				       i, s->ref);
+		int rc = fn(arg, s->kind == RECIPE_LIT ? r->fd : pk.fds[s->ref], s->off + skip, n);
 		if (rc)
 			return rc;
 		off += n;
@@ -319,10 +326,11 @@ static int read_piece(void *arg, int fd, uint64_t foff, uint64_t n)
 	return 0;
 }
 
-int recipe_read(const struct recipe *r, int pack_fd, uint64_t off, void *buf, size_t len)
+int recipe_read(const struct recipe *r, struct recipe_packs pk, uint64_t off, void *buf,
+		size_t len)
 {
 	uint8_t *p = buf;
-	return walk(r, pack_fd, off, len, read_piece, &p);
+	return walk(r, pk, off, len, read_piece, &p);
 }
 
 static int copy_piece(void *arg, int fd, uint64_t foff, uint64_t n)
@@ -364,9 +372,10 @@ static int copy_piece(void *arg, int fd, uint64_t foff, uint64_t n)
 	return rc;
 }
 
-int recipe_copy(const struct recipe *r, int pack_fd, uint64_t off, uint64_t len, int out_fd)
+int recipe_copy(const struct recipe *r, struct recipe_packs pk, uint64_t off, uint64_t len,
+		int out_fd)
 {
-	return walk(r, pack_fd, off, len, copy_piece, &out_fd);
+	return walk(r, pk, off, len, copy_piece, &out_fd);
 }
 
 struct hash_arg {
@@ -389,7 +398,7 @@ static int hash_piece(void *arg, int fd, uint64_t foff, uint64_t n)
 	return 0;
 }
 
-int recipe_verify(const struct recipe *r, int pack_fd)
+int recipe_verify(const struct recipe *r, struct recipe_packs pk)
 {
 	struct hash_arg a;
 	uint8_t d[32];
@@ -399,7 +408,7 @@ int recipe_verify(const struct recipe *r, int pack_fd)
 		free(a.buf);
 		return MD_ENOMEM;
 	}
-	int rc = walk(r, pack_fd, 0, r->orig_size, hash_piece, &a);
+	int rc = walk(r, pk, 0, r->orig_size, hash_piece, &a);
 	if (rc) {
 		sha256_free(&a.h);
 		free(a.buf);
@@ -410,4 +419,77 @@ int recipe_verify(const struct recipe *r, int pack_fd)
 	if (memcmp(d, r->orig_sha, 32))
 		return md_fail(MD_ECORRUPT, "recipe: original sha256 mismatch");
 	return 0;
+}
+
+int recipe_rebase(const struct recipe *r, const struct pack_move *moves,
+		  size_t nmoves, const uint8_t new_root[32], int out_fd)
+{
+	struct recipe_builder b;
+	int rc = 0;
+	memset(&b, 0, sizeof b);
+	b.orig_size = r->orig_size;
+	for (size_t i = 0; i < r->n && !rc; i++) {
+		const struct recipe_seg *s = &r->seg[i];
+		if (s->kind == RECIPE_LIT) {
+			rc = add_seg(&b, RECIPE_LIT, 0, s->off - r->lit_base, s->len, s->orig_off);
+			b.lit_len += s->len;
+			continue;
+		}
+		if (s->ref)
+			return md_fail(MD_EINVAL, "recipe: already refers to other packs");
+		for (uint64_t o = s->off, left = s->len; left && !rc;) {
+			size_t lo = 0, hi = nmoves;   /* last move with from <= o */
+			while (hi - lo > 1) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (moves[mid].from <= o)
+					lo = mid;
+				else
+					hi = mid;
+			}
+			/* zero-length moves share their from with the next one */
+			while (lo + 1 < nmoves && moves[lo + 1].from <= o)
+				lo++;
+			const struct pack_move *m = nmoves ? &moves[lo] : NULL;
+			if (!m || m->from > o || o - m->from >= m->len) {
+				rc = md_fail(MD_EINVAL, "recipe: segment %zu is not tensor data", i);
+				break;
+			}
+			uint64_t n = m->from + m->len - o;
+			if (n > left)
+				n = left;
+			rc = add_seg(&b, RECIPE_PACK, m->ref, m->to + (o - m->from), n,
+				     s->orig_off + (o - s->off));
+			o += n;
+			left -= n;
+		}
+	}
+	if (!rc)
+		rc = recipe_write_index(out_fd, &b, r->orig_sha, new_root);
+	/* the literal bytes, in the same order */
+	for (uint64_t done = 0; !rc && done < r->lit_len;) {
+		loff_t a = (loff_t)(r->lit_base + done), c = (loff_t)(recipe_lit_base(&b) + done);
+		uint64_t want = r->lit_len - done;
+		ssize_t w = copy_file_range(r->fd, &a, out_fd, &c, want > (1u << 30) ? (1u << 30) : want, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			uint8_t buf[65536];
+			size_t k = want < sizeof buf ? (size_t)want : sizeof buf;
+			ssize_t g = util_pread_full(r->fd, buf, k, (off_t)(r->lit_base + done));
+			if (g != (ssize_t)k) {
+				rc = md_fail(MD_EIO, "recipe: cannot read its literals");
+				break;
+			}
+			ssize_t pw = pwrite(out_fd, buf, k, (off_t)(recipe_lit_base(&b) + done));
+			if (pw != (ssize_t)k) {
+				rc = md_fail(pw < 0 && errno == ENOSPC ? MD_ENOSPC : MD_EIO,
+					     "recipe: write: %s", pw < 0 ? strerror(errno) : "short");
+				break;
+			}
+			w = (ssize_t)k;
+		}
+		done += (uint64_t)w;
+	}
+	recipe_builder_free(&b);
+	return rc;
 }

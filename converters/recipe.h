@@ -31,6 +31,8 @@ enum { RECIPE_LIT = 0, RECIPE_PACK = 1 };
 struct recipe_seg {
 	uint32_t kind;       /* RECIPE_LIT: bytes of the recipe file itself;
 				RECIPE_PACK: bytes of the pack file */
+	uint32_t ref;        /* RECIPE_PACK: 0 the recipe's pack, k >= 1 that
+				pack's k-th referenced pack (pack_ref) */
 	uint64_t off;        /* absolute offset in that file */
 	uint64_t len;        /* > 0 */
 	uint64_t orig_off;   /* where the segment starts in the original */
@@ -42,11 +44,13 @@ struct recipe;
 
 /* Validate the recipe in fd and load its segment table. fd is borrowed and
  * must stay open while the recipe is used (literals are read from it).
- * pack_size: size of the pack the recipe refers to, to check pack segments
- * against (0: not checked). *out owned by the caller (recipe_close).
+ * pack_sizes[0]: size of the pack the recipe refers to, pack_sizes[k] of
+ * that pack's k-th referenced pack, to check pack segments against (a size
+ * of 0 is not checked); npacks 0 checks nothing, else a segment with ref >=
+ * npacks is refused. *out owned by the caller (recipe_close).
  * 0, MD_ECORRUPT (detail names the rule), MD_ETOOBIG, MD_EUNSUP, MD_EIO,
  * MD_ENOMEM. */
-int recipe_open(int fd, uint64_t pack_size, struct recipe **out);
+int recipe_open(int fd, const uint64_t *pack_sizes, size_t npacks, struct recipe **out);
 void recipe_close(struct recipe *r);
 
 uint64_t recipe_orig_size(const struct recipe *r);
@@ -59,17 +63,36 @@ const struct recipe_seg *recipe_seg(const struct recipe *r, size_t i);
  * at or past the end. */
 size_t recipe_find(const struct recipe *r, uint64_t off);
 
-/* Original bytes [off, off+len) into buf. pack_fd borrowed. 0, MD_EINVAL
- * (range past the end), MD_EIO, MD_ECORRUPT (a file shorter than its
- * segments). */
-int recipe_read(const struct recipe *r, int pack_fd, uint64_t off, void *buf, size_t len);
+/* The pack descriptors a recipe reads from: fds[0] its pack, fds[k] that
+ * pack's k-th referenced pack; borrowed. A segment whose ref is >= n is
+ * MD_ECORRUPT. */
+struct recipe_packs {
+	const int *fds;
+	size_t n;
+};
+
+/* Original bytes [off, off+len) into buf. 0, MD_EINVAL (range past the
+ * end), MD_EIO, MD_ECORRUPT (a file shorter than its segments). */
+int recipe_read(const struct recipe *r, struct recipe_packs pk, uint64_t off, void *buf,
+		size_t len);
 /* Original bytes [off, off+len) written to out_fd (a file, pipe or socket;
  * copy_file_range/sendfile where the kernel can). 0, MD_EINVAL, MD_EIO,
  * MD_ENOSPC, MD_ECORRUPT. */
-int recipe_copy(const struct recipe *r, int pack_fd, uint64_t off, uint64_t len, int out_fd);
+int recipe_copy(const struct recipe *r, struct recipe_packs pk, uint64_t off, uint64_t len,
+		int out_fd);
 /* Reproduce the whole original and compare its SHA-256 with the recipe's.
  * 0 or MD_ECORRUPT ("recipe: original sha256 mismatch"), MD_EIO. */
-int recipe_verify(const struct recipe *r, int pack_fd);
+int recipe_verify(const struct recipe *r, struct recipe_packs pk);
+
+/*
+ * The recipe r over a pack rewritten by pack_share_write:
+ * each pack segment is cut where the old tensors end and pointed where
+ * moves (sorted by from) put them; literals are copied. Written to out_fd
+ * (empty) naming new_root as its pack. 0, MD_EINVAL (a segment outside
+ * every moved range), MD_ETOOBIG, MD_EIO, MD_ENOSPC, MD_ENOMEM.
+ */
+int recipe_rebase(const struct recipe *r, const struct pack_move *moves,
+		  size_t nmoves, const uint8_t new_root[32], int out_fd);
 
 /* ---- building ---- */
 

@@ -66,6 +66,7 @@ static json_t *public_manifest(struct store *st, MDB_txn *txn, json_t *m, int wi
 			json_object_del(f, "blob");
 			json_object_del(f, "pack");
 			json_object_del(f, "recipe");
+			json_object_del(f, "refs");
 		}
 	} else {
 		json_object_del(o, "files");

@@ -2,6 +2,7 @@
 #include "daemon/serve.h"
 #include "daemon/server.h"
 #include "registry/catalog.h"
+#include "registry/reader.h"
 #include "converters/pack.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct lease {
@@ -303,15 +305,33 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 			md_fail_prefix(rc, path);
 			break;
 		}
-		if (c.nfds == PROTO_MAX_FDS)
+		/* and the packs holding the tensors it shares with other files */
+		int rfds[PACK_MAX_REFS];
+		size_t nr = pack_nrefs(pk);
+		if ((rc = reader_open_refs(d->st, pk, path, rfds))) {
+			pack_close(pk);
+			close(fd);
+			break;
+		}
+		if (c.nfds + 1 + nr > PROTO_MAX_FDS)
 			chunk_flush(d, p, &c);
 		json_array_append_new(c.packs, json_pack("{s:s,s:s,s:s,s:I,s:o}", "file", path,
 			"format", pack_format(pk), "sha256", hex, "size",
 			(json_int_t)pack_file_size(pk), "metadata", string_meta(pk)));
 		c.fds[c.nfds++] = fd;
+		for (size_t k = 1; k <= nr; k++) {
+			char rhex[65];
+			struct stat sb;
+			util_hex(pack_ref(pk, k), 32, rhex);
+			json_array_append_new(c.packs, json_pack("{s:s,s:s,s:s,s:I,s:b,s:{}}", "file", path,
+				"format", pack_format(pk), "sha256", rhex, "size",
+				(json_int_t)(fstat(rfds[k - 1], &sb) ? 0 : sb.st_size), "shared", 1,
+				"metadata"));
+			c.fds[c.nfds++] = rfds[k - 1];
+		}
 		for (size_t k = 0; k < pack_count(pk); k++) {
 			const struct pack_tensor *t = pack_tensor(pk, k);
-			json_array_append_new(c.rows, row_json(t, npacks));
+			json_array_append_new(c.rows, row_json(t, npacks + t->ref));
 			c.bytes += 220 + strlen(t->name);
 			if (t->alias < 0)
 				bytes += t->length;
@@ -320,7 +340,7 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 				chunk_flush(d, p, &c);
 		}
 		pack_close(pk);
-		npacks++;
+		npacks += 1 + nr;
 	}
 	if (rc) {
 		/* frames already posted are ended by the error frame */

@@ -92,7 +92,11 @@ int weights_tensors(struct daemon *d, struct ops_peer *p, json_t *req)
 		const char *path = json_string_value(json_object_get(f, "path"));
 		const char *hex = json_string_value(json_object_get(f, "pack"));
 		for (size_t k = 0; k < pack_count(pk); k++) {
-			json_array_append_new(rows, tensor_json(path, hex, pack_tensor(pk, k)));
+			const struct pack_tensor *t = pack_tensor(pk, k);
+			char where[65];
+			if (t->ref)   /* the pack that holds its bytes */
+				util_hex(pack_ref(pk, t->ref), 32, where);
+			json_array_append_new(rows, tensor_json(path, t->ref ? where : hex, t));
 			bytes += 200 + strlen(pack_tensor(pk, k)->name);
 			if (bytes >= TENSORS_FRAME) {
 				server_post(d->srv, p->conn_id, json_pack("{s:o}", "partial", rows),
@@ -161,13 +165,18 @@ int weights_export(struct daemon *d, json_t *req, int *fds, size_t nfds, json_t 
 			rc = md_fail(MD_EINVAL, "%s: output is not a regular file", path);
 			break;
 		}
-		int pfd;
+		int pfds[1 + PACK_MAX_REFS];
 		struct pack *pk;
-		if ((rc = open_pack(d, f, &pfd, &pk)))
+		if ((rc = open_pack(d, f, &pfds[0], &pk)))
 			break;
-		rc = !strcmp(fmt, "gguf") ? export_gguf(pk, pfd, fds[i]) : export_safetensors(pk, pfd, fds[i]);
+		if ((rc = reader_open_refs(d->st, pk, path, pfds + 1)) == 0) {
+			rc = !strcmp(fmt, "gguf") ? export_gguf(pk, pfds, fds[i])
+						  : export_safetensors(pk, pfds, fds[i]);
+			for (size_t k = 1; k <= pack_nrefs(pk); k++)
+				close(pfds[k]);
+		}
 		pack_close(pk);
-		close(pfd);
+		close(pfds[0]);
 		if (rc) {
 			md_fail_prefix(rc, path);
 			break;

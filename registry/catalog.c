@@ -214,8 +214,8 @@ int catalog_origin(struct store *st, MDB_txn *txn, const char *sha256, json_t **
 	json_t *o;
 	if (mdb_get(txn, st->origins, &k, &v) || parse_val(&v, "origin", &o))
 		return MD_ENOENT;
-	const char *hx[4];
-	size_t n = store_entry_blobs(o, hx, NULL, 4);
+	const char *hx[STORE_ENTRY_MAX_BLOBS];
+	size_t n = store_entry_blobs(o, hx, NULL, STORE_ENTRY_MAX_BLOBS);
 	for (size_t i = 0; i < n; i++)
 		if (store_blob_get(st, txn, hx[i], &rec)) {
 			json_decref(o);
@@ -301,9 +301,9 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 		size_t i;
 		json_t *f;
 		json_array_foreach(json_object_get(m, "files"), i, f) {
-			const char *hx[4];
-			uint64_t sz[4];
-			size_t n = store_entry_blobs(f, hx, sz, 4);
+			const char *hx[STORE_ENTRY_MAX_BLOBS];
+			uint64_t sz[STORE_ENTRY_MAX_BLOBS];
+			size_t n = store_entry_blobs(f, hx, sz, STORE_ENTRY_MAX_BLOBS);
 			for (size_t j = 0; j < n; j++)
 				if ((rc = store_blob_ref(st, txn, hx[j], sz[j])))
 					return rc;
@@ -425,8 +425,8 @@ int catalog_del_rev(struct store *st, MDB_txn *txn, const char *name,
 	size_t i;
 	json_t *f;
 	json_array_foreach(json_object_get(m, "files"), i, f) {
-		const char *hx[4];
-		size_t n = store_entry_blobs(f, hx, NULL, 4);
+		const char *hx[STORE_ENTRY_MAX_BLOBS];
+		size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
 		for (size_t j = 0; j < n; j++) {
 			int was_last;
 			if ((rc = store_blob_unref(st, txn, hx[j], &was_last)))

@@ -1,6 +1,9 @@
 /* registry/ingest.c — see ingest.h. */
 #include "registry/ingest.h"
 #include "registry/catalog.h"
+#include "registry/share.h"
+#include "registry/tindex.h"
+#include "converters/pack.h"
 #include "common/err.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -29,6 +32,7 @@ struct ingest {
 	unsigned seq;
 	uint8_t *buf;
 	const struct ingest_converter *conv;
+	struct share_map *share;   /* tensors of the packs staged so far */
 	pthread_mutex_t mu;   /* files, paths, seq: ingest_add_file may run in
 				 several threads at once */
 };
@@ -54,8 +58,9 @@ int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out)
 	ing->lock_fd = -1;
 	ing->files = json_array();
 	ing->paths = json_object();
+	ing->share = share_map_new();
 	snprintf(ing->dir, sizeof ing->dir, "%s/tmp/ing-XXXXXX", st->root);
-	if (!ing->files || !ing->paths || !mkdtemp(ing->dir)) {
+	if (!ing->files || !ing->paths || !ing->share || !mkdtemp(ing->dir)) {
 		int rc = md_fail(MD_EIO, "%s: %s", ing->dir, strerror(errno));
 		ing->dir[0] = 0;
 		ingest_free(ing);
@@ -179,6 +184,68 @@ static int claims(struct ingest *ing, int fd, const char *relpath)
 	return ing->conv && ing->conv->claims(ing->conv->arg, fd, relpath);
 }
 
+struct share_open {
+	struct ingest *ing;
+	char pn[32], rn[32];   /* staged names of the outputs opened */
+};
+
+static int share_open_out(void *arg, char kind)
+{
+	struct share_open *o = arg;
+	char *name = kind == 'p' ? o->pn : o->rn;
+	return stage_open(o->ing, name, 32, kind);
+}
+
+/* Store once what the store or this import holds already: when the pack
+ * can share tensors, the staged pack and recipe (*pfd/pn, *rfd/rn) are
+ * replaced by rewritten ones, info gets their names and sizes and *refs
+ * the packs they refer to. */
+static int share_staged(struct ingest *ing, const char *relpath, int *pfd, char *pn, int *rfd,
+			char *rn, json_t *info, json_t **refs)
+{
+	struct share_open o = { ing, "", "" };
+	struct share_out out;
+	int rc = share_pack(ing->st, ing->share, *pfd, *rfd, share_open_out, &o, &out);
+	if (rc <= 0) {
+		if (o.pn[0])
+			stage_unlink(ing, o.pn);
+		if (o.rn[0])
+			stage_unlink(ing, o.rn);
+		return rc < 0 ? md_fail_prefix(rc, relpath) : 0;
+	}
+	int np = -1, nr = -1;
+	char p[4200];
+	snprintf(p, sizeof p, "%s/%s", ing->dir, o.pn);
+	np = open(p, O_RDONLY | O_CLOEXEC);
+	snprintf(p, sizeof p, "%s/%s", ing->dir, o.rn);
+	nr = open(p, O_RDONLY | O_CLOEXEC);
+	if (np < 0 || nr < 0) {
+		rc = md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
+		if (np >= 0)
+			close(np);
+		if (nr >= 0)
+			close(nr);
+		stage_unlink(ing, o.pn);
+		stage_unlink(ing, o.rn);
+		json_decref(out.refs);
+		return rc;
+	}
+	close(*pfd);
+	close(*rfd);
+	stage_unlink(ing, pn);
+	stage_unlink(ing, rn);
+	*pfd = np;
+	*rfd = nr;
+	memcpy(pn, o.pn, 32);
+	memcpy(rn, o.rn, 32);
+	json_object_set_new(info, "pack", json_string(out.pack));
+	json_object_set_new(info, "recipe", json_string(out.recipe));
+	json_object_set_new(info, "pack_size", json_integer((json_int_t)out.pack_size));
+	json_object_set_new(info, "recipe_size", json_integer((json_int_t)out.recipe_size));
+	*refs = out.refs;
+	return 0;
+}
+
 /* Convert fd into a staged pack and recipe through the daemon's worker.
  * MD_EUNSUP when it turns out not to be a weight file. */
 static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64_t size,
@@ -207,6 +274,11 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 	if (!rc && expect && strcmp(expect, sha))
 		rc = md_fail(MD_ECORRUPT, "%s: sha256 %s does not match the expected %s", relpath,
 			     sha, expect);
+	json_t *refs = NULL;
+	if (!rc)
+		rc = share_staged(ing, relpath, &pfd, pn, &rfd, rn, info, &refs);
+	pack = json_string_value(json_object_get(info, "pack"));
+	recipe = json_string_value(json_object_get(info, "recipe"));
 	if (!rc && (fdatasync(pfd) < 0 || fdatasync(rfd) < 0))
 		rc = md_fail(md_from_errno(errno), "%s: fsync: %s", relpath, strerror(errno));
 	close(pfd);
@@ -215,6 +287,7 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 		stage_unlink(ing, pn);
 		stage_unlink(ing, rn);
 		json_decref(info);
+		json_decref(refs);
 		return rc;
 	}
 	json_t *f = json_pack("{s:s,s:I,s:s,s:s,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:{s:s,s:s}}",
@@ -227,6 +300,9 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 			      "params", json_object_get(info, "params"),
 			      "dtype_bytes", json_object_get(info, "dtype_bytes"),
 			      "stage", pack, pn, recipe, rn);
+	if (f && refs)
+		json_object_set(f, "refs", refs);
+	json_decref(refs);
 	json_decref(info);
 	if ((rc = append_file(ing, f)))
 		return rc;
@@ -520,8 +596,10 @@ static void content_rev(json_t *files, char rev[41])
 	rev[40] = 0;
 }
 
-/* Move each staged file into blobs/ unless the blob is there already. Runs
- * inside the write transaction, so no rm or gc can interleave. */
+/* Move each staged file into blobs/ unless the blob is there already, then
+ * check that every blob the files name is there (a file may refer to
+ * another's pack). Runs inside the write transaction, so no rm or gc can
+ * interleave. */
 static int place_blobs(struct ingest *ing)
 {
 	size_t i;
@@ -529,17 +607,6 @@ static int place_blobs(struct ingest *ing)
 	json_array_foreach(ing->files, i, f) {
 		const char *hex;
 		json_t *st;
-		const char *hx[4];
-		size_t n = store_entry_blobs(f, hx, NULL, 4);
-		for (size_t k = 0; k < n; k++) {
-			char dst[4096];
-			if (json_object_get(json_object_get(f, "stage"), hx[k]))
-				continue;
-			store_blob_path(ing->st, hx[k], dst, sizeof dst);
-			if (access(dst, F_OK) < 0)
-				return md_fail(MD_EBUSY, "%s: stored data went away during the import; retry",
-					       json_string_value(json_object_get(f, "path")));
-		}
 		json_object_foreach(json_object_get(f, "stage"), hex, st) {
 			char src[4200], dst[4096], dir[4096];
 			snprintf(src, sizeof src, "%s/%s", ing->dir, json_string_value(st));
@@ -559,9 +626,47 @@ static int place_blobs(struct ingest *ing)
 				return md_fail(MD_EIO, "%s: fsync failed", dir);
 		}
 	}
+	json_array_foreach(ing->files, i, f) {
+		const char *hx[STORE_ENTRY_MAX_BLOBS];
+		size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
+		for (size_t k = 0; k < n; k++) {
+			char dst[4096];
+			store_blob_path(ing->st, hx[k], dst, sizeof dst);
+			if (access(dst, F_OK) < 0)
+				return md_fail(MD_EBUSY, "%s: stored data went away during the import; retry",
+					       json_string_value(json_object_get(f, "path")));
+		}
+	}
 	char top[4096];
 	snprintf(top, sizeof top, "%s/blobs/sha256", ing->st->root);
 	return util_fsync_dir(top);
+}
+
+/* Index the tensors of the packs this import brought (registry/tindex.h). */
+static int index_tensors(struct ingest *ing, MDB_txn *txn)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(ing->files, i, f) {
+		const char *hex = json_string_value(json_object_get(f, "pack"));
+		if (!hex || !json_object_get(json_object_get(f, "stage"), hex))
+			continue;
+		char bp[4096];
+		store_blob_path(ing->st, hex, bp, sizeof bp);
+		int fd = open(bp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct pack *p;
+		if (fd < 0)
+			return md_fail(MD_EIO, "%s: %s", bp, strerror(errno));
+		int rc = pack_open(fd, PACK_SKIP_META, &p);
+		close(fd);
+		if (!rc) {
+			rc = tindex_put_pack(ing->st, txn, hex, p);
+			pack_close(p);
+		}
+		if (rc)
+			return md_fail_prefix(rc, json_string_value(json_object_get(f, "path")));
+	}
+	return 0;
 }
 
 int ingest_commit(struct ingest *ing, const char *name, const char *rev, const char *ref,
@@ -600,7 +705,7 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 		return rc;
 	}
 	int existed = 0;
-	if ((rc = place_blobs(ing)) ||
+	if ((rc = place_blobs(ing)) || (rc = index_tensors(ing, txn)) ||
 	    (rc = catalog_put_rev(ing->st, txn, m, ref, &existed))) {
 		mdb_txn_abort(txn);
 		json_decref(m);
@@ -666,6 +771,7 @@ void ingest_free(struct ingest *ing)
 	json_decref(ing->files);
 	json_decref(ing->paths);
 	json_decref(ing->pathlist);
+	share_map_free(ing->share);
 	free(ing->buf);
 	pthread_mutex_destroy(&ing->mu);
 	free(ing);
@@ -682,6 +788,21 @@ int ingest_keep(struct ingest *ing, const char *relpath, const char *dir, const 
 		json_t *f = json_array_get(ing->files, i);
 		if (!strcmp(json_string_value(json_object_get(f, "path")), relpath))
 			rec = json_deep_copy(f);
+	}
+	/* packs it refers to that other files of this import staged are kept
+	 * with it: a later pull may adopt it alone */
+	size_t ri;
+	json_t *r;
+	json_array_foreach(rec ? json_object_get(rec, "refs") : NULL, ri, r) {
+		const char *h = json_string_value(json_object_get(r, "pack"));
+		for (size_t i = 0; h && i < json_array_size(ing->files); i++) {
+			json_t *sn = json_object_get(json_object_get(json_array_get(ing->files, i),
+								     "stage"), h);
+			if (sn) {
+				json_object_set(json_object_get(rec, "stage"), h, sn);
+				break;
+			}
+		}
 	}
 	pthread_mutex_unlock(&ing->mu);
 	if (!rec)
@@ -731,15 +852,26 @@ int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const
 		json_decref(rec);
 		return MD_ENOENT;
 	}
-	/* every blob the entry names must be kept here */
-	const char *hx[4];
-	size_t n = store_entry_blobs(rec, hx, NULL, 4);
+	/* every blob the entry names must be kept here (or, for the packs its
+	 * pack refers to, be in the store: checked again at commit) */
+	const char *hx[STORE_ENTRY_MAX_BLOBS];
+	size_t n = store_entry_blobs(rec, hx, NULL, STORE_ENTRY_MAX_BLOBS);
 	json_t *fresh = json_object();
 	int rc = n && fresh ? 0 : MD_ENOENT;
 	for (size_t k = 0; k < n && !rc; k++) {
 		const char *name = json_string_value(json_object_get(stage, hx[k]));
 		char src[4200], dst[4200], staged[32];
-		if (!name || strchr(name, '/') || !util_is_hex(hx[k], 64)) {
+		if (!util_is_hex(hx[k], 64)) {
+			rc = MD_ENOENT;
+			break;
+		}
+		if (!name && k >= 2 && json_object_get(rec, "pack")) {   /* a referenced pack */
+			store_blob_path(ing->st, hx[k], dst, sizeof dst);
+			if (access(dst, F_OK) < 0)
+				rc = MD_ENOENT;
+			continue;
+		}
+		if (!name || strchr(name, '/')) {
 			rc = MD_ENOENT;
 			break;
 		}

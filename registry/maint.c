@@ -339,6 +339,55 @@ static json_t *check_pack(struct vctx *v, const char *hex, uint64_t size)
 	return json_sprintf("pack %s: root digest is %s", hex, root);
 }
 
+/* A pack that refers to others: the manifest lists the same packs in the
+ * same order (readers rely on it), and each holds the tensors the pack says
+ * it does (their bytes are checked with that pack's own data). NULL when
+ * good, else a new error string. */
+static json_t *check_refs(struct vctx *v, json_t *f)
+{
+	json_t *refs = json_object_get(f, "refs");
+	const char *hex = json_string_value(json_object_get(f, "pack"));
+	char p[4096];
+	store_blob_path(v->st, hex, p, sizeof p);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return json_sprintf("pack %s: %s", hex, strerror(errno));
+	struct pack *pk, *q;
+	int rc = pack_open(fd, PACK_SKIP_META, &pk);
+	close(fd);
+	if (rc)
+		return json_sprintf("pack %s: %s", hex, md_errmsg(rc));
+	json_t *err = NULL;
+	if (pack_nrefs(pk) != json_array_size(refs))
+		err = json_sprintf("pack %s refers to %zu packs, the manifest lists %zu", hex,
+				   pack_nrefs(pk), json_array_size(refs));
+	for (size_t k = 1; !err && k <= pack_nrefs(pk); k++) {
+		char rh[65];
+		util_hex(pack_ref(pk, k), 32, rh);
+		const char *mh = json_string_value(json_object_get(json_array_get(refs, k - 1), "pack"));
+		if (!mh || strcmp(mh, rh)) {
+			err = json_sprintf("pack %s: referenced pack %zu is %s, the manifest says %s",
+					   hex, k, rh, mh ? mh : "nothing");
+			break;
+		}
+		store_blob_path(v->st, rh, p, sizeof p);
+		if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+			err = json_sprintf("pack %s: %s", rh, strerror(errno));
+			break;
+		}
+		rc = pack_open(fd, PACK_SKIP_META, &q);
+		close(fd);
+		if (!rc) {
+			rc = pack_check_ref(pk, k, q);
+			pack_close(q);
+		}
+		if (rc)
+			err = json_sprintf("pack %s: %s", hex, md_errmsg(rc));
+	}
+	pack_close(pk);
+	return err;
+}
+
 /* Reproduce a converted file from its pack and recipe and compare with the
  * sha256 the manifest holds. NULL when good, else a new error string. */
 static json_t *check_original(struct vctx *v, json_t *f)
@@ -388,9 +437,9 @@ static int verify_rev(const char *name, const char *rev, json_t *m, void *arg)
 	json_array_foreach(json_object_get(m, "files"), i, f) {
 		const char *path = json_string_value(json_object_get(f, "path"));
 		const char *sha = json_string_value(json_object_get(f, "sha256"));
-		const char *hx[4];
-		uint64_t sz[4];
-		size_t n = store_entry_blobs(f, hx, sz, 4);
+		const char *hx[STORE_ENTRY_MAX_BLOBS];
+		uint64_t sz[STORE_ENTRY_MAX_BLOBS];
+		size_t n = store_entry_blobs(f, hx, sz, STORE_ENTRY_MAX_BLOBS);
 		json_t *err = NULL;
 		v->files++;
 		for (size_t j = 0; j < n; j++) {
@@ -399,8 +448,11 @@ static int verify_rev(const char *name, const char *rev, json_t *m, void *arg)
 					    json_integer(json_integer_value(cnt) + 1));
 			/* each blob is hashed once, however many files share it */
 			if (!json_object_get(v->hashed, hx[j])) {
-				json_t *e = hx[j] == json_string_value(json_object_get(f, "pack"))
-						    ? check_pack(v, hx[j], sz[j])
+				/* the entry's pack and the packs it refers to (listed
+				 * after blob/pack/recipe) are packs */
+				int is_pack = hx[j] == json_string_value(json_object_get(f, "pack")) ||
+					      (j >= 2 && json_object_get(f, "pack"));
+				json_t *e = is_pack ? check_pack(v, hx[j], sz[j])
 						    : check_blob(v, hx[j], sz[j]);
 				json_object_set_new(v->hashed, hx[j], e ? e : json_true());
 			}
@@ -415,7 +467,9 @@ static int verify_rev(const char *name, const char *rev, json_t *m, void *arg)
 			err = err ? err : json_string("no stored content for this file");
 		else if (blob && strcmp(blob, sha))
 			err = err ? err : json_sprintf("blob %s does not match sha256 %s", blob, sha);
-		else if (!blob && !err && !v->canceled)
+		else if (!blob && !err && !v->canceled && json_object_get(f, "refs"))
+			err = check_refs(v, f);
+		if (!blob && !err && !v->canceled)
 			err = check_original(v, f);
 		if (err)
 			json_array_append_new(v->errors, json_pack("{s:s,s:s,s:s,s:o}", "name", name,

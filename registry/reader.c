@@ -1,5 +1,6 @@
 /* registry/reader.c — see reader.h. */
 #include "registry/reader.h"
+#include "converters/pack.h"
 #include "converters/recipe.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+_Static_assert(READER_MAX_FDS == 2 + PACK_MAX_REFS, "a reader holds every pack a recipe reads");
 
 static int open_blob(struct store *st, const char *hex, const char *path, uint64_t *size)
 {
@@ -30,51 +33,63 @@ static int open_blob(struct store *st, const char *hex, const char *path, uint64
 	return fd;
 }
 
-/* A converted weight file: the recipe's segments over the recipe (literals)
- * and the pack. */
+/* A converted weight file: the recipe's segments over the recipe (literals),
+ * the pack and the packs it refers to (the entry's "refs", in the pack's
+ * order: fds[2 + k - 1] is its k-th). */
 static int open_recipe(struct store *st, json_t *entry, const char *path, uint64_t size,
 		       struct reader *r)
 {
-	uint64_t psize, rsize;
-	int pfd = open_blob(st, json_string_value(json_object_get(entry, "pack")), path, &psize);
-	if (pfd < 0)
-		return pfd;
-	int rfd = open_blob(st, json_string_value(json_object_get(entry, "recipe")), path, &rsize);
-	if (rfd < 0) {
-		close(pfd);
-		return rfd;
+	json_t *refs = json_object_get(entry, "refs");
+	size_t nr = json_array_size(refs);
+	uint64_t sizes[1 + PACK_MAX_REFS], rsize;
+	struct recipe *rec = NULL;
+	int rc = 0;
+	if (nr > PACK_MAX_REFS)
+		return md_fail(MD_ECORRUPT, "%s: %zu referenced packs", path, nr);
+	r->nfds = 0;
+	int fd = open_blob(st, json_string_value(json_object_get(entry, "recipe")), path, &rsize);
+	if (fd < 0)
+		return fd;
+	r->fds[r->nfds++] = fd;
+	for (size_t k = 0; k <= nr; k++) {
+		const char *hex = k ? json_string_value(json_object_get(json_array_get(refs, k - 1),
+									 "pack"))
+				    : json_string_value(json_object_get(entry, "pack"));
+		if ((fd = open_blob(st, hex, path, &sizes[k])) < 0) {
+			rc = fd;
+			goto fail;
+		}
+		r->fds[r->nfds++] = fd;
 	}
-	struct recipe *rec;
-	int rc = recipe_open(rfd, psize, &rec);
-	if (rc) {
-		close(pfd);
-		close(rfd);
-		return md_fail_prefix(rc, path);
+	if ((rc = recipe_open(r->fds[0], sizes, 1 + nr, &rec))) {
+		md_fail_prefix(rc, path);
+		goto fail;
 	}
 	size_t n = recipe_nseg(rec);
 	if (recipe_orig_size(rec) != size) {
 		rc = md_fail(MD_ECORRUPT, "%s: recipe reproduces %llu bytes, expected %llu", path,
 			     (unsigned long long)recipe_orig_size(rec), (unsigned long long)size);
-	} else if (!(r->segs = calloc(n ? n : 1, sizeof *r->segs))) {
+		goto fail;
+	}
+	if (!(r->segs = calloc(n ? n : 1, sizeof *r->segs))) {
 		rc = MD_ENOMEM;
+		goto fail;
 	}
-	if (rc) {
-		recipe_close(rec);
-		close(pfd);
-		close(rfd);
-		return rc;
-	}
-	r->fds[0] = rfd;
-	r->fds[1] = pfd;
-	r->nfds = 2;
 	for (size_t i = 0; i < n; i++) {
 		const struct recipe_seg *sg = recipe_seg(rec, i);
-		r->segs[i] = (struct reader_seg){ sg->kind == RECIPE_PACK ? 1u : 0u, sg->off, sg->len };
+		r->segs[i] = (struct reader_seg){ sg->kind == RECIPE_PACK ? 1u + sg->ref : 0u, sg->off,
+						  sg->len };
 	}
 	r->nsegs = n;
 	r->size = size;
 	recipe_close(rec);
 	return 0;
+fail:
+	recipe_close(rec);
+	for (size_t i = 0; i < r->nfds; i++)
+		close(r->fds[i]);
+	r->nfds = 0;
+	return rc;
 }
 
 int reader_open(struct store *st, json_t *entry, struct reader *r)
@@ -168,4 +183,21 @@ json_t *reader_find(json_t *manifest, const char *path)
 			return f;
 	}
 	return NULL;
+}
+
+int reader_open_refs(struct store *st, const struct pack *p, const char *path, int *fds)
+{
+	for (size_t k = 1; k <= pack_nrefs(p); k++) {
+		char hex[65];
+		uint64_t size;
+		util_hex(pack_ref(p, k), 32, hex);
+		int fd = open_blob(st, hex, path, &size);
+		if (fd < 0) {
+			while (--k >= 1)
+				close(fds[k - 1]);
+			return fd;
+		}
+		fds[k - 1] = fd;
+	}
+	return 0;
 }

@@ -13,9 +13,10 @@
 
 #include <jansson.h>
 
+#include "converters/pack.h"
 #include "registry/store.h"
 
-#define READER_MAX_FDS 4
+#define READER_MAX_FDS (2 + 64)   /* recipe, pack, PACK_MAX_REFS referenced packs */
 
 struct reader_seg {
 	unsigned fd;           /* index into reader.fds */
@@ -47,6 +48,11 @@ size_t reader_range(const struct reader *r, uint64_t off, uint64_t len,
 		    struct reader_seg *out, size_t max);
 
 void reader_close(struct reader *r);
+
+/* Open the packs pack p refers to (pack_ref 1..pack_nrefs) read-only into
+ * fds[0..nrefs-1] (the caller closes them). path names the file in errors.
+ * 0, MD_ECORRUPT (one is missing from the store), MD_EIO. */
+int reader_open_refs(struct store *st, const struct pack *p, const char *path, int *fds);
 
 /* Find a file entry by path in a manifest; borrowed from the manifest. */
 json_t *reader_find(json_t *manifest, const char *path);

@@ -37,7 +37,7 @@ static int open_dbs(struct store *st)
 		{ "blobs", &st->blobs }, { "jobs", &st->jobs }, { "meta", &st->meta },
 		{ "index", &st->idx, MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP },
 		{ "index_rows", &st->inums }, { "index_ids", &st->irows, MDB_INTEGERKEY },
-		{ "index_ranges", &st->iranges },
+		{ "index_ranges", &st->iranges }, { "tensors", &st->tensors },
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbs[i].dbi);
@@ -280,6 +280,17 @@ size_t store_entry_blobs(json_t *entry, const char **out, uint64_t *sizes, size_
 			continue;
 		if (sizes)
 			sizes[n] = (uint64_t)json_integer_value(json_object_get(entry, size_keys[i]));
+		out[n++] = h;
+	}
+	/* packs holding tensors the entry's pack refers to */
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(entry, "refs"), i, r) {
+		const char *h = json_string_value(json_object_get(r, "pack"));
+		if (!h || n >= max)
+			break;
+		if (sizes)
+			sizes[n] = (uint64_t)json_integer_value(json_object_get(r, "size"));
 		out[n++] = h;
 	}
 	return n;

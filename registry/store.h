@@ -41,6 +41,9 @@ struct store {
 	MDB_dbi origins;       /* sha256 of an original file (32 bytes) -> the
 				  manifest file entry that stores it (JSON),
 				  so a pull skips what is already stored */
+	MDB_dbi tensors;       /* tensor digest (32 bytes) -> pack root (32) +
+				  offset (u64 LE) + length (u64 LE): a stored
+				  pack holding those bytes (registry/tindex.h) */
 	int lock_fd;
 };
 
@@ -93,8 +96,11 @@ int store_blob_unref(struct store *st, MDB_txn *txn, const char *hex, int *freed
 int store_blobs_reap(struct store *st, json_t *hexes);
 
 /* The blobs (hex strings) a manifest file entry refers to, with their sizes
- * ("blob": size; "pack": pack_size; "recipe": recipe_size); hex borrowed
- * from entry. Writes up to max, returns the count. sizes may be NULL. */
+ * ("blob": size; "pack": pack_size; "recipe": recipe_size; then each of
+ * "refs": [{"pack", "size"}], the packs holding tensors its pack refers to);
+ * hex borrowed from entry. Writes up to max (STORE_ENTRY_MAX_BLOBS holds
+ * them all), returns the count. sizes may be NULL. */
+#define STORE_ENTRY_MAX_BLOBS (3 + 64)   /* 3 + PACK_MAX_REFS */
 size_t store_entry_blobs(json_t *entry, const char **out, uint64_t *sizes, size_t max);
 
 #endif

@@ -48,15 +48,15 @@ static void fuzz_convert_accepted(int fd, uint64_t size, const struct conv_info 
 	struct recipe *rp;
 	if ((rc = pack_open(p, PACK_VERIFY_DATA, &pk)))
 		fuzz_die("pack_open", rc);
-	if ((rc = recipe_open(r, res.pack_size, &rp)))
+	if ((rc = recipe_open(r, &res.pack_size, 1, &rp)))
 		fuzz_die("recipe_open", rc);
-	if ((rc = recipe_verify(rp, p)))
+	if ((rc = recipe_verify(rp, (struct recipe_packs){ &p, 1 })))
 		fuzz_die("recipe_verify", rc);
 	/* an export we produce must be accepted by our own strict readers,
 	 * with the same tensors */
 	for (int k = 0; k < 2; k++) {
 		int o = memfd_create("export", MFD_CLOEXEC);
-		rc = k ? export_gguf(pk, p, o) : export_safetensors(pk, p, o);
+		rc = k ? export_gguf(pk, &p, o) : export_safetensors(pk, &p, o);
 		if (rc == 0) {
 			struct stat st;
 			struct conv_info e = { 0 };

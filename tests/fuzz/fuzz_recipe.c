@@ -15,9 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pk[i] = (uint8_t)(i * 31);
 		pack_fd = fuzz_memfd(pk, sizeof pk);
 	}
+	/* the pack and one referenced pack (the same bytes) */
+	const uint64_t sizes[2] = { 3 * PACK_ALIGN, 3 * PACK_ALIGN };
+	const int fds[2] = { pack_fd, pack_fd };
+	struct recipe_packs packs = { fds, 2 };
 	int fd = fuzz_memfd(data, size);
 	struct recipe *r;
-	if (recipe_open(fd, 3 * PACK_ALIGN, &r) == 0) {
+	if (recipe_open(fd, sizes, 2, &r) == 0) {
 		uint64_t n = recipe_orig_size(r);
 		for (size_t i = 0; i < recipe_nseg(r); i++) {
 			const struct recipe_seg *s = recipe_seg(r, i);
@@ -29,17 +33,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t len = n < 65536 ? n : 65536;
 		uint8_t *buf = malloc(len + 1);
 		if (buf) {
-			if (recipe_read(r, pack_fd, n - len, buf, len) != 0)
+			if (recipe_read(r, packs, n - len, buf, len) != 0)
 				abort();
-			if (len > 3 && recipe_read(r, pack_fd, 1, buf, len - 2) != 0)
+			if (len > 3 && recipe_read(r, packs, 1, buf, len - 2) != 0)
 				abort();
 			free(buf);
 		}
 		int out = memfd_create("out", MFD_CLOEXEC);
-		if (recipe_copy(r, pack_fd, 0, len, out) != 0)
+		if (recipe_copy(r, packs, 0, len, out) != 0)
 			abort();
 		close(out);
-		(void)recipe_verify(r, pack_fd);
+		(void)recipe_verify(r, packs);
 		recipe_close(r);
 	}
 	close(fd);

@@ -197,6 +197,15 @@ def make(d):
     ]
     open(os.path.join(d, "model.safetensors"), "wb").write(
         st_bytes(tensors, {"format": "pt", "note": "caf\u00e9"}))
+    # tensors model.safetensors holds too (big.weight, twice, under other
+    # names) next to its own: stored once across packs (test_pack.c)
+    own = rnd((256, 256), np.float32, 11)
+    open(os.path.join(d, "share.safetensors"), "wb").write(st_bytes([
+        ("other.big", "F32", big.shape, big.tobytes()),
+        ("own", "F32", own.shape, own.tobytes()),
+        ("small", "F16", (3,), np.float16([1, 2, 3]).tobytes()),
+        ("big.again", "F32", big.shape, big.tobytes()),
+    ], {"format": "pt"}))
     # plain types only (exportable to GGUF)
     plain = [t for t in tensors if t[1] in ("F32", "F16", "BF16", "I8", "I64")
              and t[0] not in ("empty", "scalar")]

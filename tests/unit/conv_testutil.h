@@ -19,6 +19,9 @@
 #include "converters/pack.h"
 #include "converters/recipe.h"
 
+/* The one pack a recipe reads from (no referenced packs). */
+#define FX_PACKS(fd) ((struct recipe_packs){ &(fd), 1 })
+
 static char fx_dir[256];
 static char fx_script[512];
 
@@ -156,7 +159,7 @@ static inline int fx_convert(const char *name, struct fx_conv *c)
 	if (rc)
 		return rc;
 	assert_int_equal(pack_open(c->pack, PACK_VERIFY_DATA, &c->p), 0);
-	assert_int_equal(recipe_open(c->recipe, c->res.pack_size, &c->r), 0);
+	assert_int_equal(recipe_open(c->recipe, &c->res.pack_size, 1, &c->r), 0);
 	return 0;
 }
 
@@ -195,9 +198,9 @@ static inline void fx_check_roundtrip(struct fx_conv *c)
 	assert_int_equal(recipe_orig_size(c->r), c->size);
 	assert_memory_equal(recipe_orig_sha256(c->r), c->res.src_sha256, 32);
 	assert_memory_equal(recipe_pack_root(c->r), c->res.pack_root, 32);
-	assert_int_equal(recipe_verify(c->r, c->pack), 0);
+	assert_int_equal(recipe_verify(c->r, FX_PACKS(c->pack)), 0);
 	int out = fx_tmp();
-	assert_int_equal(recipe_copy(c->r, c->pack, 0, c->size, out), 0);
+	assert_int_equal(recipe_copy(c->r, FX_PACKS(c->pack), 0, c->size, out), 0);
 	fx_sha_fd(out, d);
 	assert_memory_equal(d, c->res.src_sha256, 32);
 	close(out);
@@ -209,17 +212,17 @@ static inline void fx_check_roundtrip(struct fx_conv *c)
 		uint64_t len = (uint64_t)rand() % (k < 100 ? 64 : 70000);
 		if (len > c->size - off)
 			len = c->size - off;
-		assert_int_equal(recipe_read(c->r, c->pack, off, got, len), 0);
+		assert_int_equal(recipe_read(c->r, FX_PACKS(c->pack), off, got, len), 0);
 		assert_memory_equal(got, orig + off, len);
 		if (k % 50 == 0) {
 			int o2 = fx_tmp();
-			assert_int_equal(recipe_copy(c->r, c->pack, off, len, o2), 0);
+			assert_int_equal(recipe_copy(c->r, FX_PACKS(c->pack), off, len, o2), 0);
 			assert_int_equal(util_pread_full(o2, got, len, 0), (ssize_t)len);
 			assert_memory_equal(got, orig + off, len);
 			close(o2);
 		}
 	}
-	assert_int_equal(recipe_read(c->r, c->pack, c->size, got, 1), MD_EINVAL);
+	assert_int_equal(recipe_read(c->r, FX_PACKS(c->pack), c->size, got, 1), MD_EINVAL);
 	/* segments cover the original in order */
 	uint64_t pos = 0;
 	for (size_t i = 0; i < recipe_nseg(c->r); i++) {

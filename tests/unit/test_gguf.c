@@ -61,7 +61,7 @@ static void test_model(void **state)
 	/* GGUF export: same tensors for an independent reader; converts back to
 	 * the same metadata (alignment aside) and the same tensor digests */
 	int out = fx_tmp();
-	assert_int_equal(export_gguf(c.p, c.pack, out), 0);
+	assert_int_equal(export_gguf(c.p, &c.pack, out), 0);
 	assert_int_equal(fx_save(out, "model-export.gguf"), 0);
 	close(out);
 	char buf[4096];
@@ -80,7 +80,7 @@ static void test_model(void **state)
 	fx_conv_free(&g);
 	/* block types have no safetensors form */
 	out = fx_tmp();
-	assert_int_equal(export_safetensors(c.p, c.pack, out), MD_EUNSUP);
+	assert_int_equal(export_safetensors(c.p, &c.pack, out), MD_EUNSUP);
 	assert_non_null(strstr(md_errmsg(MD_EUNSUP), "blk.0.attn_q.weight"));
 	close(out);
 	fx_conv_free(&c);
@@ -93,7 +93,7 @@ static void test_plain_to_safetensors(void **state)
 	assert_int_equal(fx_convert("plain.gguf", &c), 0);
 	fx_check_roundtrip(&c);
 	int out = fx_tmp();
-	assert_int_equal(export_safetensors(c.p, c.pack, out), 0);
+	assert_int_equal(export_safetensors(c.p, &c.pack, out), 0);
 	assert_int_equal(fx_save(out, "plain-export.safetensors"), 0);
 	close(out);
 	char buf[4096];

@@ -38,7 +38,7 @@ static int make_synthetic(struct fx_conv *c, struct conv_info *ci)
 	if (rc)
 		return rc;
 	assert_int_equal(pack_open(c->pack, PACK_VERIFY_DATA, &c->p), 0);
-	assert_int_equal(recipe_open(c->recipe, c->res.pack_size, &c->r), 0);
+	assert_int_equal(recipe_open(c->recipe, &c->res.pack_size, 1, &c->r), 0);
 	return 0;
 }
 
@@ -285,6 +285,111 @@ static void test_corrupt_pack(void **state)
 	fx_conv_free(&c);
 }
 
+/* share.safetensors holds big.weight of model.safetensors twice: rewritten
+ * to refer to model.safetensors' pack, its pack keeps only its own tensors,
+ * and the recipe, exports and checks read through the reference. */
+static void test_shared_tensors(void **state)
+{
+	(void)state;
+	struct fx_conv a, b;
+	assert_int_equal(fx_convert("model.safetensors", &a), 0);
+	assert_int_equal(fx_convert("share.safetensors", &b), 0);
+	size_t n = pack_count(b.p);
+	uint32_t ref[8] = { 0 };
+	uint64_t off[8] = { 0 };
+	const struct pack_tensor *big = pack_find(a.p, "big.weight");
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(pack_tensor(b.p, i)->digest, big->digest, 32)) {
+			ref[i] = 1;
+			off[i] = big->offset;
+		}
+	assert_int_equal(ref[0] + ref[3], 2);
+	struct pack_share sh = { 1, (const uint8_t (*)[32])pack_root(a.p), ref, off };
+	struct pack_move *mv;
+	size_t nmv;
+	struct pack_written w;
+	int q = fx_tmp(), r = fx_tmp();
+	assert_int_equal(pack_share_write(b.pack, b.p, &sh, q, &mv, &nmv, &w), 0);
+	assert_int_equal(nmv, 4);
+	struct pack *qp;
+	assert_int_equal(pack_open(q, PACK_VERIFY_DATA, &qp), 0);
+	assert_memory_equal(pack_root(qp), w.root, 32);
+	assert_int_equal(pack_nrefs(qp), 1);
+	assert_memory_equal(pack_ref(qp, 1), pack_root(a.p), 32);
+	assert_null(pack_ref(qp, 2));
+	assert_int_equal(pack_find(qp, "other.big")->ref, 1);
+	assert_int_equal(pack_find(qp, "big.again")->offset, big->offset);
+	assert_int_equal(pack_find(qp, "own")->ref, 0);
+	/* the big tensor (twice) is no longer in this pack */
+	assert_true(w.size + 2 * big->length <= b.res.pack_size + 32);   /* + its reference */
+	assert_int_equal(pack_check_ref(qp, 1, a.p), 0);
+	assert_int_equal(pack_check_ref(qp, 1, b.p), MD_EINVAL);
+	/* a shared pack cannot be shared again */
+	int q2 = fx_tmp();
+	struct pack_move *mv2;
+	size_t nmv2;
+	assert_int_equal(pack_share_write(q, qp, &sh, q2, &mv2, &nmv2, &w), MD_EINVAL);
+	close(q2);
+	/* the recipe over both packs reproduces the original */
+	assert_int_equal(recipe_rebase(b.r, mv, nmv, pack_root(qp), r), 0);
+	struct recipe *rr;
+	uint64_t sizes[2] = { pack_file_size(qp), pack_file_size(a.p) };
+	assert_int_equal(recipe_open(r, sizes, 2, &rr), 0);
+	int fds[2] = { q, a.pack };
+	assert_int_equal(recipe_verify(rr, (struct recipe_packs){ fds, 2 }), 0);
+	assert_int_equal(recipe_verify(rr, (struct recipe_packs){ fds, 1 }), MD_ECORRUPT);
+	int out = fx_tmp();
+	uint8_t d[32];
+	assert_int_equal(recipe_copy(rr, (struct recipe_packs){ fds, 2 }, 0, b.size, out), 0);
+	fx_sha_fd(out, d);
+	assert_memory_equal(d, b.res.src_sha256, 32);
+	close(out);
+	recipe_close(rr);
+	/* a recipe naming a referenced pack that is not there */
+	assert_int_equal(recipe_open(r, sizes, 1, &rr), MD_ECORRUPT);
+	/* exports read through the reference: the same file as before */
+	int e1 = fx_tmp(), e2 = fx_tmp();
+	assert_int_equal(export_safetensors(qp, fds, e1), 0);
+	assert_int_equal(export_safetensors(b.p, &b.pack, e2), 0);
+	uint8_t d2[32];
+	fx_sha_fd(e1, d);
+	fx_sha_fd(e2, d2);
+	assert_memory_equal(d, d2, 32);
+	close(e1);
+	close(e2);
+	/* rules the root cannot catch, re-signed */
+	struct img m = load_img(q);
+	uint64_t toff = g64(m.b + 64);
+	uint8_t *e0 = m.b + toff;   /* other.big: ref 1 */
+	e0[144] = 2;
+	resign(&m);
+	expect_bad(&m, 0, "bad reference 2");
+	e0[144] = 1;
+	p64(e0 + 80, big->offset + 8);
+	resign(&m);
+	expect_bad(&m, 0, "bad reference 1");
+	p64(e0 + 80, big->offset);
+	m.b[12] = 0;   /* references without the flag */
+	resign(&m);
+	expect_bad(&m, 0, "referenced packs with flags");
+	m.b[12] = 1;
+	p64(m.b + 112, 0);
+	resign(&m);
+	expect_bad(&m, 0, "referenced packs with flags");
+	p64(m.b + 112, 1);
+	resign(&m);
+	struct pack *ok;
+	assert_int_equal(pack_open_mem(m.b, m.n, PACK_VERIFY_DATA, &ok), 0);
+	pack_close(ok);
+	free(m.b);
+	pack_close(qp);
+	free(mv);
+	close(q);
+	close(r);
+	fx_conv_free(&a);
+	fx_conv_free(&b);
+}
+
 static void test_corrupt_recipe(void **state)
 {
 	(void)state;
@@ -301,45 +406,45 @@ static void test_corrupt_recipe(void **state)
 		assert_int_equal(pwrite(fd, m.b, m.n, 0), (ssize_t)m.n); \
 	} while (0)
 	REWRITE();
-	assert_int_equal(recipe_open(fd, c.res.pack_size, &r), 0);
-	assert_int_equal(recipe_verify(r, c.pack), 0);
+	assert_int_equal(recipe_open(fd, &c.res.pack_size, 1, &r), 0);
+	assert_int_equal(recipe_verify(r, FX_PACKS(c.pack)), 0);
 	size_t nseg = recipe_nseg(r);
 	assert_int_equal(nseg, 4);   /* pack a, literal, pack e, literal */
 	recipe_close(r);
 	/* a flipped literal byte: structure fine, original digest wrong */
 	m.b[m.n - 1] ^= 1;
 	REWRITE();
-	assert_int_equal(recipe_open(fd, c.res.pack_size, &r), 0);
-	assert_int_equal(recipe_verify(r, c.pack), MD_ECORRUPT);
+	assert_int_equal(recipe_open(fd, &c.res.pack_size, 1, &r), 0);
+	assert_int_equal(recipe_verify(r, FX_PACKS(c.pack)), MD_ECORRUPT);
 	assert_non_null(strstr(md_errmsg(MD_ECORRUPT), "original sha256 mismatch"));
 	recipe_close(r);
 	m.b[m.n - 1] ^= 1;
 	/* truncated */
 	m.n--;
 	REWRITE();
-	assert_int_equal(recipe_open(fd, 0, &r), MD_ECORRUPT);
+	assert_int_equal(recipe_open(fd, NULL, 0, &r), MD_ECORRUPT);
 	m.n++;
 	/* segment outside the pack */
 	uint8_t *s0 = m.b + 128;
 	uint64_t off0 = g64(s0 + 8);
 	p64(s0 + 8, c.res.pack_size);
 	REWRITE();
-	assert_int_equal(recipe_open(fd, c.res.pack_size, &r), MD_ECORRUPT);
+	assert_int_equal(recipe_open(fd, &c.res.pack_size, 1, &r), MD_ECORRUPT);
 	assert_non_null(strstr(md_errmsg(MD_ECORRUPT), "outside the pack"));
 	p64(s0 + 8, off0);
 	/* lengths not summing to the original */
 	p64(s0 + 16, g64(s0 + 16) + 1);
 	REWRITE();
-	assert_int_equal(recipe_open(fd, 0, &r), MD_ECORRUPT);
+	assert_int_equal(recipe_open(fd, NULL, 0, &r), MD_ECORRUPT);
 	p64(s0 + 16, g64(s0 + 16) - 1);
 	/* bad kind, huge count */
 	s0[0] = 7;
 	REWRITE();
-	assert_int_equal(recipe_open(fd, 0, &r), MD_ECORRUPT);
+	assert_int_equal(recipe_open(fd, NULL, 0, &r), MD_ECORRUPT);
 	s0[0] = 1;
 	p64(m.b + 24, 1ull << 40);
 	REWRITE();
-	assert_int_equal(recipe_open(fd, 0, &r), MD_ETOOBIG);
+	assert_int_equal(recipe_open(fd, NULL, 0, &r), MD_ETOOBIG);
 	close(fd);
 	free(m.b);
 	fx_conv_free(&c);
@@ -351,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_aliases_and_views),
 		cmocka_unit_test(test_corrupt_pack),
 		cmocka_unit_test(test_corrupt_recipe),
+		cmocka_unit_test(test_shared_tensors),
 	};
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

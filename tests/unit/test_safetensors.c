@@ -46,7 +46,7 @@ static void test_model_roundtrip(void **state)
 	assert_string_equal(pack_format(c.p), "safetensors");
 	/* fresh safetensors export: an independent reader sees the same tensors */
 	int out = fx_tmp();
-	assert_int_equal(export_safetensors(c.p, c.pack, out), 0);
+	assert_int_equal(export_safetensors(c.p, &c.pack, out), 0);
 	assert_int_equal(fx_save(out, "export.safetensors"), 0);
 	close(out);
 	char buf[4096];
@@ -58,7 +58,7 @@ static void test_model_roundtrip(void **state)
 	assert_non_null(strstr(buf, "OK 11 {\"format\": \"pt\", \"note\": \"caf\\u00e9\"}"));
 	/* GGUF has no U8/BOOL/F8/F4 types: refused, naming the tensor */
 	out = fx_tmp();
-	assert_int_equal(export_gguf(c.p, c.pack, out), MD_EUNSUP);
+	assert_int_equal(export_gguf(c.p, &c.pack, out), MD_EUNSUP);
 	assert_non_null(strstr(md_errmsg(MD_EUNSUP), "u8"));
 	close(out);
 	fx_conv_free(&c);
@@ -84,7 +84,7 @@ static void test_export_gguf(void **state)
 	struct fx_conv c;
 	assert_int_equal(fx_convert("plain.safetensors", &c), 0);
 	int out = fx_tmp();
-	assert_int_equal(export_gguf(c.p, c.pack, out), 0);
+	assert_int_equal(export_gguf(c.p, &c.pack, out), 0);
 	assert_int_equal(fx_save(out, "plain-export.gguf"), 0);
 	close(out);
 	char buf[4096];

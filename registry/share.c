@@ -1,0 +1,244 @@
+/* registry/share.c — see share.h. */
+#include "registry/share.h"
+#include "registry/tindex.h"
+#include "converters/pack.h"
+#include "converters/recipe.h"
+#include "common/err.h"
+#include "common/sha256.h"
+#include "common/util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct share_map {
+	pthread_mutex_t mu;
+	json_t *t;   /* digest hex -> [pack hex, offset, length, pack size] */
+};
+
+struct share_map *share_map_new(void)
+{
+	struct share_map *m = calloc(1, sizeof *m);
+	if (!m || !(m->t = json_object())) {
+		free(m);
+		return NULL;
+	}
+	pthread_mutex_init(&m->mu, NULL);
+	return m;
+}
+
+void share_map_free(struct share_map *m)
+{
+	if (!m)
+		return;
+	json_decref(m->t);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+/* Add the tensors pack p (hex, size bytes) holds itself. */
+static void note(struct share_map *m, const char *hex, uint64_t size, const struct pack *p)
+{
+	for (size_t i = 0; i < pack_count(p); i++) {
+		const struct pack_tensor *t = pack_tensor(p, i);
+		char d[65];
+		if (t->ref || t->alias != -1 || t->length < TINDEX_MIN_BYTES)
+			continue;
+		util_hex(t->digest, 32, d);
+		if (!json_object_get(m->t, d))
+			json_object_set_new(m->t, d, json_pack("[s,I,I,I]", hex, (json_int_t)t->offset,
+							       (json_int_t)t->length,
+							       (json_int_t)size));
+	}
+}
+
+static uint64_t align_up(uint64_t x)
+{
+	return (x + PACK_ALIGN - 1) & ~(uint64_t)(PACK_ALIGN - 1);
+}
+
+struct plan {
+	size_t nrefs;
+	uint8_t refs[PACK_MAX_REFS][32];
+	uint64_t ref_size[PACK_MAX_REFS];
+	uint32_t *ref;
+	uint64_t *off;
+	uint64_t saved, kept;
+};
+
+/* Where tensor t's bytes are held already: the map first, then the index. */
+static int find(struct store *st, MDB_txn *txn, struct share_map *m,
+		const struct pack_tensor *t, struct tindex_hit *hit)
+{
+	char d[65];
+	util_hex(t->digest, 32, d);
+	json_t *e = json_object_get(m->t, d);
+	if (e) {
+		snprintf(hit->pack, sizeof hit->pack, "%s", json_string_value(json_array_get(e, 0)));
+		hit->offset = (uint64_t)json_integer_value(json_array_get(e, 1));
+		hit->length = (uint64_t)json_integer_value(json_array_get(e, 2));
+		hit->pack_size = (uint64_t)json_integer_value(json_array_get(e, 3));
+		return 0;
+	}
+	return txn ? tindex_get(st, txn, t->digest, hit) : MD_ENOENT;
+}
+
+static int make_plan(struct store *st, struct share_map *m, const struct pack *p,
+		     struct plan *pl)
+{
+	MDB_txn *txn = NULL;
+	size_t n = pack_count(p);
+	memset(pl, 0, sizeof *pl);
+	if (!(pl->ref = calloc(n ? n : 1, sizeof *pl->ref)) ||
+	    !(pl->off = calloc(n ? n : 1, sizeof *pl->off)))
+		return MD_ENOMEM;
+	if (store_txn(st, 0, &txn))
+		txn = NULL;   /* no index: the map alone */
+	for (size_t i = 0; i < n; i++) {
+		const struct pack_tensor *t = pack_tensor(p, i);
+		struct tindex_hit hit;
+		uint8_t root[32];
+		if (t->ref || t->alias != -1)
+			continue;
+		pl->kept += align_up(t->length);
+		if (t->length < TINDEX_MIN_BYTES || find(st, txn, m, t, &hit) ||
+		    hit.length != t->length || util_unhex(hit.pack, root, 32) ||
+		    !memcmp(root, pack_root(p), 32))
+			continue;
+		size_t k = 0;
+		while (k < pl->nrefs && memcmp(pl->refs[k], root, 32))
+			k++;
+		if (k == PACK_MAX_REFS)
+			continue;
+		if (k == pl->nrefs) {
+			memcpy(pl->refs[k], root, 32);
+			pl->ref_size[k] = hit.pack_size;
+			pl->nrefs++;
+		}
+		pl->ref[i] = (uint32_t)k + 1;
+		pl->off[i] = hit.offset;
+		pl->saved += align_up(t->length);
+		pl->kept -= align_up(t->length);
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	return 0;
+}
+
+static int hash_fd(int fd, char hex[65], uint64_t *size)
+{
+	struct stat sb;
+	struct sha256 h;
+	uint8_t buf[65536], d[32];
+	if (fstat(fd, &sb) < 0 || sha256_init(&h))
+		return MD_EIO;
+	for (uint64_t off = 0; off < (uint64_t)sb.st_size;) {
+		ssize_t g = util_pread_full(fd, buf, sizeof buf, (off_t)off);
+		if (g <= 0) {
+			sha256_free(&h);
+			return md_fail(MD_EIO, "recipe: read back failed");
+		}
+		sha256_update(&h, buf, (size_t)g);
+		off += (uint64_t)g;
+	}
+	sha256_final(&h, d);
+	util_hex(d, 32, hex);
+	*size = (uint64_t)sb.st_size;
+	return 0;
+}
+
+/* Write the shared pack (its descriptor left in *pfd_out) and recipe. */
+static int rewrite(const struct plan *pl, const struct pack *p, int pack_fd, int recipe_fd,
+		   int (*open_out)(void *, char), void *arg, struct share_out *out, int *pfd_out)
+{
+	struct pack_share sh = { pl->nrefs, (const uint8_t (*)[32])pl->refs, pl->ref, pl->off };
+	struct pack_move *mv = NULL;
+	struct pack_written w;
+	struct recipe *r = NULL;
+	size_t nmv = 0;
+	uint64_t psize = 0;
+	struct stat sb;
+	int pfd = open_out(arg, 'p');
+	if (pfd < 0)
+		return pfd;
+	int rfd = -1, rc = fstat(pack_fd, &sb) < 0 ? MD_EIO : 0;
+	if (!rc) {
+		psize = (uint64_t)sb.st_size;
+		rc = pack_share_write(pack_fd, p, &sh, pfd, &mv, &nmv, &w);
+	}
+	if (!rc && (rc = recipe_open(recipe_fd, &psize, 1, &r)) == 0 &&
+	    (rfd = open_out(arg, 'r')) < 0)
+		rc = rfd;
+	if (!rc)
+		rc = recipe_rebase(r, mv, nmv, w.root, rfd);
+	if (!rc)
+		rc = hash_fd(rfd, out->recipe, &out->recipe_size);
+	if (!rc) {
+		util_hex(w.root, 32, out->pack);
+		out->pack_size = w.size;
+		out->saved = pl->saved;
+		out->refs = json_array();
+		for (size_t k = 0; k < pl->nrefs; k++) {
+			char hex[65];
+			util_hex(pl->refs[k], 32, hex);
+			json_array_append_new(out->refs, json_pack("{s:s,s:I}", "pack", hex, "size",
+								   (json_int_t)pl->ref_size[k]));
+		}
+	}
+	recipe_close(r);
+	free(mv);
+	*pfd_out = pfd;
+	if (rfd >= 0)
+		close(rfd);
+	return rc;
+}
+
+int share_pack(struct store *st, struct share_map *map, int pack_fd, int recipe_fd,
+	       int (*open_out)(void *arg, char kind), void *arg, struct share_out *out)
+{
+	struct pack *p = NULL, *q = NULL;
+	struct plan pl;
+	memset(out, 0, sizeof *out);
+	memset(&pl, 0, sizeof pl);
+	int rc = pack_open(pack_fd, PACK_SKIP_META, &p);
+	if (rc)
+		return rc;
+	struct stat sb;
+	uint64_t size = fstat(pack_fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	char hex[65];
+	pthread_mutex_lock(&map->mu);
+	if ((rc = make_plan(st, map, p, &pl)))
+		goto out;
+	if (pl.nrefs && (pl.saved >= SHARE_MIN_SAVED || pl.saved >= pl.kept / 8)) {
+		int pfd = -1;
+		rc = rewrite(&pl, p, pack_fd, recipe_fd, open_out, arg, out, &pfd);
+		/* read the new pack back as strictly as any: what others may
+		 * share now are its tensors, where it put them */
+		if (!rc && (rc = pack_open(pfd, PACK_SKIP_META, &q)) == 0) {
+			util_hex(pack_root(q), 32, hex);
+			if (strcmp(hex, out->pack))
+				rc = md_fail(MD_EIO, "pack: rewritten pack reads back as %s", hex);
+		}
+		if (pfd >= 0)
+			close(pfd);
+		if (rc) {
+			json_decref(out->refs);
+			out->refs = NULL;
+			goto out;
+		}
+		note(map, out->pack, out->pack_size, q);
+		rc = 1;
+	} else {
+		util_hex(pack_root(p), 32, hex);
+		note(map, hex, size, p);
+	}
+out:
+	pthread_mutex_unlock(&map->mu);
+	free(pl.ref);
+	free(pl.off);
+	pack_close(p);
+	pack_close(q);
+	return rc;
+}

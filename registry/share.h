@@ -1,0 +1,55 @@
+/*
+ * registry/share.h — a tensor stored once across packs (DESIGN 2).
+ *
+ * After a weight file is converted, its stored tensors are looked up by
+ * digest: in the tensor index (registry/tindex.h: packs already in the
+ * store) and in the share map of the running import (packs it staged
+ * itself, not yet indexed). When enough of its bytes are already held
+ * elsewhere, the pack and recipe are rewritten (pack_share_write,
+ * recipe_rebase) so those tensors refer to the pack holding them: the file
+ * entry then lists those packs in "refs" [{"pack", "size"}], which keeps
+ * them alive (blob references) and lets readers open them.
+ *
+ * "Enough": at least SHARE_MIN_SAVED bytes, or an eighth of the pack's
+ * data: a rewrite copies the bytes that stay, so sharing one small tensor
+ * of a big file is not worth it.
+ */
+#ifndef MD_SHARE_H
+#define MD_SHARE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "registry/store.h"
+
+#define SHARE_MIN_SAVED ((uint64_t)64 << 20)
+
+/* The packs one import has staged, by tensor digest; thread-safe. */
+struct share_map;
+struct share_map *share_map_new(void);
+void share_map_free(struct share_map *m);
+
+/* What a rewrite produced. */
+struct share_out {
+	char pack[65], recipe[65];     /* new root digest, recipe sha256 */
+	uint64_t pack_size, recipe_size;
+	uint64_t saved;                /* tensor bytes not stored again */
+	json_t *refs;                  /* [{"pack","size"}], new reference */
+};
+
+/*
+ * Share what can be shared of the converted pack in pack_fd (with its
+ * recipe in recipe_fd; both borrowed, read from the start). open_out is
+ * called (with arg) for each of the two output files ('p', 'r') only when
+ * a rewrite is worth it, and returns an empty read-write descriptor the
+ * caller owns (or an MD_E* code). Returns 1 with *out filled (the outputs
+ * are written, not fsync'd; out->refs is the caller's), 0 when the file
+ * stays as it is, or an MD_E* code (the caller removes any outputs it
+ * opened). Either way the resulting pack's own tensors join map. Calls on one
+ * map are serialized (two files of one import share with each other).
+ */
+int share_pack(struct store *st, struct share_map *map, int pack_fd, int recipe_fd,
+	       int (*open_out)(void *arg, char kind), void *arg, struct share_out *out);
+
+#endif

@@ -1,0 +1,75 @@
+/* registry/tindex.c — see tindex.h. */
+#include "registry/tindex.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <string.h>
+
+#define VAL_SIZE 48   /* root (32) + offset (8) + length (8) */
+
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Decode v; 0 when it names a pack with a live blob record. */
+static int live(struct store *st, MDB_txn *txn, const MDB_val *v, struct tindex_hit *hit)
+{
+	struct store_blobrec rec;
+	if (v->mv_size != VAL_SIZE)
+		return MD_ENOENT;
+	const uint8_t *b = v->mv_data;
+	util_hex(b, 32, hit->pack);
+	hit->offset = rd64(b + 32);
+	hit->length = rd64(b + 40);
+	if (store_blob_get(st, txn, hit->pack, &rec))
+		return MD_ENOENT;
+	hit->pack_size = rec.size;
+	return 0;
+}
+
+int tindex_get(struct store *st, MDB_txn *txn, const uint8_t digest[32], struct tindex_hit *hit)
+{
+	MDB_val k = { 32, (void *)digest }, v;
+	int rc = mdb_get(txn, st->tensors, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return MD_ENOENT;
+	if (rc)
+		return store_mdb_err(rc, "tensor index");
+	return live(st, txn, &v, hit);
+}
+
+int tindex_put_pack(struct store *st, MDB_txn *txn, const char *hex, const struct pack *p)
+{
+	uint8_t root[32], val[VAL_SIZE];
+	if (util_unhex(hex, root, 32))
+		return md_fail(MD_EINVAL, "%s: not a pack name", hex);
+	for (size_t i = 0; i < pack_count(p); i++) {
+		const struct pack_tensor *t = pack_tensor(p, i);
+		struct tindex_hit old;
+		if (t->ref || t->alias != -1 || t->length < TINDEX_MIN_BYTES)
+			continue;
+		MDB_val k = { 32, (void *)t->digest }, v;
+		int rc = mdb_get(txn, st->tensors, &k, &v);
+		if (rc == 0 && live(st, txn, &v, &old) == 0)
+			continue;
+		if (rc && rc != MDB_NOTFOUND)
+			return store_mdb_err(rc, "tensor index");
+		memcpy(val, root, 32);
+		le64(val + 32, t->offset);
+		le64(val + 40, t->length);
+		v = (MDB_val){ VAL_SIZE, val };
+		if ((rc = mdb_put(txn, st->tensors, &k, &v, 0)))
+			return store_mdb_err(rc, "tensor index");
+	}
+	return 0;
+}

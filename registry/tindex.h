@@ -1,0 +1,41 @@
+/*
+ * registry/tindex.h — which stored pack holds a tensor, by the tensor's
+ * SHA-256 (the `tensors` database of the catalog), so that a new pack can
+ * refer to bytes the store already has instead of storing them again
+ * (DESIGN 2: two models that share a tensor share its bytes; registry/
+ * share.h does the sharing).
+ *
+ * Only tensors a pack holds itself (not aliases, not references to other
+ * packs) of at least TINDEX_MIN_BYTES are indexed: smaller ones would save
+ * less than a page each. An entry may outlive its pack (rm + gc do not
+ * touch the index): tindex_get only answers with a pack whose blob still
+ * has a catalog record, and tindex_put_pack replaces such stale entries.
+ */
+#ifndef MD_TINDEX_H
+#define MD_TINDEX_H
+
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "converters/pack.h"
+#include "registry/store.h"
+
+#define TINDEX_MIN_BYTES (64u << 10)
+
+struct tindex_hit {
+	char pack[65];         /* root digest (hex) of the pack holding the bytes */
+	uint64_t offset;       /* where in that pack */
+	uint64_t length;
+	uint64_t pack_size;    /* the pack blob's size */
+};
+
+/* A stored pack holding a tensor with this digest (txn: read or write).
+ * 0, MD_ENOENT (none, or only stale entries), MD_EDB. */
+int tindex_get(struct store *st, MDB_txn *txn, const uint8_t digest[32], struct tindex_hit *hit);
+
+/* Index the tensors of pack p (whose blob is hex) as above, keeping live
+ * entries that name another pack (write txn). 0, MD_EDB, MD_ENOSPC. */
+int tindex_put_pack(struct store *st, MDB_txn *txn, const char *hex, const struct pack *p);
+
+#endif
