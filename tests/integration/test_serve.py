@@ -480,3 +480,70 @@ def test_pipelined_opens_without_reading_are_bounded(tmp, daemon):
     gc.collect()
     assert wait_fds(daemon, before) == before
     daemon.ctl("rm", "acme/two")
+
+
+def blob_bytes(store):
+    n = 0
+    for d, _, fs in os.walk(os.path.join(store, "blobs")):
+        n += sum(os.path.getsize(os.path.join(d, f)) for f in fs)
+    return n
+
+
+def test_tensors_stored_once_across_files_and_models(tmp, daemon):
+    """DESIGN 2: two files or two models that share a tensor share its bytes.
+    A repository shipping the same weights as safetensors and as a torch
+    checkpoint stores them once; a second model reusing two of three big
+    tensors stores only the new one; both survive rm + gc of the first,
+    and everything reads back exactly (cat, open, export, verify)."""
+    g = torch.Generator().manual_seed(21)
+    sd = {"embed.weight": torch.randn(512, 512, generator=g),      # 1 MiB
+          "layers.0.w": torch.randn(512, 256, generator=g),        # 512 KiB
+          "norm": torch.randn(512, generator=g)}
+    st = st_file(sd, {"format": "pt"})
+    binp = os.path.join(tmp, "sd.bin")
+    torch.save(sd, binp)
+    pt = open(binp, "rb").read()
+    src = make_model(os.path.join(tmp, "one"), {"model.safetensors": st,
+                                                "pytorch_model.bin": pt, "config.json": b"{}"})
+    daemon.ctl("import", src, "--name", "acme/one")
+    weights = sum(v.numel() * 4 for v in sd.values())
+    stored = blob_bytes(daemon.store)
+    assert stored < weights * 1.25, (stored, weights)   # not 2x
+    for path, data in (("model.safetensors", st), ("pytorch_model.bin", pt)):
+        assert daemon.ctl("cat", "acme/one", path, binary=True).out == data, path
+    rows = daemon.ctl("tensors", "acme/one", "--json").json()
+    where = {(t["file"], t["name"]): t["pack"] for t in rows}
+    assert where[("pytorch_model.bin", "embed.weight")] == where[("model.safetensors", "embed.weight")]
+    for f in ("model.safetensors", "pytorch_model.bin"):
+        got = modeld.load_state_dict("acme/one", socket=daemon.sock, files=[f])
+        assert set(got) == set(sd)
+        for k, v in sd.items():
+            assert torch.equal(got[k], v), (f, k)
+    # a second model: two of the big tensors again, new metadata, one new tensor
+    sd2 = dict(sd)
+    sd2["layers.1.w"] = torch.randn(512, 256, generator=g)
+    st2 = st_file(sd2, {"format": "pt", "note": "tuned"})
+    src2 = make_model(os.path.join(tmp, "two"), {"model.safetensors": st2, "config.json": b"{}"})
+    daemon.ctl("import", src2, "--name", "acme/two")
+    grew = blob_bytes(daemon.store) - stored
+    assert grew < 512 * 256 * 4 + 64 * 1024, grew
+    # the first model goes (its tensors hold a lease); what the second refers to stays
+    del got
+    gc.collect()
+    daemon.ctl("rm", "acme/one")
+    daemon.ctl("gc")
+    assert daemon.ctl("cat", "acme/two", "model.safetensors", binary=True).out == st2
+    got = modeld.load_state_dict("acme/two", socket=daemon.sock)
+    assert set(got) == set(sd2)
+    for k, v in sd2.items():
+        assert torch.equal(got[k], v), k
+    v = daemon.ctl("verify", "--json").json()
+    assert v["ok"], v
+    out = os.path.join(tmp, "exp")
+    daemon.ctl("export", "acme/two", "--format", "safetensors", "-o", out)
+    with open(os.path.join(out, "model.safetensors"), "rb") as fh:
+        raw = fh.read()
+    hl = struct.unpack("<Q", raw[:8])[0]
+    hdr = json.loads(raw[8:8 + hl])
+    a, b = hdr["embed.weight"]["data_offsets"]
+    assert raw[8 + hl + a:8 + hl + b] == sd2["embed.weight"].numpy().tobytes()
