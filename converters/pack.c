@@ -1134,6 +1134,9 @@ int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *s
 		return md_fail(MD_EIO, "pack: cannot read the header");
 	uint64_t otoff = rd64(h + 64), slen = rd64(h + 80), moff = rd64(h + 88),
 		 mlen = rd64(h + 96);
+	if (rd64(h + 40) != p->file_size || slen > PACK_MAX_STRTAB || mlen > p->file_size ||
+	    otoff > p->file_size || moff > p->file_size)
+		return md_fail(MD_ECORRUPT, "pack: changed since it was opened");
 	size_t n = p->n, tl = n * PACK_ENTRY;
 	if (!(noff = calloc(n ? n : 1, sizeof *noff)) || !(nref = calloc(n ? n : 1, sizeof *nref)) ||
 	    !(ix = local_by_offset(p, &m)) || !(mv = calloc(m ? m : 1, sizeof *mv))) {
@@ -1182,6 +1185,20 @@ int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *s
 		rc = md_fail(MD_EIO, "pack: cannot read the index");
 		goto out;
 	}
+	/* the bytes read now are the ones p was validated from */
+	struct sha256 hh;
+	uint8_t was[32];
+	if (sha256_init(&hh)) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	sha256_update(&hh, h, PACK_HDR_SIZE);
+	sha256_update(&hh, idx, tl + slen + mlen);
+	sha256_final(&hh, was);
+	if (memcmp(was, p->root, 32)) {
+		rc = md_fail(MD_ECORRUPT, "pack: changed since it was opened");
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		le64(idx + i * PACK_ENTRY + 80, noff[i]);
 		le32(idx + i * PACK_ENTRY + 144, nref[i]);
@@ -1194,7 +1211,6 @@ int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *s
 	le64(h + 72, soff);
 	le64(h + 88, nmoff);
 	le64(h + 112, sh->nrefs);
-	struct sha256 hh;
 	if (sha256_init(&hh)) {
 		rc = MD_ENOMEM;
 		goto out;

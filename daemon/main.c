@@ -12,6 +12,7 @@
 #include "daemon/worker.h"
 #include "meta/policy.h"
 #include "registry/catalog.h"
+#include "registry/tindex.h"
 #include "registry/store.h"
 #include "sources/xfer.h"
 #include "lazy/lazy.h"
@@ -319,6 +320,8 @@ int main(int argc, char **argv)
 		log_warn("%s", md_errmsg(rc));
 	if ((rc = catalog_ensure_summaries(D.st)))
 		log_warn("catalog summaries: %s", md_errmsg(rc));
+	if ((rc = tindex_ensure(D.st)))
+		log_warn("tensor index: %s", md_errmsg(rc));
 	if (listen_fd < 0 && (rc = bind_socket(&cfg, &listen_fd))) {
 		log_error("%s", md_errmsg(rc));
 		store_close(D.st);

@@ -2,6 +2,10 @@
 #include "registry/tindex.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "registry/catalog.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <string.h>
 
@@ -72,4 +76,65 @@ int tindex_put_pack(struct store *st, MDB_txn *txn, const char *hex, const struc
 			return store_mdb_err(rc, "tensor index");
 	}
 	return 0;
+}
+
+struct fill {
+	struct store *st;
+	MDB_txn *txn;
+};
+
+static int fill_rev(const char *name, const char *rev, json_t *m, void *arg)
+{
+	struct fill *f = arg;
+	size_t i;
+	json_t *e;
+	(void)name;
+	(void)rev;
+	json_array_foreach(json_object_get(m, "files"), i, e) {
+		const char *hex = json_string_value(json_object_get(e, "pack"));
+		char bp[4096];
+		struct pack *p;
+		if (!hex || !util_is_hex(hex, 64))
+			continue;
+		store_blob_path(f->st, hex, bp, sizeof bp);
+		int fd = open(bp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		int rc = pack_open(fd, PACK_SKIP_META, &p);
+		close(fd);
+		if (rc)
+			continue;
+		rc = tindex_put_pack(f->st, f->txn, hex, p);
+		pack_close(p);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int tindex_ensure(struct store *st)
+{
+	MDB_txn *txn;
+	int rc = store_txn(st, 1, &txn);
+	if (rc)
+		return rc;
+	uint32_t ver = 0, want = 1;
+	MDB_val k = { 13, "tensors_index" }, v;
+	if (mdb_get(txn, st->meta, &k, &v) == 0 && v.mv_size == sizeof ver)
+		memcpy(&ver, v.mv_data, sizeof ver);
+	if (ver == want) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	struct fill f = { st, txn };
+	if ((rc = catalog_foreach_rev(st, txn, NULL, fill_rev, &f))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	v = (MDB_val){ sizeof want, &want };
+	if ((rc = mdb_put(txn, st->meta, &k, &v, 0))) {
+		mdb_txn_abort(txn);
+		return store_mdb_err(rc, "tensor index");
+	}
+	return store_commit(txn);
 }

@@ -38,4 +38,10 @@ int tindex_get(struct store *st, MDB_txn *txn, const uint8_t digest[32], struct 
  * entries that name another pack (write txn). 0, MD_EDB, MD_ENOSPC. */
 int tindex_put_pack(struct store *st, MDB_txn *txn, const char *hex, const struct pack *p);
 
+/* Index the packs of every stored revision once (a store written before the
+ * index existed): a no-op when the catalog's meta "tensors_index" says it is
+ * done. A pack that cannot be opened is skipped (verify reports it). 0,
+ * MD_EDB, MD_ENOSPC, MD_ENOMEM. */
+int tindex_ensure(struct store *st);
+
 #endif
