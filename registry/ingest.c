@@ -884,6 +884,18 @@ int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const
 		}
 		json_object_set_new(fresh, hx[k], json_string(staged));
 	}
+	/* what later files of this import may share with */
+	const char *pk = json_string_value(json_object_get(rec, "pack"));
+	const char *ps = pk ? json_string_value(json_object_get(fresh, pk)) : NULL;
+	if (!rc && ps) {
+		char q[4200];
+		snprintf(q, sizeof q, "%s/%s", ing->dir, ps);
+		int fd = open(q, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || share_map_add(ing->share, pk, fd))
+			rc = MD_ENOENT;   /* a broken kept pack: fetch the file again */
+		if (fd >= 0)
+			close(fd);
+	}
 	if (!rc && (rc = claim_path(ing, relpath)) == 0) {
 		json_object_set_new(rec, "stage", fresh);
 		fresh = NULL;

@@ -54,6 +54,22 @@ static void note(struct share_map *m, const char *hex, uint64_t size, const stru
 	}
 }
 
+int share_map_add(struct share_map *m, const char *hex, int pack_fd)
+{
+	struct pack *p;
+	struct stat sb;
+	if (fstat(pack_fd, &sb) < 0)
+		return MD_EIO;
+	int rc = pack_open(pack_fd, PACK_SKIP_META, &p);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&m->mu);
+	note(m, hex, (uint64_t)sb.st_size, p);
+	pthread_mutex_unlock(&m->mu);
+	pack_close(p);
+	return 0;
+}
+
 static uint64_t align_up(uint64_t x)
 {
 	return (x + PACK_ALIGN - 1) & ~(uint64_t)(PACK_ALIGN - 1);

@@ -30,6 +30,11 @@ struct share_map;
 struct share_map *share_map_new(void);
 void share_map_free(struct share_map *m);
 
+/* Add the tensors a pack staged by the import holds itself (an adopted
+ * one: a resumed pull's files kept from before) to map. pack_fd borrowed;
+ * hex is its name. 0, or the pack's error (then nothing is added). */
+int share_map_add(struct share_map *m, const char *hex, int pack_fd);
+
 /* What a rewrite produced. */
 struct share_out {
 	char pack[65], recipe[65];     /* new root digest, recipe sha256 */

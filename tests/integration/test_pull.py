@@ -564,3 +564,75 @@ def test_full_disk_fails_clearly_keeps_what_was_stored_and_resumes(tmp, hub, tmp
         d.stop()
         big.stop()
         subprocess.run(["umount", "-l", mt])
+
+
+TWIN_SCRIPT = r'''
+import json, os, struct, sys, torch
+g = torch.Generator().manual_seed(5)
+sd = {"embed.weight": torch.randn(1024, 512, generator=g),
+      "layers.0.w": torch.randn(1024, 512, generator=g)}
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+hdr, off, data = {"__metadata__": {"format": "pt"}}, 0, b""
+for k, t in sd.items():
+    raw = t.numpy().tobytes()
+    hdr[k] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+    off += len(raw)
+    data += raw
+h = json.dumps(hdr).encode()
+h += b" " * ((8 - len(h) % 8) % 8)
+open(os.path.join(d, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + data)
+torch.save(sd, os.path.join(d, "pytorch_model.bin"))
+open(os.path.join(d, "config.json"), "w").write("{}")
+'''
+TWIN_WEIGHTS = 2 * 1024 * 512 * 4
+
+
+def twin_repo(hubroot):
+    """acme/twin: the same weights as model.safetensors and pytorch_model.bin."""
+    base = os.path.join(hubroot, "acme", "twin")
+    if not os.path.exists(os.path.join(base, "config.json")):
+        subprocess.run([PY, "-c", TWIN_SCRIPT, base], check=True, timeout=120)
+    return base
+
+
+def store_blob_bytes(store):
+    n = 0
+    for d, _, fs in os.walk(os.path.join(store, "blobs")):
+        n += sum(os.path.getsize(os.path.join(d, f)) for f in fs)
+    return n
+
+
+def test_pull_stores_shared_tensors_once_even_when_resumed(daemon, hubroot):
+    """A repository shipping its weights twice (safetensors and torch) is
+    stored once, also when the pull was canceled after one file and resumed:
+    the file kept from the first attempt is not fetched again and the other
+    shares its tensors."""
+    twin_repo(hubroot)
+    hub = Hub(hubroot)
+    try:
+        hub.fault("drip", count=-1, match="*.bin", arg="500000")   # ~8 s
+        r = daemon.ctl("pull", "acme/twin", "--hub", hub.url, "--detach", "--json").json()
+        for _ in range(100):   # the safetensors file downloaded (and converted)
+            done = [e for e in hub.log() if e["path"].endswith("model.safetensors")]
+            if done:
+                break
+            time.sleep(0.05)
+        time.sleep(1.5)
+        daemon.ctl("cancel", r["job"])
+        for _ in range(100):
+            st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == r["job"]]
+            if st and st[-1]["state"] in ("canceled", "failed", "done"):
+                break
+            time.sleep(0.1)
+        assert st[-1]["state"] == "canceled", st
+        hub.ctl("reset")   # the log and the drip
+        daemon.ctl("pull", "acme/twin", "--hub", hub.url, timeout=300)
+        again = [e["path"] for e in hub.log() if "/resolve/" in e["path"]]
+    finally:
+        hub.stop()
+    assert not [p for p in again if p.endswith(".safetensors")], again
+    stored = store_blob_bytes(daemon.store)
+    assert stored < TWIN_WEIGHTS * 1.25, (stored, TWIN_WEIGHTS)
+    check_pulled(daemon, hubroot, "acme/twin")
+    assert daemon.ctl("verify", "--json").json()["ok"]
