@@ -27,6 +27,48 @@ int util_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+int util_copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n)
+{
+	loff_t a = (loff_t)in_off, b = (loff_t)out_off;
+	while (n) {
+		ssize_t w = copy_file_range(in, &a, out, &b, n > (1u << 30) ? (1u << 30) : n, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;   /* not supported here (or in ended): the buffer below says which */
+		n -= (uint64_t)w;
+	}
+	if (!n)
+		return 0;
+	size_t cap = 4u << 20;
+	uint8_t *buf = malloc(cap);
+	if (!buf)
+		return MD_ENOMEM;
+	int rc = 0;
+	while (n && !rc) {
+		size_t k = n < cap ? (size_t)n : cap;
+		ssize_t g = util_pread_full(in, buf, k, (off_t)a);
+		if (g != (ssize_t)k) {
+			rc = g < 0 ? MD_EIO : MD_ECORRUPT;
+			break;
+		}
+		for (size_t done = 0; done < k && !rc;) {
+			ssize_t w = pwrite(out, buf + done, k - done, (off_t)b + (off_t)done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				rc = w < 0 && errno == ENOSPC ? MD_ENOSPC : MD_EIO;
+			else
+				done += (size_t)w;
+		}
+		a += (loff_t)k;
+		b += (loff_t)k;
+		n -= k;
+	}
+	free(buf);
+	return rc;
+}
+
 ssize_t util_read_full(int fd, void *buf, size_t n)
 {
 	size_t got = 0;

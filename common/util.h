@@ -16,6 +16,11 @@ int util_write_all(int fd, const void *buf, size_t n);
 ssize_t util_read_full(int fd, void *buf, size_t n);
 /* pread variant of util_read_full. */
 ssize_t util_pread_full(int fd, void *buf, size_t n, off_t off);
+/* Copy n bytes from in at in_off to out at out_off (positional; neither
+ * file offset moves), in the kernel where it can (copy_file_range), else
+ * through a buffer. 0, MD_ECORRUPT (in ends early), MD_EIO, MD_ENOSPC,
+ * MD_ENOMEM. */
+int util_copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void util_hex(const uint8_t *in, size_t n, char *out);

@@ -1082,39 +1082,6 @@ int pack_check_ref(const struct pack *p, size_t k, const struct pack *q)
 	return rc;
 }
 
-/* Copy n bytes in_fd@from -> out_fd@to, in the kernel where it can. */
-static int copy_range(int in_fd, uint64_t from, int out_fd, uint64_t to, uint64_t n)
-{
-	loff_t a = (loff_t)from, b = (loff_t)to;
-	while (n) {
-		ssize_t w = copy_file_range(in_fd, &a, out_fd, &b, n > (1u << 30) ? (1u << 30) : n, 0);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		n -= (uint64_t)w;
-	}
-	if (!n)
-		return 0;
-	uint8_t *buf = malloc(CHUNK);
-	if (!buf)
-		return MD_ENOMEM;
-	int rc = 0;
-	while (n && !rc) {
-		size_t k = n < CHUNK ? (size_t)n : CHUNK;
-		ssize_t g = util_pread_full(in_fd, buf, k, (off_t)a);
-		if (g != (ssize_t)k)
-			rc = md_fail(MD_EIO, "pack: short read at byte %llu", (unsigned long long)a);
-		else if (!(rc = pwrite_all(out_fd, buf, k, (uint64_t)b))) {
-			a += (loff_t)k;
-			b += (loff_t)k;
-			n -= k;
-		}
-	}
-	free(buf);
-	return rc;
-}
-
 int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *sh, int out_fd,
 		     struct pack_move **moves, size_t *nmoves, struct pack_written *out)
 {
@@ -1229,7 +1196,8 @@ int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *s
 	}
 	for (size_t k = 0; k < m && !rc; k++)
 		if (!mv[k].ref && mv[k].len)
-			rc = copy_range(in_fd, mv[k].from, out_fd, mv[k].to, mv[k].len);
+			if ((rc = util_copy_range(in_fd, mv[k].from, out_fd, mv[k].to, mv[k].len)))
+				rc = md_fail(rc, "pack: copy: %s", md_strerror(rc));
 	if (rc || (rc = pwrite_all(out_fd, h, PACK_HDR_SIZE, 0)) ||
 	    (rc = pwrite_all(out_fd, idx, ilen, toff)))
 		goto out;

@@ -466,30 +466,9 @@ int recipe_rebase(const struct recipe *r, const struct pack_move *moves,
 	if (!rc)
 		rc = recipe_write_index(out_fd, &b, r->orig_sha, new_root);
 	/* the literal bytes, in the same order */
-	for (uint64_t done = 0; !rc && done < r->lit_len;) {
-		loff_t a = (loff_t)(r->lit_base + done), c = (loff_t)(recipe_lit_base(&b) + done);
-		uint64_t want = r->lit_len - done;
-		ssize_t w = copy_file_range(r->fd, &a, out_fd, &c, want > (1u << 30) ? (1u << 30) : want, 0);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			uint8_t buf[65536];
-			size_t k = want < sizeof buf ? (size_t)want : sizeof buf;
-			ssize_t g = util_pread_full(r->fd, buf, k, (off_t)(r->lit_base + done));
-			if (g != (ssize_t)k) {
-				rc = md_fail(MD_EIO, "recipe: cannot read its literals");
-				break;
-			}
-			ssize_t pw = pwrite(out_fd, buf, k, (off_t)(recipe_lit_base(&b) + done));
-			if (pw != (ssize_t)k) {
-				rc = md_fail(pw < 0 && errno == ENOSPC ? MD_ENOSPC : MD_EIO,
-					     "recipe: write: %s", pw < 0 ? strerror(errno) : "short");
-				break;
-			}
-			w = (ssize_t)k;
-		}
-		done += (uint64_t)w;
-	}
+	if (!rc && r->lit_len &&
+	    (rc = util_copy_range(r->fd, r->lit_base, out_fd, recipe_lit_base(&b), r->lit_len)))
+		rc = md_fail(rc, "recipe: copying its literals: %s", md_strerror(rc));
 	recipe_builder_free(&b);
 	return rc;
 }

@@ -134,6 +134,14 @@ def make_model(path, files):
     return path
 
 
+def blob_bytes(store):
+    """Bytes of every blob file in a store."""
+    n = 0
+    for d, _, fs in os.walk(os.path.join(store, "blobs")):
+        n += sum(os.path.getsize(os.path.join(d, f)) for f in fs)
+    return n
+
+
 def safetensors_bytes(tensors):
     """tensors: {name: (dtype, shape, bytes)} -> a valid safetensors file."""
     hdr, off, data = {}, 0, b""

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import make_model, safetensors_bytes
+from conftest import blob_bytes, make_model, safetensors_bytes
 
 PY = "/usr/bin/python3"
 
@@ -33,13 +33,6 @@ torch.save(sd, sys.argv[2], _use_new_zipfile_serialization=False)
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
-
-
-def blob_bytes(store):
-    n = 0
-    for d, _, fs in os.walk(os.path.join(store, "blobs")):
-        n += sum(os.path.getsize(os.path.join(d, f)) for f in fs)
-    return n
 
 
 def torch_model(path):

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MODELCTL, MODELD, ROOT, Daemon, safetensors_bytes
+from conftest import MODELCTL, MODELD, ROOT, Daemon, blob_bytes, safetensors_bytes
 
 PY = "/usr/bin/python3"
 HUBD = os.path.join(ROOT, "tests/fixtures/hubd.py")
@@ -44,6 +44,17 @@ class Hub:
     def stop(self):
         self.p.terminate()
         self.p.wait(10)
+
+
+def wait_job(daemon, job, timeout=10):
+    """The job's last record once it is no longer running (or at timeout)."""
+    st = []
+    for _ in range(int(timeout / 0.1)):
+        st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == job]
+        if st and st[-1]["state"] in ("canceled", "failed", "done"):
+            break
+        time.sleep(0.1)
+    return st[-1] if st else {"state": None}
 
 
 def asked_bytes(hub, show, suffix=""):
@@ -380,12 +391,7 @@ def test_interrupted_pull_keeps_what_it_stored(tmp, hub, hubroot, how):
         d.kill9()
     else:
         d.ctl("cancel", r["job"])
-        for _ in range(100):
-            st = [j for j in d.ctl("jobs", "--json").json() if j["id"] == r["job"]]
-            if st and st[-1]["state"] != "running":
-                break
-            time.sleep(0.1)
-        assert st[-1]["state"] == "canceled", st
+        assert wait_job(d, r["job"])["state"] == "canceled"
         d.stop()
     hub.ctl("reset")
     d2 = Daemon(tmp, store=store).start()
@@ -455,12 +461,7 @@ def test_cancel_keeps_nothing_visible(daemon, hub):
     r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--detach", "--json").json()
     time.sleep(1)
     daemon.ctl("cancel", r["job"])
-    for _ in range(100):
-        st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == r["job"]]
-        if st and st[-1]["state"] in ("canceled", "failed", "done"):
-            break
-        time.sleep(0.1)
-    assert st[-1]["state"] == "canceled"
+    assert wait_job(daemon, r["job"])["state"] == "canceled"
     assert daemon.ctl("list", "--json").json() == []
 
 
@@ -596,13 +597,6 @@ def twin_repo(hubroot):
     return base
 
 
-def store_blob_bytes(store):
-    n = 0
-    for d, _, fs in os.walk(os.path.join(store, "blobs")):
-        n += sum(os.path.getsize(os.path.join(d, f)) for f in fs)
-    return n
-
-
 def test_pull_stores_shared_tensors_once_even_when_resumed(daemon, hubroot):
     """A repository shipping its weights twice (safetensors and torch) is
     stored once, also when the pull was canceled after one file and resumed:
@@ -620,19 +614,14 @@ def test_pull_stores_shared_tensors_once_even_when_resumed(daemon, hubroot):
             time.sleep(0.05)
         time.sleep(1.5)
         daemon.ctl("cancel", r["job"])
-        for _ in range(100):
-            st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == r["job"]]
-            if st and st[-1]["state"] in ("canceled", "failed", "done"):
-                break
-            time.sleep(0.1)
-        assert st[-1]["state"] == "canceled", st
+        assert wait_job(daemon, r["job"])["state"] == "canceled"
         hub.ctl("reset")   # the log and the drip
         daemon.ctl("pull", "acme/twin", "--hub", hub.url, timeout=300)
         again = [e["path"] for e in hub.log() if "/resolve/" in e["path"]]
     finally:
         hub.stop()
     assert not [p for p in again if p.endswith(".safetensors")], again
-    stored = store_blob_bytes(daemon.store)
+    stored = blob_bytes(daemon.store)
     assert stored < TWIN_WEIGHTS * 1.25, (stored, TWIN_WEIGHTS)
     check_pulled(daemon, hubroot, "acme/twin")
     assert daemon.ctl("verify", "--json").json()["ok"]

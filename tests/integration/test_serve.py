@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, BUILD, make_model, safetensors_bytes
+from conftest import ROOT, BUILD, blob_bytes, make_model
 
 sys.path.insert(0, os.path.join(ROOT, "python"))
 import modeld  # noqa: E402
@@ -480,13 +480,6 @@ def test_pipelined_opens_without_reading_are_bounded(tmp, daemon):
     gc.collect()
     assert wait_fds(daemon, before) == before
     daemon.ctl("rm", "acme/two")
-
-
-def blob_bytes(store):
-    n = 0
-    for d, _, fs in os.walk(os.path.join(store, "blobs")):
-        n += sum(os.path.getsize(os.path.join(d, f)) for f in fs)
-    return n
 
 
 def test_tensors_stored_once_across_files_and_models(tmp, daemon):
