@@ -211,6 +211,10 @@ static int share_staged(struct ingest *ing, const char *relpath, int *pfd, char 
 			stage_unlink(ing, o.pn);
 		if (o.rn[0])
 			stage_unlink(ing, o.rn);
+		/* no room for the rewrite: keep the file as converted (sharing
+		 * saves space; it must not be why an import fails) */
+		if (rc == MD_ENOSPC)
+			return 0;
 		return rc < 0 ? md_fail_prefix(rc, relpath) : 0;
 	}
 	int np = -1, nr = -1;

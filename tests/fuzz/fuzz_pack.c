@@ -32,8 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size >= PACK_ALIGN + PACK_TRAILER) {
 		/* make the section arithmetic consistent so that mutations of
 		 * counts and lengths reach the table and metadata checks */
-		uint64_t nt = g64(b + 32), sl = g64(b + 80), ml = g64(b + 96);
-		uint64_t room = size - PACK_TRAILER;
+		uint64_t nt = g64(b + 32), sl = g64(b + 80), ml = g64(b + 96), nr = g64(b + 112);
+		/* the referenced packs' roots sit between metadata and trailer */
+		uint64_t room = size - PACK_TRAILER - (nr <= PACK_MAX_REFS ? 32 * nr : 0);
 		if (nt <= room / PACK_ENTRY && sl <= room && ml <= room &&
 		    nt * PACK_ENTRY + sl + ml <= room - PACK_ALIGN) {
 			/* table at a page boundary; the string table absorbs the rest */
@@ -68,9 +69,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const struct pack_tensor *t = pack_tensor(p, i);
 			if (pack_find(p, t->name) == NULL)
 				abort();
-			if (t->offset + t->length > pack_file_size(p))
+			if (!t->ref && t->offset + t->length > pack_file_size(p))
+				abort();
+			if (t->ref && !pack_ref(p, t->ref))
 				abort();
 		}
+		/* not its own referenced pack: refused, never a crash */
+		if (pack_nrefs(p) && pack_check_ref(p, 1, p) != MD_EINVAL)
+			abort();
 		pack_close(p);
 	}
 	int fd = fuzz_memfd(data, size);
