@@ -540,3 +540,39 @@ def test_tensors_stored_once_across_files_and_models(tmp, daemon):
     hdr = json.loads(raw[8:8 + hl])
     a, b = hdr["embed.weight"]["data_offsets"]
     assert raw[8 + hl + a:8 + hl + b] == sd2["embed.weight"].numpy().tobytes()
+
+
+def test_missing_referenced_pack_fails_clearly(tmp, daemon):
+    """A pack another file's tensors live in, gone from the store (disk
+    damage, a hand-made rm): cat, open and export fail in one line naming
+    the file and the missing blob, verify reports it, and the model that
+    holds the bytes itself is not affected."""
+    g = torch.Generator().manual_seed(3)
+    sd = {"a.weight": torch.randn(256, 256, generator=g), "b.weight": torch.randn(256, 256, generator=g)}
+    daemon.ctl("import", make_model(os.path.join(tmp, "base"), {"model.safetensors": st_file(sd)}),
+               "--name", "acme/base")
+    sd2 = dict(sd, extra=torch.randn(16, generator=g))
+    daemon.ctl("import", make_model(os.path.join(tmp, "tune"), {"model.safetensors": st_file(sd2)}),
+               "--name", "acme/tune")
+    rows = daemon.ctl("tensors", "acme/tune", "--json").json()
+    held = {t["name"]: t["pack"] for t in rows}
+    base = daemon.ctl("tensors", "acme/base", "--json").json()[0]["pack"]
+    assert held["a.weight"] == base and held["extra"] != base
+    blob = os.path.join(daemon.store, "blobs", "sha256", base[:2], base)
+    os.rename(blob, blob + ".away")
+    try:
+        for args in (("cat", "acme/tune", "model.safetensors"),
+                     ("export", "acme/tune", "--format", "safetensors", "-o", os.path.join(tmp, "x"))):
+            r = daemon.ctl(*args, check=False, binary=True)
+            err = r.err.decode()
+            assert r.rc == 1 and err.count("\n") == 1, (args, r)
+            assert "model.safetensors" in err and base[:12] in err, (args, err)
+        with pytest.raises(modeld.ModeldError) as e:
+            modeld.load_state_dict("acme/tune", socket=daemon.sock)
+        assert "model.safetensors" in str(e.value), e.value
+        v = daemon.ctl("verify", "acme/tune", "--json", check=False)
+        assert v.rc == 1 and base in json.dumps(v.json()["errors"]), v
+    finally:
+        os.rename(blob + ".away", blob)
+    assert daemon.ctl("cat", "acme/tune", "model.safetensors", binary=True).out == st_file(sd2)
+    assert daemon.ctl("verify", "--json").json()["ok"]
