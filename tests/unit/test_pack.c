@@ -10,6 +10,8 @@
 #include <sys/mman.h>
 
 #include "tests/unit/conv_testutil.h"
+#include "registry/catalog.h"
+#include "registry/tindex.h"
 
 /* A source of 300 bytes with tied weights, a converter alias, an
  * overlapping view and a zero-length tensor. */
@@ -390,6 +392,73 @@ static void test_shared_tensors(void **state)
 	fx_conv_free(&b);
 }
 
+/* The tensor index of a store written before it existed: tindex_ensure
+ * indexes the packs of every stored revision once (big tensors held by the
+ * pack itself), and an entry whose pack lost its last reference is not
+ * answered. */
+static void test_tensor_index_backfill(void **state)
+{
+	(void)state;
+	struct fx_conv a;
+	struct store *st;
+	char root[64], hex[65], bp[4096], dir[4200], sha[65];
+	snprintf(root, sizeof root, "/tmp/md-tindex-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	assert_int_equal(store_open(root, 0, &st), 0);
+	assert_int_equal(fx_convert("model.safetensors", &a), 0);
+	/* the pack as a blob, named by its root */
+	util_hex(pack_root(a.p), 32, hex);
+	util_hex(a.res.src_sha256, 32, sha);
+	store_blob_path(st, hex, bp, sizeof bp);
+	snprintf(dir, sizeof dir, "%s/blobs/sha256/%.2s", root, hex);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	int fd = open(bp, O_RDWR | O_CREAT | O_EXCL, 0444);
+	assert_true(fd >= 0);
+	assert_int_equal(util_copy_range(a.pack, 0, fd, 0, a.res.pack_size), 0);
+	close(fd);
+	json_t *m = json_pack("{s:i,s:s,s:s,s:[{s:s,s:I,s:s,s:s,s:I,s:s,s:I}]}", "v", 1, "name",
+			      "acme/old", "revision", "0123456789012345678901234567890123456789",
+			      "files", "path", "model.safetensors", "size", (json_int_t)a.size,
+			      "sha256", sha, "pack", hex, "pack_size", (json_int_t)a.res.pack_size,
+			      "recipe", sha, "recipe_size", (json_int_t)1);
+	MDB_txn *txn;
+	int existed;
+	assert_int_equal(store_txn(st, 1, &txn), 0);
+	assert_int_equal(catalog_put_rev(st, txn, m, "main", &existed), 0);
+	assert_int_equal(store_commit(txn), 0);
+	const struct pack_tensor *big = pack_find(a.p, "big.weight"), *small = pack_find(a.p, "u8");
+	struct tindex_hit hit;
+	assert_int_equal(store_txn(st, 0, &txn), 0);
+	assert_int_equal(tindex_get(st, txn, big->digest, &hit), MD_ENOENT);   /* not yet */
+	mdb_txn_abort(txn);
+	assert_int_equal(tindex_ensure(st), 0);
+	assert_int_equal(store_txn(st, 0, &txn), 0);
+	assert_int_equal(tindex_get(st, txn, big->digest, &hit), 0);
+	assert_string_equal(hit.pack, hex);
+	assert_int_equal(hit.offset, big->offset);
+	assert_int_equal(hit.length, big->length);
+	assert_int_equal(hit.pack_size, a.res.pack_size);
+	assert_int_equal(tindex_get(st, txn, small->digest, &hit), MD_ENOENT);   /* < 64 KiB */
+	mdb_txn_abort(txn);
+	assert_int_equal(tindex_ensure(st), 0);   /* once */
+	/* the revision goes: its pack is no longer an answer */
+	json_t *freed = json_array();
+	assert_int_equal(store_txn(st, 1, &txn), 0);
+	assert_int_equal(catalog_del_rev(st, txn, "acme/old", "0123456789012345678901234567890123456789",
+					 freed), 0);
+	assert_int_equal(store_commit(txn), 0);
+	assert_int_equal(store_txn(st, 0, &txn), 0);
+	assert_int_equal(tindex_get(st, txn, big->digest, &hit), MD_ENOENT);
+	mdb_txn_abort(txn);
+	json_decref(freed);
+	json_decref(m);
+	store_close(st);
+	fx_conv_free(&a);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_corrupt_recipe(void **state)
 {
 	(void)state;
@@ -457,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_pack),
 		cmocka_unit_test(test_corrupt_recipe),
 		cmocka_unit_test(test_shared_tensors),
+		cmocka_unit_test(test_tensor_index_backfill),
 	};
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
