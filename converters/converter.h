@@ -47,6 +47,13 @@ struct conv_tensor {
 	uint64_t shape[CONV_MAX_DIMS];
 	uint64_t src_off;              /* data's first byte in the source file */
 	uint64_t len;                  /* data bytes */
+	uint64_t *stride;              /* owned, or NULL: the bytes are
+					  [src_off, +len) in row-major order.
+					  Else a strided view (torch): element
+					  (i0..ik) is at src_off + sum(i_d *
+					  stride[d]) elements, strides checked
+					  not to overlap (conv_strided_span);
+					  the pack stores it gathered */
 	int64_t alias;                 /* index of an earlier tensor with the same
 					  bytes (tied weights), or -1 */
 };
@@ -77,6 +84,26 @@ void conv_info_free(struct conv_info *ci);
 /* Append a tensor (name copied). 0, MD_ENOMEM, MD_ETOOBIG. */
 int conv_info_add(struct conv_info *ci, const char *name, uint32_t dtype,
 		  uint32_t ndim, const uint64_t *shape, uint64_t src_off, uint64_t len);
+/* Append a strided view: as conv_info_add with stride[ndim] (elements) and
+ * span, the bytes from src_off its elements reach (conv_strided_span). */
+int conv_info_add_strided(struct conv_info *ci, const char *name, uint32_t dtype,
+			  uint32_t ndim, const uint64_t *shape, const uint64_t *stride,
+			  uint64_t src_off, uint64_t len);
+
+/* Bytes from its first element to the end of its last one of a view with
+ * element size esize: 0 with *span set when no two elements overlap (dims
+ * of size > 1 sorted by stride, each stride at least the extent of the
+ * smaller ones) and nothing overflows; MD_EUNSUP (overlapping: a broadcast
+ * or an overlapping window), MD_ECORRUPT (overflow). */
+int conv_strided_span(uint32_t ndim, const uint64_t *shape, const uint64_t *stride,
+		      uint64_t esize, uint64_t *span);
+
+/* Gather bytes [off, off+n) of strided tensor t (in row-major order of its
+ * shape) from the source mapped at src into out. off and n are multiples
+ * of the element size. */
+void conv_gather(const uint8_t *src, const struct conv_tensor *t, uint64_t off, uint64_t n,
+		 uint8_t *out);
+
 /* Element size in bits for plain dtypes (F4 = 4, F6 = 6), 0 for GGML/unknown. */
 unsigned conv_dtype_bits(uint32_t dtype);
 /* Name as safetensors spells it ("BF16"), or NULL. */

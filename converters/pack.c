@@ -171,15 +171,24 @@ int pack_layout_init(const struct conv_info *ci, uint64_t src_size, struct pack_
 				     t->name, (unsigned long long)t->len, (unsigned long long)want);
 			goto out;
 		}
-		if (__builtin_add_overflow(t->src_off, t->len, &end) || end > src_size) {
+		uint64_t span = t->len;
+		if (t->stride && (!(conv_dtype_bits(t->dtype) % 8 == 0 && conv_dtype_bits(t->dtype)) ||
+				  conv_strided_span(t->ndim, t->shape, t->stride,
+						    conv_dtype_bits(t->dtype) / 8, &span) ||
+				  span < t->len)) {
+			rc = md_fail(MD_EINVAL, "pack: tensor %s: bad strides", t->name);
+			goto out;
+		}
+		if (__builtin_add_overflow(t->src_off, span, &end) || end > src_size) {
 			rc = md_fail(MD_EINVAL, "pack: tensor %s: source range past the end", t->name);
 			goto out;
 		}
 		lay->alias[i] = -1;
 		if (t->alias >= 0) {
 			const struct conv_tensor *a;
-			if ((uint64_t)t->alias >= i ||
-			    (a = &ci->t[t->alias], a->src_off != t->src_off || a->len != t->len)) {
+			if ((uint64_t)t->alias >= i || t->stride ||
+			    (a = &ci->t[t->alias], a->src_off != t->src_off || a->len != t->len ||
+			     a->stride)) {
 				rc = md_fail(MD_EINVAL, "pack: tensor %s: alias %lld is not an earlier "
 					     "tensor with the same source range", t->name,
 					     (long long)t->alias);
@@ -212,7 +221,7 @@ int pack_layout_init(const struct conv_info *ci, uint64_t src_size, struct pack_
 	/* tensors with the same source range hold the same bytes: store once */
 	size_t m = 0;
 	for (i = 0; i < n; i++)
-		if (lay->alias[i] < 0 && ci->t[i].len)
+		if (lay->alias[i] < 0 && ci->t[i].len && !ci->t[i].stride)
 			idx[m++] = i;
 	qsort(idx, m, sizeof *idx, cmp_range_idx);
 	for (i = 1; i < m; i++) {
@@ -232,9 +241,9 @@ int pack_layout_init(const struct conv_info *ci, uint64_t src_size, struct pack_
 	lay->data_end = PACK_ALIGN;
 	for (i = 0; i < m; i++) {
 		const struct conv_tensor *t = &ci->t[lay->order[i]];
-		if (t->len && t->src_off < maxend)
+		if (t->len && !t->stride && t->src_off < maxend)
 			lay->overlap = 1;
-		if (t->src_off + t->len > maxend)
+		if (!t->stride && t->src_off + t->len > maxend)
 			maxend = t->src_off + t->len;
 		lay->off[lay->order[i]] = pos;
 		if (__builtin_add_overflow(pos, t->len, &lay->data_end) ||
@@ -403,14 +412,26 @@ static int write_tensor(struct wstate *s, size_t ti)
 	if (sha256_init(&h))
 		return MD_ENOMEM;
 	int rc = 0;
+	uint8_t *buf = NULL;
+	if (t->stride && !(buf = malloc(STEP))) {
+		sha256_free(&h);
+		return MD_ENOMEM;
+	}
+	/* a strided view is gathered a step at a time (STEP is a multiple of
+	 * every element size) */
 	for (uint64_t o = 0; o < t->len && !rc; o += STEP) {
 		size_t n = t->len - o < STEP ? (size_t)(t->len - o) : STEP;
 		const uint8_t *p = s->src + t->src_off + o;
+		if (buf) {
+			conv_gather(s->src, t, o, n, buf);
+			p = buf;
+		}
 		sha256_update(&h, p, n);
 		rc = pwrite_all(s->pack_fd, p, n, s->lay->off[ti] + o);
 		if (!rc && (o & ((64u << 20) - 1)) == 0)
 			rc = failed(s);
 	}
+	free(buf);
 	if (rc) {
 		sha256_free(&h);
 		return rc;
@@ -453,7 +474,7 @@ static int gaps_and_source(struct wstate *s, pack_gap_fn gap, void *arg, struct 
 		uint64_t cov = 0;
 		for (size_t j = 0; j < lay->nstored && !rc; j++) {
 			const struct conv_tensor *t = &s->ci->t[lay->order[j]];
-			if (t->len == 0)
+			if (t->len == 0 || t->stride)   /* a gathered view covers no range */
 				continue;
 			if (t->src_off > cov)
 				rc = gap(arg, cov, s->src + cov, t->src_off - cov);

@@ -87,7 +87,7 @@ int recipe_build(const struct conv_info *ci, const struct pack_layout *lay,
 	for (size_t k = 0; k < lay->nstored && !rc; k++) {
 		size_t i = lay->order[k];
 		uint64_t s = ci->t[i].src_off, e = s + ci->t[i].len;
-		if (e <= cov)
+		if (e <= cov || ci->t[i].stride)   /* gathered: its source bytes are literals */
 			continue;
 		if (s > cov) {
 			rc = add_seg(b, RECIPE_LIT, 0, b->lit_len, s - cov, cov);

@@ -12,11 +12,13 @@
  * Non-tensor leaves are ignored (they stay in the recipe's literals). A
  * tensor at the root is named "tensor".
  *
- * Per tensor: dtype from its storage (or the v3 dtype), shape; strides must
- * be row-major (dimensions of size 1 excepted) or the file is refused naming
- * the tensor; the byte range [storage data + offset * elsize, + numel *
- * elsize) must lie inside its storage. Two tensors with the same range get
- * alias = the earlier one. Refused: big-endian byteorder / sys_info,
+ * Per tensor: dtype from its storage (or the v3 dtype), shape; row-major
+ * strides (dimensions of size 1 excepted) give the byte range [storage data
+ * + offset * elsize, + numel * elsize); other strides (a transpose, a column
+ * slice) give a strided view (conv_tensor.stride) the pack stores gathered,
+ * unless its elements overlap (expand: refused naming the tensor). The bytes
+ * its elements reach must lie inside its storage. Two row-major tensors with
+ * the same range get alias = the earlier one. Refused: big-endian byteorder / sys_info,
  * compressed or encrypted zip entries, a storage key without its data file,
  * a storage whose data file size differs from numel * elsize, one key used
  * with two dtypes or sizes, duplicate tensor names, legacy key lists that
@@ -329,33 +331,43 @@ static int place(struct conv_info *ci, const struct pk_doc *d, const struct foun
 			return md_fail(MD_ECORRUPT, "%s: shape product overflows", f->name);
 		numel *= t->shape[i];
 	}
-	uint64_t off = 0, len = 0;
+	uint64_t off = 0, len = 0, span = 0;
+	int strided = 0;
 	if (numel) {
 		uint64_t expect = 1;
 		for (uint32_t i = t->ndim; i-- > 0;) {
-			if (t->shape[i] != 1 && t->stride[i] != expect) {
-				char sh[200] = "", sd[200] = "";
-				size_t a = 0, b = 0;
-				for (uint32_t j = 0; j < t->ndim; j++) {
-					a += (size_t)snprintf(sh + a, sizeof sh - a, "%s%llu", j ? "," : "",
-							      (unsigned long long)t->shape[j]);
-					b += (size_t)snprintf(sd + b, sizeof sd - b, "%s%llu", j ? "," : "",
-							      (unsigned long long)t->stride[j]);
-				}
-				return md_fail(MD_EUNSUP, "%s: non-contiguous tensor (shape (%s), stride (%s)); save it with .contiguous()",
-					       f->name, sh, sd);
-			}
+			if (t->shape[i] != 1 && t->stride[i] != expect)
+				strided = 1;
 			expect *= t->shape[i]; /* <= numel, no overflow */
 		}
 		if (numel > UINT64_MAX / (uint64_t)tsz || t->offset > UINT64_MAX / (uint64_t)tsz)
 			return md_fail(MD_ECORRUPT, "%s: size overflows", f->name);
 		off = t->offset * (uint64_t)tsz;
-		len = numel * (uint64_t)tsz;
-		if (off > avail || len > avail - off)
+		len = span = numel * (uint64_t)tsz;
+		/* a non-contiguous view (a transpose, a column slice) is stored
+		 * gathered; one whose elements overlap (expand) is refused */
+		if (strided && (rc = conv_strided_span(t->ndim, t->shape, t->stride,
+						       (uint64_t)tsz, &span))) {
+			char sh[200] = "", sd[200] = "";
+			size_t a = 0, b = 0;
+			for (uint32_t j = 0; j < t->ndim; j++) {
+				a += (size_t)snprintf(sh + a, sizeof sh - a, "%s%llu", j ? "," : "",
+						      (unsigned long long)t->shape[j]);
+				b += (size_t)snprintf(sd + b, sizeof sd - b, "%s%llu", j ? "," : "",
+						      (unsigned long long)t->stride[j]);
+			}
+			return md_fail(rc, "%s: non-contiguous tensor (shape (%s), stride (%s)) whose "
+				       "elements %s; save it with .contiguous()", f->name, sh, sd,
+				       rc == MD_EUNSUP ? "overlap" : "overflow");
+		}
+		if (off > avail || span > avail - off)
 			return md_fail(MD_ECORRUPT, "%s: bytes [%llu, +%llu) outside storage '%s' of %llu bytes", f->name,
-				       (unsigned long long)off, (unsigned long long)len, key,
+				       (unsigned long long)off, (unsigned long long)span, key,
 				       (unsigned long long)avail);
 	}
+	if (strided)
+		return conv_info_add_strided(ci, f->name, t->dtype, t->ndim, t->shape, t->stride,
+					     base + off, len);
 	return conv_info_add(ci, f->name, t->dtype, t->ndim, t->shape, base + off, len);
 }
 
@@ -367,6 +379,8 @@ static int cmp_range(const void *a, const void *b, void *arg)
 		return t[x].src_off < t[y].src_off ? -1 : 1;
 	if (t[x].len != t[y].len)
 		return t[x].len < t[y].len ? -1 : 1;
+	if (!t[x].stride != !t[y].stride)   /* row-major ones next to each other */
+		return t[x].stride ? 1 : -1;
 	return x < y ? -1 : x > y;
 }
 
@@ -382,7 +396,8 @@ static int set_aliases(struct conv_info *ci)
 	qsort_r(ix, ci->n, sizeof *ix, cmp_range, ci->t);
 	for (size_t i = 1; i < ci->n; i++) {
 		struct conv_tensor *a = &ci->t[ix[i - 1]], *b = &ci->t[ix[i]];
-		if (b->len && a->src_off == b->src_off && a->len == b->len)
+		/* strided views hold other bytes than the range they start at */
+		if (b->len && a->src_off == b->src_off && a->len == b->len && !a->stride && !b->stride)
 			b->alias = a->alias >= 0 ? a->alias : (int64_t)ix[i - 1];
 	}
 	free(ix);
