@@ -77,6 +77,8 @@ def torch_model(tmp, daemon):
         "mask": torch.tensor([True, False, True]),
         "empty": torch.zeros(0, 4),
     }
+    sd["model.layers.0.w_t"] = sd["model.layers.0.w"].t()        # a view of w's storage
+    sd["model.layers.0.cols"] = sd["model.layers.0.w"][:, 8:24]  # another, with an offset
     src = os.path.join(tmp, "tm")
     os.makedirs(src)
     torch.save(sd, os.path.join(src, "pytorch_model.bin"))
