@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include "tests/fuzz/fuzz_common.h"
 #include "converters/converter.h"
 #include "converters/pickle.h"
 #include "converters/zipread.h"
@@ -70,7 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd = memfd_create("fuzz", MFD_CLOEXEC);
 	if (fd >= 0 && util_write_all(fd, z, total) == 0) {
 		struct conv_info ci = { 0 };
-		conv_torch.parse(fd, total, &ci);
+		/* what the parser accepts must convert and reproduce (views
+		 * are gathered: the strides reach the pack writer) */
+		if (conv_torch.parse(fd, total, &ci) == 0)
+			fuzz_convert_accepted(fd, total, &ci);
 		conv_info_free(&ci);
 	}
 	if (fd >= 0)

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include "tests/fuzz/fuzz_common.h"
 #include "converters/converter.h"
 #include "converters/zipread.h"
 
@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			zip_close(&za);
 		}
 		struct conv_info ci = { 0 };
-		conv_torch.parse(fd, size, &ci);
+		if (conv_torch.parse(fd, size, &ci) == 0)
+			fuzz_convert_accepted(fd, size, &ci);   /* converts, reproduces */
 		conv_info_free(&ci);
 	}
 	close(fd);

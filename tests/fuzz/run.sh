@@ -19,10 +19,12 @@ PKGS="lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto libmicrohttpd"
 CFL="-std=c17 -g -O1 -D_GNU_SOURCE -I. $(pkg-config --cflags $PKGS) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 objs=()
+# the newest header: an object older than it is rebuilt (a struct may have changed)
+newest_h=$(ls -t common/*.h converters/*.h meta/*.h | head -1)
 for f in common/*.c converters/*.c meta/card.c meta/spdx.c meta/licdetect.c build/gen/license_corpus.c; do
 	o=$B/obj/${f%.c}.o
 	mkdir -p "$(dirname "$o")"
-	if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ tests/fuzz/run.sh -nt "$o" ]; then
+	if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ tests/fuzz/run.sh -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then
 		$CC $CFL -c -o "$o" "$f" || exit 1
 	fi
 	objs+=("$o")
