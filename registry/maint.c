@@ -1,5 +1,6 @@
 /* registry/maint.c — see maint.h. */
 #include "registry/maint.h"
+#include "registry/tindex.h"
 #include "registry/catalog.h"
 #include "registry/reader.h"
 #include "converters/pack.h"
@@ -227,9 +228,13 @@ int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result)
 		return rc;
 	if ((rc = scan_staging(st, o, 1, &staged, &sbytes)))
 		return rc;
-	*result = json_pack("{s:I,s:I,s:I,s:I}", "blobs_removed", (json_int_t)n,
+	uint64_t pruned = 0;   /* tensor index entries of packs that are gone */
+	if ((rc = tindex_prune(st, &pruned)))
+		return rc;
+	*result = json_pack("{s:I,s:I,s:I,s:I,s:I}", "blobs_removed", (json_int_t)n,
 			    "bytes_freed", (json_int_t)bytes, "staging_removed", (json_int_t)staged,
-			    "staging_bytes_freed", (json_int_t)sbytes);
+			    "staging_bytes_freed", (json_int_t)sbytes, "tensor_index_pruned",
+			    (json_int_t)pruned);
 	return 0;
 }
 

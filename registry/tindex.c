@@ -138,3 +138,35 @@ int tindex_ensure(struct store *st)
 	}
 	return store_commit(txn);
 }
+
+int tindex_prune(struct store *st, uint64_t *removed)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int rc = store_txn(st, 1, &txn);
+	if (rc)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->tensors, &c))) {
+		mdb_txn_abort(txn);
+		return store_mdb_err(rc, "tensor index");
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct tindex_hit hit;
+		if (live(st, txn, &v, &hit) == 0)
+			continue;
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+		n++;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return store_mdb_err(rc, "tensor index");
+	}
+	if (removed)
+		*removed = n;
+	return store_commit(txn);
+}

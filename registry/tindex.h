@@ -7,9 +7,9 @@
  *
  * Only tensors a pack holds itself (not aliases, not references to other
  * packs) of at least TINDEX_MIN_BYTES are indexed: smaller ones would save
- * less than a page each. An entry may outlive its pack (rm + gc do not
- * touch the index): tindex_get only answers with a pack whose blob still
- * has a catalog record, and tindex_put_pack replaces such stale entries.
+ * less than a page each. An entry may outlive its pack until gc prunes it
+ * (tindex_prune): tindex_get only answers with a pack whose blob still has
+ * a catalog record, and tindex_put_pack replaces such stale entries.
  */
 #ifndef MD_TINDEX_H
 #define MD_TINDEX_H
@@ -37,6 +37,10 @@ int tindex_get(struct store *st, MDB_txn *txn, const uint8_t digest[32], struct 
 /* Index the tensors of pack p (whose blob is hex) as above, keeping live
  * entries that name another pack (write txn). 0, MD_EDB, MD_ENOSPC. */
 int tindex_put_pack(struct store *st, MDB_txn *txn, const char *hex, const struct pack *p);
+
+/* Drop the entries whose pack has no catalog record any more (gc), in its
+ * own write txn; *removed (may be NULL) gets the count. 0, MD_EDB. */
+int tindex_prune(struct store *st, uint64_t *removed);
 
 /* Index the packs of every stored revision once (a store written before the
  * index existed): a no-op when the catalog's meta "tensors_index" says it is

@@ -449,6 +449,16 @@ static void test_tensor_index_backfill(void **state)
 	assert_int_equal(store_commit(txn), 0);
 	assert_int_equal(store_txn(st, 0, &txn), 0);
 	assert_int_equal(tindex_get(st, txn, big->digest, &hit), MD_ENOENT);
+	MDB_stat ms;
+	assert_int_equal(mdb_stat(txn, st->tensors, &ms), 0);
+	assert_true(ms.ms_entries >= 1);   /* stale, until gc prunes it */
+	mdb_txn_abort(txn);
+	uint64_t pruned = 0;
+	assert_int_equal(tindex_prune(st, &pruned), 0);
+	assert_int_equal(pruned, ms.ms_entries);
+	assert_int_equal(store_txn(st, 0, &txn), 0);
+	assert_int_equal(mdb_stat(txn, st->tensors, &ms), 0);
+	assert_int_equal(ms.ms_entries, 0);
 	mdb_txn_abort(txn);
 	json_decref(freed);
 	json_decref(m);
