@@ -3,6 +3,8 @@
 #include "common/err.h"
 #include "common/util.h"
 
+#include <stdlib.h>
+
 #include <openssl/evp.h>
 
 int sha256_init(struct sha256 *h)
@@ -33,6 +35,29 @@ void sha256_free(struct sha256 *h)
 {
 	EVP_MD_CTX_free(h->ctx);
 	h->ctx = NULL;
+}
+
+int sha256_fd(int fd, uint64_t size, uint8_t out[32])
+{
+	struct sha256 h;
+	uint8_t *buf = malloc(1u << 20);
+	if (!buf || sha256_init(&h)) {
+		free(buf);
+		return MD_ENOMEM;
+	}
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+		if (util_pread_full(fd, buf, n, (off_t)off) != (ssize_t)n) {
+			sha256_free(&h);
+			free(buf);
+			return MD_EIO;
+		}
+		sha256_update(&h, buf, n);
+		off += n;
+	}
+	sha256_final(&h, out);
+	free(buf);
+	return 0;
 }
 
 void sha256_hex(const void *data, size_t n, char out[65])

@@ -19,6 +19,9 @@ void sha256_update(struct sha256 *h, const void *data, size_t n);
 /* Writes 32 bytes to out and releases the context. */
 void sha256_final(struct sha256 *h, uint8_t out[32]);
 void sha256_free(struct sha256 *h);
+/* Digest of bytes [0, size) of the file fd (pread; the file offset does not
+ * move). 0, MD_ENOMEM, MD_EIO (a read failed or the file is shorter). */
+int sha256_fd(int fd, uint64_t size, uint8_t out[32]);
 /* One shot: hex digest (65 bytes) of a buffer. */
 void sha256_hex(const void *data, size_t n, char out[65]);
 

@@ -61,29 +61,6 @@ static int lit_write(void *arg, uint64_t src_off, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static int hash_fd(int fd, uint64_t size, uint8_t out[32])
-{
-	struct sha256 h;
-	uint8_t *buf = malloc(1u << 20);
-	if (!buf || sha256_init(&h)) {
-		free(buf);
-		return MD_ENOMEM;
-	}
-	for (uint64_t off = 0; off < size;) {
-		size_t n = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
-		if (util_pread_full(fd, buf, n, (off_t)off) != (ssize_t)n) {
-			sha256_free(&h);
-			free(buf);
-			return md_fail(MD_EIO, "recipe: cannot read back");
-		}
-		sha256_update(&h, buf, n);
-		off += n;
-	}
-	sha256_final(&h, out);
-	free(buf);
-	return 0;
-}
-
 static void add_dtype(struct conv_result *r, uint32_t dt, uint64_t bytes)
 {
 	for (size_t i = 0; i < r->ndtypes; i++)
@@ -139,8 +116,10 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip
 	if ((rc = recipe_write_index(recipe_fd, &rb, pw.src_sha256, pw.root)))
 		goto out;
 	out->recipe_size = recipe_lit_base(&rb) + rb.lit_len;
-	if ((rc = hash_fd(recipe_fd, out->recipe_size, out->recipe_sha256)))
+	if ((rc = sha256_fd(recipe_fd, out->recipe_size, out->recipe_sha256))) {
+		md_fail(rc, "recipe: cannot read back");
 		goto out;
+	}
 	snprintf(out->format, sizeof out->format, "%s", ci.format);
 	out->ntensors = ci.n;
 	out->nstored = lay.nstored;

@@ -7,6 +7,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,28 +144,6 @@ static int make_plan(struct store *st, struct share_map *m, const struct pack *p
 	return 0;
 }
 
-static int hash_fd(int fd, char hex[65], uint64_t *size)
-{
-	struct stat sb;
-	struct sha256 h;
-	uint8_t buf[65536], d[32];
-	if (fstat(fd, &sb) < 0 || sha256_init(&h))
-		return MD_EIO;
-	for (uint64_t off = 0; off < (uint64_t)sb.st_size;) {
-		ssize_t g = util_pread_full(fd, buf, sizeof buf, (off_t)off);
-		if (g <= 0) {
-			sha256_free(&h);
-			return md_fail(MD_EIO, "recipe: read back failed");
-		}
-		sha256_update(&h, buf, (size_t)g);
-		off += (uint64_t)g;
-	}
-	sha256_final(&h, d);
-	util_hex(d, 32, hex);
-	*size = (uint64_t)sb.st_size;
-	return 0;
-}
-
 /* Write the shared pack (its descriptor left in *pfd_out) and recipe. */
 static int rewrite(const struct plan *pl, const struct pack *p, int pack_fd, int recipe_fd,
 		   int (*open_out)(void *, char), void *arg, struct share_out *out, int *pfd_out)
@@ -189,8 +168,13 @@ static int rewrite(const struct plan *pl, const struct pack *p, int pack_fd, int
 		rc = rfd;
 	if (!rc)
 		rc = recipe_rebase(r, mv, nmv, w.root, rfd);
-	if (!rc)
-		rc = hash_fd(rfd, out->recipe, &out->recipe_size);
+	uint8_t rd[32];
+	if (!rc && fstat(rfd, &sb) < 0)
+		rc = md_fail(MD_EIO, "recipe: %s", strerror(errno));
+	if (!rc && (rc = sha256_fd(rfd, (uint64_t)sb.st_size, rd)) == 0) {
+		util_hex(rd, 32, out->recipe);
+		out->recipe_size = (uint64_t)sb.st_size;
+	}
 	if (!rc) {
 		util_hex(w.root, 32, out->pack);
 		out->pack_size = w.size;
