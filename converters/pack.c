@@ -320,6 +320,32 @@ static void build_header(const struct pack_layout *lay, uint8_t h[PACK_HDR_SIZE]
 	le64(h + 104, lay->src_size);
 }
 
+/* The root digest: SHA-256 of the header and the n index bytes before the
+ * trailer (table, strings, metadata, referenced packs). 0 or MD_ENOMEM. */
+static int root_digest(const uint8_t *hdr, const uint8_t *idx, size_t n, uint8_t out[32])
+{
+	struct sha256 h;
+	if (sha256_init(&h))
+		return MD_ENOMEM;
+	sha256_update(&h, hdr, PACK_HDR_SIZE);
+	sha256_update(&h, idx, n);
+	sha256_final(&h, out);
+	return 0;
+}
+
+/* Fill the trailer, the last PACK_TRAILER of the len index bytes, with the
+ * root digest (also written to root). 0 or MD_ENOMEM. */
+static int seal(const uint8_t *hdr, uint8_t *idx, size_t len, uint64_t ntensors, uint8_t root[32])
+{
+	if (root_digest(hdr, idx, len - PACK_TRAILER, root))
+		return MD_ENOMEM;
+	uint8_t *tr = idx + len - PACK_TRAILER;
+	memcpy(tr, TMAGIC, 8);
+	le64(tr + 8, ntensors);
+	memcpy(tr + 16, root, 32);
+	return 0;
+}
+
 /* Table + strings + metadata + trailer, malloc'd. */
 static int build_index(const struct conv_info *ci, const struct pack_layout *lay,
 		       const uint8_t *hdr, uint8_t (*digest)[32], uint8_t **out, size_t *len,
@@ -348,18 +374,10 @@ static int build_index(const struct conv_info *ci, const struct pack_layout *lay
 	}
 	memcpy(b + tl, lay->strtab, lay->strtab_len);
 	memcpy(b + tl + lay->strtab_len, lay->meta, lay->meta_len);
-	struct sha256 h;
-	if (sha256_init(&h)) {
+	if (seal(hdr, b, total, lay->n, root)) {
 		free(b);
 		return MD_ENOMEM;
 	}
-	sha256_update(&h, hdr, PACK_HDR_SIZE);
-	sha256_update(&h, b, total - PACK_TRAILER);
-	sha256_final(&h, root);
-	uint8_t *tr = b + total - PACK_TRAILER;
-	memcpy(tr, TMAGIC, 8);
-	le64(tr + 8, lay->n);
-	memcpy(tr + 16, root, 32);
 	*out = b;
 	*len = total;
 	return 0;
@@ -806,15 +824,9 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 		rc = md_fail(MD_ECORRUPT, "pack: bad trailer");
 		goto fail;
 	}
-	struct sha256 hh;
 	uint8_t root[32];
-	if (sha256_init(&hh)) {
-		rc = MD_ENOMEM;
+	if ((rc = root_digest(h, idx, ilen - PACK_TRAILER, root)))
 		goto fail;
-	}
-	sha256_update(&hh, h, PACK_HDR_SIZE);
-	sha256_update(&hh, idx, ilen - PACK_TRAILER);
-	sha256_final(&hh, root);
 	if (memcmp(root, tr + 16, 32)) {
 		rc = md_fail(MD_ECORRUPT, "pack: root digest mismatch");
 		goto fail;
@@ -1174,15 +1186,9 @@ int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *s
 		goto out;
 	}
 	/* the bytes read now are the ones p was validated from */
-	struct sha256 hh;
 	uint8_t was[32];
-	if (sha256_init(&hh)) {
-		rc = MD_ENOMEM;
+	if ((rc = root_digest(h, idx, tl + slen + mlen, was)))
 		goto out;
-	}
-	sha256_update(&hh, h, PACK_HDR_SIZE);
-	sha256_update(&hh, idx, tl + slen + mlen);
-	sha256_final(&hh, was);
 	if (memcmp(was, p->root, 32)) {
 		rc = md_fail(MD_ECORRUPT, "pack: changed since it was opened");
 		goto out;
@@ -1199,17 +1205,8 @@ int pack_share_write(int in_fd, const struct pack *p, const struct pack_share *s
 	le64(h + 72, soff);
 	le64(h + 88, nmoff);
 	le64(h + 112, sh->nrefs);
-	if (sha256_init(&hh)) {
-		rc = MD_ENOMEM;
+	if ((rc = seal(h, idx, ilen, n, out->root)))
 		goto out;
-	}
-	sha256_update(&hh, h, PACK_HDR_SIZE);
-	sha256_update(&hh, idx, ilen - PACK_TRAILER);
-	sha256_final(&hh, out->root);
-	uint8_t *tr = idx + ilen - PACK_TRAILER;
-	memcpy(tr, TMAGIC, 8);
-	le64(tr + 8, n);
-	memcpy(tr + 16, out->root, 32);
 	if (ftruncate(out_fd, (off_t)fsize) < 0) {
 		rc = md_fail(errno == ENOSPC || errno == EFBIG ? MD_ENOSPC : MD_EIO,
 			     "pack: cannot size the pack: %s", strerror(errno));
