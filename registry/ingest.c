@@ -2,8 +2,6 @@
 #include "registry/ingest.h"
 #include "registry/catalog.h"
 #include "registry/share.h"
-#include "registry/tindex.h"
-#include "converters/pack.h"
 #include "common/err.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -635,6 +633,8 @@ static int place_blobs(struct ingest *ing)
 		size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
 		for (size_t k = 0; k < n; k++) {
 			char dst[4096];
+			if (json_object_get(json_object_get(f, "stage"), hx[k]))
+				continue;   /* placed just above */
 			store_blob_path(ing->st, hx[k], dst, sizeof dst);
 			if (access(dst, F_OK) < 0)
 				return md_fail(MD_EBUSY, "%s: stored data went away during the import; retry",
@@ -644,33 +644,6 @@ static int place_blobs(struct ingest *ing)
 	char top[4096];
 	snprintf(top, sizeof top, "%s/blobs/sha256", ing->st->root);
 	return util_fsync_dir(top);
-}
-
-/* Index the tensors of the packs this import brought (registry/tindex.h). */
-static int index_tensors(struct ingest *ing, MDB_txn *txn)
-{
-	size_t i;
-	json_t *f;
-	json_array_foreach(ing->files, i, f) {
-		const char *hex = json_string_value(json_object_get(f, "pack"));
-		if (!hex || !json_object_get(json_object_get(f, "stage"), hex))
-			continue;
-		char bp[4096];
-		store_blob_path(ing->st, hex, bp, sizeof bp);
-		int fd = open(bp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		struct pack *p;
-		if (fd < 0)
-			return md_fail(MD_EIO, "%s: %s", bp, strerror(errno));
-		int rc = pack_open(fd, PACK_SKIP_META, &p);
-		close(fd);
-		if (!rc) {
-			rc = tindex_put_pack(ing->st, txn, hex, p);
-			pack_close(p);
-		}
-		if (rc)
-			return md_fail_prefix(rc, json_string_value(json_object_get(f, "path")));
-	}
-	return 0;
 }
 
 int ingest_commit(struct ingest *ing, const char *name, const char *rev, const char *ref,
@@ -709,7 +682,7 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 		return rc;
 	}
 	int existed = 0;
-	if ((rc = place_blobs(ing)) || (rc = index_tensors(ing, txn)) ||
+	if ((rc = place_blobs(ing)) || (rc = share_map_commit(ing->share, ing->st, txn)) ||
 	    (rc = catalog_put_rev(ing->st, txn, m, ref, &existed))) {
 		mdb_txn_abort(txn);
 		json_decref(m);

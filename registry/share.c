@@ -71,6 +71,25 @@ int share_map_add(struct share_map *m, const char *hex, int pack_fd)
 	return 0;
 }
 
+int share_map_commit(struct share_map *m, struct store *st, MDB_txn *txn)
+{
+	const char *d;
+	json_t *e;
+	int rc = 0;
+	pthread_mutex_lock(&m->mu);
+	json_object_foreach(m->t, d, e) {
+		uint8_t digest[32];
+		if (util_unhex(d, digest, 32))
+			continue;
+		if ((rc = tindex_put(st, txn, digest, json_string_value(json_array_get(e, 0)),
+				     (uint64_t)json_integer_value(json_array_get(e, 1)),
+				     (uint64_t)json_integer_value(json_array_get(e, 2)))))
+			break;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
 static uint64_t align_up(uint64_t x)
 {
 	return (x + PACK_ALIGN - 1) & ~(uint64_t)(PACK_ALIGN - 1);

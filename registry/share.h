@@ -35,6 +35,12 @@ void share_map_free(struct share_map *m);
  * hex is its name. 0, or the pack's error (then nothing is added). */
 int share_map_add(struct share_map *m, const char *hex, int pack_fd);
 
+/* Record the map's tensors in the store's tensor index (tindex_put) inside
+ * the import's commit txn: the packs this import staged, read once when
+ * they were shared or adopted. An entry whose pack was not committed after
+ * all is never answered (tindex_get checks). 0, MD_EDB, MD_ENOSPC. */
+int share_map_commit(struct share_map *m, struct store *st, MDB_txn *txn);
+
 /* What a rewrite produced. */
 struct share_out {
 	char pack[65], recipe[65];     /* new root digest, recipe sha256 */

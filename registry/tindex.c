@@ -52,28 +52,36 @@ int tindex_get(struct store *st, MDB_txn *txn, const uint8_t digest[32], struct 
 	return live(st, txn, &v, hit);
 }
 
+int tindex_put(struct store *st, MDB_txn *txn, const uint8_t digest[32], const char *hex,
+	       uint64_t offset, uint64_t length)
+{
+	uint8_t val[VAL_SIZE];
+	struct tindex_hit old;
+	if (util_unhex(hex, val, 32))
+		return md_fail(MD_EINVAL, "%s: not a pack name", hex);
+	MDB_val k = { 32, (void *)digest }, v;
+	int rc = mdb_get(txn, st->tensors, &k, &v);
+	if (rc == 0 && live(st, txn, &v, &old) == 0)
+		return 0;
+	if (rc && rc != MDB_NOTFOUND)
+		return store_mdb_err(rc, "tensor index");
+	le64(val + 32, offset);
+	le64(val + 40, length);
+	v = (MDB_val){ VAL_SIZE, val };
+	if ((rc = mdb_put(txn, st->tensors, &k, &v, 0)))
+		return store_mdb_err(rc, "tensor index");
+	return 0;
+}
+
 int tindex_put_pack(struct store *st, MDB_txn *txn, const char *hex, const struct pack *p)
 {
-	uint8_t root[32], val[VAL_SIZE];
-	if (util_unhex(hex, root, 32))
-		return md_fail(MD_EINVAL, "%s: not a pack name", hex);
 	for (size_t i = 0; i < pack_count(p); i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
-		struct tindex_hit old;
+		int rc;
 		if (t->ref || t->alias != -1 || t->length < TINDEX_MIN_BYTES)
 			continue;
-		MDB_val k = { 32, (void *)t->digest }, v;
-		int rc = mdb_get(txn, st->tensors, &k, &v);
-		if (rc == 0 && live(st, txn, &v, &old) == 0)
-			continue;
-		if (rc && rc != MDB_NOTFOUND)
-			return store_mdb_err(rc, "tensor index");
-		memcpy(val, root, 32);
-		le64(val + 32, t->offset);
-		le64(val + 40, t->length);
-		v = (MDB_val){ VAL_SIZE, val };
-		if ((rc = mdb_put(txn, st->tensors, &k, &v, 0)))
-			return store_mdb_err(rc, "tensor index");
+		if ((rc = tindex_put(st, txn, t->digest, hex, t->offset, t->length)))
+			return rc;
 	}
 	return 0;
 }

@@ -34,8 +34,12 @@ struct tindex_hit {
  * 0, MD_ENOENT (none, or only stale entries), MD_EDB. */
 int tindex_get(struct store *st, MDB_txn *txn, const uint8_t digest[32], struct tindex_hit *hit);
 
-/* Index the tensors of pack p (whose blob is hex) as above, keeping live
- * entries that name another pack (write txn). 0, MD_EDB, MD_ENOSPC. */
+/* Record that pack hex holds a tensor with this digest at offset, unless a
+ * live entry names a pack already (write txn). 0, MD_EINVAL (hex), MD_EDB. */
+int tindex_put(struct store *st, MDB_txn *txn, const uint8_t digest[32], const char *hex,
+	       uint64_t offset, uint64_t length);
+
+/* tindex_put for the tensors of pack p (whose blob is hex) as above. */
 int tindex_put_pack(struct store *st, MDB_txn *txn, const char *hex, const struct pack *p);
 
 /* Drop the entries whose pack has no catalog record any more (gc), in its
