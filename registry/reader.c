@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 _Static_assert(READER_MAX_FDS == 2 + PACK_MAX_REFS, "a reader holds every pack a recipe reads");
+_Static_assert(STORE_ENTRY_MAX_BLOBS == 3 + PACK_MAX_REFS, "an entry names its blob, pack, recipe and referenced packs");
 
 static int open_blob(struct store *st, const char *hex, const char *path, uint64_t *size)
 {
