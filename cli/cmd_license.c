@@ -62,6 +62,10 @@ int cmd_license(struct cli *c)
 	return EXIT_OK;
 }
 
+/* The policy file as text for the request. A file that is not UTF-8 or
+ * holds a NUL cannot travel as a JSON string; it fails here naming the line
+ * and offset instead of going unsent (the daemon would then decide under its
+ * own policy and audit could exit 0). */
 static char *read_small(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -69,16 +73,43 @@ static char *read_small(const char *path, size_t *len)
 		md_fail(MD_EIO, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	char *buf = malloc(POLICY_FILE_MAX + 1);
+	char *buf = malloc(POLICY_FILE_MAX + 2);
 	size_t n = buf ? fread(buf, 1, POLICY_FILE_MAX + 1, f) : 0;
+	int err = ferror(f);
 	fclose(f);
-	if (!buf || n > POLICY_FILE_MAX) {
+	if (!buf || err || n > POLICY_FILE_MAX) {
 		free(buf);
-		md_fail(MD_ETOOBIG, "%s: larger than %u bytes", path, POLICY_FILE_MAX);
+		if (!buf)
+			md_fail(MD_ENOMEM, "%s: out of memory", path);
+		else if (err)
+			md_fail(MD_EIO, "%s: read error", path);
+		else
+			md_fail(MD_ETOOBIG, "%s: larger than %u bytes", path, POLICY_FILE_MAX);
+		return NULL;
+	}
+	buf[n] = '\0';
+	if (util_check_text(buf, n, path)) {
+		free(buf);
 		return NULL;
 	}
 	*len = n;
 	return buf;
+}
+
+/* A file name for messages: invalid UTF-8 bytes become '?', so the name is
+ * always sent (json_string would refuse it and the key would vanish). */
+static json_t *display_name(const char *path)
+{
+	json_t *j = json_string(path);
+	if (j)
+		return j;
+	char *s = strdup(path);
+	for (size_t i = 0; s && s[i]; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			s[i] = '?';
+	j = s ? json_string(s) : NULL;
+	free(s);
+	return j;
 }
 
 int cmd_audit(struct cli *c)
@@ -97,9 +128,15 @@ int cmd_audit(struct cli *c)
 			json_decref(req);
 			return cli_fail(MD_EIO);
 		}
-		json_object_set_new(req, "policy_text", json_stringn(text, n));
-		json_object_set_new(req, "policy_name", json_string(c->policy));
+		/* never send the request without the policy it was given */
+		int bad = json_object_set_new(req, "policy_text", json_stringn(text, n));
+		bad |= json_object_set_new(req, "policy_name", display_name(c->policy));
 		free(text);
+		if (bad) {
+			json_decref(req);
+			return cli_fail(md_fail(MD_ENOMEM, "%s: could not add the policy to the request",
+						c->policy));
+		}
 	}
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);

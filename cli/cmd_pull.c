@@ -41,11 +41,22 @@ static char *read_token(const char *path)
 	char *buf = calloc(1, TOKEN_MAX + 1);
 	size_t n = buf ? fread(buf, 1, TOKEN_MAX, f) : 0;
 	fclose(f);
-	while (buf && n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+	if (!buf) {
+		md_fail(MD_ENOMEM, "%s: out of memory", path);
+		return NULL;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		buf[--n] = 0;
-	if (buf && !n) {
+	if (!n) {
 		free(buf);
 		md_fail(MD_EINVAL, "%s: empty token file", path);
+		return NULL;
+	}
+	/* a NUL would cut the token short, invalid UTF-8 would drop it from the
+	 * request (json_string refuses it) and the pull would go anonymous */
+	if (util_check_text(buf, n, path)) {
+		memset(buf, 0, n);
+		free(buf);
 		return NULL;
 	}
 	return buf;
@@ -99,10 +110,19 @@ int cmd_pull(struct cli *c)
 			return cli_fail(MD_EIO);
 		}
 	} else if (getenv("HF_TOKEN") && *getenv("HF_TOKEN")) {
-		token = strdup(getenv("HF_TOKEN"));
+		const char *env = getenv("HF_TOKEN");
+		if (util_check_text(env, strlen(env), "HF_TOKEN")) {
+			json_decref(req);
+			return cli_fail(MD_EINVAL);
+		}
+		token = strdup(env);
 	}
-	if (token)
-		json_object_set_new(req, "token", json_string(token));
+	if (token && json_object_set_new(req, "token", json_string(token))) {
+		memset(token, 0, strlen(token));
+		free(token);
+		json_decref(req);
+		return cli_fail(md_fail(MD_ENOMEM, "could not add the token to the request"));
+	}
 	json_t *res;
 	rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);

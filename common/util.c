@@ -228,6 +228,27 @@ static size_t utf8_seq(const unsigned char *p)
 	return 0;
 }
 
+int util_check_text(const char *buf, size_t len, const char *what)
+{
+	size_t line = 1;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c == '\0')
+			return md_fail(MD_EINVAL, "%s:%zu: NUL byte at offset %zu", what, line, i);
+		if (c == '\n')
+			line++;
+		/* utf8_seq reads up to 4 bytes: give it a zero-padded copy at the end */
+		unsigned char q[4] = { 0, 0, 0, 0 };
+		memcpy(q, buf + i, len - i < 4 ? len - i : 4);
+		size_t n = utf8_seq(q);
+		if (!n)
+			return md_fail(MD_EINVAL, "%s:%zu: invalid UTF-8 byte 0x%02X at offset %zu", what, line,
+				       (unsigned)c, i);
+		i += n;
+	}
+	return 0;
+}
+
 int util_check_relpath(const char *p)
 {
 	size_t len = strlen(p);

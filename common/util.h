@@ -51,6 +51,15 @@ int util_fsync_dir(const char *path);
 int util_check_relpath(const char *p);
 
 /*
+ * Check text read from a user's file (a policy, a token) before it goes
+ * anywhere as a JSON string: valid UTF-8 and no NUL byte. what names the
+ * text in the message. Returns 0 or MD_EINVAL with the detail
+ * "WHAT:LINE: invalid UTF-8 byte 0xE9 at offset 29" or
+ * "WHAT:LINE: NUL byte at offset 12" (LINE from 1, offset in bytes from 0).
+ */
+int util_check_text(const char *buf, size_t len, const char *what);
+
+/*
  * Model name "ORG/NAME": two components of 1..96 chars [A-Za-z0-9._-], not
  * starting with '.' or '-', no "..". Returns 0 or MD_EINVAL.
  */

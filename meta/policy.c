@@ -197,8 +197,9 @@ int policy_parse(const char *text, size_t len, const char *origin, struct policy
 		origin = "policy";
 	if (len > POLICY_MAX_TEXT)
 		return md_fail(MD_ETOOBIG, "%s: larger than %d bytes", origin, POLICY_MAX_TEXT);
-	if (text && memchr(text, '\0', len))
-		return md_fail(MD_EINVAL, "%s: contains NUL bytes", origin);
+	int rc;
+	if (text && (rc = util_check_text(text, len, origin)))
+		return rc; /* names the line and offset of a NUL or invalid UTF-8 byte */
 	struct policy *p = calloc(1, sizeof *p);
 	if (!p)
 		return md_fail(MD_ENOMEM, "policy: out of memory");
@@ -217,7 +218,7 @@ int policy_parse(const char *text, size_t len, const char *origin, struct policy
 		}
 		memcpy(line, text + i, ll);
 		line[ll] = '\0';
-		int rc = parse_line(p, line, ln, p->origin, &seen_default, &seen_enforce);
+		rc = parse_line(p, line, ln, p->origin, &seen_default, &seen_enforce);
 		if (rc) {
 			policy_free(p);
 			return rc;

@@ -56,7 +56,8 @@ struct policy_decision {
  * a path; may be NULL: "policy"). On success *out is a new policy (free with
  * policy_free). Errors: MD_EINVAL with detail "ORIGIN:LINE: what is wrong",
  * MD_ETOOBIG (text over POLICY_MAX_TEXT or too many entries), MD_ENOMEM.
- * An empty text is a valid policy: default allow, enforce false.
+ * The text must be UTF-8 without NUL bytes (util_check_text: the detail
+ * names the line and byte offset), even in comments. An empty text is a valid policy: default allow, enforce false.
  */
 int policy_parse(const char *text, size_t len, const char *origin, struct policy **out);
 

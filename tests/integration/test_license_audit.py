@@ -145,3 +145,35 @@ def test_sign_and_verify_signature(daemon, tmp):
     daemon.ctl("import", m, "--name", "acme/signed")
     r = daemon.ctl("verify", "acme/signed", "--signature", sig, "--key", pub, check=False)
     assert r.rc == 1 and "config.json" in r.err
+
+
+def test_policy_file_not_text_is_refused(daemon, tmp):
+    """A policy file that is not UTF-8, or holds a NUL, fails naming the file,
+    the line and the offset; it is never dropped from the request (audit
+    would then decide under the daemon's policy and exit 0)."""
+    daemon.ctl("import", model(tmp, "b", "---\nlicense: cc-by-nc-4.0\n---\n"), "--name", "acme/nc")
+    pol = os.path.join(tmp, "p14.conf")
+    with open(pol, "wb") as f:
+        f.write(b"deny = @non-commercial # caf\xc3\xa9\n")
+    r = daemon.ctl("audit", "--policy", pol, check=False)
+    assert r.rc == 1 and "acme/nc" in r.out and "deny" in r.out, r
+    with open(pol, "wb") as f:
+        f.write(b"deny = @non-commercial # caf\xe9\n")
+    for fmt in ("table", "json", "csv"):
+        r = daemon.ctl("audit", "--policy", pol, "--format", fmt, check=False)
+        assert r.rc == 1 and r.out == "", r
+        assert r.err == f"modelctl: {pol}:1: invalid UTF-8 byte 0xE9 at offset 28\n", r
+    with open(pol, "wb") as f:
+        f.write(b"# ok\ndeny = @non-commercial\x00\n")
+    r = daemon.ctl("audit", "--policy", pol, check=False)
+    assert r.rc == 1 and r.err == f"modelctl: {pol}:2: NUL byte at offset 27\n", r
+    # a token file goes to the daemon the same way: refused before any request
+    tok = os.path.join(tmp, "token")
+    with open(tok, "wb") as f:
+        f.write(b"hf_abc\xffdef\n")
+    r = daemon.ctl("pull", "acme/x", "--hub", "http://127.0.0.1:9", "--token-file", tok, check=False)
+    assert r.rc == 1 and r.err == f"modelctl: {tok}:1: invalid UTF-8 byte 0xFF at offset 6\n", r
+    with open(tok, "wb") as f:
+        f.write(b"hf_abc\x00def\n")
+    r = daemon.ctl("pull", "acme/x", "--hub", "http://127.0.0.1:9", "--token-file", tok, check=False)
+    assert r.rc == 1 and r.err == f"modelctl: {tok}:1: NUL byte at offset 6\n", r

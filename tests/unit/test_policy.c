@@ -150,6 +150,30 @@ static void test_errors(void **state)
 	free(many);
 }
 
+/* A policy that is not UTF-8 text is refused naming the line and the byte,
+ * never read past: one Latin-1 byte in a comment, a NUL, a sequence cut off
+ * at the end of the text. */
+static void test_not_text(void **state)
+{
+	(void)state;
+	parse_err("deny = @non-commercial # caf\xe9\n", MD_EINVAL,
+		  "policy.conf:1: invalid UTF-8 byte 0xE9 at offset 28");
+	parse_err("# ok\ndefault = deny\nallow = mit \xc3\x28\n", MD_EINVAL,
+		  "policy.conf:3: invalid UTF-8 byte 0xC3 at offset 32");
+	parse_err("# caf\xc3\xa9 ok\nallow = \xed\xa0\x80\n", MD_EINVAL, /* a surrogate */
+		  "policy.conf:2: invalid UTF-8 byte 0xED at offset 19");
+	parse_err("allow = mit # \xe2\x82", MD_EINVAL, "policy.conf:1: invalid UTF-8 byte 0xE2 at offset 14");
+	struct policy *p = (struct policy *)1;
+	static const char nul[] = "allow = mit\ndeny = @non-commercial\0 # x\n";
+	assert_int_equal(policy_parse(nul, sizeof nul - 1, "policy.conf", &p), MD_EINVAL);
+	assert_null(p);
+	assert_string_equal(md_errmsg(MD_EINVAL), "policy.conf:2: NUL byte at offset 34");
+	/* valid UTF-8 in comments is fine */
+	p = parse_ok("deny = @non-commercial # caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n");
+	eval(p, "cc-by-nc-4.0", NULL, NULL, 0, POLICY_DENY, "policy.conf:1: deny = @non-commercial");
+	policy_free(p);
+}
+
 static void test_load(void **state)
 {
 	(void)state;
@@ -178,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_parse_and_evaluate),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_not_text),
 		cmocka_unit_test(test_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
