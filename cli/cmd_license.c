@@ -16,6 +16,30 @@ static const char *s_or(json_t *o, const char *k, const char *dflt)
 	return s ? s : dflt;
 }
 
+/* The lineage as a tree: each ancestor under the model whose base_model
+ * names it ("via"), one level deeper per generation. The daemon lists every
+ * ancestor once (depth <= 8), so this ends. */
+static void print_lineage(json_t *lin, const char *via, int depth)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(lin, i, x) {
+		if ((int)json_integer_value(json_object_get(x, "depth")) != depth ||
+		    strcmp(s_or(x, "via", ""), via))
+			continue;
+		if (json_is_true(json_object_get(x, "loop"))) {
+			printf("  %*s%s  (loop: already in this lineage, not followed)\n", 2 * (depth - 1), "",
+			       s_or(x, "name", "?"));
+			continue;
+		}
+		printf("  %*s%s  %s%s%s\n", 2 * (depth - 1), "", s_or(x, "name", "?"),
+		       s_or(x, "license", "unknown"),
+		       json_is_true(json_object_get(x, "in_store")) ? "" : " (not in the store)",
+		       json_is_true(json_object_get(x, "cut")) ? " (its base models not followed: cap)" : "");
+		print_lineage(lin, s_or(x, "name", ""), depth + 1);
+	}
+}
+
 int cmd_license(struct cli *c)
 {
 	if (c->argc != 1)
@@ -51,12 +75,7 @@ int cmd_license(struct cli *c)
 	json_t *lin = json_object_get(res, "lineage");
 	if (json_array_size(lin)) {
 		printf("lineage:\n");
-		json_array_foreach(lin, i, x) {
-			int depth = (int)json_integer_value(json_object_get(x, "depth"));
-			printf("  %*s%s  %s%s\n", 2 * (depth - 1), "", s_or(x, "name", "?"),
-			       s_or(x, "license", "unknown"),
-			       json_is_true(json_object_get(x, "in_store")) ? "" : " (not in the store)");
-		}
+		print_lineage(lin, s_or(res, "name", ""), 1);
 	}
 	json_decref(res);
 	return EXIT_OK;

@@ -17,49 +17,137 @@ static const char *license_id(json_t *m)
 	return s ? s : json_string_value(json_object_get(l, "declared"));
 }
 
-/* Breadth-first through base_model, each ancestor once. */
-static json_t *lineage(struct daemon *d, MDB_txn *txn, json_t *m)
+/* The verdict of one stored ancestor's own license (declared, and detected
+ * when it matched) under pol. */
+static const char *own_verdict(json_t *am, const struct policy *pol)
 {
-	json_t *out = json_array(), *seen = json_object(), *queue = json_array();
-	json_object_set_new(seen, json_string_value(json_object_get(m, "name")), json_true());
-	json_array_append_new(queue, json_pack("{s:O,s:i}", "card", json_object_get(m, "card"),
-					       "depth", 1));
-	for (size_t qi = 0; qi < json_array_size(queue) && json_array_size(out) < 64; qi++) {
-		json_t *q = json_array_get(queue, qi);
-		int depth = (int)json_integer_value(json_object_get(q, "depth"));
+	json_t *l = json_object_get(am, "license"), *det = json_object_get(l, "detected");
+	struct policy_decision pd;
+	if (policy_evaluate(pol, license_id(am),
+			    json_is_true(json_object_get(det, "matched"))
+				    ? json_string_value(json_object_get(det, "id")) : NULL,
+			    NULL, 0, &pd))
+		return NULL;
+	return policy_verdict_name(pd.verdict);
+}
+
+/* Whether name is node k or one of its descendants back to the root (node
+ * 0): naming it again as a base model closes a loop. */
+static int on_path(json_t *chain, const int *parent, int k, const char *root, const char *name)
+{
+	for (; k > 0; k = parent[k])
+		if (!strcmp(json_string_value(json_object_get(json_array_get(chain, (size_t)k - 1), "name")),
+			    name))
+			return 1;
+	return !strcmp(root, name);
+}
+
+int audit_lineage(struct daemon *d, MDB_txn *txn, const char *name, const json_t *card,
+		  const struct policy *pol, json_t **chain, struct lic_ancestor **anc, size_t *nanc)
+{
+	/* node 0 is the model itself; node k > 0 is chain entry k - 1 */
+	json_t *out = json_array(), *seen = json_object();
+	json_t *cards[LIC_MAX_ANCESTORS + 1] = { 0 };
+	int parent[LIC_MAX_ANCESTORS + 1], depth[LIC_MAX_ANCESTORS + 1], n = 1;
+	struct lic_ancestor *a = calloc(LIC_MAX_ANCESTORS, sizeof *a);
+	*chain = NULL;
+	*anc = NULL;
+	*nanc = 0;
+	if (!out || !seen || !a) {
+		json_decref(out);
+		json_decref(seen);
+		free(a);
+		return md_fail(MD_ENOMEM, "lineage: out of memory");
+	}
+	cards[0] = json_incref((json_t *)card);
+	parent[0] = -1;
+	depth[0] = 0;
+	for (int k = 0; k < n; k++) {
 		size_t i;
-		json_t *b;
-		json_array_foreach(json_object_get(json_object_get(q, "card"), "base_model"), i, b) {
-			const char *name = json_string_value(b);
-			if (!name || json_object_get(seen, name))
+		json_t *b, *bases = json_object_get(cards[k], "base_model");
+		json_array_foreach(bases, i, b) {
+			const char *bn = json_string_value(b);
+			if (!bn)
 				continue;
-			json_object_set_new(seen, name, json_true());
+			int loop = on_path(out, parent, k, name, bn);
+			if (!loop && json_object_get(seen, bn))
+				continue; /* reached twice (a merge of siblings): listed once */
+			if (n == LIC_MAX_ANCESTORS + 1 || depth[k] == LIC_MAX_DEPTH) {
+				if (k > 0) /* its bases go unexamined: say so */
+					json_object_set_new(json_array_get(out, (size_t)k - 1), "cut", json_true());
+				break;
+			}
+			const char *via = k ? json_string_value(json_object_get(json_array_get(out, (size_t)k - 1),
+										  "name")) : name;
+			json_t *e = json_pack("{s:s,s:i,s:s,s:b}", "name", bn, "depth", depth[k] + 1, "via", via,
+					      "in_store", 0);
 			char rev[CATALOG_REV_LEN + 1];
 			json_t *am = NULL;
-			int stored = util_check_model_name(name) == 0 &&
-				     catalog_resolve(d->st, txn, name, NULL, rev) == 0 &&
-				     catalog_get_rev(d->st, txn, name, rev, &am) == 0;
-			json_t *e = json_pack("{s:s,s:i,s:b}", "name", name, "depth", depth,
-					      "in_store", stored);
-			if (stored) {
-				const char *lic = license_id(am);
-				json_object_set_new(e, "revision", json_string(rev));
-				json_object_set_new(e, "license", lic ? json_string(lic) : json_null());
-				json_object_set(e, "verdict", json_object_get(json_object_get(am, "license"),
-									      "verdict"));
-				if (depth < AUDIT_MAX_DEPTH)
-					json_array_append_new(queue, json_pack("{s:O,s:i}", "card",
-						json_object_get(am, "card"), "depth", depth + 1));
-				json_decref(am);
-			} else {
+			if (loop) {
+				json_object_set_new(e, "loop", json_true());
 				json_object_set_new(e, "license", json_null());
+			} else {
+				json_object_set_new(seen, bn, json_true());
+				int stored = util_check_model_name(bn) == 0 &&
+					     catalog_resolve(d->st, txn, bn, NULL, rev) == 0 &&
+					     catalog_get_rev(d->st, txn, bn, rev, &am) == 0;
+				json_object_set_new(e, "in_store", json_boolean(stored));
+				const char *lic = stored ? license_id(am) : NULL;
+				json_object_set_new(e, "license", lic ? json_string(lic) : json_null());
+				if (stored) {
+					const char *v = own_verdict(am, pol);
+					json_object_set_new(e, "revision", json_string(rev));
+					json_object_set_new(e, "verdict", v ? json_string(v) : json_null());
+				}
 			}
 			json_array_append_new(out, e);
+			parent[n] = k;
+			depth[n] = depth[k] + 1;
+			cards[n] = am ? json_incref(json_object_get(am, "card")) : NULL;
+			n++;
+			json_decref(am);
 		}
 	}
+	for (int k = 0; k < n; k++)
+		json_decref(cards[k]);
 	json_decref(seen);
-	json_decref(queue);
-	return out;
+	/* the ancestors for meta/lic, borrowing the chain's strings */
+	size_t i;
+	json_t *e;
+	json_array_foreach(out, i, e) {
+		a[i].name = json_string_value(json_object_get(e, "name"));
+		a[i].license = json_string_value(json_object_get(e, "license"));
+		a[i].via = json_string_value(json_object_get(e, "via"));
+		a[i].depth = (unsigned)json_integer_value(json_object_get(e, "depth"));
+		a[i].loop = json_is_true(json_object_get(e, "loop"));
+		a[i].cut = json_is_true(json_object_get(e, "cut"));
+	}
+	*chain = out;
+	*anc = a;
+	*nanc = json_array_size(out);
+	return 0;
+}
+
+int audit_live_license(struct daemon *d, MDB_txn *txn, const char *name, json_t *m,
+		       const struct policy *pol, json_t **license, json_t **chain)
+{
+	struct lic_ancestor *anc;
+	size_t nanc;
+	json_t *lic = json_deep_copy(json_object_get(m, "license"));
+	if (!lic)
+		lic = json_object();
+	int rc = audit_lineage(d, txn, name, json_object_get(m, "card"), pol, chain, &anc, &nanc);
+	if (!rc)
+		rc = lic_relineage(lic, anc, nanc, pol);
+	free(anc);
+	if (rc) {
+		json_decref(lic);
+		json_decref(*chain);
+		*chain = NULL;
+		return rc;
+	}
+	*license = lic;
+	return 0;
 }
 
 int audit_license(struct daemon *d, json_t *req, json_t **res)
@@ -76,10 +164,10 @@ int audit_license(struct daemon *d, json_t *req, json_t **res)
 	if (!(rc = store_txn(d->st, 0, &txn))) {
 		if (!(rc = catalog_resolve(d->st, txn, name, want, rev)) &&
 		    !(rc = catalog_get_rev(d->st, txn, name, rev, &m))) {
-			json_t *lic = json_object_get(m, "license");
-			*res = json_pack("{s:s,s:s,s:O,s:o}", "name", name, "revision", rev,
-					 "license", lic ? lic : json_null(), "lineage",
-					 lineage(d, txn, m));
+			json_t *lic, *chain;
+			if (!(rc = audit_live_license(d, txn, name, m, d->pol, &lic, &chain)))
+				*res = json_pack("{s:s,s:s,s:o,s:o}", "name", name, "revision", rev,
+						 "license", lic, "lineage", chain);
 			json_decref(m);
 		}
 		mdb_txn_abort(txn);
@@ -95,10 +183,18 @@ struct actx { struct daemon *d; MDB_txn *txn; const struct policy *pol; json_t *
 static int audit_one(const char *name, const char *rev, json_t *m, void *arg)
 {
 	struct actx *a = arg;
-	json_t *lic = json_deep_copy(json_object_get(m, "license"));
-	if (!lic)
-		lic = json_object();
-	lic_reevaluate(lic, a->pol);
+	json_t *lic, *chain;
+	int rc = audit_live_license(a->d, a->txn, name, m, a->pol, &lic, &chain);
+	if (rc)
+		return rc;
+	/* the exports' ancestors: a loop entry is the model itself or one of
+	 * its descendants, not an ancestor */
+	json_t *ancestors = json_array(), *e;
+	size_t ai;
+	json_array_foreach(chain, ai, e)
+		if (!json_is_true(json_object_get(e, "loop")))
+			json_array_append(ancestors, e);
+	json_decref(chain);
 	const char *v = json_string_value(json_object_get(lic, "verdict"));
 	a->counts[v && !strcmp(v, "deny") ? 2 : v && !strcmp(v, "review") ? 1 : 0]++;
 	json_t *files = json_array(), *f;
@@ -120,7 +216,7 @@ static int audit_one(const char *name, const char *rev, json_t *m, void *arg)
 	json_t *rec = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:O,s:o}", "name", name,
 				"revision", json_array_size(refs) ? json_string_value(json_array_get(refs, 0)) : rev,
 				"commit", rev, "files", files, "license", lic, "provenance", prov,
-				"lineage", lineage(a->d, a->txn, m), "card",
+				"lineage", ancestors, "card",
 				json_object_get(m, "card") ? json_object_get(m, "card") : json_null(),
 				"refs", refs ? refs : json_array());
 	json_array_append_new(a->models, rec);

@@ -1,5 +1,6 @@
 /* daemon/describe.c — see describe.h. */
 #include "daemon/describe.h"
+#include "daemon/audit.h"
 #include "daemon/facts.h"
 #include "registry/catalog.h"
 #include "meta/card.h"
@@ -11,31 +12,16 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The license of a stored model (its default revision), or NULL. Borrowed
- * from keep, which the caller decrefs. */
-static const char *stored_license(struct daemon *d, MDB_txn *txn, const char *name, json_t *keep)
-{
-	char rev[CATALOG_REV_LEN + 1];
-	json_t *m;
-	if (util_check_model_name(name) || catalog_resolve(d->st, txn, name, NULL, rev) ||
-	    catalog_get_rev(d->st, txn, name, rev, &m))
-		return NULL;
-	json_array_append_new(keep, m);
-	json_t *l = json_object_get(m, "license");
-	const char *s = json_string_value(json_object_get(l, "spdx"));
-	return s ? s : json_string_value(json_object_get(l, "declared"));
-}
-
 int describe_revision(struct daemon *d, const char *name, struct ingest *ing, json_t *extra)
 {
-	json_t *card = NULL, *license = NULL, *facts = NULL, *keep = json_array();
+	json_t *card = NULL, *license = NULL, *facts = NULL;
 	char *text = NULL;
 	ssize_t tlen = 0;
 	int rc = 0;
 	json_t *paths = ingest_paths(ing);
 	size_t n = json_array_size(paths);
 	const char **files = calloc(n ? n : 1, sizeof *files);
-	if (!files || !keep) {
+	if (!files) {
 		rc = MD_ENOMEM;
 		goto out;
 	}
@@ -59,26 +45,25 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 			tlen = 0;
 		}
 	}
-	struct lic_ancestor anc[DESCRIBE_MAX_ANCESTORS];
-	size_t nanc = 0, i;
-	json_t *b;
+	/* the whole chain through base_model as the catalog holds it now; the
+	 * license and audit commands recompute it when they run (audit.h) */
+	struct lic_ancestor *anc = NULL;
+	size_t nanc = 0;
+	json_t *chain = NULL;
 	MDB_txn *txn = NULL;
-	json_t *bases = json_object_get(card, "base_model");
-	if (json_array_size(bases) && store_txn(d->st, 0, &txn) == 0) {
-		json_array_foreach(bases, i, b) {
-			if (nanc == DESCRIBE_MAX_ANCESTORS || !json_is_string(b))
-				continue;
-			anc[nanc].name = json_string_value(b);
-			anc[nanc].license = stored_license(d, txn, anc[nanc].name, keep);
-			nanc++;
-		}
+	if (json_array_size(json_object_get(card, "base_model")) && store_txn(d->st, 0, &txn) == 0) {
+		rc = audit_lineage(d, txn, name, card, d->pol, &chain, &anc, &nanc);
+		mdb_txn_abort(txn);
+		if (rc)
+			goto out;
 	}
 	rc = lic_assess(card, text, (size_t)tlen, text ? lfile : NULL, anc, nanc, d->pol, &license);
-	if (txn)
-		mdb_txn_abort(txn); /* after lic_assess: anc strings live in keep */
+	free(anc); /* its strings live in chain */
+	json_decref(chain);
 	if (rc || (rc = card_facts(card, name, &facts)))
 		goto out;
 	/* parameters and bytes per dtype from the converted weight files */
+	size_t i;
 	json_int_t params = 0;
 	int weights = 0;
 	json_t *dtb = json_object(), *f;
@@ -117,7 +102,6 @@ out:
 	json_decref(card);
 	json_decref(license);
 	json_decref(facts);
-	json_decref(keep);
 	free(text);
 	free(files);
 	return rc;

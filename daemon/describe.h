@@ -14,7 +14,6 @@
 #include "registry/ingest.h"
 
 #define DESCRIBE_MAX_LICENSE (1u << 20) /* bytes of a LICENSE text examined */
-#define DESCRIBE_MAX_ANCESTORS 16       /* base_model entries followed */
 
 /*
  * Add "card", "license" and "facts" to extra (an object the caller owns).

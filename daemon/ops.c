@@ -133,6 +133,14 @@ static int op_show(struct daemon *d, struct ops_peer *p, json_t *req, json_t **r
 	    !(rc = catalog_get_rev(d->st, txn, name, rev, &m))) {
 		*res = public_manifest(d->st, txn, m, 1);
 		find_public_facts(d, *res);
+		/* the license as `license` shows it: lineage, its flags and the
+		 * verdict from the catalog as it is now (audit.h) */
+		json_t *lic, *chain;
+		if (*res && json_object_get(*res, "license") &&
+		    !audit_live_license(d, txn, name, m, d->pol, &lic, &chain)) {
+			json_object_set_new(*res, "license", lic);
+			json_decref(chain);
+		}
 		json_decref(m);
 	}
 	mdb_txn_abort(txn);

@@ -59,6 +59,65 @@ static void class_list(unsigned cls, char *buf, size_t n)
 		}
 }
 
+/* "base model X" or "ancestor X (base model of Y)". */
+static void anc_name(const struct lic_ancestor *a, char *buf, size_t n)
+{
+	const char *nm = a->name ? a->name : "?";
+	if (a->depth <= 1 || !a->via)
+		snprintf(buf, n, "base model %s", nm);
+	else
+		snprintf(buf, n, "ancestor %s (base model of %s)", nm, a->via);
+}
+
+/* The flags that come from the lineage (see lic_flags), appended to out. */
+static int lineage_flags(const char *decl, const struct lic_ancestor *anc, size_t nanc, json_t *out)
+{
+	int rc;
+	for (size_t i = 0; i < nanc; i++) {
+		const char *nm = anc[i].name ? anc[i].name : "?";
+		char who[320];
+		anc_name(&anc[i], who, sizeof who);
+		if (anc[i].loop) {
+			if (!anc[i].via || !strcmp(anc[i].via, nm) ? add_flag(out, "lineage-cycle",
+				     "%s names itself as its base model: ignored", nm)
+				   : add_flag(out, "lineage-cycle",
+				     "%s names %s as its base model, which derives from it: the loop is not followed",
+				     anc[i].via, nm))
+				goto oom;
+			continue;
+		}
+		if (anc[i].cut && add_flag(out, "lineage-unknown",
+				       "the base models of %s are not followed (lineage capped at %d generations, %d "
+				       "ancestors): their licenses are unknown", nm, LIC_MAX_DEPTH, LIC_MAX_ANCESTORS))
+			goto oom;
+		if (!anc[i].license) {
+			if (add_flag(out, "lineage-unknown", "%s is not in the store: its license is unknown", who))
+				goto oom;
+			continue;
+		}
+		char *a = NULL;
+		if ((rc = spdx_normalize(anc[i].license, NULL, &a)))
+			return rc;
+		unsigned ac = spdx_classes(a);
+		const char *fa = spdx_family(a), *fd = spdx_family(decl);
+		int differ = !same_license(a, decl) && !(fa && fd && !strcmp(fa, fd));
+		if ((ac & CARRY) && differ) {
+			char cls[160];
+			class_list(ac & CARRY, cls, sizeof cls);
+			if (add_flag(out, "declared-vs-lineage",
+				     "the card declares %s but %s is %s (%s): its terms carry to derivatives",
+				     decl, who, a, cls)) {
+				free(a);
+				goto oom;
+			}
+		}
+		free(a);
+	}
+	return 0;
+oom:
+	return md_fail(MD_ENOMEM, "license flags: out of memory");
+}
+
 int lic_flags(const char *declared, const char *license_name, const struct licdetect_result *det,
 	      const struct lic_ancestor *anc, size_t nanc, json_t **out)
 {
@@ -92,33 +151,8 @@ int lic_flags(const char *declared, const char *license_name, const struct licde
 				goto oom;
 		}
 	}
-	for (size_t i = 0; i < nanc; i++) {
-		const char *nm = anc[i].name ? anc[i].name : "?";
-		if (!anc[i].license) {
-			if (add_flag(*out, "lineage-unknown",
-				     "base model %s is not in the store: its license is unknown", nm))
-				goto oom;
-			continue;
-		}
-		char *a = NULL;
-		if ((rc = spdx_normalize(anc[i].license, NULL, &a)))
-			goto fail;
-		unsigned ac = spdx_classes(a);
-		const char *fa = spdx_family(a), *fd = spdx_family(decl);
-		int differ = !same_license(a, decl) && !(fa && fd && !strcmp(fa, fd));
-		if ((ac & CARRY) && differ) {
-			char cls[160];
-			class_list(ac & CARRY, cls, sizeof cls);
-			if (add_flag(*out, "declared-vs-lineage",
-				     "the card declares %s but base model %s is %s (%s): its terms carry to "
-				     "derivatives",
-				     decl, nm, a, cls)) {
-				free(a);
-				goto oom;
-			}
-		}
-		free(a);
-	}
+	if ((rc = lineage_flags(decl, anc, nanc, *out)))
+		goto fail;
 	free(decl);
 	return 0;
 oom:
@@ -145,6 +179,19 @@ static json_t *classes_json(const char *id)
 static json_t *str_or_null(const char *s)
 {
 	return s ? json_string(s) : json_null();
+}
+
+/* One "lineage" entry; id: the normalized license or NULL. */
+static json_t *lineage_entry(const struct lic_ancestor *a, const char *id)
+{
+	json_t *e = json_pack("{s:o, s:o, s:o, s:i, s:o}", "name", str_or_null(a->name), "license",
+			      str_or_null(id), "classes", id ? classes_json(id) : json_array(), "depth",
+			      a->depth ? (int)a->depth : 1, "via", str_or_null(a->via));
+	if (e && a->loop)
+		json_object_set_new(e, "loop", json_true());
+	if (e && a->cut)
+		json_object_set_new(e, "cut", json_true());
+	return e;
 }
 
 int lic_assess(const json_t *card, const char *text, size_t text_len, const char *license_file,
@@ -188,10 +235,7 @@ int lic_assess(const json_t *card, const char *text, size_t text_len, const char
 		if (anc[i].license && spdx_normalize(anc[i].license, NULL, &owned[i]))
 			goto oom;
 		lids[i] = owned[i];
-		json_t *e = json_pack("{s:o, s:o, s:o}", "name", str_or_null(anc[i].name), "license",
-				      str_or_null(owned[i]), "classes",
-				      owned[i] ? classes_json(owned[i]) : json_array());
-		bad |= json_array_append_new(lin, e);
+		bad |= json_array_append_new(lin, lineage_entry(&anc[i], owned[i]));
 	}
 	bad |= json_object_set(o, "lineage", lin);
 	struct policy_decision pd;
@@ -276,6 +320,53 @@ int lic_reevaluate(json_t *record, const struct policy *pol)
 				   json_pack("{s:s, s:s}", "license", pd.license, "source", pd.source));
 	bad |= json_object_set_new(record, "enforce", json_boolean(policy_enforce(pol)));
 	return bad ? md_fail(MD_ENOMEM, "license record: out of memory") : 0;
+}
+
+static int lineage_kind(const char *k)
+{
+	return k && (!strcmp(k, "declared-vs-lineage") || !strcmp(k, "lineage-unknown") ||
+		     !strcmp(k, "lineage-cycle"));
+}
+
+int lic_relineage(json_t *record, const struct lic_ancestor *anc, size_t nanc, const struct policy *pol)
+{
+	if (!json_is_object(record))
+		return md_fail(MD_EINVAL, "license record: not an object");
+	const char *spdx = json_string_value(json_object_get(record, "spdx"));
+	char *decl = NULL;
+	int rc = spdx ? ((decl = strdup(spdx)) ? 0 : MD_ENOMEM)
+		      : spdx_normalize(json_string_value(json_object_get(record, "declared")),
+				       json_string_value(json_object_get(record, "license_name")), &decl);
+	if (rc)
+		return rc == MD_ENOMEM ? md_fail(MD_ENOMEM, "license record: out of memory") : rc;
+	json_t *lin = json_array(), *flags = json_array(), *f;
+	int bad = !lin || !flags;
+	for (size_t i = 0; !bad && i < nanc; i++) {
+		char *id = NULL;
+		if (anc[i].license && !anc[i].loop && spdx_normalize(anc[i].license, NULL, &id)) {
+			bad = 1;
+			break;
+		}
+		bad |= json_array_append_new(lin, lineage_entry(&anc[i], id));
+		free(id);
+	}
+	size_t i;
+	json_array_foreach(json_object_get(record, "flags"), i, f)
+		if (!bad && !lineage_kind(json_string_value(json_object_get(f, "kind"))))
+			bad |= json_array_append(flags, f);
+	if (!bad && (rc = lineage_flags(decl, anc, nanc, flags)))
+		bad = 1;
+	free(decl);
+	if (!bad) {
+		bad |= json_object_set_new(record, "lineage", lin);
+		bad |= json_object_set_new(record, "flags", flags);
+		lin = flags = NULL;
+	}
+	json_decref(lin);
+	json_decref(flags);
+	if (bad)
+		return md_fail(MD_ENOMEM, "license record: out of memory");
+	return lic_reevaluate(record, pol);
 }
 
 void lic_verdict_message(const json_t *record, char *buf, size_t n)

@@ -16,11 +16,24 @@
 #include "meta/licdetect.h"
 #include "meta/policy.h"
 
-/* One ancestor through base_model (nearest first). */
+/* The lineage is followed this many base_model generations deep and up to
+ * this many ancestors (breadth-first, nearest first); an ancestor whose own
+ * base models were not followed is marked "cut" and flagged. */
+#define LIC_MAX_DEPTH 8
+#define LIC_MAX_ANCESTORS 64
+
+/* One ancestor through base_model, any generation (nearest first). */
 struct lic_ancestor {
 	const char *name;    /* "meta-llama/Llama-3.1-8B" */
 	const char *license; /* its declared license, any id form; NULL when the
-	                        ancestor is not in the store (unknown) */
+	                        ancestor is not in the store (unknown) or loop */
+	const char *via;     /* the model whose base_model names it (the model
+	                        itself for a direct base); NULL: unknown */
+	unsigned depth;      /* 1 direct base model, 2 its base, ...; 0 = 1 */
+	int loop;            /* it is the model itself or one of its own
+	                        descendants in the chain: a cycle, not followed */
+	int cut;             /* stored, but its base models were not followed
+	                        (LIC_MAX_DEPTH / LIC_MAX_ANCESTORS reached) */
 };
 
 /* A LICENSE text is "modified" (flag license-text-modified) when it has at
@@ -42,7 +55,12 @@ struct lic_ancestor {
  *                            copyleft, no-derivatives) and the card declares
  *                            a license of another family (card says
  *                            apache-2.0, base model is Llama-licensed)
- *   "lineage-unknown"        an ancestor is not in the store
+ *   "lineage-unknown"        an ancestor is not in the store, or the chain
+ *                            was cut (LIC_MAX_DEPTH, LIC_MAX_ANCESTORS)
+ *   "lineage-cycle"          base_model names the model itself, or the
+ *                            chain loops back to a descendant
+ * Ancestors past the direct base models count like direct ones; messages
+ * name them as "ancestor X (base model of Y)".
  * declared / license_name: the card's fields (may be NULL). det: detection
  * result or NULL when there is no LICENSE text. anc/nanc: ancestors.
  * Returns 0 or MD_ENOMEM.
@@ -56,7 +74,8 @@ int lic_flags(const char *declared, const char *license_name, const struct licde
  *    "spdx": normalized declared id, "classes": [class names],
  *    "detected": null | { "file", "id", "score", "coverage", "matched",
  *                         "runner_up", "runner_up_score", "extra" },
- *    "lineage": [{ "name", "license" (normalized or null), "classes" }],
+ *    "lineage": [{ "name", "license" (normalized or null), "classes",
+ *                  "depth", "via", and "loop" / "cut" when true }],
  *    "verdict": "allow"|"review"|"deny", "rule": "...",
  *    "decided_by": { "license", "source" }, "enforce": bool,
  *    "flags": [...] (lic_flags) }
@@ -77,6 +96,15 @@ int lic_assess(const json_t *card, const char *text, size_t text_len, const char
  * Returns 0, MD_EINVAL (record not an object) or MD_ENOMEM.
  */
 int lic_reevaluate(json_t *record, const struct policy *pol);
+
+/*
+ * Replace the lineage of a stored record (lic_assess output) with anc/nanc,
+ * the chain as the catalog holds it now: its "lineage", the lineage flags
+ * ("declared-vs-lineage", "lineage-unknown", "lineage-cycle"; the others are
+ * kept) and the verdict under pol (as lic_reevaluate). A record that is not
+ * an object is replaced by nothing: MD_EINVAL. Returns 0 or MD_ENOMEM.
+ */
+int lic_relineage(json_t *record, const struct lic_ancestor *anc, size_t nanc, const struct policy *pol);
 
 /*
  * One line for users, from a record: "deny: CC-BY-NC-4.0 (declared) by

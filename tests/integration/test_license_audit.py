@@ -177,3 +177,151 @@ def test_policy_file_not_text_is_refused(daemon, tmp):
         f.write(b"hf_abc\x00def\n")
     r = daemon.ctl("pull", "acme/x", "--hub", "http://127.0.0.1:9", "--token-file", tok, check=False)
     assert r.rc == 1 and r.err == f"modelctl: {tok}:1: NUL byte at offset 6\n", r
+
+
+def _audit(daemon, pol):
+    j = daemon.ctl("audit", "--policy", pol, "--format", "json", check=False).json()
+    return {m["name"]: m for m in j["models"]}
+
+
+def _kinds(lic):
+    return [f["kind"] for f in lic["flags"]]
+
+
+def test_lineage_whole_chain(daemon, tmp):
+    """The verdict and flags use every generation, not only the direct base:
+    x/ft2 (MIT) -> acme/ft (Apache) -> meta/llama (Llama 3.1)."""
+    daemon.ctl("import", model(tmp, "l", "---\nlicense: llama3.1\n---\n"), "--name", "meta/llama")
+    daemon.ctl("import", model(tmp, "f", "---\nlicense: apache-2.0\nbase_model: meta/llama\n---\n"),
+               "--name", "acme/ft")
+    daemon.ctl("import", model(tmp, "f2", "---\nlicense: mit\nbase_model: [acme/ft, nobody/missing]\n---\n"),
+               "--name", "x/ft2")
+    pol = os.path.join(tmp, "p.conf")
+    with open(pol, "w") as f:
+        f.write("deny = @restricted-use\n")
+    ms = _audit(daemon, pol)
+    assert ms["acme/ft"]["license"]["verdict"] == "deny"
+    lic = ms["x/ft2"]["license"]
+    assert lic["verdict"] == "deny", lic
+    assert lic["decided_by"] == {"license": "LicenseRef-Llama-3.1-Community", "source": "lineage[2]"}
+    assert [(e["name"], e["depth"], e["via"]) for e in lic["lineage"]] == [
+        ("acme/ft", 1, "x/ft2"), ("nobody/missing", 1, "x/ft2"), ("meta/llama", 2, "acme/ft")]
+    msgs = [f["message"] for f in lic["flags"] if f["kind"] == "declared-vs-lineage"]
+    assert any("ancestor meta/llama (base model of acme/ft)" in m for m in msgs), lic["flags"]
+    assert "lineage-unknown" in _kinds(lic)
+    assert [a["name"] for a in ms["x/ft2"]["lineage"]] == ["acme/ft", "nobody/missing", "meta/llama"]
+    # the same through `license` (the daemon's policy: allow) and `show`
+    j = daemon.ctl("license", "x/ft2", "--json").json()
+    assert [e["name"] for e in j["license"]["lineage"]] == ["acme/ft", "nobody/missing", "meta/llama"]
+    assert "declared-vs-lineage" in _kinds(j["license"])
+    assert "declared-vs-lineage" in _kinds(daemon.ctl("show", "x/ft2", "--json").json()["license"])
+    # text: each ancestor nested under the model that names it
+    out = daemon.ctl("license", "x/ft2").out
+    tree = out[out.index("lineage:\n") + len("lineage:\n"):].splitlines()
+    assert tree == ["  acme/ft  Apache-2.0",
+                    "    meta/llama  LicenseRef-Llama-3.1-Community",
+                    "  nobody/missing  unknown (not in the store)"], out
+    for fmt in ("cyclonedx", "spdx"):
+        p = os.path.join(tmp, fmt + ".json")
+        with open(p, "w") as f:
+            f.write(daemon.ctl("audit", "--format", fmt).out)
+        v = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/data/schema/validate.py"),
+                            fmt, p], capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+
+
+def _nc_pair(daemon, tmp, pol, parent_first):
+    child = model(tmp, "c", "---\nlicense: apache-2.0\nbase_model: x/ncparent\n---\n")
+    parent = model(tmp, "p", "---\nlicense: cc-by-nc-4.0\n---\n")
+    order = [(parent, "x/ncparent"), (child, "x/child")]
+    for path, name in (order if parent_first else order[::-1]):
+        daemon.ctl("import", path, "--name", name)
+    lic = _audit(daemon, pol)["x/child"]["license"]
+    assert lic["verdict"] == "deny", lic
+    assert lic["decided_by"]["source"] == "lineage[0]"
+    assert "declared-vs-lineage" in _kinds(lic) and "lineage-unknown" not in _kinds(lic), lic["flags"]
+    assert lic["lineage"][0]["license"] == "CC-BY-NC-4.0"
+    for j in (daemon.ctl("license", "x/child", "--json").json()["license"],
+              daemon.ctl("show", "x/child", "--json").json()["license"]):
+        assert "declared-vs-lineage" in _kinds(j) and "lineage-unknown" not in _kinds(j), j
+
+
+def test_lineage_child_imported_before_parent(daemon, tmp):
+    """Lineage is read from the catalog when audit/license run, not frozen at
+    import: the parent imported after the child still counts; rm of the
+    parent makes it unknown again."""
+    pol = os.path.join(tmp, "p.conf")
+    with open(pol, "w") as f:
+        f.write("deny = @non-commercial\n")
+    _nc_pair(daemon, tmp, pol, parent_first=False)
+    daemon.ctl("rm", "x/ncparent")
+    lic = _audit(daemon, pol)["x/child"]["license"]
+    assert lic["verdict"] == "allow", lic
+    assert "lineage-unknown" in _kinds(lic) and "declared-vs-lineage" not in _kinds(lic)
+    assert lic["lineage"][0]["license"] is None
+    assert daemon.ctl("audit", "--policy", pol, check=False).rc == 0
+
+
+def test_lineage_parent_imported_first(daemon, tmp):
+    pol = os.path.join(tmp, "p.conf")
+    with open(pol, "w") as f:
+        f.write("deny = @non-commercial\n")
+    _nc_pair(daemon, tmp, pol, parent_first=True)
+    assert daemon.ctl("audit", "--policy", pol, check=False).rc == 1
+
+
+def test_lineage_cycle_and_self_reference(daemon, tmp):
+    """x/a <-> x/b and a card naming itself: a lineage-cycle flag, no loop,
+    and the other model's license still counts."""
+    daemon.ctl("import", model(tmp, "a", "---\nlicense: mit\nbase_model: x/b\n---\n"), "--name", "x/a")
+    daemon.ctl("import", model(tmp, "b", "---\nlicense: cc-by-nc-4.0\nbase_model: x/a\n---\n"),
+               "--name", "x/b")
+    daemon.ctl("import", model(tmp, "s", "---\nlicense: mit\nbase_model: x/s\n---\n"), "--name", "x/s")
+    pol = os.path.join(tmp, "p.conf")
+    with open(pol, "w") as f:
+        f.write("deny = @non-commercial\n")
+    ms = _audit(daemon, pol)
+    a = ms["x/a"]["license"]
+    assert a["verdict"] == "deny" and "lineage-unknown" not in _kinds(a), a
+    assert [(e["name"], e["depth"], e.get("loop", False)) for e in a["lineage"]] == [
+        ("x/b", 1, False), ("x/a", 2, True)]
+    cyc = [f["message"] for f in a["flags"] if f["kind"] == "lineage-cycle"]
+    assert cyc == ["x/b names x/a as its base model, which derives from it: the loop is not followed"]
+    assert [m["name"] for m in ms["x/a"]["lineage"]] == ["x/b"]  # the exports' ancestors
+    b = ms["x/b"]["license"]
+    assert b["verdict"] == "deny" and "lineage-cycle" in _kinds(b)
+    s = ms["x/s"]["license"]
+    assert s["verdict"] == "allow" and s["decided_by"]["source"] == "declared"
+    assert [f for f in s["flags"] if f["kind"].startswith("lineage")] == [
+        {"kind": "lineage-cycle", "message": "x/s names itself as its base model: ignored"}]
+    assert ms["x/s"]["lineage"] == []
+    out = daemon.ctl("license", "x/a").out
+    assert "  x/b  CC-BY-NC-4.0\n    x/a  (loop: already in this lineage, not followed)\n" in out, out
+    for fmt in ("cyclonedx", "spdx"):
+        p = os.path.join(tmp, fmt + ".json")
+        with open(p, "w") as f:
+            f.write(daemon.ctl("audit", "--format", fmt).out)
+        v = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/data/schema/validate.py"),
+                            fmt, p], capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_lineage_depth_cap(daemon, tmp):
+    """The chain is followed 8 generations deep; past that it is flagged,
+    not silently dropped."""
+    for i in range(10):
+        base = f"base_model: x/m{i + 1}\n" if i < 9 else ""
+        lic = "cc-by-nc-4.0" if i == 9 else "mit"
+        daemon.ctl("import", model(tmp, f"m{i}", f"---\nlicense: {lic}\n{base}---\n"), "--name", f"x/m{i}")
+    pol = os.path.join(tmp, "p.conf")
+    with open(pol, "w") as f:
+        f.write("deny = @non-commercial\n")
+    ms = _audit(daemon, pol)
+    m0 = ms["x/m0"]["license"]
+    assert [e["depth"] for e in m0["lineage"]] == list(range(1, 9))
+    assert m0["lineage"][-1]["name"] == "x/m8" and m0["lineage"][-1]["cut"] is True
+    assert m0["verdict"] == "allow"
+    assert [f["message"] for f in m0["flags"] if f["kind"] == "lineage-unknown"] == [
+        "the base models of x/m8 are not followed (lineage capped at 8 generations, 64 ancestors): "
+        "their licenses are unknown"]
+    assert ms["x/m1"]["license"]["verdict"] == "deny"  # x/m9 is its 8th generation

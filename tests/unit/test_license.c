@@ -416,6 +416,64 @@ static void test_assess(void **state)
 	json_decref(card);
 }
 
+/* A stored record gets the chain as it is now: grandparents count, a
+ * parent stored after the child replaces lineage-unknown, loops and cuts
+ * are flagged, and the other flags stay. */
+static void test_relineage(void **state)
+{
+	(void)state;
+	json_t *card, *rec;
+	const char *c = "---\nlicense: mit\nbase_model: acme/ft\n---\n";
+	assert_int_equal(card_parse(c, strlen(c), &card), 0);
+	struct lic_ancestor missing[] = { { "acme/ft", NULL, "x/ft2", 1, 0, 0 } };
+	struct policy *p;
+	const char *pol = "deny = @restricted-use\n";
+	assert_int_equal(policy_parse(pol, strlen(pol), "p.conf", &p), 0);
+	assert_int_equal(lic_assess(card, NULL, 0, NULL, missing, 1, p, &rec), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "allow");
+	assert_true(has_flag(json_object_get(rec, "flags"), "lineage-unknown"));
+	json_array_append_new(json_object_get(rec, "flags"), json_pack("{s:s,s:s}", "kind", "no-license",
+									  "message", "kept"));
+	struct lic_ancestor chain[] = { { "acme/ft", "apache-2.0", "x/ft2", 1, 0, 0 },
+					{ "meta/llama", "llama3.1", "acme/ft", 2, 0, 0 },
+					{ "x/ft2", NULL, "meta/llama", 3, 1, 0 } };
+	assert_int_equal(lic_relineage(rec, chain, 3, p), 0);
+	json_t *fl = json_object_get(rec, "flags");
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "deny");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(rec, "decided_by"), "source")),
+			    "lineage[1]");
+	assert_false(has_flag(fl, "lineage-unknown"));
+	assert_true(has_flag(fl, "no-license"));
+	assert_int_equal(json_array_size(fl), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(fl, 1), "message")),
+			    "the card declares MIT but ancestor meta/llama (base model of acme/ft) is "
+			    "LicenseRef-Llama-3.1-Community (restricted-use): its terms carry to derivatives");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(fl, 2), "message")),
+			    "meta/llama names x/ft2 as its base model, which derives from it: the loop is not followed");
+	json_t *lin = json_object_get(rec, "lineage");
+	assert_int_equal(json_array_size(lin), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(lin, 1), "depth")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(lin, 1), "via")), "acme/ft");
+	assert_true(json_is_true(json_object_get(json_array_get(lin, 2), "loop")));
+	/* self-reference, and a cut chain */
+	struct lic_ancestor self[] = { { "x/s", NULL, "x/s", 1, 1, 0 }, { "x/m8", "mit", "x/m7", 8, 0, 1 } };
+	assert_int_equal(lic_relineage(rec, self, 2, p), 0);
+	fl = json_object_get(rec, "flags");
+	assert_string_equal(json_string_value(json_object_get(rec, "verdict")), "allow");
+	assert_int_equal(json_array_size(fl), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(fl, 1), "message")),
+			    "x/s names itself as its base model: ignored");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(fl, 2), "kind")), "lineage-unknown");
+	/* no chain at all: no lineage flags */
+	assert_int_equal(lic_relineage(rec, NULL, 0, p), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "flags")), 1);
+	assert_int_equal(json_array_size(json_object_get(rec, "lineage")), 0);
+	assert_int_equal(lic_relineage(json_null(), NULL, 0, p), MD_EINVAL);
+	json_decref(rec);
+	policy_free(p);
+	json_decref(card);
+}
+
 static void test_pick_file(void **state)
 {
 	(void)state;
@@ -453,7 +511,7 @@ int main(void)
 		cmocka_unit_test(test_near_miss),     cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_speed),	      cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_assess),	      cmocka_unit_test(test_pick_file),
-		cmocka_unit_test(test_copyright_at_end),
+		cmocka_unit_test(test_copyright_at_end), cmocka_unit_test(test_relineage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
