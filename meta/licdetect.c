@@ -354,13 +354,60 @@ static size_t intersect(const uint64_t *a, size_t na, const uint64_t *b, size_t 
 
 /* ---- the corpus --------------------------------------------------------- */
 
+/*
+ * Optional text that a license's own distribution appends to it, as the
+ * SPDX templates mark with <<beginOptional>>: it is neither required for a
+ * match nor counted as text added to the license. Apache-2.0's APPENDIX
+ * ("How to apply the Apache License to your work", with its boilerplate
+ * notice) ships in apache.org's LICENSE-2.0.txt, Debian's copy and most
+ * projects' LICENSE files. Its "Copyright [yyyy] [name of copyright owner]"
+ * line, filled in or not, is a copyright line and dropped by normalization.
+ */
+static const struct { const char *id, *text; } optional_text[] = {
+	{ "Apache-2.0",
+	  "APPENDIX: How to apply the Apache License to your work.\n"
+	  "To apply the Apache License to your work, attach the following boilerplate notice, with the "
+	  "fields enclosed by brackets \"[]\" replaced with your own identifying information. (Don't "
+	  "include the brackets!)  The text should be enclosed in the appropriate comment syntax for the "
+	  "file format. We also recommend that a file or class name and description of purpose be included "
+	  "on the same \"printed page\" as the copyright notice for easier identification within "
+	  "third-party archives.\n"
+	  "Copyright [yyyy] [name of copyright owner]\n"
+	  "Licensed under the Apache License, Version 2.0 (the \"License\"); you may not use this file "
+	  "except in compliance with the License. You may obtain a copy of the License at\n"
+	  "http://www.apache.org/licenses/LICENSE-2.0\n"
+	  "Unless required by applicable law or agreed to in writing, software distributed under the "
+	  "License is distributed on an \"AS IS\" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, "
+	  "either express or implied. See the License for the specific language governing permissions and "
+	  "limitations under the License.\n" },
+};
+
 struct entry {
-	uint64_t *bg;
+	uint64_t *bg;  /* the license's bigrams */
 	size_t n;
+	uint64_t *opt; /* bigrams only its optional text has (NULL: none) */
+	size_t nopt;
 };
 static struct entry *corpus;
 static int corpus_err;
 static pthread_once_t corpus_once = PTHREAD_ONCE_INIT;
+
+/* Sorted unique bigrams of text[0..n); NULL on out of memory. */
+static uint64_t *corpus_bigrams(const char *text, size_t n, size_t *count)
+{
+	struct toks t = { 0 };
+	t.h = malloc(1024 * sizeof *t.h);
+	t.cap = t.h ? 1024 : 0;
+	if (!t.h)
+		return NULL;
+	tokenize(text, n, &t);
+	if (t.oom) {
+		free(t.h);
+		return NULL;
+	}
+	*count = bigrams(t.h, t.n);
+	return t.h;
+}
 
 static void corpus_init(void)
 {
@@ -370,22 +417,54 @@ static void corpus_init(void)
 		return;
 	}
 	for (size_t i = 0; i < licdetect_corpus_n; i++) {
-		struct toks t = { 0 };
-		t.h = malloc(1024 * sizeof *t.h);
-		t.cap = t.h ? 1024 : 0;
-		if (!t.h) {
+		const char *lt = licdetect_corpus[i].text;
+		if (!(corpus[i].bg = corpus_bigrams(lt, strlen(lt), &corpus[i].n))) {
 			corpus_err = MD_ENOMEM;
 			return;
 		}
-		tokenize(licdetect_corpus[i].text, strlen(licdetect_corpus[i].text), &t);
-		if (t.oom) {
-			free(t.h);
-			corpus_err = MD_ENOMEM;
-			return;
+		for (size_t o = 0; o < sizeof optional_text / sizeof optional_text[0]; o++) {
+			if (strcmp(optional_text[o].id, licdetect_corpus[i].id))
+				continue;
+			/* the license followed by its optional text, less the license's
+			 * own bigrams: also the bigrams that join the two */
+			size_t ll = strlen(lt), lo = strlen(optional_text[o].text), nf;
+			char *full = malloc(ll + lo + 2);
+			uint64_t *f = NULL;
+			if (full) {
+				memcpy(full, lt, ll);
+				full[ll] = '\n';
+				memcpy(full + ll + 1, optional_text[o].text, lo + 1);
+				f = corpus_bigrams(full, ll + lo + 1, &nf);
+				free(full);
+			}
+			if (!f) {
+				corpus_err = MD_ENOMEM;
+				return;
+			}
+			size_t u = 0, j = 0;
+			for (size_t k = 0; k < nf; k++) {
+				while (j < corpus[i].n && corpus[i].bg[j] < f[k])
+					j++;
+				if (j == corpus[i].n || corpus[i].bg[j] != f[k])
+					f[u++] = f[k];
+			}
+			corpus[i].opt = f;
+			corpus[i].nopt = u;
 		}
-		corpus[i].n = bigrams(t.h, t.n);
-		corpus[i].bg = t.h;
 	}
+}
+
+/* Score of a text (na bigrams a) against corpus entry e: Dice and coverage,
+ * with the text's bigrams that are e's optional text left out of both the
+ * text and the "extra" count. */
+static double score_one(const uint64_t *a, size_t na, const struct entry *e, size_t *k, size_t *extra,
+			double *coverage)
+{
+	*k = intersect(a, na, e->bg, e->n);
+	size_t eff = na - (e->opt ? intersect(a, na, e->opt, e->nopt) : 0);
+	*extra = eff - *k;
+	*coverage = e->n ? (double)*k / (double)e->n : 0;
+	return (eff + e->n) ? 2.0 * (double)*k / (double)(eff + e->n) : 0;
 }
 
 static int corpus_get(void)
@@ -441,17 +520,17 @@ int licdetect_text(const char *text, size_t len, struct licdetect_result *res)
 	if (rc)
 		return rc;
 	double best = -1, second = -1, best_cov = 0;
-	size_t bi = 0, si = 0, best_k = 0;
+	size_t bi = 0, si = 0, best_extra = 0;
 	for (size_t i = 0; i < licdetect_corpus_n && na; i++) {
-		size_t k = intersect(a, na, corpus[i].bg, corpus[i].n);
-		double d = (na + corpus[i].n) ? 2.0 * (double)k / (double)(na + corpus[i].n) : 0;
+		size_t k, extra;
+		double cov, d = score_one(a, na, &corpus[i], &k, &extra, &cov);
 		if (d > best) {
 			second = best;
 			si = bi;
 			best = d;
 			bi = i;
-			best_cov = corpus[i].n ? (double)k / (double)corpus[i].n : 0;
-			best_k = k;
+			best_cov = cov;
+			best_extra = extra;
 		} else if (d > second) {
 			second = d;
 			si = i;
@@ -463,7 +542,7 @@ int licdetect_text(const char *text, size_t len, struct licdetect_result *res)
 		res->score = best;
 		res->coverage = best_cov;
 		res->matched = best >= LICDETECT_MATCH && best_cov >= LICDETECT_COVERAGE;
-		res->extra = na - best_k;
+		res->extra = best_extra;
 		res->license_bigrams = corpus[bi].n;
 	}
 	if (second >= 0) {
@@ -489,10 +568,11 @@ int licdetect_score(const char *text, size_t len, const char *id, double *score,
 	rc = text_bigrams(text, len, &a, &na, &words);
 	if (rc)
 		return rc;
-	size_t k = intersect(a, na, corpus[idx].bg, corpus[idx].n);
-	*score = (na + corpus[idx].n) ? 2.0 * (double)k / (double)(na + corpus[idx].n) : 0;
+	size_t k, extra;
+	double cov;
+	*score = score_one(a, na, &corpus[idx], &k, &extra, &cov);
 	if (coverage)
-		*coverage = corpus[idx].n ? (double)k / (double)corpus[idx].n : 0;
+		*coverage = cov;
 	free(a);
 	return 0;
 }

@@ -12,6 +12,9 @@
  * where coverage = |A∩B| / |B| is the share of the license's own bigrams
  * found in the text: a text that drops a whole paragraph (e.g. Apache-2.0
  * without its patent grant) fails on coverage even when Dice stays high.
+ * A license's optional text (Apache-2.0's APPENDIX, as SPDX templates mark
+ * <<beginOptional>>) is left out of the text's bigrams before scoring: it
+ * is neither required nor counted in "extra".
  *
  * The corpus ships with modeld (meta/licenses/ID.txt, embedded at build
  * time). It is prepared on first use (pthread_once), then shared read-only

@@ -474,6 +474,89 @@ static void test_relineage(void **state)
 	json_decref(card);
 }
 
+/* The Apache-2.0 appendix as apache.org and Debian ship it, reflowed. */
+static const char apache_appendix[] =
+	"\n   APPENDIX: How to apply the Apache License to your work.\n\n"
+	"      To apply the Apache License to your work, attach the following\n"
+	"      boilerplate notice, with the fields enclosed by brackets \"[]\"\n"
+	"      replaced with your own identifying information. (Don't include\n"
+	"      the brackets!)  The text should be enclosed in the appropriate\n"
+	"      comment syntax for the file format. We also recommend that a\n"
+	"      file or class name and description of purpose be included on the\n"
+	"      same \"printed page\" as the copyright notice for easier\n"
+	"      identification within third-party archives.\n\n"
+	"   %s\n\n"
+	"   Licensed under the Apache License, Version 2.0 (the \"License\");\n"
+	"   you may not use this file except in compliance with the License.\n"
+	"   You may obtain a copy of the License at\n\n"
+	"       http://www.apache.org/licenses/LICENSE-2.0\n\n"
+	"   Unless required by applicable law or agreed to in writing, software\n"
+	"   distributed under the License is distributed on an \"AS IS\" BASIS,\n"
+	"   WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.\n"
+	"   See the License for the specific language governing permissions and\n"
+	"   limitations under the License.\n";
+
+/* Detect t and check it is an exact Apache-2.0 match with no flag but the
+ * ones in want_flag (NULL: none). */
+static void expect_apache(const char *what, const char *t, size_t n, double min_score, const char *want_flag)
+{
+	struct licdetect_result r;
+	assert_int_equal(licdetect_text(t, n, &r), 0);
+	json_t *f;
+	assert_int_equal(lic_flags("apache-2.0", NULL, &r, NULL, 0, &f), 0);
+	int modified = has_flag(f, "license-text-modified");
+	if (strcmp(r.id, "Apache-2.0") || !r.matched || r.score < min_score ||
+	    modified != (want_flag != NULL))
+		fail_msg("%s: %s matched %d score %.3f coverage %.3f extra %zu, modified flag %d (want %d)", what,
+			 r.id, r.matched, r.score, r.coverage, r.extra, modified, want_flag != NULL);
+	json_decref(f);
+}
+
+/* Every model that ships the canonical Apache LICENSE (with its APPENDIX)
+ * is an exact match and not "modified"; a text that adds terms still is. */
+static void test_apache_appendix(void **state)
+{
+	(void)state;
+	const char *lic = corpus_text("Apache-2.0");
+	size_t ll = strlen(lic), cap = ll + sizeof apache_appendix + 4096;
+	char *t = malloc(cap);
+	assert_non_null(t);
+	expect_apache("canonical, no appendix", lic, ll, 0.999, NULL);
+	memcpy(t, lic, ll);
+	snprintf(t + ll, cap - ll, apache_appendix, "Copyright [yyyy] [name of copyright owner]");
+	expect_apache("canonical + appendix", t, strlen(t), 0.999, NULL);
+	snprintf(t + ll, cap - ll, apache_appendix, "Copyright 2024 Acme Inc.");
+	expect_apache("canonical + filled-in appendix", t, strlen(t), 0.999, NULL);
+	/* the filled-in notice alone, as many projects put it at the top */
+	snprintf(t, cap, "Copyright 2024 Acme Inc.\n\n%s", lic);
+	expect_apache("notice + canonical", t, strlen(t), 0.999, NULL);
+	/* an added restriction is still read by a human */
+	snprintf(t, cap, "%s\n10. Additional Restriction. You may not use the Work or any Derivative Works to "
+		 "train, fine-tune or evaluate any machine learning model that competes with a product of the "
+		 "Licensor, and you must obtain written permission from the Licensor before any commercial "
+		 "deployment of the Work in a hosted service offered to third parties. Any such permission is personal "
+		 "to You, may be revoked by the Licensor at any time without notice, and ends automatically if You "
+		 "bring any claim against the Licensor or its affiliates in any court of any country.\n",
+		 lic);
+	ll = strlen(t);
+	snprintf(t + ll, cap - ll, apache_appendix, "Copyright 2024 Acme Inc.");
+	expect_apache("canonical + added clause + appendix", t, strlen(t), 0.9, "license-text-modified");
+	free(t);
+	/* Debian's copy, when the machine has one, and the copy in tests/data */
+	const char *deb[] = { "/usr/share/common-licenses/Apache-2.0", "tests/data/licenses/debian-Apache-2.0.txt",
+			      "tests/data/licenses/apache-2.0-reflowed.txt" };
+	for (size_t i = 0; i < 3; i++) {
+		FILE *fp = fopen(deb[i], "rb");
+		if (!fp)
+			continue;
+		fclose(fp);
+		size_t n;
+		char *d = slurp(deb[i], &n);
+		expect_apache(deb[i], d, n, 0.98, NULL);
+		free(d);
+	}
+}
+
 static void test_pick_file(void **state)
 {
 	(void)state;
@@ -512,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_speed),	      cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_assess),	      cmocka_unit_test(test_pick_file),
 		cmocka_unit_test(test_copyright_at_end), cmocka_unit_test(test_relineage),
+		cmocka_unit_test(test_apache_appendix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
