@@ -26,6 +26,14 @@ static int find_and_parse(int src_fd, uint64_t src_size, const char *path,
 	if (!cv)
 		return md_fail(MD_EUNSUP, "%s: not a weight file", path ? path : "file");
 	int rc = cv->parse(src_fd, src_size, ci);
+	/* The file is a weight file from here on: MD_EUNSUP ("not a weight
+	 * file, store it plain") would let it in unchecked. */
+	if (rc == MD_EUNSUP) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", md_errmsg(rc));
+		rc = strncmp(msg, "refused: ", 9) ? md_fail(MD_EREFUSED, "refused: %s", msg)
+						  : md_fail(MD_EREFUSED, "%s", msg);
+	}
 	if (rc)
 		return path ? md_fail_prefix(rc, path) : rc;
 	if (!ci->format)

@@ -52,13 +52,16 @@ struct conv_result {
  *
  * Returns 0 with *out filled, or:
  *   MD_EUNSUP   no converter claims the file (not a weight file): nothing was
- *               written; store the file as a plain blob. Also for a format
- *               version we do not read (detail says which).
+ *               written; store the file as a plain blob. Only then: a file
+ *               a converter claims and cannot convert is never MD_EUNSUP.
  *   MD_ECORRUPT / MD_ETOOBIG / MD_EREFUSED
- *               the file claims to be a weight file but breaks a rule: the
- *               detail (md_errmsg) says which, prefixed with the path, e.g.
- *               "model.safetensors: safetensors: header length 4294967296
- *               exceeds 100000000 bytes". The import must fail.
+ *               the file claims to be a weight file but breaks a rule or
+ *               uses what we do not convert (a compressed zip entry,
+ *               big-endian storages, GGUF v1): the detail (md_errmsg) says
+ *               which, prefixed with the path, e.g. "model.safetensors:
+ *               safetensors: header length 4294967296 exceeds 100000000
+ *               bytes", "model.gguf: refused: GGUF version 1 (only 2 and
+ *               3)". The import must fail.
  *   MD_EIO, MD_ENOSPC, MD_ENOMEM
  * On any failure both output files are truncated to 0 bytes.
  */

@@ -74,8 +74,13 @@ struct converter {
 	/* Parse and validate the whole file behind fd (size bytes; read with
 	 * pread, never mmap'd writable). Fills out (zeroed by the caller) and
 	 * returns 0, or a negative MD_E* code with an md_fail detail naming the
-	 * problem, e.g. "refused: global posix.system". On failure out is freed
-	 * by the caller with conv_info_free. */
+	 * problem, e.g. "refused: global posix.system". A file match() claimed
+	 * is this converter's to check: what it cannot convert, even for want
+	 * of a feature (a compressed zip entry, big-endian data, a version it
+	 * does not read), is MD_EREFUSED ("refused: ...") or MD_ECORRUPT, never
+	 * MD_EUNSUP, which would let the file be stored unchecked
+	 * (conv_convert turns a stray MD_EUNSUP into MD_EREFUSED). On failure
+	 * out is freed by the caller with conv_info_free. */
 	int (*parse)(int fd, uint64_t size, struct conv_info *out);
 };
 

@@ -6,7 +6,9 @@
  * counts within int64, innermost dimension a multiple of the block size,
  * general.alignment a u32 power of two, every tensor offset equal to the
  * running sum of padded sizes, all data inside the file; plus: no bytes after
- * the padded data, caps on every count and length.
+ * the padded data, caps on every count and length. Other versions (1, 4, a
+ * big-endian file) are refused, not passed over: a file that says GGUF is
+ * never stored unchecked.
  */
 #include "converters/gguf.h"
 #include "converters/converter.h"
@@ -528,8 +530,9 @@ static int gguf_parse(int fd, uint64_t size, struct conv_info *ci)
 		goto out;
 	}
 	if (version != 2 && version != 3) {
-		rc = md_fail(MD_EUNSUP, "gguf: version %u not supported (2 and 3 are; "
-			     "big-endian files are not)", version);
+		/* a big-endian file reads as a huge version */
+		rc = md_fail(MD_EREFUSED, "refused: GGUF version %u (only 2 and 3%s)", version,
+			     version > 0xffff ? "; big-endian GGUF is not supported" : "");
 		goto out;
 	}
 	if ((rc = gguf_get_u64(&c, &nt)) || (rc = gguf_get_u64(&c, &nkv)))

@@ -330,7 +330,7 @@ static int resolve(struct vm *m, const uint8_t *mod, size_t ml, const uint8_t *n
 	};
 	for (size_t i = 0; i < sizeof unsup / sizeof unsup[0]; i++)
 		if (!strcmp(full, unsup[i]))
-			return md_fail(MD_EUNSUP, "unsupported dtype %s", full);
+			return md_fail(MD_EREFUSED, "refused: unsupported dtype %s", full);
 	char c[700];
 	clean(c, sizeof c, (const uint8_t *)full, ml + 1 + nl);
 	return md_fail(MD_EREFUSED, "refused: global %s", c);
@@ -409,7 +409,8 @@ static int dims(struct vm *m, struct pk_val v, uint64_t *out, uint32_t *nd, cons
 		return md_fail(MD_EREFUSED, "refused: tensor %s is a %s, not a tuple", what, kindnames[v.kind]);
 	const struct pk_obj *o = &m->d->obj[v.ref];
 	if (o->n > CONV_MAX_DIMS)
-		return md_fail(MD_EUNSUP, "tensor with %u dimensions (at most %d)", o->n, CONV_MAX_DIMS);
+		return md_fail(MD_EREFUSED, "refused: tensor with %u dimensions (at most %d)", o->n,
+			       CONV_MAX_DIMS);
 	for (uint32_t i = 0; i < o->n; i++) {
 		if (!is_int(o->u.v[i]) || o->u.v[i].i < 0)
 			return md_fail(MD_EREFUSED, "refused: tensor %s[%u] is not a non-negative int", what, i);

@@ -36,9 +36,9 @@
  *
  * Errors (md_fail detail, no path prefix): MD_EREFUSED (disallowed opcode,
  * global, call, BUILD, persistent id or memo trick: detail starts with
- * "refused: "), MD_EUNSUP (a real torch dtype with no conv dtype, e.g.
- * "unsupported dtype torch.ComplexDoubleStorage", or a tensor of more than
- * CONV_MAX_DIMS dimensions), MD_ECORRUPT (truncated or malformed pickle),
+ * "refused: "; also a real torch dtype with no conv dtype, e.g.
+ * "refused: unsupported dtype torch.ComplexDoubleStorage", or a tensor of
+ * more than CONV_MAX_DIMS dimensions), MD_ECORRUPT (truncated or malformed pickle),
  * MD_ETOOBIG (a cap), MD_ENOMEM.
  */
 #ifndef MD_PICKLE_H

@@ -23,6 +23,10 @@
  * a storage whose data file size differs from numel * elsize, one key used
  * with two dtypes or sizes, duplicate tensor names, legacy key lists that
  * disagree with the pickle, trailing bytes after the last legacy storage.
+ * A file this converter matched and cannot convert (also for what is merely
+ * unsupported: a dtype, more than CONV_MAX_DIMS dimensions, an expand, a
+ * tar-format checkpoint, an unknown version record) fails with MD_EREFUSED
+ * or MD_ECORRUPT, never MD_EUNSUP, so that it is not stored unchecked.
  *
  * Caps (untrusted input): data.pkl and the legacy pickle area at most
  * TORCH_MAX_PICKLE bytes, nesting TORCH_MAX_DEPTH, min(TORCH_MAX_VISITS, 4 x
@@ -304,7 +308,7 @@ static int place(struct conv_info *ci, const struct pk_doc *d, const struct foun
 	snprintf(key, sizeof key, "%.*s", (int)st->keylen, (const char *)st->key);
 	int tsz = dt_bytes(t->dtype), ssz = dt_bytes(st->dtype);
 	if (!tsz || !ssz)
-		return md_fail(MD_EUNSUP, "%s: unsupported dtype", f->name);
+		return md_fail(MD_EREFUSED, "refused: %s: unsupported dtype", f->name);
 	struct store_ref r;
 	int rc = resolve(ctx, st, &r);
 	if (rc)
@@ -356,9 +360,12 @@ static int place(struct conv_info *ci, const struct pk_doc *d, const struct foun
 				b += (size_t)snprintf(sd + b, sizeof sd - b, "%s%llu", j ? "," : "",
 						      (unsigned long long)t->stride[j]);
 			}
+			if (rc == MD_EUNSUP)   /* an expand: torch.load gives what we cannot store */
+				return md_fail(MD_EREFUSED, "refused: %s: non-contiguous tensor (shape (%s), "
+					       "stride (%s)) whose elements overlap; save it with "
+					       ".contiguous()", f->name, sh, sd);
 			return md_fail(rc, "%s: non-contiguous tensor (shape (%s), stride (%s)) whose "
-				       "elements %s; save it with .contiguous()", f->name, sh, sd,
-				       rc == MD_EUNSUP ? "overlap" : "overflow");
+				       "strides overflow", f->name, sh, sd);
 		}
 		if (off > avail || span > avail - off)
 			return md_fail(MD_ECORRUPT, "%s: bytes [%llu, +%llu) outside storage '%s' of %llu bytes", f->name,
@@ -497,7 +504,8 @@ static int parse_zip(int fd, uint64_t size, struct conv_info *out)
 		goto out;
 	if (rc == 1) {
 		if (!strcmp(txt, "big")) {
-			rc = md_fail(MD_EUNSUP, "big-endian checkpoint (byteorder 'big') is not supported");
+			rc = md_fail(MD_EREFUSED, "refused: big-endian storages are not supported "
+				     "(byteorder 'big')");
 			goto out;
 		}
 		if (strcmp(txt, "little")) {
@@ -518,7 +526,13 @@ static int parse_zip(int fd, uint64_t size, struct conv_info *out)
 		char *end;
 		long ver = strtol(txt, &end, 10);
 		if (end == txt || (*end && strcmp(end, "\n")) || ver < 1 || ver > 64) {
-			rc = md_fail(MD_EUNSUP, "unsupported torch archive version record");
+			char shown[TORCH_MAX_SMALL + 1];
+			size_t k = 0;
+			for (const char *q = txt; *q && *q != '\n' && k < 16; q++)
+				shown[k++] = *q >= 0x20 && *q < 0x7f ? *q : '?';
+			shown[k] = 0;
+			rc = md_fail(MD_EREFUSED, "refused: torch archive version '%s' (only 1 to 64)",
+				     shown);
 			goto out;
 		}
 	}
@@ -647,7 +661,7 @@ static int legacy_check_header(const uint8_t *buf, struct pk_doc docs[5])
 	if (docs[0].root.kind != PK_BIGINT || docs[0].used != 15 || memcmp(buf + 2, legacy_magic, 13))
 		return md_fail(MD_ECORRUPT, "legacy checkpoint: bad magic number");
 	if (docs[1].root.kind != PK_INT || docs[1].root.i != 1001)
-		return md_fail(MD_EUNSUP, "legacy checkpoint: protocol version is not 1001");
+		return md_fail(MD_EREFUSED, "refused: legacy checkpoint: protocol version is not 1001");
 	if (docs[2].root.kind != PK_DICT)
 		return md_fail(MD_ECORRUPT, "legacy checkpoint: sys_info is not a dict");
 	const struct pk_obj *si = pk_obj(&docs[2], docs[2].root);
@@ -655,7 +669,8 @@ static int legacy_check_header(const uint8_t *buf, struct pk_doc docs[5])
 		struct pk_val k = si->u.v[i], v = si->u.v[i + 1];
 		if (k.kind == PK_STR && pk_obj(&docs[2], k)->n == 13 &&
 		    !memcmp(pk_obj(&docs[2], k)->u.s, "little_endian", 13) && !(v.kind == PK_BOOL && v.i))
-			return md_fail(MD_EUNSUP, "big-endian checkpoint (little_endian False) is not supported");
+			return md_fail(MD_EREFUSED, "refused: big-endian storages are not supported "
+				       "(little_endian False)");
 	}
 	if (docs[4].root.kind != PK_LIST)
 		return md_fail(MD_ECORRUPT, "legacy checkpoint: storage key list is not a list");
@@ -693,7 +708,7 @@ static int legacy_keys(const struct pk_doc docs[5], struct lctx *l)
 			continue; /* refused later if a tensor uses it */
 		int es = dt_bytes(st->dtype);
 		if (!es)
-			return md_fail(MD_EUNSUP, "storage '%.*s': unsupported dtype", KEYFMT(k));
+			return md_fail(MD_EREFUSED, "refused: storage '%.*s': unsupported dtype", KEYFMT(k));
 		if (k->es && (k->es != es || k->numel != st->numel))
 			return md_fail(MD_EREFUSED, "refused: storage '%.*s' declared with two dtypes or sizes", KEYFMT(k));
 		k->es = es;
@@ -779,6 +794,24 @@ static int is_7z(const uint8_t *h, size_t n)
 	return n >= 6 && !memcmp(h, "7z\xbc\xaf\x27\x1c", 6);
 }
 
+/* A POSIX tar ("ustar" at offset 257): torch < 0.4 wrote checkpoints as tars
+ * of sys_info, pickle, storages and tensors. */
+static int is_tar(const uint8_t *h, size_t n)
+{
+	return n >= 262 && !memcmp(h + 257, "ustar", 5);
+}
+
+static int is_torch_tar(const uint8_t *h, size_t n)
+{
+	static const char *const first[] = { "sys_info", "pickle", "storages", "tensors" };
+	if (!is_tar(h, n))
+		return 0;
+	for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
+		if (!strncmp((const char *)h, first[i], 100))
+			return 1;
+	return 0;
+}
+
 static int torch_match(const char *path, const uint8_t *head, size_t nhead)
 {
 	/* torch.save writes <root>/data.pkl as the first zip entry. */
@@ -789,9 +822,14 @@ static int torch_match(const char *path, const uint8_t *head, size_t nhead)
 	}
 	if (nhead >= 15 && head[0] == 0x80 && !memcmp(head + 2, legacy_magic, 13))
 		return 1;
+	/* torch.load reads these too: claimed so that they are refused, not
+	 * stored unchecked */
+	if (is_torch_tar(head, nhead))
+		return 1;
 	if (!has_ext(path))
 		return 0;
-	return is_zip(head, nhead) || is_7z(head, nhead) || (nhead >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5);
+	return is_zip(head, nhead) || is_7z(head, nhead) || is_tar(head, nhead) ||
+	       (nhead >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5);
 }
 
 static int torch_parse(int fd, uint64_t size, struct conv_info *out)
@@ -812,7 +850,7 @@ static int torch_parse(int fd, uint64_t size, struct conv_info *out)
 	if (size >= 512) {
 		uint8_t t[6];
 		if (util_pread_full(fd, t, 6, 257) == 6 && !memcmp(t, "ustar", 5))
-			return md_fail(MD_EUNSUP, "tar checkpoint (torch < 0.4 format) is not supported");
+			return md_fail(MD_EREFUSED, "refused: tar-format checkpoint (torch < 0.4)");
 	}
 	return md_fail(MD_ECORRUPT, "not a torch checkpoint (starts with %02x %02x %02x %02x)", h[0], h[1], h[2], h[3]);
 }

@@ -67,6 +67,22 @@ uint32_t zip_crc32(uint32_t crc, const void *buf, size_t n)
 	return ~crc;
 }
 
+/* A compression method's usual name, for messages, or NULL. */
+static const char *method_name(unsigned m)
+{
+	switch (m) {
+	case 1: return "shrink";
+	case 6: return "implode";
+	case 8: return "deflate";
+	case 9: return "deflate64";
+	case 12: return "bzip2";
+	case 14: return "lzma";
+	case 93: return "zstd";
+	case 95: return "xz";
+	default: return NULL;
+	}
+}
+
 static int pread_exact(int fd, void *buf, size_t n, uint64_t off, const char *what)
 {
 	ssize_t r = util_pread_full(fd, buf, n, (off_t)off);
@@ -144,7 +160,7 @@ static int find_end(int fd, uint64_t size, struct zip_archive *za, uint64_t *cou
 		uint64_t loc_off = eocd_off - LOC64_LEN;
 		uint64_t e64_off = rd64(loc + 8);
 		if (rd32(loc + 4) != 0 || rd32(loc + 16) > 1)
-			return md_fail(MD_EUNSUP, "zip: multi-disk archive");
+			return md_fail(MD_EREFUSED, "refused: multi-disk zip archive");
 		if (e64_off > loc_off || loc_off - e64_off < EOCD64_LEN)
 			return md_fail(MD_ECORRUPT, "zip: ZIP64 end record offset %llu out of range",
 				       (unsigned long long)e64_off);
@@ -174,7 +190,7 @@ static int find_end(int fd, uint64_t size, struct zip_archive *za, uint64_t *cou
 		za->zip64 = 1;
 	}
 	if (disk != 0 || cdisk != 0 || n_here != n_all)
-		return md_fail(MD_EUNSUP, "zip: multi-disk archive");
+		return md_fail(MD_EREFUSED, "refused: multi-disk zip archive");
 	if (n_all > ZIP_MAX_ENTRIES)
 		return md_fail(MD_ETOOBIG, "zip: %llu entries (at most %u)", (unsigned long long)n_all,
 			       ZIP_MAX_ENTRIES);
@@ -260,17 +276,26 @@ static int parse_central(const uint8_t *cd, size_t cd_size, uint64_t count, stru
 		int rc = util_check_relpath(name);
 		if (rc)
 			return md_fail(rc, "zip: entry name refused: %s", name);
+		/* torch.save writes neither: such an archive is not one we can
+		 * check, so it is refused (never stored unchecked) */
 		if (flags & 0x0001 || flags & 0x0040 || flags & 0x2000)
-			return md_fail(MD_EUNSUP, "%s: encrypted entry", name);
+			return md_fail(MD_EREFUSED, "refused: zip entry %s is encrypted; torch.save "
+				       "stores entries unencrypted", name);
+		if (method != 0 && method_name(method))
+			return md_fail(MD_EREFUSED, "refused: zip entry %s is compressed (%s); "
+				       "torch.save stores entries uncompressed", name,
+				       method_name(method));
 		if (method != 0)
-			return md_fail(MD_EUNSUP, "%s: compressed entry (method %u); torch archives store entries uncompressed",
-				       name, method);
+			return md_fail(MD_EREFUSED, "refused: zip entry %s is compressed (method %u); "
+				       "torch.save stores entries uncompressed", name, method);
 		if (flags & ~0x0808u)
-			return md_fail(MD_EUNSUP, "%s: unsupported flags 0x%04x", name, flags);
+			return md_fail(MD_EREFUSED, "refused: zip entry %s has flags 0x%04x torch.save "
+				       "does not write", name, flags);
 		if ((rc = cen_zip64(c + CEN_LEN + nlen, xlen, name, &usize, &csize, &lho, &disk)))
 			return rc;
 		if (disk != 0)
-			return md_fail(MD_EUNSUP, "%s: on disk %u (multi-disk archive)", name, disk);
+			return md_fail(MD_EREFUSED, "refused: zip entry %s is on disk %u (multi-disk "
+				       "archive)", name, disk);
 		if (csize != usize)
 			return md_fail(MD_ECORRUPT, "%s: stored entry with %llu compressed and %llu plain bytes",
 				       name, (unsigned long long)csize, (unsigned long long)usize);

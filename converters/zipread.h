@@ -5,7 +5,8 @@
  * It reads the end-of-central-directory record (ZIP64 when present), the
  * central directory and every local header, and reports for each entry its
  * name and the byte range of its data inside the file. It never inflates:
- * an entry that is compressed or encrypted is refused. Everything read from
+ * an entry that is compressed or encrypted is refused (MD_EREFUSED, never
+ * MD_EUNSUP: a zip we cannot read through must not be stored unchecked). Everything read from
  * the file is bounded before use:
  *   - the EOCD record (plus its comment) must end exactly at end of file;
  *   - at most ZIP_MAX_ENTRIES entries, a central directory of at most
@@ -20,8 +21,9 @@
  * the small entries it reads).
  *
  * Errors (md_fail detail names the entry): MD_ECORRUPT (malformed or
- * truncated), MD_EUNSUP (compressed, encrypted, multi-disk), MD_ETOOBIG
- * (a cap above), MD_EREFUSED (a hostile name), MD_EIO, MD_ENOMEM.
+ * truncated), MD_EREFUSED (compressed, encrypted, multi-disk, flags
+ * torch.save does not write, a hostile name: detail starts with
+ * "refused: "), MD_ETOOBIG (a cap above), MD_EIO, MD_ENOMEM.
  */
 #ifndef MD_ZIPREAD_H
 #define MD_ZIPREAD_H

@@ -34,7 +34,9 @@ struct ingest;
  * sha256 (of the source), pack (its root digest), recipe (its sha256),
  * dtype_bytes, ...}. sha256 (may be NULL) is the source's digest when the
  * registry verified it already; the converter then need not hash it.
- * MD_EUNSUP means "not a weight file after all": stored as a plain blob.
+ * MD_EUNSUP means "not a weight file after all" (no converter claims it):
+ * stored as a plain blob. Any other failure of a claimed file, including a
+ * format feature we do not convert (MD_EREFUSED), fails the import.
  * Supplied by the daemon (it runs the parser in a confined process).
  */
 struct ingest_converter {

@@ -137,8 +137,26 @@ def evil_pickle():
     return pickle.dumps(Evil(), protocol=2)
 
 
+def deflated_torch_zip(pkl):
+    """A torch-style zip whose entries are deflate-compressed (torch.save
+    never writes that; we cannot check what we do not inflate)."""
+    import io
+    import zipfile
+    bio = io.BytesIO()
+    with zipfile.ZipFile(bio, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/version", "3\n")
+        z.writestr("archive/byteorder", "little")
+    return bio.getvalue()
+
+
 @pytest.mark.parametrize("case,fname,expect", [
     ("os_system", "pytorch_model.bin", "pytorch_model.bin: refused: global posix.system"),
+    # recognized but not convertible: refused, never stored as a plain file
+    ("deflated_evil", "pytorch_model.bin",
+     "pytorch_model.bin: refused: zip entry archive/data.pkl is compressed (deflate); "
+     "torch.save stores entries uncompressed"),
+    ("gguf_v1", "model.gguf", "model.gguf: refused: GGUF version 1 (only 2 and 3)"),
     ("header_4g", "model.safetensors", "model.safetensors"),
     ("overlap", "model.safetensors", "model.safetensors"),
     ("trailing", "model.safetensors", "model.safetensors"),
@@ -146,6 +164,10 @@ def evil_pickle():
 def test_hostile_weights_refused(daemon, tmp, case, fname, expect):
     if case == "os_system":
         data = evil_pickle()
+    elif case == "deflated_evil":
+        data = deflated_torch_zip(evil_pickle())
+    elif case == "gguf_v1":
+        data = b"GGUF" + struct.pack("<IQQ", 1, 0, 0)
     elif case == "header_4g":
         data = struct.pack("<Q", 4 << 30) + b"{}"
     elif case == "overlap":

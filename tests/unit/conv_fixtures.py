@@ -325,6 +325,8 @@ def hostile(d):
         "g_past_end.gguf": gguf_bytes([], [w], cut=20),
         "g_trailing.gguf": gguf_bytes([], [w], tail=b"junk"),
         "g_version1.gguf": gguf_bytes([], [], version=1),
+        "g_version4.gguf": gguf_bytes([], [], version=4),
+        "g_bigendian.gguf": b"GGUF" + struct.pack(">IQQ", 3, 0, 0),
         "g_dims5.gguf": gguf_bytes([], [("w", 0, [1, 1, 1, 1, 1], b"\0" * 4)]),
         "g_nested.gguf": gguf_bytes([("k", 9, struct.pack("<IQ", 9, 1) +
                                       struct.pack("<IQ", 4, 0))], []),

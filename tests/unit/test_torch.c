@@ -257,7 +257,8 @@ static void test_hostile(void **state)
 		for (char *save = NULL, *tok = strtok_r(alt, "|", &save); tok && !found;
 		     tok = strtok_r(NULL, "|", &save))
 			found = strstr(msg, tok) != NULL;
-		if (rc >= 0 || !found) {
+		/* MD_EUNSUP would mean "not a weight file": stored unchecked */
+		if (rc >= 0 || rc == MD_EUNSUP || !found) {
 			print_error("%s: got '%s', want '%s'\n", file, msg, expect);
 			bad++;
 		}
@@ -265,6 +266,55 @@ static void test_hostile(void **state)
 	}
 	assert_int_equal(bad, 0);
 	json_decref(list);
+}
+
+/* What the converter recognizes as a torch checkpoint but cannot convert
+ * (compressed or encrypted entries, big-endian storages, a tar-format or
+ * unknown-version checkpoint, a dtype or a rank we do not store, an expand)
+ * is refused through conv_convert with one line naming the file, never
+ * MD_EUNSUP (which the importer takes as "not a weight file, store it
+ * plain"), and nothing is written. */
+static void test_unsupported_refused(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *file, *expect;
+	} cases[] = {
+		{ "deflated_evil.bin", "pytorch_model.bin: refused: zip entry archive/data.pkl is "
+				       "compressed (deflate); torch.save stores entries uncompressed" },
+		{ "deflated.bin", "pytorch_model.bin: refused: zip entry archive/data.pkl is compressed (deflate)" },
+		{ "bzip2.bin", "pytorch_model.bin: refused: zip entry archive/data.pkl is compressed (bzip2)" },
+		{ "encrypted.bin", "pytorch_model.bin: refused: zip entry archive/data.pkl is encrypted" },
+		{ "big_endian.bin", "pytorch_model.bin: refused: big-endian storages are not supported" },
+		{ "legacy_big.bin", "pytorch_model.bin: refused: big-endian storages are not supported" },
+		{ "tar.bin", "pytorch_model.bin: refused: tar-format checkpoint (torch < 0.4)" },
+		{ "version99.bin", "pytorch_model.bin: refused: torch archive version '99'" },
+		{ "c128.pt", "pytorch_model.bin: refused: unsupported dtype torch.ComplexDoubleStorage" },
+		{ "d9.pt", "pytorch_model.bin: refused: tensor with 9 dimensions (at most 8)" },
+		{ "expand.pt", "pytorch_model.bin: refused: e: non-contiguous tensor" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int src = open(fx(cases[i].file), O_RDONLY);
+		assert_true(src >= 0);
+		struct stat sb;
+		assert_int_equal(fstat(src, &sb), 0);
+		int pk = memfd_create("pack", 0), rc = memfd_create("recipe", 0);
+		struct conv_result res;
+		md_clearerr();
+		int r = conv_convert(src, (uint64_t)sb.st_size, "pytorch_model.bin", NULL, pk, rc, &res);
+		const char *msg = md_errmsg(r);
+		if (r != MD_EREFUSED || strncmp(msg, cases[i].expect, strlen(cases[i].expect)) ||
+		    strchr(msg, '\n'))
+			fail_msg("%s: rc %d '%s', want MD_EREFUSED '%s'", cases[i].file, r, msg,
+				 cases[i].expect);
+		assert_int_equal(fstat(pk, &sb), 0);
+		assert_int_equal(sb.st_size, 0);
+		assert_int_equal(fstat(rc, &sb), 0);
+		assert_int_equal(sb.st_size, 0);
+		close(pk);
+		close(rc);
+		close(src);
+	}
 }
 
 /* Every strict prefix of a good checkpoint is refused, none crashes. */
@@ -397,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_specifics),
 		cmocka_unit_test(test_strided_pack),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_unsupported_refused),
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_pickle),
