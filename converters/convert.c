@@ -12,20 +12,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HEAD_BYTES 4096   /* bytes shown to match() */
-
 static int find_and_parse(int src_fd, uint64_t src_size, const char *path,
 			  struct conv_info *ci)
 {
-	uint8_t head[HEAD_BYTES];
-	size_t want = src_size < HEAD_BYTES ? (size_t)src_size : HEAD_BYTES;
-	ssize_t got = util_pread_full(src_fd, head, want, 0);
-	if (got < 0)
-		return md_fail(MD_EIO, "%s: cannot read", path ? path : "file");
-	const struct converter *cv = conv_find(path, head, (size_t)got);
+	const struct converter *cv;
+	int rc = conv_find_fd(src_fd, path, &cv);
+	if (rc)
+		return rc;
 	if (!cv)
 		return md_fail(MD_EUNSUP, "%s: not a weight file", path ? path : "file");
-	int rc = cv->parse(src_fd, src_size, ci);
+	rc = cv->parse(src_fd, src_size, ci);
 	/* The file is a weight file from here on: MD_EUNSUP ("not a weight
 	 * file, store it plain") would let it in unchecked. */
 	if (rc == MD_EUNSUP) {

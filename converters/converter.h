@@ -138,7 +138,17 @@ int conv_utf8_ok(const char *s, size_t n);
 extern const struct converter conv_safetensors;
 extern const struct converter conv_gguf;
 
+/* Bytes of a file's start that match() sees: enough for a torch zip's first
+ * local header with a long root folder name (up to ZIP_MAX_NAME), a tar
+ * header, a GGUF or safetensors header length. Every caller deciding whether
+ * a file is a weight file must show the same bytes (conv_find_fd), or one
+ * may pass over what another would convert. */
+#define CONV_HEAD_BYTES 4096
+
 /* The converter for a file, or NULL when none claims it (not a weight file). */
 const struct converter *conv_find(const char *path, const uint8_t *head, size_t nhead);
+/* conv_find over the first CONV_HEAD_BYTES of fd (read with pread; fewer for
+ * a shorter file): 0 with *cv set (NULL: not a weight file), or MD_EIO. */
+int conv_find_fd(int fd, const char *path, const struct converter **cv);
 
 #endif

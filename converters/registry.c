@@ -1,5 +1,7 @@
 /* converters/registry.c — the list of converters, tried in order. */
 #include "converters/converter.h"
+#include "common/err.h"
+#include "common/util.h"
 
 #include <stddef.h>
 
@@ -18,4 +20,15 @@ const struct converter *conv_find(const char *path, const uint8_t *head, size_t 
 		if (all[i]->match(path, head, nhead))
 			return all[i];
 	return NULL;
+}
+
+int conv_find_fd(int fd, const char *path, const struct converter **cv)
+{
+	uint8_t head[CONV_HEAD_BYTES];
+	*cv = NULL;
+	ssize_t got = util_pread_full(fd, head, sizeof head, 0);
+	if (got < 0)
+		return md_fail(MD_EIO, "%s: cannot read", path ? path : "file");
+	*cv = conv_find(path, head, (size_t)got);
+	return 0;
 }

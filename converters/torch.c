@@ -5,6 +5,14 @@
  * pickle, protocol pickle, sys_info pickle, data pickle, storage key list,
  * then each storage as an 8-byte little-endian element count + raw bytes).
  *
+ * Detection (match) is by content first, whatever the file's name, since
+ * torch.load reads any name: a zip one of whose local headers in the first
+ * CONV_HEAD_BYTES names <root>/data.pkl, <root>/version, <root>/.data/version
+ * or <root>/byteorder; the pickle of the legacy magic number (protocol 0 to
+ * 5) at the start; a tar whose first member is sys_info, pickle, storages or
+ * tensors (torch < 0.4, refused). By name (.bin, .pt, .pth, .ckpt): any zip,
+ * 7z, tar or pickle, so that it is checked or refused, never stored plain.
+ *
  * The pickles go through converters/pickle.c, which executes nothing. The
  * resulting tree is flattened: dicts (nested state_dicts, {"model": sd,
  * "optimizer": ...}) join keys with '.', lists and tuples use the index;
@@ -812,15 +820,71 @@ static int is_torch_tar(const uint8_t *h, size_t n)
 	return 0;
 }
 
+/* 1 if one of the zip local headers that h[0..n) holds names a record
+ * torch.save writes: <root>/data.pkl, <root>/version, <root>/.data/version
+ * or <root>/byteorder, whatever the root folder's name (torch.load finds
+ * the root the same way). The headers are walked as far as the head and
+ * their sizes allow. */
+static int torch_zip_head(const uint8_t *h, size_t n)
+{
+	static const char *const recs[] = { "data.pkl", "version", ".data/version", "byteorder" };
+	size_t p = 0;
+	while (n - p >= 30 && h[p] == 'P' && h[p + 1] == 'K' && h[p + 2] == 3 && h[p + 3] == 4) {
+		uint16_t flags = (uint16_t)(h[p + 6] | h[p + 7] << 8);
+		uint64_t csize = (uint64_t)h[p + 18] | (uint64_t)h[p + 19] << 8 |
+				 (uint64_t)h[p + 20] << 16 | (uint64_t)h[p + 21] << 24;
+		size_t nl = (size_t)(h[p + 26] | h[p + 27] << 8), xl = (size_t)(h[p + 28] | h[p + 29] << 8);
+		if (n - p - 30 < nl)
+			return 0;
+		const uint8_t *name = h + p + 30;
+		const uint8_t *slash = memchr(name, '/', nl);
+		if (slash && slash > name) {
+			size_t rl = nl - (size_t)(slash + 1 - name);
+			for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
+				if (rl == strlen(recs[i]) && !memcmp(slash + 1, recs[i], rl))
+					return 1;
+		}
+		/* sizes in a data descriptor or a ZIP64 field: cannot walk on */
+		if (flags & 0x0008 || csize == 0xffffffff)
+			return 0;
+		uint64_t next = (uint64_t)p + 30 + nl + xl + csize;
+		if (next > n)
+			return 0;
+		p = (size_t)next;
+	}
+	return 0;
+}
+
+/* 1 if h starts with the pickle of torch's legacy magic number
+ * 0x1950a86a20f9469cfc6c (its STOP included): protocol 2 to 5 (PROTO, at 4
+ * and 5 a FRAME, LONG1) or protocol 0 and 1 (the LONG text opcode). Sets
+ * *len to its length. */
+static int legacy_magic_pickle(const uint8_t *h, size_t n, size_t *len)
+{
+	static const char text[] = "L119547037146038801333356L\n.";
+	size_t p = 2;
+	if (n >= 2 && h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) {
+		if (h[1] >= 4 && n >= p + 9 && h[p] == 0x95)
+			p += 9; /* FRAME and its 8-byte length */
+		if (n - p < sizeof legacy_magic || memcmp(h + p, legacy_magic, sizeof legacy_magic))
+			return 0;
+		*len = p + sizeof legacy_magic;
+		return 1;
+	}
+	if (n >= sizeof text - 1 && !memcmp(h, text, sizeof text - 1)) {
+		*len = sizeof text - 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* By content first, whatever the file is called: torch.load reads any name. */
 static int torch_match(const char *path, const uint8_t *head, size_t nhead)
 {
-	/* torch.save writes <root>/data.pkl as the first zip entry. */
-	if (nhead >= 30 && is_zip(head, nhead) && head[2] == 3) {
-		size_t nl = (size_t)(head[26] | head[27] << 8);
-		if (nl >= 9 && nhead >= 30 + nl && !memcmp(head + 30 + nl - 9, "/data.pkl", 9))
-			return 1;
-	}
-	if (nhead >= 15 && head[0] == 0x80 && !memcmp(head + 2, legacy_magic, 13))
+	size_t ml;
+	if (torch_zip_head(head, nhead))
+		return 1;
+	if (legacy_magic_pickle(head, nhead, &ml))
 		return 1;
 	/* torch.load reads these too: claimed so that they are refused, not
 	 * stored unchecked */
@@ -834,14 +898,14 @@ static int torch_match(const char *path, const uint8_t *head, size_t nhead)
 
 static int torch_parse(int fd, uint64_t size, struct conv_info *out)
 {
-	uint8_t h[8] = { 0 };
-	size_t n = size < 8 ? (size_t)size : 8;
+	uint8_t h[32] = { 0 };
+	size_t n = size < sizeof h ? (size_t)size : sizeof h, ml;
 	if (util_pread_full(fd, h, n, 0) != (ssize_t)n)
 		return md_fail(MD_EIO, "read error");
 	out->format = "torch";
 	if (is_zip(h, n))
 		return parse_zip(fd, size, out);
-	if (n >= 2 && h[0] == 0x80)
+	if ((n >= 2 && h[0] == 0x80) || legacy_magic_pickle(h, n, &ml))
 		return parse_legacy(fd, size, out);
 	if (is_7z(h, n))
 		return md_fail(MD_EREFUSED, "refused: 7z archive, not a torch checkpoint");

@@ -130,12 +130,14 @@ int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha2
 	return 0;
 }
 
+/* The same test the worker's conv_convert makes (conv_find_fd: the same
+ * head bytes), so that no weight file is passed over as a plain file. A
+ * file we cannot read is claimed: the conversion then fails on it. */
 static int claims(void *arg, int fd, const char *relpath)
 {
-	uint8_t head[64];
+	const struct converter *cv;
 	(void)arg;
-	ssize_t n = util_pread_full(fd, head, sizeof head, 0);
-	return n >= 0 && conv_find(relpath, head, (size_t)n) != NULL;
+	return conv_find_fd(fd, relpath, &cv) != 0 || cv != NULL;
 }
 
 static int convert(void *arg, int src_fd, uint64_t size, const char *relpath,

@@ -33,7 +33,8 @@ int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha2
 		   int pack_fd, int recipe_fd, _Atomic int *cancel, json_t **info);
 
 /* Fill conv (a struct ingest_converter, registry/ingest.h) with hooks that
- * send the files a converter claims (conv_find on path and first bytes) to
+ * send the files a converter claims (conv_find_fd: path and the first
+ * CONV_HEAD_BYTES, as the worker itself decides) to
  * worker_convert, canceled through cancel (the job's flag). */
 struct ingest_converter;
 void worker_converter(struct ingest_converter *conv, _Atomic int *cancel);

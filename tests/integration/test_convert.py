@@ -137,17 +137,25 @@ def evil_pickle():
     return pickle.dumps(Evil(), protocol=2)
 
 
-def deflated_torch_zip(pkl):
+LONG_NAME = "resnet50_imagenet_checkpoint_epoch_90_best.pth.tar"
+
+
+def deflated_torch_zip(pkl, root="archive", method=None):
     """A torch-style zip whose entries are deflate-compressed (torch.save
     never writes that; we cannot check what we do not inflate)."""
     import io
     import zipfile
     bio = io.BytesIO()
-    with zipfile.ZipFile(bio, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("archive/data.pkl", pkl)
-        z.writestr("archive/version", "3\n")
-        z.writestr("archive/byteorder", "little")
+    with zipfile.ZipFile(bio, "w", zipfile.ZIP_DEFLATED if method is None else method) as z:
+        z.writestr(root + "/data.pkl", pkl)
+        z.writestr(root + "/version", "3\n")
+        z.writestr(root + "/byteorder", "little")
     return bio.getvalue()
+
+
+def torch_zip_stored(pkl, root):
+    import zipfile
+    return deflated_torch_zip(pkl, root, zipfile.ZIP_STORED)
 
 
 @pytest.mark.parametrize("case,fname,expect", [
@@ -157,6 +165,10 @@ def deflated_torch_zip(pkl):
      "pytorch_model.bin: refused: zip entry archive/data.pkl is compressed (deflate); "
      "torch.save stores entries uncompressed"),
     ("gguf_v1", "model.gguf", "model.gguf: refused: GGUF version 1 (only 2 and 3)"),
+    # found by content, however long the zip's root folder, whatever the name
+    ("long_root", LONG_NAME, LONG_NAME + ": refused: global posix.system"),
+    ("long_root", "model_weights_for_inference_final.pkl",
+     "model_weights_for_inference_final.pkl: refused: global posix.system"),
     ("header_4g", "model.safetensors", "model.safetensors"),
     ("overlap", "model.safetensors", "model.safetensors"),
     ("trailing", "model.safetensors", "model.safetensors"),
@@ -166,6 +178,8 @@ def test_hostile_weights_refused(daemon, tmp, case, fname, expect):
         data = evil_pickle()
     elif case == "deflated_evil":
         data = deflated_torch_zip(evil_pickle())
+    elif case == "long_root":
+        data = torch_zip_stored(evil_pickle(), fname.rsplit(".", 1)[0])
     elif case == "gguf_v1":
         data = b"GGUF" + struct.pack("<IQQ", 1, 0, 0)
     elif case == "header_4g":
@@ -185,6 +199,18 @@ def test_hostile_weights_refused(daemon, tmp, case, fname, expect):
     assert daemon.ctl("list", "--json").json() == []
     daemon.ctl("gc")
     assert blob_bytes(daemon.store) == 0
+
+
+def test_long_named_checkpoint_converted(daemon, tmp):
+    """torch.save names the zip's root folder after the file: a long name
+    and an extension we do not list must not stop the conversion."""
+    m = os.path.join(tmp, "m")
+    os.makedirs(m)
+    subprocess.run([PY, "-c", "import sys, torch; torch.save({'w': torch.ones(3)}, sys.argv[1])",
+                    os.path.join(m, LONG_NAME)], check=True)
+    daemon.ctl("import", m, "--name", "acme/long")
+    f = daemon.ctl("show", "acme/long", "--json").json()["files"][0]
+    assert f["path"] == LONG_NAME and f.get("format") == "torch" and f.get("tensors") == 1, f
 
 
 def read_safetensors(p):

@@ -150,7 +150,7 @@ static void test_roundtrip(void **state)
 	static const char *const good[] = {
 		"fp32.pt", "fp16.pt", "bf16.pt", "int8.pt", "tied.pt", "view.pt", "nested.pt",
 		"state_dict.pt", "param.pt", "misc.pt", "proto4.pt", "root.pt", "legacy.pt", "zip64.pt", "cd64.pt",
-		"v3_u16.pt", "v3_f8.pt", "strided.pt",
+		"v3_u16.pt", "v3_f8.pt", "strided.pt", "resnet50_imagenet_checkpoint_epoch_90_best.pth.tar",
 	};
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
 		check_good(good[i]);
@@ -341,30 +341,47 @@ static void test_truncations(void **state)
 static void test_match(void **state)
 {
 	(void)state;
-	uint8_t head[256];
+	uint8_t head[CONV_HEAD_BYTES];
 	static const struct {
 		const char *file, *as;
 		int want;
 	} cases[] = {
 		{ "fp32.pt", "x/whatever.data", 1 },     /* zip whose first entry is <root>/data.pkl */
 		{ "legacy.pt", "x/whatever.data", 1 },   /* legacy magic number */
+		/* by content, whatever the name and however long the root folder */
+		{ "resnet50_imagenet_checkpoint_epoch_90_best.pth.tar",
+		  "resnet50_imagenet_checkpoint_epoch_90_best.pth.tar", 1 },
+		{ "longroot_evil.pth.tar", "resnet50_imagenet_checkpoint_epoch_90_best.pth.tar", 1 },
+		{ "longroot_evil.pkl", "model_weights_for_inference_final.pkl", 1 },
+		{ "version_first.dat", "weights.dat", 1 },
+		{ "deflated_evil.bin", "model.zip", 1 },
+		{ "legacy_p4.pt", "x/whatever.data", 1 },  /* magic pickled at protocol 4 (FRAME) */
+		{ "legacy_p1.pt", "x/whatever.data", 1 },  /* and at protocol 1 (LONG text) */
+		{ "tar_torch.bin", "checkpoint.tar", 1 },  /* torch < 0.4 tar: first member "sys_info" */
+		{ "tar.bin", "pytorch_model.bin", 1 },
+		{ "tar.bin", "backup.tar", 0 },
 		{ "os_system_raw.bin", "pytorch_model.bin", 1 },
 		{ "os_system_raw.bin", "notes.txt", 0 },
 		{ "sevenzip.bin", "pytorch_model.bin", 1 },
 		{ "sevenzip.bin", "archive.7z", 0 },
-		{ "nested_zip.bin", "data.zip", 0 },
+		{ "nested_zip.bin", "data.zip", 1 },      /* has outer/version: torch-like, checked */
+		{ "plain.zip", "data.zip", 0 },
+		{ "plain.zip", "pytorch_model.bin", 1 },  /* by name: refused, not stored */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int fd = open(fx(cases[i].file), O_RDONLY);
 		assert_true(fd >= 0);
 		ssize_t n = util_read_full(fd, head, sizeof head);
-		close(fd);
 		assert_true(n > 0);
-		const struct converter *c = conv_find(cases[i].as, head, (size_t)n);
-		if (cases[i].want)
-			assert_ptr_equal(c, &conv_torch);
-		else
-			assert_true(c != &conv_torch);
+		const struct converter *c = conv_find(cases[i].as, head, (size_t)n), *cf;
+		/* the daemon's test (conv_find_fd) agrees with the converter's */
+		assert_int_equal(conv_find_fd(fd, cases[i].as, &cf), 0);
+		assert_ptr_equal(c, cf);
+		close(fd);
+		if (cases[i].want && c != &conv_torch)
+			fail_msg("%s as %s: not claimed", cases[i].file, cases[i].as);
+		if (!cases[i].want && c == &conv_torch)
+			fail_msg("%s as %s: claimed", cases[i].file, cases[i].as);
 	}
 }
 
