@@ -94,6 +94,11 @@ static const char *const kindnames[] = {
 	"global", "storage", "tensor",
 };
 
+const char *pk_kind_name(int kind)
+{
+	return kind >= 0 && (size_t)kind < sizeof kindnames / sizeof kindnames[0] ? kindnames[kind] : "?";
+}
+
 struct vm {
 	const uint8_t *b;
 	size_t n, pos;

@@ -134,5 +134,7 @@ static inline const struct pk_obj *pk_obj(const struct pk_doc *d, struct pk_val 
 
 /* Name of a global ("torch._utils._rebuild_tensor_v2"), static. */
 const char *pk_global_name(int g, uint32_t dtype);
+/* Python's name for a value kind ("tuple", "tensor"...); static. */
+const char *pk_kind_name(int kind);
 
 #endif

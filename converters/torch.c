@@ -16,7 +16,9 @@
  * The pickles go through converters/pickle.c, which executes nothing. The
  * resulting tree is flattened: dicts (nested state_dicts, {"model": sd,
  * "optimizer": ...}) join keys with '.', lists and tuples use the index;
- * str, int and bool keys name entries, entries under other keys are skipped.
+ * str, int and bool keys name entries; entries under other keys (and sets)
+ * are skipped, unless a tensor is among them (key or value): refused naming
+ * the key's type ("state_dict key is a tuple, not a string"), never dropped.
  * Non-tensor leaves are ignored (they stay in the recipe's literals). A
  * tensor at the root is named "tensor".
  *
@@ -183,11 +185,52 @@ static int push_part(struct flat *fl, size_t len, const char *part, size_t plen,
 
 static int walk(struct flat *fl, struct pk_val v, size_t len, int depth);
 
+/* *found = 1 if v is or holds a tensor (through dicts, keys included,
+ * lists, tuples and sets). Visits count against the same cap as walk. */
+static int holds_tensor(struct flat *fl, struct pk_val v, int depth, int *found)
+{
+	if (v.kind == PK_TENSOR) {
+		*found = 1;
+		return 0;
+	}
+	if (v.kind != PK_DICT && v.kind != PK_LIST && v.kind != PK_TUPLE && v.kind != PK_SET)
+		return 0;
+	if (++fl->visits > fl->max_visits)
+		return md_fail(MD_ETOOBIG, "checkpoint structure has more than %zu entries (shared containers?)",
+			       fl->max_visits);
+	if (depth > TORCH_MAX_DEPTH)
+		return md_fail(MD_ETOOBIG, "checkpoint nested deeper than %d at '%.64s'", TORCH_MAX_DEPTH, fl->buf);
+	const struct pk_obj *o = pk_obj(fl->d, v);
+	for (uint32_t i = 0; i < o->n && !*found; i++) {
+		int rc = holds_tensor(fl, o->u.v[i], depth + 1, found);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Refuse what would drop a tensor: a tensor under a key that cannot name
+ * it, or in a set. what names the container ("state_dict key is a tuple,
+ * not a string"). */
+static int refuse_if_tensor(struct flat *fl, struct pk_val a, struct pk_val b, size_t len, int depth,
+			    const char *what)
+{
+	int found = 0, rc = holds_tensor(fl, a, depth, &found);
+	if (!rc && !found && b.kind != PK_NONE)
+		rc = holds_tensor(fl, b, depth, &found);
+	if (rc || !found)
+		return rc;
+	fl->buf[len] = 0;
+	return md_fail(MD_EREFUSED, "refused: %s%s%.64s%s", what, len ? " (in '" : "", fl->buf,
+		       len ? "')" : "");
+}
+
 static int walk_child(struct flat *fl, struct pk_val key, struct pk_val v, size_t len, int depth, int dict)
 {
 	char num[32];
 	const char *part;
-	if (!dict && v.kind != PK_TENSOR && v.kind != PK_DICT && v.kind != PK_LIST && v.kind != PK_TUPLE)
+	if (!dict && v.kind != PK_TENSOR && v.kind != PK_DICT && v.kind != PK_LIST && v.kind != PK_TUPLE &&
+	    v.kind != PK_SET)
 		return 0; /* list element that is a plain leaf */
 	size_t plen;
 	if (key.kind == PK_STR || key.kind == PK_BYTES) {
@@ -209,7 +252,12 @@ static int walk_child(struct flat *fl, struct pk_val key, struct pk_val v, size_
 		plen = (size_t)snprintf(num, sizeof num, "%lld", (long long)key.i);
 		part = num;
 	} else {
-		return 0; /* a key that cannot name anything: entry skipped */
+		/* a key that cannot name anything (a tuple, a tensor, None...): its
+		 * entry is skipped, unless a tensor would go with it */
+		char what[80];
+		snprintf(what, sizeof what, "state_dict key is %s%s, not a string",
+			 key.kind == PK_NONE ? "" : "a ", pk_kind_name(key.kind));
+		return refuse_if_tensor(fl, key, v, len, depth, what);
 	}
 	size_t nl = 0;
 	int rc = push_part(fl, len, part, plen, &nl);
@@ -222,6 +270,9 @@ static int walk_child(struct flat *fl, struct pk_val key, struct pk_val v, size_
 
 static int walk(struct flat *fl, struct pk_val v, size_t len, int depth)
 {
+	if (v.kind == PK_SET)   /* members have no names */
+		return refuse_if_tensor(fl, v, (struct pk_val){ .kind = PK_NONE }, len, depth,
+					"a tensor in a set");
 	if (v.kind != PK_TENSOR && v.kind != PK_DICT && v.kind != PK_LIST && v.kind != PK_TUPLE)
 		return 0; /* non-tensor leaf */
 	if (++fl->visits > fl->max_visits)
