@@ -65,6 +65,41 @@ static int lit_write(void *arg, uint64_t src_off, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* "218 MB", "3.6 MB", "900 bytes" (powers of 1000), for messages. */
+static void human(uint64_t v, char *out, size_t n)
+{
+	static const char *const unit[] = { "kB", "MB", "GB", "TB", "PB", "EB" };
+	if (v < 1000) {
+		snprintf(out, n, "%llu bytes", (unsigned long long)v);
+		return;
+	}
+	double d = (double)v / 1000;
+	size_t u = 0;
+	while (d >= 1000 && u + 1 < sizeof unit / sizeof unit[0]) {
+		d /= 1000;
+		u++;
+	}
+	snprintf(out, n, d < 100 ? "%.1f %s" : "%.0f %s", d, unit[u]);
+}
+
+/* DESIGN 7: what an untrusted file can make us write is capped. Each stored
+ * tensor takes a 4096-byte-aligned slot and a table entry, so a small file
+ * of many tiny tensors would blow up in the store (50,000 one-byte tensors:
+ * 3.6 MB -> 218 MB). The pack may exceed its source by at most the source's
+ * size plus CONV_PACK_SLACK (docs/pack-format.md, section 4). */
+static int check_growth(const struct conv_info *ci, const struct pack_layout *lay, uint64_t src_size)
+{
+	uint64_t limit = src_size > (UINT64_MAX - CONV_PACK_SLACK) / 2 ? UINT64_MAX
+								: 2 * src_size + CONV_PACK_SLACK;
+	if (lay->file_size <= limit)
+		return 0;
+	char p[32], s[32];
+	human(lay->file_size, p, sizeof p);
+	human(src_size, s, sizeof s);
+	return md_fail(MD_EREFUSED, "refused: %zu tensors would need a %s pack for a %s file "
+		       "(at most twice the file plus 64 MiB)", ci->n, p, s);
+}
+
 static void add_dtype(struct conv_result *r, uint32_t dt, uint64_t bytes)
 {
 	for (size_t i = 0; i < r->ndtypes; i++)
@@ -102,7 +137,8 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip
 	struct pack_written pw;
 	int rc, wrote = 0;
 	memset(out, 0, sizeof *out);
-	if ((rc = pack_layout_init(&ci, src_size, &lay)) || (rc = recipe_build(&ci, &lay, &rb)))
+	if ((rc = pack_layout_init(&ci, src_size, &lay)) || (rc = check_growth(&ci, &lay, src_size)) ||
+	    (rc = recipe_build(&ci, &lay, &rb)))
 		goto out;
 	wrote = 1;
 	if (ftruncate(recipe_fd, 0)) {

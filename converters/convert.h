@@ -17,6 +17,10 @@
 #include "converters/converter.h"
 
 #define CONV_RESULT_MAX_DTYPES 64
+/* Hard cap (DESIGN 7) on the padding an untrusted file can make us write:
+ * a pack may be at most 2 x its source's size + CONV_PACK_SLACK bytes, or
+ * the file is refused (MD_EREFUSED) before anything is written. */
+#define CONV_PACK_SLACK ((uint64_t)64 << 20)
 
 struct conv_dtype_stat {
 	uint32_t dtype;          /* enum conv_dtype */
@@ -61,7 +65,9 @@ struct conv_result {
  *               which, prefixed with the path, e.g. "model.safetensors:
  *               safetensors: header length 4294967296 exceeds 100000000
  *               bytes", "model.gguf: refused: GGUF version 1 (only 2 and
- *               3)". The import must fail.
+ *               3)", or a pack that would outgrow the file (CONV_PACK_SLACK:
+ *               "refused: 50000 tensors would need a 218 MB pack for a
+ *               3.6 MB file"). The import must fail.
  *   MD_EIO, MD_ENOSPC, MD_ENOMEM
  * On any failure both output files are truncated to 0 bytes.
  */

@@ -201,6 +201,29 @@ def test_hostile_weights_refused(daemon, tmp, case, fname, expect):
     assert blob_bytes(daemon.store) == 0
 
 
+def test_pack_growth_capped(daemon, tmp):
+    """A small file of many tiny tensors would need a 4096-byte slot each:
+    refused before anything is written when the pack would exceed twice the
+    file plus 64 MiB; a tiny real model still imports."""
+    n = 30000
+    hdr = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(n)}
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    m = make_model(os.path.join(tmp, "amp"), {"model.safetensors": struct.pack("<Q", len(h)) + h + os.urandom(n)})
+    r = daemon.ctl("import", m, "--name", "acme/amp", check=False)
+    assert r.rc == 1, r
+    assert "model.safetensors: refused: 30000 tensors would need a 1" in r.err, r.err
+    assert r.err.count("\n") == 1
+    assert daemon.ctl("list", "--json").json() == []
+    daemon.ctl("gc")
+    assert blob_bytes(daemon.store) == 0
+    small = safetensors_bytes({f"layer.{i}.weight": ("F32", [16, 16], os.urandom(1024)) for i in range(100)})
+    daemon.ctl("import", make_model(os.path.join(tmp, "small"), {"model.safetensors": small}),
+               "--name", "acme/small")
+    f = daemon.ctl("show", "acme/small", "--json").json()["files"][0]
+    assert f.get("format") == "safetensors" and f.get("tensors") == 100, f
+
+
 def test_long_named_checkpoint_converted(daemon, tmp):
     """torch.save names the zip's root folder after the file: a long name
     and an extension we do not list must not stop the conversion."""

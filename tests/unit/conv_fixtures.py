@@ -256,6 +256,11 @@ def make(d):
         gguf_bytes([("general.name", 8, "x")], []))
     b = gguf_bytes([], [("w", 0, [3], np.float32([1, 2, 3]).tobytes())])
     open(os.path.join(d, "unpadded.gguf"), "wb").write(b[:len(b) - 20])
+    # a tiny real model: 100 small tensors in a 100 kB file still convert
+    # (a 400 kB pack: the growth cap's 64 MiB slack)
+    open(os.path.join(d, "small_many.safetensors"), "wb").write(st_bytes(
+        [(f"layer.{i}.weight", "F32", [16, 16], rnd((16, 16), np.float32, 100 + i).tobytes())
+         for i in range(100)]))
     # not weight files: they stay plain blobs
     open(os.path.join(d, "config.json"), "w").write('{"hidden_size": 8}\n')
     open(os.path.join(d, "model.safetensors.index.json"), "w").write(json.dumps(
@@ -338,6 +343,13 @@ def hostile(d):
     })
     for name, b in cases.items():
         open(os.path.join(d, name), "wb").write(b)
+    # 50,000 one-byte tensors: 3.6 MB that would take a ~213 MB pack
+    n = 50000
+    hdr = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(n)}
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    open(os.path.join(d, "st_manytiny.safetensors"), "wb").write(
+        struct.pack("<Q", len(h)) + h + bytes(range(256)) * (n // 256) + bytes(n % 256))
 
 
 def compare(a, b):

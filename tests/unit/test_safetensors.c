@@ -122,6 +122,25 @@ static void test_not_weights(void **state)
 	}
 }
 
+/* DESIGN 7: a file cannot make the store grow past 2 x its size + 64 MiB
+ * (CONV_PACK_SLACK); small real models are far inside that. */
+static void test_pack_growth(void **state)
+{
+	(void)state;
+	fx_expect_refused("st_manytiny.safetensors",
+			  "st_manytiny.safetensors: refused: 50000 tensors would need a 2");
+	struct fx_conv c;
+	int rc = fx_convert("st_manytiny.safetensors", &c);
+	assert_int_equal(rc, MD_EREFUSED);
+	assert_non_null(strstr(md_errmsg(rc), " MB pack for a 3."));
+	fx_conv_free(&c);
+	assert_int_equal(fx_convert("small_many.safetensors", &c), 0);
+	assert_int_equal(c.res.ntensors, 100);
+	assert_true(c.res.pack_size > c.size);   /* padded, yet allowed */
+	fx_check_roundtrip(&c);
+	fx_conv_free(&c);
+}
+
 static void test_hostile(void **state)
 {
 	(void)state;
@@ -168,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_export_gguf),
 		cmocka_unit_test(test_not_weights),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_pack_growth),
 	};
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
