@@ -9,8 +9,11 @@
  * overlap, byte lengths equal to the overflow-checked shape product times the
  * dtype size (sub-byte dtypes filling whole bytes), and a file that ends
  * exactly at the last tensor. Stricter than the reference: duplicate keys,
- * names with NUL or invalid UTF-8, unknown keys in a tensor entry and more
- * than CONV_MAX_DIMS dimensions are refused.
+ * names with NUL or invalid UTF-8 and more than CONV_MAX_DIMS dimensions are
+ * refused. Like the reference (its TensorInfo is a plain serde derive,
+ * without deny_unknown_fields), other keys in a tensor entry are ignored:
+ * files its readers load are not refused here, and the header bytes, extra
+ * keys included, are kept in the recipe.
  */
 #include "converters/converter.h"
 #include "converters/gguf.h"
@@ -79,12 +82,8 @@ static int parse_entry(const char *name, json_t *v, struct ent *e)
 {
 	if (!json_is_object(v))
 		return md_fail(MD_ECORRUPT, "safetensors: %s: entry is not an object", name);
-	const char *k;
-	json_t *x;
-	json_object_foreach(v, k, x) {
-		if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
-			return md_fail(MD_ECORRUPT, "safetensors: %s: unknown key \"%s\"", name, k);
-	}
+	/* keys other than dtype, shape and data_offsets are ignored, as by the
+	 * reference's serde derive */
 	const char *ds = json_string_value(json_object_get(v, "dtype"));
 	if (!ds)
 		return md_fail(MD_ECORRUPT, "safetensors: %s: missing dtype", name);
