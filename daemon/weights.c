@@ -59,9 +59,11 @@ static json_t *tensor_json(const char *path, const char *pack, const struct pack
 	json_t *shape = json_array();
 	for (uint32_t k = 0; k < t->ndim; k++)
 		json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
-	const char *dt = conv_dtype_name(t->dtype);
+	/* the name everything else uses (export errors, the serving protocol):
+	 * "GGML_Q4_0", not the bare id */
+	const char *dt = conv_dtype_str(t->dtype);
 	char buf[32], dig[65];
-	if (!dt) {
+	if (!strcmp(dt, "?")) {
 		snprintf(buf, sizeof buf, "GGML_%u", t->dtype - CONV_DT_GGML);
 		dt = buf;
 	}

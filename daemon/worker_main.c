@@ -73,9 +73,10 @@ int main(int argc, char **argv)
 		return fail(rc);
 	json_t *dt = json_object();
 	for (size_t i = 0; i < r.ndtypes; i++) {
-		const char *n = conv_dtype_name(r.dtypes[i].dtype);
+		/* "GGML_Q4_0" as `tensors` and the serving protocol name it */
+		const char *n = conv_dtype_str(r.dtypes[i].dtype);
 		char buf[32];
-		if (!n) {
+		if (!strcmp(n, "?")) {
 			snprintf(buf, sizeof buf, "GGML_%u", r.dtypes[i].dtype - CONV_DT_GGML);
 			n = buf;
 		}

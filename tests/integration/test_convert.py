@@ -236,6 +236,24 @@ def test_long_named_checkpoint_converted(daemon, tmp):
     assert f["path"] == LONG_NAME and f.get("format") == "torch" and f.get("tensors") == 1, f
 
 
+def test_ggml_type_names(daemon, tmp):
+    """Block-quantized GGUF tensors are named by their ggml type everywhere
+    (tensors, show's dtype_bytes, export errors): GGML_Q8_0, not GGML_8."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "unit"))
+    from conv_fixtures import gguf_bytes
+    q8 = os.urandom(34 * 2)    # 2 blocks of Q8_0: 64 elements
+    q4 = os.urandom(18 * 2)    # 2 blocks of Q4_0
+    g = gguf_bytes([], [("a", 8, [64], q8), ("b", 2, [64], q4), ("c", 0, [4], os.urandom(16))])
+    m = make_model(os.path.join(tmp, "g"), {"model.gguf": g})
+    daemon.ctl("import", m, "--name", "acme/g")
+    dts = {t["name"]: t["dtype"] for t in daemon.ctl("tensors", "acme/g", "--json").json()}
+    assert dts == {"a": "GGML_Q8_0", "b": "GGML_Q4_0", "c": "F32"}, dts
+    assert "GGML_Q8_0" in daemon.ctl("tensors", "acme/g").out
+    f = daemon.ctl("show", "acme/g", "--json").json()["files"][0]
+    assert set(f["dtype_bytes"]) == {"GGML_Q8_0", "GGML_Q4_0", "F32"}, f
+
+
 def read_safetensors(p):
     raw = open(p, "rb").read()
     n = struct.unpack("<Q", raw[:8])[0]
