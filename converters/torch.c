@@ -61,6 +61,29 @@
 static const uint8_t legacy_magic[] = { 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
 					0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e };
 
+/* 1 if h starts with the pickle of torch's legacy magic number
+ * 0x1950a86a20f9469cfc6c (its STOP included): protocol 2 to 5 (PROTO, at 4
+ * and 5 a FRAME, LONG1) or protocol 0 and 1 (the LONG text opcode). Sets
+ * *len to its length. */
+static int legacy_magic_pickle(const uint8_t *h, size_t n, size_t *len)
+{
+	static const char text[] = "L119547037146038801333356L\n.";
+	size_t p = 2;
+	if (n >= 2 && h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) {
+		if (h[1] >= 4 && n >= p + 9 && h[p] == 0x95)
+			p += 9; /* FRAME and its 8-byte length */
+		if (n - p < sizeof legacy_magic || memcmp(h + p, legacy_magic, sizeof legacy_magic))
+			return 0;
+		*len = p + sizeof legacy_magic;
+		return 1;
+	}
+	if (n >= sizeof text - 1 && !memcmp(h, text, sizeof text - 1)) {
+		*len = sizeof text - 1;
+		return 1;
+	}
+	return 0;
+}
+
 /* A tensor found while flattening: its name and its PK_TENSOR object. */
 struct found {
 	char *name;
@@ -717,7 +740,11 @@ static int legacy_pickles(int fd, uint64_t size, uint8_t **bufp, struct pk_doc d
 static int legacy_check_header(const uint8_t *buf, struct pk_doc docs[5])
 {
 	/* 0: magic number, 1: protocol version, 2: sys_info, 3: data, 4: keys */
-	if (docs[0].root.kind != PK_BIGINT || docs[0].used != 15 || memcmp(buf + 2, legacy_magic, 13))
+	/* the magic number as torch.save's pickle_protocol (2 by default, 4 and
+	 * 5 add a FRAME) pickles it; pk_load then read exactly that pickle */
+	size_t ml;
+	if (docs[0].root.kind != PK_BIGINT || !legacy_magic_pickle(buf, docs[0].used, &ml) ||
+	    ml != docs[0].used)
 		return md_fail(MD_ECORRUPT, "legacy checkpoint: bad magic number");
 	if (docs[1].root.kind != PK_INT || docs[1].root.i != 1001)
 		return md_fail(MD_EREFUSED, "refused: legacy checkpoint: protocol version is not 1001");
@@ -902,29 +929,6 @@ static int torch_zip_head(const uint8_t *h, size_t n)
 		if (next > n)
 			return 0;
 		p = (size_t)next;
-	}
-	return 0;
-}
-
-/* 1 if h starts with the pickle of torch's legacy magic number
- * 0x1950a86a20f9469cfc6c (its STOP included): protocol 2 to 5 (PROTO, at 4
- * and 5 a FRAME, LONG1) or protocol 0 and 1 (the LONG text opcode). Sets
- * *len to its length. */
-static int legacy_magic_pickle(const uint8_t *h, size_t n, size_t *len)
-{
-	static const char text[] = "L119547037146038801333356L\n.";
-	size_t p = 2;
-	if (n >= 2 && h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) {
-		if (h[1] >= 4 && n >= p + 9 && h[p] == 0x95)
-			p += 9; /* FRAME and its 8-byte length */
-		if (n - p < sizeof legacy_magic || memcmp(h + p, legacy_magic, sizeof legacy_magic))
-			return 0;
-		*len = p + sizeof legacy_magic;
-		return 1;
-	}
-	if (n >= sizeof text - 1 && !memcmp(h, text, sizeof text - 1)) {
-		*len = sizeof text - 1;
-		return 1;
 	}
 	return 0;
 }

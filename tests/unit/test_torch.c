@@ -151,6 +151,7 @@ static void test_roundtrip(void **state)
 		"fp32.pt", "fp16.pt", "bf16.pt", "int8.pt", "tied.pt", "view.pt", "nested.pt",
 		"state_dict.pt", "param.pt", "misc.pt", "proto4.pt", "root.pt", "legacy.pt", "zip64.pt", "cd64.pt",
 		"v3_u16.pt", "v3_f8.pt", "strided.pt", "resnet50_imagenet_checkpoint_epoch_90_best.pth.tar", "odd_keys.pt",
+		"legacy_p4.pt", "legacy_p5.pt",
 	};
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
 		check_good(good[i]);
