@@ -186,13 +186,42 @@ static void wle(struct wbuf *b, uint64_t v, unsigned size)
 	wput(b, x, size);
 }
 
+/* The pack's general.alignment when it is a u32 power of two (a GGUF
+ * original's: kept, so the export has its key/values and its layout), else
+ * 0: the key is left out and the GGUF default 32 applies. */
+static uint32_t meta_alignment(const json_t *meta)
+{
+	json_t *al = json_object_get(meta, "general.alignment");
+	const char *ty = json_string_value(json_object_get(al, "type"));
+	json_t *v = json_object_get(al, "value");
+	if (!ty || strcmp(ty, "u32") || !json_is_integer(v))
+		return 0;
+	json_int_t a = json_integer_value(v);
+	return a > 0 && a <= UINT32_MAX && !(a & (a - 1)) ? (uint32_t)a : 0;
+}
+
+static int write_zeros(int fd, uint64_t n)
+{
+	static const uint8_t z[4096];
+	int rc = 0;
+	while (n && !rc) {
+		size_t k = n > sizeof z ? sizeof z : (size_t)n;
+		rc = util_write_all(fd, z, k);
+		n -= k;
+	}
+	return rc;
+}
+
 int export_gguf(const struct pack *p, const int *pack_fds, int out_fd)
 {
 	struct wbuf b = { 0 };
 	uint8_t *kv = NULL;
 	size_t kvlen;
 	uint64_t kvcount;
-	int rc = gguf_meta_encode(pack_meta(p), "general.alignment", &kv, &kvlen, &kvcount);
+	uint32_t kept = meta_alignment(pack_meta(p));
+	uint64_t align = kept ? kept : GGUF_ALIGN;
+	int rc = gguf_meta_encode(pack_meta(p), kept ? NULL : "general.alignment", &kv, &kvlen,
+				  &kvcount);
 	if (rc)
 		return md_fail_prefix(rc, "export");
 	wput(&b, "GGUF", 4);
@@ -226,20 +255,18 @@ int export_gguf(const struct pack *p, const int *pack_fds, int out_fd)
 			wle(&b, t->shape[t->ndim - 1 - d], 8);
 		wle(&b, ty, 4);
 		wle(&b, pos, 8);
-		pos += (t->length + GGUF_ALIGN - 1) & ~(uint64_t)(GGUF_ALIGN - 1);
+		pos += (t->length + align - 1) & ~(align - 1);
 	}
-	static const uint8_t z[GGUF_ALIGN];
-	wput(&b, z, (GGUF_ALIGN - b.n % GGUF_ALIGN) % GGUF_ALIGN);
 	if ((rc = b.err))
 		goto out;
-	if ((rc = util_write_all(out_fd, b.p, b.n)))
+	if ((rc = util_write_all(out_fd, b.p, b.n)) ||
+	    (rc = write_zeros(out_fd, (align - b.n % align) % align)))
 		goto out;
 	for (size_t i = 0; i < pack_count(p) && !rc; i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
 		rc = copy_range(pack_fds[t->ref], t->offset, t->length, out_fd);
-		size_t padn = (GGUF_ALIGN - t->length % GGUF_ALIGN) % GGUF_ALIGN;
-		if (!rc && padn)
-			rc = util_write_all(out_fd, z, padn);
+		if (!rc)
+			rc = write_zeros(out_fd, (align - t->length % align) % align);
 	}
 out:
 	free(b.p);

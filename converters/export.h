@@ -19,9 +19,11 @@
  * block type: detail names the tensor), MD_EIO, MD_ENOSPC, MD_ENOMEM. */
 int export_safetensors(const struct pack *p, const int *pack_fds, int out_fd);
 
-/* GGUF v3, alignment 32: the pack's metadata (typed values kept,
- * general.alignment dropped), tensor infos in table order with dimensions
- * innermost first. dtypes F32 F16 BF16 F64 I8 I16 I32 I64 and every ggml
+/* GGUF v3: the pack's metadata (typed values kept), tensor infos in table
+ * order with dimensions innermost first. The alignment is the pack's
+ * general.alignment when that is a u32 power of two (a GGUF original's, kept
+ * as a key); otherwise 32, and a general.alignment of another form is left
+ * out. dtypes F32 F16 BF16 F64 I8 I16 I32 I64 and every ggml
  * block type. 0, MD_EUNSUP (a dtype GGUF has no type for, e.g. U8 or
  * F8_E4M3: detail names the tensor; a name of 64 bytes or more), MD_EIO,
  * MD_ENOSPC, MD_ENOMEM. */

@@ -38,7 +38,9 @@ static int manifest_of(struct daemon *d, json_t *req, json_t **m)
 	return rc;
 }
 
-static int open_pack(struct daemon *d, json_t *f, int *fd, struct pack **p)
+/* flags: PACK_SKIP_META for table listings; an export needs the metadata
+ * (it becomes the safetensors __metadata__ or the GGUF key/values). */
+static int open_pack(struct daemon *d, json_t *f, unsigned flags, int *fd, struct pack **p)
 {
 	const char *hex = json_string_value(json_object_get(f, "pack"));
 	const char *path = json_string_value(json_object_get(f, "path"));
@@ -46,7 +48,7 @@ static int open_pack(struct daemon *d, json_t *f, int *fd, struct pack **p)
 	store_blob_path(d->st, hex, bp, sizeof bp);
 	if ((*fd = open(bp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return md_fail(MD_ECORRUPT, "%s: pack missing from the store: %s", path, strerror(errno));
-	int rc = pack_open(*fd, PACK_SKIP_META, p);
+	int rc = pack_open(*fd, flags, p);
 	if (rc) {
 		close(*fd);
 		return md_fail_prefix(rc, path);
@@ -89,7 +91,7 @@ int weights_tensors(struct daemon *d, struct ops_peer *p, json_t *req)
 			continue;
 		int fd;
 		struct pack *pk;
-		if ((rc = open_pack(d, f, &fd, &pk)))
+		if ((rc = open_pack(d, f, PACK_SKIP_META, &fd, &pk)))
 			break;
 		const char *path = json_string_value(json_object_get(f, "path"));
 		const char *hex = json_string_value(json_object_get(f, "pack"));
@@ -169,7 +171,7 @@ int weights_export(struct daemon *d, json_t *req, int *fds, size_t nfds, json_t 
 		}
 		int pfds[1 + PACK_MAX_REFS];
 		struct pack *pk;
-		if ((rc = open_pack(d, f, &pfds[0], &pk)))
+		if ((rc = open_pack(d, f, 0, &pfds[0], &pk)))
 			break;
 		if ((rc = reader_open_refs(d->st, pk, path, pfds + 1)) == 0) {
 			rc = !strcmp(fmt, "gguf") ? export_gguf(pk, pfds, fds[i])

@@ -289,3 +289,144 @@ print(json.dumps(out))
     assert magic == b"GGUF" and version == 3 and ntensors == 2
     r = daemon.ctl("export", "acme/x", "--format", "onnx", "-o", gdir, check=False)
     assert r.rc == 2
+
+
+def st_with_meta(meta, tensors):
+    """A safetensors file in the safetensors library's own form: compact
+    header, __metadata__ first, tensors in data order, padded with spaces."""
+    hdr, off, data = {"__metadata__": meta}, 0, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        hdr[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        data += raw
+    h = json.dumps(hdr, separators=(",", ":"), ensure_ascii=False).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def test_export_safetensors_keeps_metadata(daemon, tmp):
+    """The pack keeps __metadata__ and export writes it back: a file in the
+    safetensors library's form exports bit-exactly."""
+    meta = {"format": "pt", "note": "h\u00e9llo", "a": "b"}
+    st = st_with_meta(meta, {"w": ("F32", [4, 4], os.urandom(64)), "b": ("BF16", [8], os.urandom(16))})
+    m = make_model(os.path.join(tmp, "m"), {"model.safetensors": st})
+    daemon.ctl("import", m, "--name", "acme/meta")
+    out = os.path.join(tmp, "out")
+    daemon.ctl("export", "acme/meta", "--format", "safetensors", "-o", out)
+    raw = open(os.path.join(out, "model.safetensors"), "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    assert json.loads(raw[8:8 + n])["__metadata__"] == meta
+    assert raw == st
+
+
+GGUF_FMT = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+def gguf_bytes(kvs, tensors, align=32):
+    """kvs: [(key, type, value)] (type 9: value (elem type, [values]));
+    tensors: [(name, dims innermost first, ggml type, bytes)]."""
+    def s(x):
+        x = x.encode()
+        return struct.pack("<Q", len(x)) + x
+
+    def val(t, v):
+        if t == 8:
+            return s(v)
+        if t == 9:
+            et, vs = v
+            return struct.pack("<IQ", et, len(vs)) + b"".join(val(et, e) for e in vs)
+        return struct.pack("<" + GGUF_FMT[t], v)
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
+    for k, t, v in kvs:
+        out += s(k) + struct.pack("<I", t) + val(t, v)
+    off, data = 0, b""
+    for name, dims, t, raw in tensors:
+        out += s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        out += struct.pack("<IQ", t, off)
+        pad = (align - len(raw) % align) % align
+        data += raw + b"\0" * pad
+        off += len(raw) + pad
+    out += b"\0" * ((align - len(out) % align) % align)
+    return out + data
+
+
+def read_gguf(raw):
+    """An independent GGUF v3 reader: ({key: (type, value)}, {name: (dims, type, bytes)})."""
+    o = 0
+
+    def u(f):
+        nonlocal o
+        v = struct.unpack_from("<" + f, raw, o)[0]
+        o += struct.calcsize("<" + f)
+        return v
+
+    def s():
+        nonlocal o
+        n = u("Q")
+        o += n
+        return raw[o - n:o].decode()
+
+    def val(t):
+        if t == 8:
+            return s()
+        if t == 9:
+            et, n = u("I"), u("Q")
+            return (et, [val(et) for _ in range(n)])
+        v = u(GGUF_FMT[t])
+        return "nan" if v != v else v
+    assert raw[:4] == b"GGUF" and struct.unpack_from("<I", raw, 4)[0] == 3
+    o = 8
+    nt, nkv = u("Q"), u("Q")
+    kv = {}
+    for _ in range(nkv):
+        k = s()
+        t = u("I")
+        kv[k] = (t, val(t))
+    align = kv.get("general.alignment", (4, 32))[1]
+    infos = []
+    for _ in range(nt):
+        name = s()
+        dims = [u("Q") for _ in range(u("I"))]
+        infos.append((name, dims, u("I"), u("Q")))
+    base = (o + align - 1) // align * align
+    sizes = {0: 4, 1: 2, 24: 1, 26: 4}
+    res, want = {}, 0
+    for i, (name, dims, t, off) in enumerate(infos):
+        n = sizes[t]
+        for d in dims:
+            n *= d
+        assert off == want and off % align == 0, (name, off, want)
+        res[name] = (dims, t, raw[base + off:base + off + n])
+        want += (n + align - 1) // align * align
+    return kv, res
+
+
+@pytest.mark.parametrize("align", [None, 64])
+def test_export_gguf_keeps_metadata(daemon, tmp, align):
+    """Every typed key/value of a GGUF original is in its export (llama.cpp
+    needs general.architecture); a general.alignment is kept and the data laid
+    out on it."""
+    kvs = [("general.architecture", 8, "llama"), ("general.name", 8, "tiny"),
+           ("llama.context_length", 4, 2048), ("llama.block_count", 4, 2),
+           ("llama.rope.freq_base", 6, 10000.0), ("k.u8", 0, 7), ("k.i8", 1, -3),
+           ("k.u16", 2, 65535), ("k.i16", 3, -2), ("k.i32", 5, -70000), ("k.u64", 10, 1 << 40),
+           ("k.i64", 11, -(1 << 40)), ("k.f64", 12, 0.5), ("k.bool", 7, True),
+           ("tokenizer.ggml.tokens", 9, (8, ["<s>", "</s>", "a"])),
+           ("tokenizer.ggml.scores", 9, (6, [0.0, -1.5, 2.25])), ("k.arr_empty", 9, (4, []))]
+    if align:
+        kvs.append(("general.alignment", 4, align))
+    a = align or 32
+    tens = [("tok.weight", [4, 3], 0, os.urandom(48)), ("h.f16", [5], 1, os.urandom(10)),
+            ("h.i8", [7], 24, os.urandom(7)), ("h.i32", [3], 26, os.urandom(12))]
+    g = gguf_bytes(kvs, tens, a)
+    m = make_model(os.path.join(tmp, "m"), {"model.gguf": g})
+    daemon.ctl("import", m, "--name", "acme/gg")
+    out = os.path.join(tmp, "out")
+    daemon.ctl("export", "acme/gg", "--format", "gguf", "-o", out)
+    got = open(os.path.join(out, "model.gguf"), "rb").read()
+    kv0, t0 = read_gguf(g)
+    kv1, t1 = read_gguf(got)
+    assert kv1 == kv0 and len(kv1) == len(kvs)
+    assert kv1["general.architecture"] == (8, "llama")
+    assert t1 == t0
+    assert got == g
