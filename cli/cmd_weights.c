@@ -61,6 +61,55 @@ static void out_name(const char *path, const char *ext, char *out, size_t n)
 	snprintf(out, n, "%.*s.%s", (int)stem, path, ext);
 }
 
+/*
+ * The output name of each converted file (modelctl(1)): the stem with the
+ * format's extension, unique within one export. A file that already has
+ * the extension keeps its name; the others, in path order, take the stem
+ * name when it is free, else their whole name with the extension added
+ * ("model.bin" -> "model.bin.safetensors" next to "model.safetensors").
+ * *names: one relative name per file, in the order of files. 0 or
+ * MD_EEXIST naming the file that has no free name, MD_ENOMEM.
+ */
+static int out_names(json_t *files, const char *ext, json_t **names)
+{
+	size_t n = json_array_size(files), i;
+	json_t *taken = json_object(), *out = json_array(), *f;
+	int rc = taken && out ? 0 : MD_ENOMEM;
+	for (i = 0; i < n && !rc; i++)
+		if (json_array_append_new(out, json_null()))
+			rc = MD_ENOMEM;
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		json_array_foreach(files, i, f) {
+			const char *path = json_string_value(json_object_get(f, "path"));
+			char stem[4200], full[4200];
+			out_name(path, ext, stem, sizeof stem);
+			int same = !strcmp(stem, path);   /* already has the extension */
+			if (same != !pass)
+				continue;
+			snprintf(full, sizeof full, "%s.%s", path, ext);
+			const char *pick = !json_object_get(taken, stem) ? stem
+					 : !same && !json_object_get(taken, full) ? full : NULL;
+			if (!pick) {
+				rc = md_fail(MD_EEXIST, "%s: no free output name (%s%s%s taken by "
+					     "another file of the export)", path, stem,
+					     same ? "" : " and ", same ? "" : full);
+				break;
+			}
+			if (json_object_set_new(taken, pick, json_string(path)) ||
+			    json_array_set_new(out, i, json_string(pick))) {
+				rc = MD_ENOMEM;
+				break;
+			}
+		}
+	}
+	json_decref(taken);
+	if (rc)
+		json_decref(out);
+	else
+		*names = out;
+	return rc;
+}
+
 int cmd_export_weights(struct cli *c)
 {
 	const char *fmt = c->format;
@@ -82,6 +131,11 @@ int cmd_export_weights(struct cli *c)
 		json_decref(res);
 		return cli_fail(rc);
 	}
+	json_t *names;
+	if ((rc = out_names(files, fmt, &names))) {
+		json_decref(res);
+		return cli_fail(rc);
+	}
 	size_t n = json_array_size(files);
 	int *fds = calloc(n, sizeof *fds);
 	json_t *paths = json_array(), *outs = json_array();
@@ -90,18 +144,22 @@ int cmd_export_weights(struct cli *c)
 	int ret = EXIT_OK;
 	json_array_foreach(files, i, f) {
 		const char *path = json_string_value(json_object_get(f, "path"));
-		char rel[4096], full[8192];
-		out_name(path, fmt, rel, sizeof rel);
-		snprintf(full, sizeof full, "%s/%s", c->output, rel);
+		char full[8400];
+		snprintf(full, sizeof full, "%s/%s", c->output,
+			 json_string_value(json_array_get(names, i)));
 		char *slash = strrchr(full, '/');
 		if (slash && slash > full + strlen(c->output)) {
 			*slash = 0;
 			util_mkdir_p(full, 0755);
 			*slash = '/';
 		}
-		fds[i] = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* never overwrite: an existing file is refused, and only files
+		 * this export created are removed on failure */
+		fds[i] = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fds[i] < 0) {
-			ret = cli_fail(md_fail(MD_EIO, "%s: %s", full, strerror(errno)));
+			ret = cli_fail(errno == EEXIST
+				       ? md_fail(MD_EEXIST, "%s: exists; not overwritten", full)
+				       : md_fail(MD_EIO, "%s: %s", full, strerror(errno)));
 			n = i;
 			break;
 		}
@@ -135,6 +193,7 @@ int cmd_export_weights(struct cli *c)
 	free(fds);
 	json_decref(paths);
 	json_decref(outs);
+	json_decref(names);
 	json_decref(res);
 	return ret;
 }
