@@ -2,6 +2,7 @@
 #include "registry/ingest.h"
 #include "registry/catalog.h"
 #include "registry/share.h"
+#include "registry/stindex.h"
 #include "common/err.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -646,6 +647,20 @@ static int place_blobs(struct ingest *ing)
 	return util_fsync_dir(top);
 }
 
+/* stindex_open_fn: blob hex of entry f, staged by this ingest or stored. */
+static int open_entry_blob(void *arg, const json_t *f, const char *hex)
+{
+	struct ingest *ing = arg;
+	const char *staged = json_string_value(json_object_get(json_object_get(f, "stage"), hex));
+	char p[4200];
+	if (staged)
+		snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
+	else
+		store_blob_path(ing->st, hex, p, sizeof p);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? md_fail(md_from_errno(errno), "%s: %s", hex, strerror(errno)) : fd;
+}
+
 int ingest_commit(struct ingest *ing, const char *name, const char *rev, const char *ref,
 		  json_t *extra, json_t **manifest_out)
 {
@@ -653,6 +668,9 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 	if (json_array_size(ing->files) == 0)
 		return md_fail(MD_EINVAL, "%s: no files to import", name);
 	sort_files(ing->files);
+	/* a sharded safetensors index must agree with the shards it names */
+	if ((rc = stindex_check(ing->files, open_entry_blob, ing)))
+		return rc;
 	char crev[41], now[32];
 	if (!rev) {
 		content_rev(ing->files, crev);

@@ -150,7 +150,10 @@ size_t ingest_count(const struct ingest *ing);
  * from the content: the first 40 hex digits of sha256 over the sorted
  * "path\0size\0sha256\n" lines, so the same bytes give the same revision.
  * *manifest_out (may be NULL) gets a new reference; "existed" is set in it
- * when that revision was already stored. 0, MD_EINVAL (no files),
+ * when that revision was already stored. First every sharded safetensors
+ * index among the files is checked against its shards (registry/stindex.h);
+ * a violation is MD_EREFUSED naming the index and the tensor or shard, and
+ * nothing is committed. 0, MD_EINVAL (no files), MD_EREFUSED, MD_ETOOBIG,
  * MD_EIO, MD_ENOSPC, MD_EDB.
  */
 int ingest_commit(struct ingest *ing, const char *name, const char *rev, const char *ref,
