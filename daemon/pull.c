@@ -424,6 +424,17 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 				catalog_origin(d->st, txn, items[i].sha256, &ent);
 				mdb_txn_abort(txn);
 			}
+			if (ent && (uint64_t)json_integer_value(json_object_get(ent, "size")) !=
+					   items[i].size) {
+				/* same sha256, other size: the hub's listing is wrong */
+				rc = md_fail(MD_ECORRUPT,
+					     "%s: the hub's size %llu does not match the stored object %s (%llu bytes)",
+					     items[i].dest, (unsigned long long)items[i].size,
+					     items[i].sha256,
+					     (unsigned long long)json_integer_value(json_object_get(ent, "size")));
+				json_decref(ent);
+				break;
+			}
 			if (ent) {
 				rc = ingest_add_existing(ing, items[i].dest, ent);
 				atomic_fetch_add(&j->ctl.done, items[i].size);

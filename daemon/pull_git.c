@@ -412,6 +412,18 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 		}
 		md_clearerr();
 		if (ent) {
+			/* the oid names the bytes, so the pointer's size must be
+			 * the stored object's: a pointer that disagrees is as
+			 * wrong here as on a store that must download it */
+			uint64_t stored = (uint64_t)json_integer_value(json_object_get(ent, "size"));
+			if (stored != f->lfs_size) {
+				rc = md_fail(MD_ECORRUPT,
+					     "%s: LFS pointer size %llu does not match the stored object %s (%llu bytes)",
+					     f->path, (unsigned long long)f->lfs_size, f->lfs_oid,
+					     (unsigned long long)stored);
+				json_decref(ent);
+				break;
+			}
 			rc = ingest_add_existing(ing, f->path, ent);
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s,s:s}", "path", f->path,
 				"sha256", f->lfs_oid, "git_blob", f->blob,

@@ -348,6 +348,27 @@ def test_bad_repos_refused_nothing_stored(daemon, host, make, words):
     nothing_stored(daemon, "acme/bad")
 
 
+def test_wrong_size_refused_when_the_oid_is_already_stored(daemon, host):
+    # the store holds oid X from one repo; another repo's pointer to X with
+    # the wrong size is the same error as on a store that must download X
+    work = host.repo("acme", "good")
+    real = safetensors_bytes({"x": ("U8", [64], bytes(range(64)))})
+    with open(os.path.join(work, "w.safetensors"), "wb") as f:
+        f.write(real)
+    host.commit(work)
+    daemon.ctl("pull", host.publish(work, "acme", "good"))
+    work2 = host.repo("acme", "bad")
+    tiny_llama(work2, seed=5)
+    with open(os.path.join(work2, "w.bin"), "wb") as f:
+        f.write(pointer(sha(real), len(real) + 7))
+    host.commit(work2)
+    r = daemon.ctl("pull", host.publish(work2, "acme", "bad"), check=False)
+    assert r.rc == 1, r.err
+    assert "w.bin" in r.err and "size" in r.err and str(len(real) + 7) in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    nothing_stored(daemon, "acme/bad")
+
+
 def test_bad_ref_and_urls(daemon, host):
     work = host.repo("acme", "refs")
     tiny_llama(work, seed=6)

@@ -324,6 +324,29 @@ def _second_model(daemon, hub, hubroot):
     check_pulled(daemon, hubroot, "acme/tiny-copy")
 
 
+def test_wrong_size_refused_when_the_sha256_is_already_stored(daemon, hubroot):
+    # a listing that names a stored LFS object with another size is refused,
+    # not satisfied from the store
+    src = os.path.join(hubroot, "acme", "tiny")
+    dst = os.path.join(hubroot, "acme", "tiny-copy2")
+    if not os.path.exists(dst):
+        shutil.copytree(src, dst)
+    hub = Hub(hubroot)
+    try:
+        daemon.ctl("pull", "acme/tiny", "--hub", hub.url)
+        lfs = [f for f in daemon.ctl("show", "acme/tiny", "--json").json()["files"]
+               if f["path"].endswith(".safetensors")][0]
+        entry = {"type": "file", "oid": "1" * 40, "size": lfs["size"] + 7, "path": "extra.safetensors",
+                 "lfs": {"oid": lfs["sha256"], "size": lfs["size"] + 7, "pointerSize": 130}}
+        hub.fault("inject", arg=urllib.request.quote(json.dumps(entry)))
+        r = daemon.ctl("pull", "acme/tiny-copy2", "--hub", hub.url, check=False)
+        assert r.rc == 1, r.err
+        assert "extra.safetensors" in r.err and "size" in r.err and str(lfs["size"] + 7) in r.err, r.err
+        assert "acme/tiny-copy2" not in daemon.ctl("list").out
+    finally:
+        hub.stop()
+
+
 def test_concurrent_pulls_share(daemon, hub, hubroot):
     hub.fault("drip", count=2, match="*.safetensors", arg="3000000")
     out = []
