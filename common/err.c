@@ -39,10 +39,15 @@ const char *md_strerror(int code)
 
 int md_fail(int code, const char *fmt, ...)
 {
+	/* format into a copy first: an argument may be md_errmsg()'s own
+	 * buffer (a detail wrapped in more context), and vsnprintf's source
+	 * and destination must not overlap */
+	char tmp[sizeof detail];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
+	memcpy(detail, tmp, sizeof detail);
 	return code;
 }
 

@@ -38,6 +38,8 @@ const char *md_strerror(int code);
 /*
  * Record a printf-style detail for this thread and return code, so that
  * `return md_fail(MD_EIO, "%s: %s", path, strerror(errno));` reads naturally.
+ * An argument may be md_errmsg()'s text: the detail is formatted into a copy
+ * before it replaces the old one.
  */
 int md_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -278,6 +278,19 @@ int util_check_relpath(const char *p)
 	return 0;
 }
 
+char *util_printable(const char *s, char *buf, size_t n)
+{
+	size_t len = strlen(s), i;
+	for (i = 0; i < len && i + 1 < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	buf[i] = 0;
+	if (i < len)
+		memcpy(buf + n - 4, "...", 4);
+	return buf;
+}
+
 static int name_part_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > 96 || s[0] == '.' || s[0] == '-')

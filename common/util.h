@@ -60,6 +60,13 @@ int util_check_relpath(const char *p);
 int util_check_text(const char *buf, size_t len, const char *what);
 
 /*
+ * An untrusted string made fit for a one-line message: copied into buf (n
+ * bytes, n >= 4), control characters and DEL shown as '?', cut with "..."
+ * when it does not fit. Returns buf.
+ */
+char *util_printable(const char *s, char *buf, size_t n);
+
+/*
  * Model name "ORG/NAME": two components of 1..96 chars [A-Za-z0-9._-], not
  * starting with '.' or '-', no "..". Returns 0 or MD_EINVAL.
  */

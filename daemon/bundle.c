@@ -546,11 +546,13 @@ static int parse_sums(struct imp *im, char *txt)
 			return md_fail(MD_EREFUSED, "bundle refused: SHA256SUMS: malformed line");
 		line[64] = 0;
 		const char *path = line + 66;
-		int rc;
 		if (!util_is_hex(line, 64))
 			return md_fail(MD_EREFUSED, "bundle refused: SHA256SUMS: %s: bad digest", path);
-		if ((rc = util_check_relpath(path)))
-			return md_fail(MD_EREFUSED, "bundle refused: SHA256SUMS: %s", md_errmsg(rc));
+		if (util_check_relpath(path)) {
+			char shown[256];
+			return md_fail(MD_EREFUSED, "bundle refused: SHA256SUMS: unsafe path '%s'",
+				       util_printable(path, shown, sizeof shown));
+		}
 		if (json_object_get(im->sums, path))
 			return md_fail(MD_EREFUSED, "bundle refused: SHA256SUMS lists %s twice", path);
 		json_object_set_new(im->sums, path, json_pack("{s:s,s:b}", "sha256", line, "seen", 0));
@@ -866,8 +868,11 @@ static int read_all(struct imp *im, const char *pubkey, size_t publen, const cha
 		const char *path = archive_entry_pathname(e);
 		if (!path)
 			return md_fail(MD_EREFUSED, "bundle refused: entry %d has no usable name", nentry);
-		if ((rc = util_check_relpath(path)))
-			return md_fail(MD_EREFUSED, "bundle refused: unsafe path: %s", md_errmsg(rc));
+		if (util_check_relpath(path)) {
+			char shown[256];
+			return md_fail(MD_EREFUSED, "bundle refused: unsafe path '%s'",
+				       util_printable(path, shown, sizeof shown));
+		}
 		if ((rc = entry_kind_ok(e, path)) < 0)
 			return rc;
 		if (rc == 1) { /* a directory entry: nothing to store */

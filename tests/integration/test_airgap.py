@@ -169,8 +169,9 @@ def flip(data):
 
 
 HOSTILE = {
-    "absolute path": (dict(add=[entry("/etc/evil", b"x")]), "unsafe path"),
-    "dot-dot": (dict(add=[entry("r0/files/../../evil", b"x")]), "unsafe path"),
+    "absolute path": (dict(add=[entry("/etc/evil", b"x")]), "bundle refused: unsafe path '/etc/evil'"),
+    "dot-dot": (dict(add=[entry("r0/files/../../evil", b"x")]),
+                "bundle refused: unsafe path 'r0/files/../../evil'"),
     "symlink": (dict(add=[entry("r0/files/link", type_=tarfile.SYMTYPE, linkname="/etc/passwd")]),
                 "symbolic link"),
     "hardlink": (dict(add=[entry("r0/files/hard", type_=tarfile.LNKTYPE, linkname="r0/files/config.json")]),
@@ -198,6 +199,8 @@ def test_hostile_bundles_refused(two, tmp, case):
     bad = rewrite(good, os.path.join(tmp, "bad.tar"), **kw)
     r = b.ctl("import", bad, check=False)
     assert r.rc == 1 and "refused" in r.err and msg in r.err, (case, r)
+    # one line, the reason said once (it was once wrapped in itself)
+    assert len(r.err.strip().splitlines()) == 1 and r.err.count("bundle refused") == 1, (case, r.err)
     store_is_clean(b)
 
 

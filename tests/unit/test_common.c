@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -54,6 +55,25 @@ static void test_relpaths(void **state)
 	assert_int_equal(util_check_relpath("a\\b"), MD_EREFUSED);
 	assert_int_equal(util_check_relpath("bad\xff"), MD_EREFUSED);
 	assert_int_equal(util_check_relpath("ctl\x01"), MD_EREFUSED);
+}
+
+/* a detail wrapped in more context: the argument is md_errmsg()'s own
+ * buffer, which md_fail overwrites */
+static void test_fail_wraps_own_detail(void **state)
+{
+	(void)state;
+	md_clearerr();
+	util_check_relpath("h/../x");
+	char want[256];
+	snprintf(want, sizeof want, "outer: %s", md_errmsg(MD_EREFUSED));
+	md_fail(MD_EREFUSED, "outer: %s", md_errmsg(MD_EREFUSED));
+	assert_string_equal(md_errmsg(MD_EREFUSED), want);
+	md_fail(MD_EIO, "%s", md_errmsg(MD_EIO));
+	assert_string_equal(md_errmsg(MD_EIO), want);
+	char buf[16];
+	assert_string_equal(util_printable("a\nb\x7f", buf, sizeof buf), "a?b?");
+	assert_string_equal(util_printable("0123456789abcdefghij", buf, sizeof buf), "0123456789ab...");
+	assert_string_equal(util_printable("0123456789abcde", buf, sizeof buf), "0123456789abcde");
 }
 
 static void test_hex_sha(void **state)
@@ -122,6 +142,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model_names),
 		cmocka_unit_test(test_relpaths),
+		cmocka_unit_test(test_fail_wraps_own_detail),
 		cmocka_unit_test(test_hex_sha),
 		cmocka_unit_test(test_framing),
 	};
