@@ -112,10 +112,11 @@ static int rev_meta(struct xrev *x, const char *dir, const char *now)
 	snprintf(p, sizeof p, "%s/manifest.json", dir);
 	json_array_append_new(x->meta, json_pack("{s:s,s:s}", "path", p, "data", s));
 	free(s);
-	json_t *prov = json_pack("{s:i,s:s,s:s,s:O*,s:O*,s:s,s:s}", "v", 1, "name", x->name,
+	json_t *prov = json_pack("{s:i,s:s,s:s,s:O*,s:O*,s:O*,s:s,s:s}", "v", 1, "name", x->name,
 				 "revision", x->rev, "source",
 				 json_object_get(x->manifest, "source"), "imported_at",
-				 json_object_get(x->manifest, "imported_at"), "exported_at", now,
+				 json_object_get(x->manifest, "imported_at"), "provenance",
+				 json_object_get(x->manifest, "provenance"), "exported_at", now,
 				 "exported_by", "modeld " MODELD_VERSION);
 	s = prov ? dump(prov) : NULL;
 	json_decref(prov);
@@ -434,6 +435,7 @@ struct irev {
 	const char *name, *rev, *dir;   /* borrowed from the index */
 	const char *ref;                /* "main" when the index lists it, else NULL */
 	json_t *manifest;               /* owned, once read */
+	json_t *provfile;               /* rN/provenance.json, owned, once read */
 	struct ingest *ing;
 	struct ingest_converter conv;   /* weight files become packs on import too */
 	size_t files_seen;
@@ -453,7 +455,52 @@ struct imp {
 	uint64_t arch_size;
 	uint8_t *buf;
 	unsigned seq;
+	int fd;                /* the bundle, read through bundle_read */
+	uint8_t *rbuf;         /* bundle_read's buffer */
+	struct sha256 whole;   /* over every byte of the bundle file as read */
+	int whole_ok;          /* whole is initialised */
+	int read_errno;        /* a read(2) of the bundle failed */
 };
+
+/* libarchive reads the bundle through here, so that the bundle's own sha256
+ * (recorded in the provenance) costs no second read */
+static la_ssize_t bundle_read(struct archive *a, void *arg, const void **out)
+{
+	(void)a;
+	struct imp *im = arg;
+	for (;;) {
+		ssize_t n = read(im->fd, im->rbuf, IOBUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			im->read_errno = errno;
+			return -1;
+		}
+		sha256_update(&im->whole, im->rbuf, (size_t)n);
+		*out = im->rbuf;
+		return n;
+	}
+}
+
+/* The sha256 of the whole bundle: what libarchive read plus what it left
+ * (the tar's end-of-archive padding). 0 or MD_EIO. */
+static int bundle_digest(struct imp *im, char hex[65])
+{
+	for (;;) {
+		ssize_t n = read(im->fd, im->rbuf, IOBUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return md_fail(MD_EIO, "bundle: %s", strerror(errno));
+		if (!n)
+			break;
+		sha256_update(&im->whole, im->rbuf, (size_t)n);
+	}
+	uint8_t dg[32];
+	sha256_final(&im->whole, dg);
+	util_hex(dg, 32, hex);
+	return 0;
+}
 
 static int bomb_check(struct imp *im)
 {
@@ -476,7 +523,7 @@ static int bomb_check(struct imp *im)
 
 static int arerr(struct imp *im, const char *what)
 {
-	const char *m = archive_error_string(im->a);
+	const char *m = im->read_errno ? strerror(im->read_errno) : archive_error_string(im->a);
 	int rc = bomb_check(im);
 	if (rc)
 		return rc;
@@ -946,6 +993,15 @@ static int read_all(struct imp *im, const char *pubkey, size_t publen, const cha
 		sha256_hex(txt, len, hex);
 		if (!(rc = check_sum(im, path, hex)) && !strcmp(rest, "manifest.json"))
 			rc = take_manifest(im, ir, txt, len);
+		else if (!rc && !strcmp(rest, "provenance.json") && !ir->provfile) {
+			/* informational (the manifest is what is checked): kept
+			 * when it is a JSON object, ignored otherwise */
+			json_t *pj = json_loadb(txt, len, 0, NULL);
+			if (json_is_object(pj))
+				ir->provfile = pj;
+			else
+				json_decref(pj);
+		}
 		free(txt);
 		if (rc)
 			return rc;
@@ -968,7 +1024,53 @@ static int read_all(struct imp *im, const char *pubkey, size_t publen, const cha
 	return 0;
 }
 
-static int commit_all(struct imp *im, json_t *out)
+/* How a bundle arrived: recorded in each revision's provenance. */
+struct arrival {
+	char sha256[65];         /* of the bundle file */
+	const char *signature;   /* "verified", "unverified" or "none" */
+	char keyid[65];          /* the --verify-key's id when verified, else "" */
+	char at[32];             /* when it was imported */
+};
+
+/*
+ * A bundled revision's provenance: the origin's own record, as it was
+ * (manifest.provenance, else rN/provenance.json's copy), and how it
+ * arrived here: the bundle's sha256, its signature and signer, the time,
+ * and what each file was checked against.
+ */
+static json_t *bundle_provenance(const struct imp *im, const struct irev *ir,
+				 const struct arrival *how)
+{
+	json_t *m = ir->manifest;
+	json_t *origin = json_object_get(m, "provenance");
+	if (!json_is_object(origin))
+		origin = json_object_get(ir->provfile, "provenance");
+	const char *against = !strcmp(how->signature, "verified")
+				      ? "bundle manifest and SHA256SUMS (signature verified)"
+			      : !strcmp(how->signature, "unverified")
+				      ? "bundle manifest and SHA256SUMS (signature not verified)"
+				      : "bundle manifest and SHA256SUMS (unsigned)";
+	json_t *files = json_array(), *f;
+	size_t k;
+	json_array_foreach(ingest_files(ir->ing), k, f)
+		json_array_append_new(files, json_pack("{s:O,s:O,s:s}", "path", json_object_get(f, "path"),
+						       "sha256", json_object_get(f, "sha256"),
+						       "verified_against", against));
+	json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O*,s:O*,s:O*,s:O*,s:o,s:{s:s,s:s}}",
+		"type", "bundle", "bundle_sha256", how->sha256, "signature", how->signature,
+		"retrieved_at", how->at, "modeld_version", MODELD_VERSION,
+		"bundle_created", jstr(im->index, "created") ? jstr(im->index, "created") : "",
+		"bundle_created_by", json_object_get(im->index, "created_by"),
+		"exported_at", json_object_get(ir->provfile, "exported_at"),
+		"origin", json_is_object(origin) ? origin : NULL,
+		"origin_source", json_object_get(m, "source"),
+		"files", files, "converters", "pack_format", "1", "recipe_format", "1");
+	if (p && how->keyid[0])
+		json_object_set_new(p, "signer_keyid", json_string(how->keyid));
+	return p;
+}
+
+static int commit_all(struct imp *im, const struct arrival *how, json_t *out)
 {
 	int rc = 0;
 	for (size_t i = 0; i < im->nrevs && !rc; i++) {
@@ -978,7 +1080,12 @@ static int commit_all(struct imp *im, json_t *out)
 					jstr(im->index, "created") ? jstr(im->index, "created") : "",
 					"origin", json_object_get(m, "source"), "origin_imported_at",
 					json_object_get(m, "imported_at"));
-		json_t *extra = json_pack("{s:o}", "source", src);
+		json_t *extra = json_pack("{s:o,s:o}", "source", src, "provenance",
+					  bundle_provenance(im, ir, how));
+		if (!extra) {
+			rc = MD_ENOMEM;
+			break;
+		}
 		rc = describe_revision(im->d, ir->name, ir->ing, extra);
 		if (!rc)
 			rc = ingest_commit(ir->ing, ir->name, ir->rev, ir->ref, extra, &res);
@@ -1037,15 +1144,27 @@ int bundle_import_job(struct daemon *d, struct job *j, json_t **res)
 	archive_read_support_filter_zstd(im.a);
 	archive_read_support_filter_gzip(im.a);
 	archive_read_support_filter_xz(im.a);
-	if (archive_read_open_fd(im.a, j->fds[0], IOBUF) != ARCHIVE_OK) {
+	im.fd = j->fds[0];
+	if (!(im.rbuf = malloc(IOBUF)) || sha256_init(&im.whole)) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	im.whole_ok = 1;
+	if (archive_read_open(im.a, &im, NULL, bundle_read, NULL) != ARCHIVE_OK) {
 		rc = md_fail(MD_EREFUSED, "bundle refused: not a tar archive (%s)",
 			     archive_error_string(im.a));
 		goto out;
 	}
 	if ((rc = read_all(&im, key, keylen, &sigstate)))
 		goto out;
+	struct arrival how = { .signature = sigstate };
+	if ((rc = bundle_digest(&im, how.sha256)))
+		goto out;
+	if (!strcmp(sigstate, "verified") && (rc = sign_keyid(key, keylen, how.keyid)))
+		goto out;
+	util_now_iso(how.at, sizeof how.at);
 	json_t *revs = json_array();
-	if ((rc = commit_all(&im, revs))) {
+	if ((rc = commit_all(&im, &how, revs))) {
 		json_decref(revs);
 		goto out;
 	}
@@ -1057,8 +1176,12 @@ out:
 		if (im.revs[i].ing)
 			ingest_free(im.revs[i].ing);
 		json_decref(im.revs[i].manifest);
+		json_decref(im.revs[i].provfile);
 	}
 	free(im.revs);
+	if (im.whole_ok)
+		sha256_free(&im.whole);
+	free(im.rbuf);
 	json_decref(im.sums);
 	json_decref(im.sumlist);
 	json_decref(im.index);

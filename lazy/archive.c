@@ -34,8 +34,9 @@
 	F(struct archive *, archive_read_new, (void), ()) \
 	F(int, archive_read_next_header, \
 	  (struct archive *a0, struct archive_entry **a1), (a0, a1)) \
-	F(int, archive_read_open_fd, \
-	  (struct archive *a0, int fd, size_t block_size), (a0, fd, block_size)) \
+	F(int, archive_read_open, \
+	  (struct archive *a0, void *a1, archive_open_callback *a2, archive_read_callback *a3, \
+	   archive_close_callback *a4), (a0, a1, a2, a3, a4)) \
 	F(int, archive_read_support_filter_gzip, (struct archive *a0), (a0)) \
 	F(int, archive_read_support_filter_none, (struct archive *a0), (a0)) \
 	F(int, archive_read_support_filter_xz, (struct archive *a0), (a0)) \

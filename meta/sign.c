@@ -175,6 +175,17 @@ static int keyid(EVP_PKEY *k, char out[65])
 	return 0;
 }
 
+int sign_keyid(const char *pub_pem, size_t pub_len, char out[65])
+{
+	EVP_PKEY *k;
+	int rc = load_key(pub_pem, pub_len, 0, &k);
+	if (rc)
+		return rc;
+	rc = keyid(k, out);
+	EVP_PKEY_free(k);
+	return rc;
+}
+
 static char *b64(const unsigned char *in, size_t n)
 {
 	char *o = malloc(4 * ((n + 2) / 3) + 1);

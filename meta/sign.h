@@ -72,6 +72,13 @@ int sign_verify(const json_t *bundle, const char *pub_pem, size_t pub_len, const
 		json_t **statement);
 
 /*
+ * The key id (lower-case hex sha256 of the DER SubjectPublicKeyInfo, as in
+ * "keyid") of an Ed25519 public key PEM (or of a private key's public half).
+ * 0, MD_EINVAL (unreadable key), MD_EUNSUP (not Ed25519), MD_EIO.
+ */
+int sign_keyid(const char *pub_pem, size_t pub_len, char out[65]);
+
+/*
  * A new Ed25519 key pair as PEM text: *priv (PKCS#8) and *pub (SPKI),
  * malloc'd NUL-terminated (caller frees; the private key should be written
  * 0600). 0, MD_ENOMEM or MD_EIO (OpenSSL failure).

@@ -106,6 +106,23 @@ def test_bundle_round_trip(two, tmp, suffix, sign):
         sa, sb = a.ctl("--json", "show", ref).json(), b.ctl("--json", "show", ref).json()
         assert sa["revision"] == sb["revision"] and sa["files"] == sb["files"]
         assert sb["source"]["type"] == "bundle" and sb["refs"] == ["main"]
+    # provenance: the origin's record as it was, plus how it arrived here
+    bundle_sha = hashlib.sha256(open(out, "rb").read()).hexdigest()
+    keyid = None
+    if sign:
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-in", pub, "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        keyid = hashlib.sha256(der).hexdigest()
+    for ref in ("acme/tiny", "acme/other"):
+        sa, sb = a.ctl("--json", "show", ref).json(), b.ctl("--json", "show", ref).json()
+        p = sb["provenance"]
+        assert p["type"] == "bundle" and p["origin"] == sa["provenance"], p
+        assert p["bundle_sha256"] == bundle_sha
+        assert p["signature"] == ("verified" if sign else "none")
+        assert p.get("signer_keyid") == keyid
+        assert p["retrieved_at"] and p["exported_at"] and p["modeld_version"]
+        assert {f["path"]: f["sha256"] for f in p["files"]} == {f["path"]: f["sha256"] for f in sb["files"]}
+        assert all("SHA256SUMS" in f["verified_against"] for f in p["files"])
     got = b.ctl("cat", "acme/tiny", "model.safetensors", binary=True).out
     assert got == open(os.path.join(src, "model.safetensors"), "rb").read()
     assert b.ctl("verify").rc == 0
