@@ -58,6 +58,9 @@ int cli_wait(struct cli *c, json_t **res);
 int cli_call_text(struct cli *c, json_t *req, char **text);
 /* Print one JSON document to stdout. */
 void cli_print_json(json_t *j);
+/* A detached job's reply ({"job": ID, "detached": true}) in text mode:
+ * prints "job ID" and returns 1; 0 (nothing printed) for any other reply. */
+int cli_print_detached(const json_t *res);
 /* "2026-11-23 08:01" from an ISO time stamp. */
 void cli_short_time(const char *iso, char *out, size_t n);
 

@@ -160,9 +160,9 @@ int cmd_import_bundle(struct cli *c, const char *file)
 	int ret = rc ? cli_fail(rc) : cli_wait(c, &res);
 	if (ret)
 		return ret;
-	if (c->json || json_object_get(res, "detached")) {
+	if (c->json) {
 		cli_print_json(res);
-	} else {
+	} else if (!cli_print_detached(res)) {
 		size_t i;
 		json_t *r;
 		json_array_foreach(json_object_get(res, "revisions"), i, r) {

@@ -126,7 +126,7 @@ int cmd_import(struct cli *c)
 		return ret;
 	if (c->json)
 		cli_print_json(res);
-	else
+	else if (!cli_print_detached(res))
 		print_summary(res);
 	json_decref(res);
 	return EXIT_OK;

@@ -7,11 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void detached(json_t *res)
-{
-	printf("job %lld\n", (long long)json_integer_value(json_object_get(res, "job")));
-}
-
 int cmd_verify(struct cli *c)
 {
 	if (c->signature)
@@ -28,9 +23,7 @@ int cmd_verify(struct cli *c)
 	int ok = json_is_true(json_object_get(res, "ok")) || json_object_get(res, "job");
 	if (c->json) {
 		cli_print_json(res);
-	} else if (json_object_get(res, "job")) {
-		detached(res);
-	} else {
+	} else if (!cli_print_detached(res)) {
 		char sz[32];
 		util_human_size((uint64_t)json_integer_value(json_object_get(res, "bytes")), sz,
 				sizeof sz);

@@ -134,9 +134,7 @@ int cmd_pull(struct cli *c)
 		return rc;
 	if (c->json) {
 		cli_print_json(res);
-	} else if (json_object_get(res, "job")) {
-		printf("job %lld\n", (long long)json_integer_value(json_object_get(res, "job")));
-	} else {
+	} else if (!cli_print_detached(res)) {
 		char sz[32];
 		util_human_size((uint64_t)json_integer_value(json_object_get(res, "total_size")), sz, sizeof sz);
 		printf("%s %s@%s: %lld files, %s\n",

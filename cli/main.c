@@ -181,6 +181,8 @@ int main(int argc, char **argv)
 			return cli_usage("--signature only applies to verify");
 		if (c.partial && strcmp(cmd, "gc"))
 			return cli_usage("--partial only applies to gc");
+		if (c.detach && strcmp(cmd, "import") && strcmp(cmd, "pull") && strcmp(cmd, "verify"))
+			return cli_usage("--detach only applies to import, pull and verify");
 		if (c.verify_key && strcmp(cmd, "import"))
 			return cli_usage("--verify-key only applies to import");
 		if ((cli_has_filters(&c) || c.sort) && strcmp(cmd, "list") && strcmp(cmd, "ls") &&

@@ -104,6 +104,15 @@ void cli_print_json(json_t *j)
 	fputc('\n', stdout);
 }
 
+int cli_print_detached(const json_t *res)
+{
+	json_t *id = json_object_get(res, "job");
+	if (!json_is_integer(id))
+		return 0;
+	printf("job %lld\n", (long long)json_integer_value(id));
+	return 1;
+}
+
 void cli_short_time(const char *iso, char *out, size_t n)
 {
 	if (!iso || strlen(iso) < 16) {

@@ -6,11 +6,13 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import struct
 import subprocess
 import tarfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -129,6 +131,27 @@ def test_bundle_round_trip(two, tmp, suffix, sign):
     # importing again changes nothing
     r = b.ctl("--json", *iargs).json()
     assert all(x.get("existed") for x in r["revisions"])
+
+
+def test_bundle_import_detach_prints_the_job_id(two, tmp):
+    a, b = two
+    seed(a, tmp)
+    out = os.path.join(tmp, "d.tar")
+    a.ctl("export", "acme/tiny", "-o", out)
+    r = b.ctl("import", out, "--detach")
+    m = re.fullmatch(r"job (\d+)\n", r.out)
+    assert m, r.out
+    job = int(m.group(1))
+    for _ in range(200):
+        st = [j for j in b.ctl("jobs", "--json").json() if j["id"] == job]
+        if st and st[-1]["state"] in ("done", "canceled", "failed"):
+            break
+        time.sleep(0.05)
+    assert st[-1]["state"] == "done", st
+    assert b.ctl("--json", "show", "acme/tiny").json()["source"]["type"] == "bundle"
+    # export writes FILE.part and renames it when the job ends: no detached form
+    r = a.ctl("export", "acme/tiny", "-o", os.path.join(tmp, "e.tar"), "--detach", check=False)
+    assert r.rc == 2 and "--detach" in r.err, r
 
 
 def test_bundle_signature_refusals(two, tmp):

@@ -3,6 +3,7 @@ rm, gc, exit codes, JSON shapes, bad input, permissions."""
 import hashlib
 import json
 import os
+import re
 import socket
 import stat
 import struct
@@ -331,6 +332,27 @@ def test_detach_jobs_cancel(daemon, tmp):
     daemon.ctl("gc")
     v = daemon.ctl("verify", "--json").json()
     assert v["ok"] and v["orphans"] == 0 and v["stale_staging"] == 0
+
+
+def test_detach_in_text_mode_prints_the_job_id(daemon, tmp):
+    src = tiny_llama(os.path.join(tmp, "m"))
+    r = daemon.ctl("import", src, "--name", "acme/det", "--detach")
+    m = re.fullmatch(r"job (\d+)\n", r.out)
+    assert m, r.out
+    job = int(m.group(1))
+    for _ in range(200):
+        st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == job]
+        if st and st[-1]["state"] in ("done", "canceled", "failed"):
+            break
+        time.sleep(0.05)
+    assert st[-1]["state"] == "done" and st[-1]["op"] == "import"
+    assert "acme/det" in daemon.ctl("list").out
+    r = daemon.ctl("verify", "--detach")
+    assert re.fullmatch(r"job \d+\n", r.out), r.out
+    # commands that have no detached form say so
+    for args in (["gc", "--detach"], ["rm", "acme/det", "--detach"], ["list", "--detach"]):
+        r = daemon.ctl(*args, check=False)
+        assert r.rc == 2 and "--detach" in r.err, (args, r)
 
 
 def test_sigterm_mid_import_exits_0_and_stays_consistent(tmp):
