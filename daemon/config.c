@@ -7,6 +7,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +53,45 @@ static int parse_size(const char *v, uint64_t *out)
 	else if (*end == 'm' || *end == 'M') mul = 1024.0 * 1024;
 	else if (*end == 'g' || *end == 'G') mul = 1024.0 * 1024 * 1024;
 	else if (*end) return MD_EINVAL;
+	if (!isfinite(d) || d * mul >= 18446744073709551616.0)
+		return MD_EINVAL;
 	*out = (uint64_t)(d * mul);
 	return 0;
+}
+
+int config_http_addr(const char *addr, char host[256], char port[16])
+{
+	const char *colon = strrchr(addr, ':');
+	if (!colon || !colon[1] || (size_t)(colon - addr) >= 256 || strlen(colon + 1) >= 16)
+		return md_fail(MD_EINVAL, "http '%s': want ADDR:PORT", addr);
+	snprintf(host, 256, "%.*s", (int)(colon - addr), addr);
+	snprintf(port, 16, "%s", colon + 1);
+	if (host[0] == '[') { /* [::1] */
+		size_t k = strlen(host);
+		if (k < 2 || host[k - 1] != ']')
+			return md_fail(MD_EINVAL, "http '%s': bad IPv6 address", addr);
+		memmove(host, host + 1, k - 2);
+		host[k - 2] = 0;
+	}
+	char *end;
+	long p = strtol(port, &end, 10);
+	if (*end || p < 1 || p > 65535)
+		return md_fail(MD_EINVAL, "http '%s': port '%s': want 1..65535", addr, port);
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+				  .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (g)
+		return md_fail(MD_EINVAL, "http '%s': %s (numeric address and port expected)", addr,
+			       gai_strerror(g));
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int seturl(char **dst, const char *key, const char *v)
+{
+	if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+		return md_fail(MD_EINVAL, "%s '%s': want an http:// or https:// URL", key, v);
+	return setstr(dst, v);
 }
 
 int config_set(struct config *c, const char *k, const char *v)
@@ -60,12 +99,16 @@ int config_set(struct config *c, const char *k, const char *v)
 	if (!strcmp(k, "store")) return setstr(&c->store, v);
 	if (!strcmp(k, "socket")) return setstr(&c->socket, v);
 	if (!strcmp(k, "socket_group")) return setstr(&c->socket_group, v);
-	if (!strcmp(k, "hub")) return setstr(&c->hub, v);
+	if (!strcmp(k, "hub")) return seturl(&c->hub, k, v);
 	if (!strcmp(k, "token_file")) return setstr(&c->token_file, v);
 	if (!strcmp(k, "ca_file")) return setstr(&c->ca_file, v);
 	if (!strcmp(k, "git_credentials")) return setstr(&c->git_credentials, v);
-	if (!strcmp(k, "http")) return setstr(&c->http, v);
-	if (!strcmp(k, "upstream")) return setstr(&c->upstream, v);
+	if (!strcmp(k, "http")) {
+		char host[256], port[16];
+		int rc = config_http_addr(v, host, port);
+		return rc ? rc : setstr(&c->http, v);
+	}
+	if (!strcmp(k, "upstream")) return seturl(&c->upstream, k, v);
 	if (!strcmp(k, "http_token_file")) return setstr(&c->http_token_file, v);
 	if (!strcmp(k, "policy")) return setstr(&c->policy, v);
 	if (!strcmp(k, "size_classes")) {
@@ -82,8 +125,9 @@ int config_set(struct config *c, const char *k, const char *v)
 	}
 	if (!strcmp(k, "workers")) {
 		char *end;
+		errno = 0;
 		long n = strtol(v, &end, 10);
-		if (*end || n < 1 || n > 64)
+		if (end == v || *end || errno || n < 1 || n > 64)
 			return md_fail(MD_EINVAL, "workers '%s': want 1..64", v);
 		c->workers = (int)n;
 		return 0;

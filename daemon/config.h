@@ -36,8 +36,22 @@ int config_defaults(struct config *c);
  * detail "FILE:LINE: unknown key 'x'".
  */
 int config_load(struct config *c, const char *path);
-/* Set one key from a string (used by the file reader and by tests). */
+/*
+ * Set one key from a string (used by the file reader, the command line and
+ * tests). Values are checked as the daemon will use them, so `modeld -n`
+ * and start-up agree: numbers must be whole and in range, http a numeric
+ * ADDR:PORT, hub and upstream http(s) URLs. MD_EINVAL with a detail that
+ * starts with the key ("workers 'abc': want 1..64").
+ */
 int config_set(struct config *c, const char *key, const char *value);
+
+/*
+ * Split and check an http (mirror) address "ADDR:PORT", "[V6]:PORT" or
+ * ":PORT": numeric address (empty: every address) and port 1..65535.
+ * host gets the address without brackets, port the port. 0 or MD_EINVAL
+ * ("http 'x': ...").
+ */
+int config_http_addr(const char *addr, char host[256], char port[16]);
 void config_free(struct config *c);
 
 #endif

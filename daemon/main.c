@@ -150,6 +150,23 @@ static int bind_socket(struct config *c, int *out)
 	return 0;
 }
 
+/*
+ * A command-line flag over the config: the same checks as a config key,
+ * the error naming the flag ("--workers 'abc': want 1..64").
+ */
+static int set_flag(struct config *cfg, const char *flag, const char *key, const char *v)
+{
+	int rc = config_set(cfg, key, v);
+	if (!rc)
+		return 0;
+	char msg[1024];
+	size_t kl = strlen(key);
+	snprintf(msg, sizeof msg, "%s", md_errmsg(rc));
+	if (!strncmp(msg, key, kl) && msg[kl] == ' ')
+		return md_fail(rc, "%s%s", flag, msg + kl);
+	return md_fail_prefix(rc, flag);
+}
+
 /* Raise the descriptor limit: imports hold one descriptor per file. */
 static void raise_nofile(void)
 {
@@ -191,8 +208,8 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 	const char *opt_store = NULL, *opt_socket = NULL, *opt_config = NULL, *opt_level = NULL,
-		   *opt_policy = NULL, *opt_http = NULL, *opt_upstream = NULL;
-	int check = 0, foreground = 0, opt_workers = 0;
+		   *opt_policy = NULL, *opt_http = NULL, *opt_upstream = NULL, *opt_workers = NULL;
+	int check = 0, foreground = 0;
 	static const struct option lo[] = {
 		{ "store", required_argument, NULL, 's' },
 		{ "socket", required_argument, NULL, 'S' },
@@ -215,7 +232,7 @@ int main(int argc, char **argv)
 		case 'S': opt_socket = optarg; break;
 		case 'c': opt_config = optarg; break;
 		case 'l': opt_level = optarg; break;
-		case 'w': opt_workers = atoi(optarg); break;
+		case 'w': opt_workers = optarg; break;
 		case 'p': opt_policy = optarg; break;
 		case 'u': opt_upstream = optarg; break;
 		case 'H': opt_http = optarg; break;
@@ -241,17 +258,13 @@ int main(int argc, char **argv)
 	} else if (paths_default_config(defcfg, sizeof defcfg) == 0 && access(defcfg, F_OK) == 0) {
 		rc = config_load(&cfg, defcfg);
 	}
-	if (!rc && opt_store) rc = config_set(&cfg, "store", opt_store);
-	if (!rc && opt_socket) rc = config_set(&cfg, "socket", opt_socket);
-	if (!rc && opt_level) rc = config_set(&cfg, "log_level", opt_level);
-	if (!rc && opt_policy) rc = config_set(&cfg, "policy", opt_policy);
-	if (!rc && opt_upstream) rc = config_set(&cfg, "upstream", opt_upstream);
-	if (!rc && opt_http) rc = config_set(&cfg, "http", opt_http);
-	if (!rc && opt_workers) {
-		char w[16];
-		snprintf(w, sizeof w, "%d", opt_workers);
-		rc = config_set(&cfg, "workers", w);
-	}
+	if (!rc && opt_store) rc = set_flag(&cfg, "--store", "store", opt_store);
+	if (!rc && opt_socket) rc = set_flag(&cfg, "--socket", "socket", opt_socket);
+	if (!rc && opt_level) rc = set_flag(&cfg, "--log-level", "log_level", opt_level);
+	if (!rc && opt_policy) rc = set_flag(&cfg, "--policy", "policy", opt_policy);
+	if (!rc && opt_upstream) rc = set_flag(&cfg, "--upstream", "upstream", opt_upstream);
+	if (!rc && opt_http) rc = set_flag(&cfg, "--http", "http", opt_http);
+	if (!rc && opt_workers) rc = set_flag(&cfg, "--workers", "workers", opt_workers);
 	if (rc) {
 		fprintf(stderr, "modeld: %s\n", md_errmsg(rc));
 		config_free(&cfg);
@@ -275,6 +288,24 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		policy_free(pol);
+		/* what start-up would refuse later: the socket group, the
+		 * mirror's token file (its address was checked when set) */
+		if (cfg.socket_group && !getgrnam(cfg.socket_group)) {
+			fprintf(stderr, "modeld: socket_group %s: no such group\n", cfg.socket_group);
+			config_free(&cfg);
+			return 1;
+		}
+		char *tok = NULL;
+		if (cfg.http && cfg.http_token_file &&
+		    (rc = mirror_read_token(cfg.http_token_file, &tok))) {
+			fprintf(stderr, "modeld: %s\n", md_errmsg(rc));
+			config_free(&cfg);
+			return 1;
+		}
+		if (tok) {
+			explicit_bzero(tok, strlen(tok));
+			free(tok);
+		}
 		/* the store must be creatable and openable; the lock is not taken */
 		struct store *st;
 		if ((rc = store_open(cfg.store, STORE_NOLOCK, &st))) {

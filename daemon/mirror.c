@@ -1,5 +1,6 @@
 /* daemon/mirror.c — see mirror.h; endpoints in docs/airgap.md. */
 #include "daemon/mirror.h"
+#include "daemon/config.h"
 #include "registry/catalog.h"
 #include "registry/reader.h"
 #include "common/err.h"
@@ -935,7 +936,7 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 
 /* ---- start / stop ----------------------------------------------------- */
 
-static int read_token(const char *file, char **out)
+int mirror_read_token(const char *file, char **out)
 {
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -961,21 +962,9 @@ static int read_token(const char *file, char **out)
 int mirror_start(struct daemon *d, const char *addr, const char *token_file, struct mirror **out)
 {
 	char host[256], port[16];
-	const char *colon = strrchr(addr, ':');
-	if (!colon || !colon[1] || (size_t)(colon - addr) >= sizeof host || strlen(colon + 1) >= sizeof port)
-		return md_fail(MD_EINVAL, "http '%s': want ADDR:PORT", addr);
-	snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-	snprintf(port, sizeof port, "%s", colon + 1);
-	int rc = md_lib_need(MD_LIB_MHD, "mirror");
-	if (rc)
+	int rc = config_http_addr(addr, host, port);
+	if (rc || (rc = md_lib_need(MD_LIB_MHD, "mirror")))
 		return rc;
-	if (host[0] == '[') { /* [::1] */
-		size_t k = strlen(host);
-		if (k < 2 || host[k - 1] != ']')
-			return md_fail(MD_EINVAL, "http '%s': bad IPv6 address", addr);
-		memmove(host, host + 1, k - 2);
-		host[k - 2] = 0;
-	}
 	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
 				  .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
@@ -993,7 +982,7 @@ int mirror_start(struct daemon *d, const char *addr, const char *token_file, str
 	snprintf(m->self, sizeof m->self, "%s", addr[0] == ':' ? "127.0.0.1" : addr);
 	if (addr[0] == ':')
 		snprintf(m->self, sizeof m->self, "127.0.0.1%s", addr);
-	if (token_file && (rc = read_token(token_file, &m->token))) {
+	if (token_file && (rc = mirror_read_token(token_file, &m->token))) {
 		freeaddrinfo(ai);
 		mirror_stop(m);
 		return rc;

@@ -32,6 +32,14 @@ struct mirror;
  */
 int mirror_start(struct daemon *d, const char *addr, const char *token_file, struct mirror **out);
 
+/*
+ * The bearer token in file (its first line; no spaces or control
+ * characters, not empty): *out malloc'd (caller wipes and frees). 0 or
+ * MD_EINVAL ("http_token_file FILE: ..."), MD_ENOMEM. modeld -n checks the
+ * file with it.
+ */
+int mirror_read_token(const char *file, char **out);
+
 /* Stop serving (waits for the connection threads) and free. NULL is fine. */
 void mirror_stop(struct mirror *m);
 

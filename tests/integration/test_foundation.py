@@ -207,6 +207,41 @@ def test_check_config(tmp):
     assert p.returncode == 2
 
 
+@pytest.mark.parametrize("args,words", [
+    (["--workers", "0"], "--workers '0': want 1..64"),
+    (["--workers", "abc"], "--workers 'abc': want 1..64"),
+    (["--workers", "4x"], "--workers '4x'"),
+    (["--http", "999.1.1.1:80"], "--http '999.1.1.1:80'"),
+    (["--http", "127.0.0.1:99999"], "--http '127.0.0.1:99999': port"),
+    (["--http", "notanaddr"], "--http 'notanaddr': want ADDR:PORT"),
+    (["--upstream", "ftp://x"], "--upstream 'ftp://x'"),
+])
+def test_check_refuses_what_startup_refuses_flags(tmp, args, words):
+    base = [MODELD, "--store", os.path.join(tmp, "st"), "--socket", os.path.join(tmp, "s.sock")]
+    p = subprocess.run(base + ["-n"] + args, capture_output=True, text=True)
+    assert p.returncode == 1 and p.stdout == "" and words in p.stderr, p
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    # and start-up refuses it the same way (before binding anything)
+    p = subprocess.run(base + ["-f"] + args, capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and words in p.stderr, p
+
+
+@pytest.mark.parametrize("line,words", [
+    ("http = notanaddr", "modeld.conf:2: http 'notanaddr': want ADDR:PORT"),
+    ("workers = 0", "modeld.conf:2: workers '0'"),
+    ("limit_rate = nan", "modeld.conf:2: limit_rate 'nan'"),
+    ("hub = huggingface.co", "modeld.conf:2: hub 'huggingface.co'"),
+    ("http_token_file = /nonexistent/tok\nhttp = 127.0.0.1:8088", "http_token_file /nonexistent/tok"),
+    ("socket_group = no-such-group-x", "socket_group no-such-group-x: no such group"),
+])
+def test_check_refuses_what_startup_refuses_config(tmp, line, words):
+    cfg = os.path.join(tmp, "modeld.conf")
+    with open(cfg, "w") as f:
+        f.write("store = %s/st\n%s\n" % (tmp, line))
+    p = subprocess.run([MODELD, "-n", "--config", cfg], capture_output=True, text=True)
+    assert p.returncode == 1 and p.stdout == "" and words in p.stderr, p
+
+
 def test_permissions(tmp):
     d = Daemon(tmp).start()
     try:
