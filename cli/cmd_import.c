@@ -52,8 +52,16 @@ int cmd_import(struct cli *c)
 	struct walk w;
 	struct stat ast;
 	int rc;
-	if (stat(c->argv[0], &ast) == 0 && S_ISREG(ast.st_mode) && cli_is_bundle(c->argv[0]))
-		return cmd_import_bundle(c, c->argv[0]);   /* cli/cmd_bundle.c */
+	if (stat(c->argv[0], &ast) == 0 && S_ISREG(ast.st_mode)) {
+		if (cli_is_bundle(c->argv[0]))
+			return cmd_import_bundle(c, c->argv[0]);   /* cli/cmd_bundle.c */
+		/* a file is never a model folder: say what it is not */
+		const char *b = strrchr(c->argv[0], '/') ? strrchr(c->argv[0], '/') + 1 : c->argv[0];
+		int tarname = strstr(b, ".tar") || strstr(b, ".tgz") || strstr(b, ".tzst");
+		return cli_fail(md_fail(MD_EINVAL, "%s: not a %s (%s)", c->argv[0],
+					tarname ? "tar archive" : "directory or a bundle",
+					ast.st_size ? "no tar, zstd, gzip or xz header" : "empty file"));
+	}
 	if (c->verify_key)
 		return cli_usage("--verify-key applies to bundle files");
 	if (c->name && (rc = util_check_model_name(c->name)))

@@ -260,6 +260,18 @@ def test_truncated_bundle_refused(two, tmp):
             store_is_clean(b)
 
 
+def test_file_that_is_no_bundle_is_named(two, tmp):
+    _, b = two
+    for name, data, why in (("garbage.tar", os.urandom(5000), "no tar, zstd, gzip or xz header"),
+                            ("empty.tar", b"", "empty file")):
+        p = os.path.join(tmp, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        r = b.ctl("import", p, check=False)
+        assert r.rc == 1 and r.err == f"modelctl: {p}: not a tar archive ({why})\n", r.err
+        store_is_clean(b)
+
+
 class Zeros(io.RawIOBase):
     def __init__(self, n):
         self.left = n
