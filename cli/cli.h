@@ -16,6 +16,7 @@ struct cli {
 	const char *socket;       /* --socket, or NULL for the default */
 	int json;                 /* --json: exactly one JSON document on stdout */
 	int quiet;                /* -q: no progress */
+	int einval_is_usage;      /* the daemon's MD_EINVAL means a bad argument: exit 2 */
 	int detach;               /* --detach: return a job id at once */
 	int partial;              /* --partial (gc): drop interrupted pulls too */
 	const char *name;         /* --name (import) */

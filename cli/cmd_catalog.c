@@ -120,6 +120,9 @@ int cmd_find(struct cli *c)
 		json_decref(req);
 		return rc;
 	}
+	/* filters and --sort are checked by the daemon (the size classes are
+	 * its configuration): a bad one is a usage error */
+	c->einval_is_usage = 1;
 	rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);
 	if (rc)
@@ -178,6 +181,7 @@ int cmd_search(struct cli *c)
 		json_decref(req);
 		return rc;
 	}
+	c->einval_is_usage = !c->hub; /* a hub's errors are not ours to call usage */
 	rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);
 	if (rc)

@@ -65,6 +65,8 @@ static int wait_reply(struct cli *c, json_t **res, int **fds, size_t *nfds)
 	int rc = rpc_wait(c->rpc, tty ? progress : NULL, &b, res, fds, nfds);
 	if (b.shown)
 		fprintf(stderr, "\r\033[K");
+	if (rc == MD_EINVAL && c->einval_is_usage)
+		return cli_usage(md_errmsg(rc)); /* an argument the daemon checks */
 	return rc ? cli_fail(rc) : 0;
 }
 

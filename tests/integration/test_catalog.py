@@ -166,18 +166,24 @@ def test_filters(daemon, catalog):
 
 
 def test_filter_errors(daemon, catalog):
+    # every bad argument is a usage error (exit 2), whether modelctl or the
+    # daemon (which knows the configured size classes) checks it
     r = daemon.ctl("list", "--size", "huge", check=False)
-    assert r.rc == 1 and "small, large, 100m-1b, 1b-10b, 10b-100b, 100b+" in r.err
+    assert r.rc == 2 and "small, large, 100m-1b, 1b-10b, 10b-100b, 100b+" in r.err
     for bad in (["--min-params", "7X"], ["--max-params", "-1"], ["--fits", "24 GiB"],
                 ["--fits", "lots"]):
         r = daemon.ctl("list", *bad, check=False)
         assert r.rc == 2, (bad, r)
     r = daemon.ctl("list", "--sort", "random", check=False)
-    assert r.rc == 1 and "sort" in r.err
+    assert r.rc == 2 and "sort 'random'" in r.err
+    r = daemon.ctl("search", "x", "--sort", "random", check=False)
+    assert r.rc == 2 and "sort 'random'" in r.err
     r = daemon.ctl("show", "acme/alpha", "--task", "x", check=False)
     assert r.rc == 2
     r = daemon.ctl("list", "--task", "x" * 300, check=False)
-    assert r.rc == 1 and "task" in r.err
+    assert r.rc == 2 and "task" in r.err
+    r = daemon.ctl("audit", "--format", "xml", check=False)
+    assert r.rc == 2 and "--format" in r.err
 
 
 def test_size_classes_configurable(tmp):
@@ -258,7 +264,7 @@ def test_search_local(daemon, catalog):
     out = daemon.ctl("search", "zebra").out
     assert "acme/alpha" in out and "1 shown of 1 matches" in out
     r = daemon.ctl("search", "!!", check=False)
-    assert r.rc == 1 and "no word" in r.err
+    assert r.rc == 2 and "no word" in r.err   # a bad argument: usage error
     assert daemon.ctl("search", check=False).rc == 2
     assert daemon.ctl("search", "x", "--limit", "0", check=False).rc == 2
 
