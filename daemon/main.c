@@ -40,8 +40,10 @@ static struct daemon D;
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: modeld [--store DIR] [--socket PATH] [--config FILE] [--log-level L]\n"
-		   "              [--workers N] [--policy FILE] [--http ADDR:PORT] [-n] [-f]\n"
+		   "              [--workers N] [--policy FILE] [--http ADDR:PORT] [--upstream URL]\n"
+		   "              [-n] [-f]\n"
 		   "  --http  serve the store read-only over the Hugging Face API (docs/airgap.md)\n"
+		   "  --upstream  with --http: pull what the store lacks from this hub\n"
 		   "  -n   check the configuration, print \"configuration OK\" and exit\n"
 		   "  -f   stay in the foreground (default when started by systemd)\n");
 }

@@ -49,8 +49,8 @@ void mirror_stop(struct mirror *m);
  * the repo id, the revision as asked ("HEAD" for the default) and the file
  * path (NULL for repo/revision lookups). Return 0 once the revision is in
  * the store (the lookup is then retried once), or an MD_E* code (the client
- * gets the original 404). fn NULL disables it (the default). Not wired yet:
- * the lead connects it to sources/hf.c when that lands.
+ * gets the original 404). fn NULL disables it (the default). modeld sets it
+ * to pull_through (daemon/pull.h) when `upstream` is configured.
  */
 typedef int mirror_miss_fn(void *arg, const char *repo, const char *rev, const char *path);
 void mirror_set_upstream(struct mirror *m, mirror_miss_fn *fn, void *arg);
