@@ -23,6 +23,12 @@
  * the replies must not run the daemon out of descriptors: 1024 connections x
  * (256 + one reply's 200) stays under LimitNOFILE). */
 #define OUTQ_MAX_FDS 256
+/* Frames queued for one connection above which it gets no new request read
+ * either: replies without descriptors (errors, e.g. past the lease cap)
+ * would otherwise pile up to OUTQ_MAX and drop a client that is merely
+ * reading more slowly than it pipelines. Half of OUTQ_MAX leaves room for
+ * what requests already in flight still post. */
+#define OUTQ_READ_MAX (OUTQ_MAX / 2)
 
 struct outmsg {
 	struct outmsg *next;
@@ -45,6 +51,13 @@ struct conn {
 	int closing;   /* close once the output is flushed */
 	int dead;
 };
+
+/* Whether the next request of c may be read: not while the replies it has
+ * not taken hold OUTQ_MAX_FDS descriptors or OUTQ_READ_MAX frames. */
+static int may_read(const struct conn *c)
+{
+	return c->nout_fds < OUTQ_MAX_FDS && c->nout < OUTQ_READ_MAX;
+}
 
 struct mail {
 	struct mail *next;
@@ -343,8 +356,8 @@ static void flush_conn(struct conn *c)
 static void read_conn(struct server *srv, struct conn *c)
 {
 	for (;;) {
-		if (!c->busy && c->nout_fds >= OUTQ_MAX_FDS)
-			return; /* until the client takes the descriptors it has */
+		if (!c->busy && !may_read(c))
+			return; /* until the client takes the replies it has */
 		if (!c->busy) {
 			char *payload;
 			size_t len, nfds;
@@ -409,7 +422,7 @@ int server_run(struct server *srv)
 		pfd[n++] = (struct pollfd){ .fd = srv->wake[0], .events = POLLIN };
 		for (struct conn *c = srv->conns; c; c = c->next) {
 			short ev = POLLRDHUP;
-			if (!c->busy && !c->closing && c->nout_fds < OUTQ_MAX_FDS)
+			if (!c->busy && !c->closing && may_read(c))
 				ev |= POLLIN;
 			if (c->out)
 				ev |= POLLOUT;
@@ -451,11 +464,11 @@ int server_run(struct server *srv)
 		for (struct conn *c = srv->conns; c; c = c->next)
 			if (c->out)
 				flush_conn(c);
-		/* requests held back while descriptors waited for the client
-		 * (OUTQ_MAX_FDS): their replies wake the loop */
+		/* requests held back while replies waited for the client
+		 * (may_read): their replies wake the loop */
 		for (struct conn *c = srv->conns; c; c = c->next)
 			if (!c->busy && !c->dead && !c->closing && c->rd.len >= PROTO_HDR &&
-			    c->nout_fds < OUTQ_MAX_FDS)
+			    may_read(c))
 				read_conn(srv, c);
 		for (struct conn **p = &srv->conns; *p;) {
 			struct conn *c = *p;

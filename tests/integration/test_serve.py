@@ -434,6 +434,30 @@ def test_many_packs_split_across_frames(tmp, daemon):
     daemon.ctl("rm", "acme/many")
 
 
+def test_pipelined_requests_of_a_slow_reader_are_not_dropped(tmp, daemon):
+    """A client that pipelines many requests whose replies carry no
+    descriptors (here: opens of a model that is not stored) and reads them
+    only later is slowed down (the daemon stops reading its requests while
+    replies wait for it), never disconnected: every request gets its reply."""
+    n = 20000
+    c = modeld.Connection(daemon.sock)
+
+    def send_all():
+        for _ in range(n):
+            c.send({"op": "open", "ref": "acme/absent"})
+    t = threading.Thread(target=send_all)
+    t.start()
+    time.sleep(2.0)     # read nothing while the requests pile up
+    for _ in range(n):
+        msg, fds = c.recv()
+        assert not fds and msg["ok"] is False and "acme/absent" in msg["error"], msg
+    t.join(timeout=30)
+    assert not t.is_alive()
+    c.close()
+    # the daemon still serves
+    assert daemon.ctl("list", "--json").rc == 0
+
+
 def test_pipelined_opens_without_reading_are_bounded(tmp, daemon):
     """A client that sends 3000 opens and reads nothing: once its socket
     buffer is full the daemon stops reading its requests when 256 descriptors
