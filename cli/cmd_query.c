@@ -100,6 +100,18 @@ int cmd_show(struct cli *c)
 	if (!where)
 		where = json_string_value(json_object_get(src, "url"));
 	printf("source:    %s%s%s\n", st ? st : "-", where ? " " : "", where ? where : "");
+	/* a hub pull records whether its filters left files of the commit out */
+	json_t *prov = json_object_get(res, "provenance");
+	if (json_is_boolean(json_object_get(prov, "partial"))) {
+		int partial = json_is_true(json_object_get(prov, "partial"));
+		printf("pulled:    %s", partial ? "partial, some files of the commit left out"
+					    : "every file of the commit");
+		const char *opt[2] = { "include", "exclude" };
+		for (int k = 0; k < 2 && partial; k++)
+			json_array_foreach(json_object_get(prov, opt[k]), i, x)
+				printf(" --%s '%s'", opt[k], json_string_value(x));
+		printf("\n");
+	}
 	printf("license:   %s\n", license_of(res));
 	printf("size:      %s in %lld files\n", sz,
 	       (long long)json_integer_value(json_object_get(res, "file_count")));

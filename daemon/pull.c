@@ -313,6 +313,71 @@ int pull_repoint(struct daemon *d, const char *name, const char *commit, const c
 	return 0;
 }
 
+/* The stored manifest of name@commit, or NULL. */
+static json_t *stored_rev(struct daemon *d, const char *name, const char *commit)
+{
+	MDB_txn *txn;
+	json_t *have = NULL;
+	if (store_txn(d->st, 0, &txn) == 0) {
+		catalog_get_rev(d->st, txn, name, commit, &have);
+		mdb_txn_abort(txn);
+	}
+	md_clearerr();
+	return have;
+}
+
+/* 1 when a stored revision holds every file of its commit: its provenance
+ * says "partial": false. A revision stored before pulls recorded that (or
+ * by another source) is checked against the listing instead. */
+static int rev_complete(json_t *have)
+{
+	return json_is_false(json_object_get(json_object_get(have, "provenance"), "partial"));
+}
+
+/* The files of manifest m by path: a new object (NULL when m is). */
+static json_t *rev_files(json_t *m)
+{
+	if (!m)
+		return NULL;
+	json_t *o = json_object(), *f;
+	size_t i;
+	json_array_foreach(json_object_get(m, "files"), i, f) {
+		const char *p = json_string_value(json_object_get(f, "path"));
+		if (o && p)
+			json_object_set(o, p, f);
+	}
+	return o;
+}
+
+/* Add the files of the stored revision have to ing (they are not fetched
+ * again) with their provenance records. */
+static int add_stored_files(struct ingest *ing, json_t *have, json_t *prov_files)
+{
+	size_t i, k;
+	json_t *f, *pf;
+	json_t *old = json_object_get(json_object_get(have, "provenance"), "files");
+	json_array_foreach(json_object_get(have, "files"), i, f) {
+		const char *path = json_string_value(json_object_get(f, "path"));
+		int rc = path ? ingest_add_existing(ing, path, f) : MD_ECORRUPT;
+		if (rc)
+			return rc;
+		json_t *rec = NULL;
+		json_array_foreach(old, k, pf) {
+			const char *pp = json_string_value(json_object_get(pf, "path"));
+			if (pp && !strcmp(pp, path)) {
+				rec = json_deep_copy(pf);
+				break;
+			}
+		}
+		if (!rec)
+			rec = json_pack("{s:s,s:O,s:s}", "path", path, "sha256",
+					json_object_get(f, "sha256"), "verified_against",
+					"stored by an earlier pull");
+		json_array_append_new(prov_files, rec);
+	}
+	return 0;
+}
+
 int pull_job(struct daemon *d, struct job *j, json_t **res)
 {
 	json_t *a = j->args;
@@ -324,7 +389,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	size_t nitems = 0;
 	struct ingest *ing = NULL;
 	int rc, keyed = 0, done_ok = 0;
-	json_t *extra = NULL, *m = NULL, *prov_files = NULL;
+	json_t *extra = NULL, *m = NULL, *prov_files = NULL, *have = NULL, *stored = NULL;
 
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
 	const char *src = json_string_value(json_object_get(a, "source"));
@@ -351,19 +416,13 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		goto out;
 	const char *ref = want && !util_is_hex(want, 40) ? want : (want ? NULL : "main");
 
-	/* already stored: only the ref moves */
+	/* stored with every file of the commit: only the ref moves */
 	MDB_txn *txn;
-	json_t *have = NULL;
-	if (!(rc = store_txn(d->st, 0, &txn))) {
-		catalog_get_rev(d->st, txn, name, model->commit, &have);
-		mdb_txn_abort(txn);
-	}
-	if (have) {
-		json_decref(have);
+	have = stored_rev(d, name, model->commit);
+	if (have && rev_complete(have)) {
 		rc = pull_repoint(d, name, model->commit, ref, res);
 		goto out;
 	}
-	md_clearerr();
 
 	/* one staging directory per hub + repository + commit: resumable */
 	char kin[8192];
@@ -374,6 +433,14 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if ((rc = claim_key(key, &j->ctl.cancel)))
 		goto out;
 	keyed = 1;
+	/* a pull of the same commit may have stored it (or part of it) while
+	 * this one waited: start from what it stored */
+	json_decref(have);
+	have = stored_rev(d, name, model->commit);
+	if (have && rev_complete(have)) {
+		rc = pull_repoint(d, name, model->commit, ref, res);
+		goto out;
+	}
 	if ((rc = util_mkdir_p(dir, 0755)) || (rc = hf_list(hc, id, model->commit, &tree)))
 		goto out;
 	size_t ni, ne;
@@ -388,6 +455,30 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		rc = md_fail(MD_ENOENT, "%s@%s: no files match", id, model->commit);
 		goto out;
 	}
+	/* the revision is stored in part (a filtered pull): fetch only the
+	 * selected files it lacks; "up to date" when it lacks none */
+	json_t *selected = json_object();
+	stored = rev_files(have);
+	if (!selected || (have && !stored)) {
+		json_decref(selected);
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	size_t missing = 0;
+	for (size_t i = 0; i < nitems; i++) {
+		json_object_set_new(selected, items[i].dest, json_true());
+		missing += !json_object_get(stored, items[i].dest);
+	}
+	/* partial: files of the commit neither stored nor selected now */
+	int partial = 0;
+	for (size_t i = 0; i < tree->n && !partial; i++)
+		partial = !json_object_get(selected, tree->v[i].path) &&
+			  !json_object_get(stored, tree->v[i].path);
+	json_decref(selected);
+	if (!missing) {
+		rc = pull_repoint(d, name, model->commit, ref, res);
+		goto out;
+	}
 	/* progress is the download's (xfer): the ingest would count each file
 	 * a second time as it stores it */
 	if ((rc = ingest_begin(d->st, NULL, &ing)))
@@ -395,10 +486,17 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	struct ingest_converter conv;
 	worker_converter(&conv, &j->ctl.cancel);
 	ingest_set_converter(ing, &conv);
+	if (have) {
+		/* the manifest committed is the union: stored + fetched now */
+		ingest_set_replace(ing);
+		if ((rc = add_stored_files(ing, have, prov_files)))
+			goto out;
+	}
 
 	uint64_t total = 0;
 	for (size_t i = 0; i < nitems; i++)
-		total += items[i].size;
+		if (!json_object_get(stored, items[i].dest))
+			total += items[i].size;
 	atomic_store(&j->ctl.total, total);
 	struct xfer_opts xo = { .token = token, .auth_origin = hf_hub(hc), .label = id,
 				.rate_limit = json_integer_value(json_object_get(a, "limit_rate")) > 0
@@ -419,6 +517,8 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		for (size_t i = 0; i < nitems && !rc; i++) {
 			if ((phase == 1) != (is_license_name(items[i].dest) != 0))
 				continue;
+			if (json_object_get(stored, items[i].dest))
+				continue; /* stored by an earlier pull of this commit */
 			json_t *ent = NULL;
 			if (items[i].sha256 && store_txn(d->st, 0, &txn) == 0) {
 				catalog_origin(d->st, txn, items[i].sha256, &ent);
@@ -487,6 +587,18 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		want ? want : "main", "commit", model->commit, "retrieved_at", now,
 		"modeld_version", MODELD_VERSION, "files", prov_files, "converters", "pack_format", "1");
 	prov_files = NULL;
+	/* what this pull selected, and whether files of the commit are left
+	 * out (then a later pull without those filters adds them) */
+	json_t *prov = json_object_get(extra, "provenance");
+	json_t *fi = json_object_get(a, "include"), *fe = json_object_get(a, "exclude");
+	json_object_set_new(prov, "include", json_is_array(fi) ? json_deep_copy(fi) : json_array());
+	json_object_set_new(prov, "exclude", json_is_array(fe) ? json_deep_copy(fe) : json_array());
+	json_object_set_new(prov, "partial", json_boolean(partial));
+	if (have && json_is_object(json_object_get(have, "provenance"))) {
+		json_t *prev = json_deep_copy(json_object_get(have, "provenance"));
+		json_object_del(prev, "files");
+		json_object_set_new(prov, "previous", prev);
+	}
 	if ((rc = describe_revision(d, name, ing, extra)) ||
 	    (rc = ingest_commit(ing, name, model->commit, ref, extra, &m)))
 		goto out;
@@ -515,6 +627,8 @@ out:
 	}
 	json_decref(extra);
 	json_decref(prov_files);
+	json_decref(have);
+	json_decref(stored);
 	if (rc == MD_ENOSPC) {
 		char *why = strdup(md_errmsg(rc));
 		if (why) {

@@ -15,9 +15,13 @@
 /*
  * args: {"ref": "ORG/NAME[@REV]", "name"?, "hub"?, "token"?, "include"?: [glob],
  * "exclude"?: [glob], "limit_rate"?: bytes/s}. The token is never logged,
- * stored or sent to another host than the hub. Two pulls of the same
- * repository and commit at once: the second waits for the first and finds
- * its result. Interrupted pulls keep STORE/tmp/pull-KEY and continue from it.
+ * stored or sent to another host than the hub. A commit already stored
+ * with every selected file: only the ref moves ("existed"); stored in part
+ * (an earlier filtered pull; provenance "partial"): the missing selected
+ * files are fetched and the revision is committed again with the union.
+ * Two pulls of the same repository and commit at once: the second waits
+ * for the first and starts from what it stored. Interrupted pulls keep
+ * STORE/tmp/pull-KEY and continue from it.
  */
 int pull_job(struct daemon *d, struct job *j, json_t **res);
 

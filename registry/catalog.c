@@ -279,7 +279,8 @@ static int summary_refresh(struct store *st, MDB_txn *txn, const char *name, con
 	return rc;
 }
 
-int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, int *existed)
+static int put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, int *existed,
+		   int replace)
 {
 	const char *name = json_string_value(json_object_get(m, "name"));
 	const char *rev = json_string_value(json_object_get(m, "revision"));
@@ -292,21 +293,44 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 	if (!kl)
 		return md_fail(MD_EINVAL, "%s: name too long", name);
 	MDB_val k = { kl, kb }, v;
+	json_t *old_m = NULL;
 	rc = mdb_get(txn, st->revs, &k, &v);
-	if (rc == 0) {
+	if (rc == 0 && replace) {
+		if ((rc = catalog_get_rev(st, txn, name, rev, &old_m)))
+			return rc;
 		*existed = 1;
-	} else if (rc != MDB_NOTFOUND) {
+	}
+	if (rc == 0 && !replace) {
+		*existed = 1;
+	} else if (rc != 0 && rc != MDB_NOTFOUND) {
 		return store_mdb_err(rc, name);
 	} else {
 		size_t i;
 		json_t *f;
+		/* the new manifest's blobs are referenced before the old one's
+		 * are let go, so a blob both name never drops to no reference */
 		json_array_foreach(json_object_get(m, "files"), i, f) {
 			const char *hx[STORE_ENTRY_MAX_BLOBS];
 			uint64_t sz[STORE_ENTRY_MAX_BLOBS];
 			size_t n = store_entry_blobs(f, hx, sz, STORE_ENTRY_MAX_BLOBS);
 			for (size_t j = 0; j < n; j++)
 				if ((rc = store_blob_ref(st, txn, hx[j], sz[j])))
-					return rc;
+					goto fail;
+		}
+		if (old_m) {
+			json_array_foreach(json_object_get(old_m, "files"), i, f) {
+				const char *hx[STORE_ENTRY_MAX_BLOBS];
+				size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
+				for (size_t j = 0; j < n; j++) {
+					int was_last;
+					if ((rc = store_blob_unref(st, txn, hx[j], &was_last)))
+						goto fail;
+				}
+			}
+			if ((rc = index_del(st, txn, name, rev, old_m)))
+				goto fail;
+			json_decref(old_m);
+			old_m = NULL;
 		}
 		json_object_set_new(m, "v", json_integer(STORE_SCHEMA));
 		if ((rc = put_json(txn, st->revs, kb, kl, m)) ||
@@ -356,6 +380,19 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, 
 	rc = put_json(txn, st->models, name, strlen(name), mod);
 	json_decref(mod);
 	return rc;
+fail:
+	json_decref(old_m);
+	return rc;
+}
+
+int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, int *existed)
+{
+	return put_rev(st, txn, m, ref, existed, 0);
+}
+
+int catalog_replace_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, int *existed)
+{
+	return put_rev(st, txn, m, ref, existed, 1);
 }
 
 struct refscan { const char *rev; json_t *out; };

@@ -39,6 +39,16 @@ int catalog_put_rev(struct store *st, MDB_txn *txn, json_t *manifest,
 		    const char *ref, int *existed);
 
 /*
+ * catalog_put_rev, except that a stored name@revision is replaced by this
+ * manifest (*existed set): the new files' blobs are referenced, the old
+ * ones' released, the indexes moved to the new manifest. For a revision
+ * completed by a later pull (a filtered pull stores only part of a
+ * commit). 0, MD_EDB, MD_ENOSPC.
+ */
+int catalog_replace_rev(struct store *st, MDB_txn *txn, json_t *manifest,
+			const char *ref, int *existed);
+
+/*
  * Delete name@rev, the refs that point at it, the model record when it was
  * the last revision, and one reference per blob its files name. Appends the
  * hex of every blob whose last reference went to freed (an array).

@@ -32,6 +32,7 @@ struct ingest {
 	uint8_t *buf;
 	const struct ingest_converter *conv;
 	struct share_map *share;   /* tensors of the packs staged so far */
+	int replace;          /* ingest_set_replace */
 	pthread_mutex_t mu;   /* files, paths, seq: ingest_add_file may run in
 				 several threads at once */
 };
@@ -39,6 +40,11 @@ struct ingest {
 void ingest_set_converter(struct ingest *ing, const struct ingest_converter *conv)
 {
 	ing->conv = conv;
+}
+
+void ingest_set_replace(struct ingest *ing)
+{
+	ing->replace = 1;
 }
 
 json_t *ingest_files(struct ingest *ing)
@@ -92,10 +98,13 @@ int ingest_open(struct ingest *ing, const char *relpath)
 		const char *blob = json_string_value(json_object_get(f, "blob"));
 		const char *staged = json_string_value(json_object_get(json_object_get(f, "stage"),
 								       blob ? blob : ""));
-		if (!staged)
+		if (!blob)
 			return md_fail(MD_EUNSUP, "%s: converted weight file", relpath);
 		char p[4200];
-		snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
+		if (staged)
+			snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
+		else /* ingest_add_existing: the stored blob */
+			store_blob_path(ing->st, blob, p, sizeof p);
 		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		return fd < 0 ? md_fail(MD_EIO, "%s: %s", relpath, strerror(errno)) : fd;
 	}
@@ -701,7 +710,8 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 	}
 	int existed = 0;
 	if ((rc = place_blobs(ing)) || (rc = share_map_commit(ing->share, ing->st, txn)) ||
-	    (rc = catalog_put_rev(ing->st, txn, m, ref, &existed))) {
+	    (rc = (ing->replace ? catalog_replace_rev : catalog_put_rev)(ing->st, txn, m, ref,
+									  &existed))) {
 		mdb_txn_abort(txn);
 		json_decref(m);
 		return rc;
@@ -710,7 +720,7 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 		json_decref(m);
 		return rc;
 	}
-	if (existed) {
+	if (existed && !ing->replace) {
 		/* report the stored record, not the one we built */
 		json_t *old;
 		if (store_txn(ing->st, 0, &txn) == 0) {

@@ -90,8 +90,9 @@ int ingest_add_hashed(struct ingest *ing, const char *relpath, const char *stage
 
 /*
  * Open a file added so far, by its relative path, for reading (the staged
- * copy: metadata extraction reads the card and license from it). Returns a
- * descriptor the caller closes, or MD_ENOENT.
+ * copy, or the stored blob of one added with ingest_add_existing: metadata
+ * extraction reads the card and license from it). Returns a descriptor the
+ * caller closes, MD_ENOENT, or MD_EUNSUP for a converted weight file.
  */
 int ingest_open(struct ingest *ing, const char *relpath);
 
@@ -138,6 +139,15 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 int ingest_keep(struct ingest *ing, const char *relpath, const char *dir, const char *key);
 int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const char *key,
 		 const char *sha256, uint64_t size);
+
+/*
+ * Make ingest_commit replace a stored revision of the same name and id with
+ * the manifest it builds (catalog_replace_rev) instead of keeping the stored
+ * one: a pull that completes a revision an earlier filtered pull stored in
+ * part adds the stored files (ingest_add_existing) and the missing ones.
+ * The result then has no "existed".
+ */
+void ingest_set_replace(struct ingest *ing);
 
 /* Number of files added so far. */
 size_t ingest_count(const struct ingest *ing);

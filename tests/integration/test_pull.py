@@ -648,3 +648,76 @@ def test_pull_stores_shared_tensors_once_even_when_resumed(daemon, hubroot):
     assert stored < TWIN_WEIGHTS * 1.25, (stored, TWIN_WEIGHTS)
     check_pulled(daemon, hubroot, "acme/twin")
     assert daemon.ctl("verify", "--json").json()["ok"]
+
+
+def _resolved(hub, since):
+    return [e["path"].split("/resolve/", 1)[1].split("/", 1)[1]
+            for e in hub.log()[since:] if e["method"] == "GET" and "/resolve/" in e["path"]]
+
+
+def test_filtered_pull_is_recorded_partial_and_completed_later(daemon, hub, hubroot):
+    """A filtered pull stores part of a commit and says so in the provenance;
+    a later pull without filters (or with others selecting files it lacks)
+    fetches just those and commits the union; "up to date" only when every
+    selected file is stored already."""
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--include", "*.json", "--json").json()
+    show = daemon.ctl("show", "acme/tiny", "--json").json()
+    jsons = {f["path"] for f in show["files"]}
+    assert jsons and all(p.endswith(".json") for p in jsons)
+    prov = show["provenance"]
+    assert prov["partial"] is True and prov["include"] == ["*.json"] and prov["exclude"] == []
+    assert "partial" in daemon.ctl("show", "acme/tiny").out
+    # other filters selecting files it lacks: only those are fetched
+    n = len(hub.log())
+    r2 = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--include", "*.safetensors", "--json").json()
+    assert r2["revision"] == r["revision"] and not r2.get("existed")
+    fetched = _resolved(hub, n)
+    assert fetched and all(p.endswith(".safetensors") for p in fetched), fetched
+    show = daemon.ctl("show", "acme/tiny", "--json").json()
+    assert {f["path"] for f in show["files"]} > jsons
+    assert show["provenance"]["partial"] is True
+    assert show["provenance"]["previous"]["include"] == ["*.json"]
+    # the same filtered pull again: up to date, nothing fetched
+    n = len(hub.log())
+    r3 = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--include", "*.safetensors")
+    assert r3.out.startswith("up to date acme/tiny@"), r3
+    assert _resolved(hub, n) == []
+    # a pull without filters adds the rest and the revision is complete
+    n = len(hub.log())
+    r4 = daemon.ctl("pull", "acme/tiny", "--hub", hub.url)
+    assert r4.out.startswith("pulled acme/tiny@"), r4
+    fetched = _resolved(hub, n)
+    assert fetched and not [p for p in fetched if p.endswith((".json", ".safetensors"))], fetched
+    show = check_pulled(daemon, hubroot)
+    assert show["provenance"]["partial"] is False and show["provenance"]["include"] == []
+    assert show["license"]["spdx"] == "Apache-2.0"   # the card pulled last is read
+    kinds = {f["path"]: f["verified_against"] for f in show["provenance"]["files"]}
+    assert set(kinds) == {f["path"] for f in show["files"]}
+    assert kinds["config.json"] != "already stored (same sha256)"
+    # complete: up to date without even listing the commit again
+    n = len(hub.log())
+    r5 = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--json").json()
+    assert r5.get("existed") and r5["file_count"] == len(show["files"])
+    assert not [e for e in hub.log()[n:] if "/tree/" in e["path"] or "/resolve/" in e["path"]]
+    assert len(daemon.ctl("list", "--json").json()) == 1
+
+
+def test_filtered_and_full_pull_at_once_union(daemon, hub, hubroot):
+    """A filtered and a full pull of one model at once: the second waits for
+    the first and then fetches what the first left out, not "up to date"."""
+    hub.fault("drip", count=-1, match="*.json", arg="2000")
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("a", daemon.ctl(
+        "pull", "acme/tiny", "--hub", hub.url, "--include", "*.json", check=False)))
+    t.start()
+    for _ in range(200):
+        if any("/resolve/" in e["path"] for e in hub.log()):
+            break
+        time.sleep(0.05)
+    hub.ctl("reset")
+    b = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, check=False, timeout=300)
+    t.join()
+    assert out["a"].rc == 0 and b.rc == 0, (out["a"], b)
+    assert b.out.startswith("pulled acme/tiny@"), b
+    show = check_pulled(daemon, hubroot)
+    assert show["provenance"]["partial"] is False
