@@ -721,3 +721,23 @@ def test_filtered_and_full_pull_at_once_union(daemon, hub, hubroot):
     assert b.out.startswith("pulled acme/tiny@"), b
     show = check_pulled(daemon, hubroot)
     assert show["provenance"]["partial"] is False
+
+
+def test_two_pulls_at_once_fetch_each_file_once(daemon, hub, hubroot):
+    """Two pulls of one model at once share one transfer: the second waits
+    for the first and then finds everything stored, non-LFS files (which
+    have no sha256 in the listing) included."""
+    hub.fault("drip", count=-1, match="*.safetensors", arg="2000000")
+    out = []
+    ts = [threading.Thread(target=lambda: out.append(daemon.ctl("pull", "acme/tiny", "--hub", hub.url,
+                                                                 "--json", check=False, timeout=300)))
+          for _ in range(2)]
+    for t in ts:
+        t.start()
+        time.sleep(0.3)
+    for t in ts:
+        t.join()
+    assert [r.rc for r in out] == [0, 0], out
+    small = [p for p in _resolved(hub, 0) if not p.endswith((".safetensors", ".bin"))]
+    assert "config.json" in small and len(small) == len(set(small)), sorted(small)
+    check_pulled(daemon, hubroot)
