@@ -378,6 +378,30 @@ static int add_stored_files(struct ingest *ing, json_t *have, json_t *prov_files
 	return 0;
 }
 
+/* The hub failed to resolve want (rc, its detail set): when want is a
+ * commit prefix (7..39 hex) that a revision of name already stored starts
+ * with, say so in the detail, as the hub may not resolve short commits. */
+static void stored_prefix_hint(struct daemon *d, const char *name, const char *want, int rc)
+{
+	size_t wl = want ? strlen(want) : 0;
+	if (wl < 7 || wl >= CATALOG_REV_LEN || !util_is_hex(want, wl))
+		return;
+	char *why = strdup(md_errmsg(rc)), rev[CATALOG_REV_LEN + 1];
+	MDB_txn *txn;
+	int found = 0;
+	if (why && store_txn(d->st, 0, &txn) == 0) {
+		found = catalog_resolve(d->st, txn, name, want, rev) == 0 &&
+			!strncasecmp(rev, want, wl);
+		mdb_txn_abort(txn);
+	}
+	if (found)
+		md_fail(rc, "%s (the hub did not resolve the short commit %s; the store has %s@%s: "
+			"pull %s@%s to check it against the hub)", why, want, name, rev, name, rev);
+	else
+		md_fail(rc, "%s", why ? why : md_strerror(rc));
+	free(why);
+}
+
 int pull_job(struct daemon *d, struct job *j, json_t **res)
 {
 	json_t *a = j->args;
@@ -412,9 +436,19 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		hub = d->cfg->hub;
 	token = get_token(d, a);
 	struct hf_opts ho = { .token = token, .cancel = &j->ctl.cancel };
-	if ((rc = hf_open(hub, &ho, &hc)) || (rc = hf_resolve(hc, id, want, &model)))
+	if ((rc = hf_open(hub, &ho, &hc)))
 		goto out;
-	const char *ref = want && !util_is_hex(want, 40) ? want : (want ? NULL : "main");
+	if ((rc = hf_resolve(hc, id, want, &model))) {
+		stored_prefix_hint(d, name, want, rc);
+		goto out;
+	}
+	/* REV names a ref (recorded) unless it is the commit itself or a
+	 * prefix of it (7..39 hex digits that the commit starts with) */
+	const char *ref = want ? want : "main";
+	size_t wl = want ? strlen(want) : 0;
+	if (want && wl >= 7 && wl <= 40 && util_is_hex(want, wl) &&
+	    !strncasecmp(model->commit, want, wl))
+		ref = NULL;
 
 	/* stored with every file of the commit: only the ref moves */
 	MDB_txn *txn;

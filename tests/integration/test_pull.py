@@ -741,3 +741,31 @@ def test_two_pulls_at_once_fetch_each_file_once(daemon, hub, hubroot):
     small = [p for p in _resolved(hub, 0) if not p.endswith((".safetensors", ".bin"))]
     assert "config.json" in small and len(small) == len(set(small)), sorted(small)
     check_pulled(daemon, hubroot)
+
+
+def test_short_commit_is_a_commit_not_a_ref(daemon, hub):
+    """REV of 7..39 hex digits that the hub resolves to a commit starting
+    with it is that commit: no ref of that name is recorded. A hub that does
+    not resolve it, with the commit stored, gets an error that says so."""
+    full = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, "--include", "*.json",
+                      "--json").json()["revision"]
+    short = full[:7]
+    r = daemon.ctl("pull", "acme/tiny@" + short, "--hub", hub.url, "--include", "*.json", "--json").json()
+    assert r["revision"] == full
+    show = daemon.ctl("show", "acme/tiny", "--json").json()
+    assert show["refs"] == ["main"], show["refs"]
+    assert daemon.ctl("show", "acme/tiny@" + short, "--json").json()["revision"] == full
+    # the same through a pull that stores it first
+    daemon.ctl("rm", "acme/tiny")
+    r = daemon.ctl("pull", "acme/tiny@" + full[:12], "--hub", hub.url, "--include", "*.json",
+                   "--json").json()
+    assert r["revision"] == full and r.get("refs", []) == []
+    assert daemon.ctl("show", "acme/tiny@" + full[:12], "--json").json()["refs"] == []
+    # a hub that does not resolve short commits: say what the store has
+    hub.fault("noshort", count=-1)
+    r = daemon.ctl("pull", "acme/tiny@" + short, "--hub", hub.url, check=False)
+    assert r.rc == 1 and r.err.count("\n") == 1, r
+    assert "revision not found" in r.err and "acme/tiny@" + full in r.err, r.err
+    # a prefix of nothing stored: the hub's answer alone
+    r = daemon.ctl("pull", "acme/tiny@abcdef0", "--hub", hub.url, check=False)
+    assert r.rc == 1 and "revision not found" in r.err and full not in r.err, r
