@@ -282,6 +282,18 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if (cfg.token_file) {
+		/* the hub token: a file pulls cannot read would make every pull
+		 * of a private repository fail as "not found" */
+		char *tok = NULL;
+		if ((rc = pull_read_token_file(cfg.token_file, &tok))) {
+			fprintf(stderr, "modeld: %s\n", md_errmsg(rc));
+			config_free(&cfg);
+			return 1;
+		}
+		explicit_bzero(tok, strlen(tok));
+		free(tok);
+	}
 	struct policy *pol = NULL;
 	if ((rc = load_policy(&cfg, &pol))) {
 		fprintf(stderr, "modeld: policy: %s\n", md_errmsg(rc));

@@ -87,28 +87,46 @@ static void progress(void *arg, uint64_t done, uint64_t total)
 	atomic_store(&j->ctl.done, j->ctl_base + done);
 }
 
-/* The token: the request's, else the configured token_file's. malloc'd or
- * NULL; never logged. */
-static char *get_token(struct daemon *d, json_t *args)
+int pull_read_token_file(const char *file, char **out)
 {
-	const char *t = json_string_value(json_object_get(args, "token"));
-	if (t && *t)
-		return strdup(t);
-	if (!d->cfg->token_file)
-		return NULL;
-	int fd = open(d->cfg->token_file, O_RDONLY | O_CLOEXEC);
+	*out = NULL;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return NULL;
+		return md_fail(MD_EIO, "token_file %s: %s", file, strerror(errno));
 	char *buf = calloc(1, PULL_MAX_TOKEN + 1);
-	ssize_t n = buf ? util_read_full(fd, buf, PULL_MAX_TOKEN) : -1;
+	if (!buf) {
+		close(fd);
+		return MD_ENOMEM;
+	}
+	ssize_t n = util_read_full(fd, buf, PULL_MAX_TOKEN);
+	int e = errno;
 	close(fd);
-	if (n <= 0) {
+	if (n < 0) {
 		free(buf);
-		return NULL;
+		return md_fail(MD_EIO, "token_file %s: %s", file, strerror(e));
 	}
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		buf[--n] = 0;
-	return buf;
+	if (n <= 0) {
+		free(buf);
+		return md_fail(MD_EINVAL, "token_file %s: empty", file);
+	}
+	*out = buf;
+	return 0;
+}
+
+/* The token: the request's, else the configured token_file's (*out
+ * malloc'd, or NULL: anonymous); never logged. A token_file that cannot be
+ * read fails the pull naming it, as --token-file does. */
+static int get_token(struct daemon *d, json_t *args, char **out)
+{
+	const char *t = json_string_value(json_object_get(args, "token"));
+	*out = NULL;
+	if (t && *t)
+		return (*out = strdup(t)) ? 0 : MD_ENOMEM;
+	if (!d->cfg->token_file)
+		return 0;
+	return pull_read_token_file(d->cfg->token_file, out);
 }
 
 static const char **globs(json_t *a, size_t *n)
@@ -434,7 +452,8 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	const char *hub = json_string_value(json_object_get(a, "hub"));
 	if (!hub)
 		hub = d->cfg->hub;
-	token = get_token(d, a);
+	if ((rc = get_token(d, a, &token)))
+		goto out;
 	struct hf_opts ho = { .token = token, .cancel = &j->ctl.cancel };
 	if ((rc = hf_open(hub, &ho, &hc)))
 		goto out;

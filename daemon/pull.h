@@ -44,6 +44,14 @@ int pull_repoint(struct daemon *d, const char *name, const char *commit, const c
  */
 int pull_gc(struct daemon *d, int partial, json_t **res);
 
+/*
+ * Read the hub token of the config's token_file (trailing newline and
+ * spaces cut): *out malloc'd. MD_EIO ("token_file FILE: Permission
+ * denied"), MD_EINVAL ("token_file FILE: empty"), MD_ENOMEM. A pull fails
+ * with that detail; modeld -n and start-up check the file with it.
+ */
+int pull_read_token_file(const char *file, char **out);
+
 /* Process set-up: libcurl's global state (before threads start). */
 int pull_init(void);
 

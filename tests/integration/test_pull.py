@@ -769,3 +769,35 @@ def test_short_commit_is_a_commit_not_a_ref(daemon, hub):
     # a prefix of nothing stored: the hub's answer alone
     r = daemon.ctl("pull", "acme/tiny@abcdef0", "--hub", hub.url, check=False)
     assert r.rc == 1 and "revision not found" in r.err and full not in r.err, r
+
+
+def test_unreadable_token_file_is_reported(tmp, hub):
+    """token_file = in the config: modeld -n and start-up refuse a file they
+    cannot read, naming it; a pull that finds it gone fails naming it
+    instead of going anonymous ("repository not found")."""
+    tok = os.path.join(tmp, "hub-token")
+    cfg = os.path.join(tmp, "modeld.conf")
+    with open(cfg, "w") as f:
+        f.write("store = %s/store\ntoken_file = %s\n" % (tmp, tok))
+    for args in (["-n"], ["-f", "--socket", os.path.join(tmp, "x.sock")]):
+        p = subprocess.run([MODELD, "--config", cfg] + args, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and p.stdout == "", p
+        assert p.stderr == "modeld: token_file %s: No such file or directory\n" % tok, p.stderr
+    with open(tok, "w") as f:
+        f.write("\n")
+    p = subprocess.run([MODELD, "--config", cfg, "-n"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and p.stderr == "modeld: token_file %s: empty\n" % tok, p.stderr
+    with open(tok, "w") as f:
+        f.write("hf_good\n")
+    p = subprocess.run([MODELD, "--config", cfg, "-n"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout == "configuration OK\n", p
+    d = Daemon(tmp, extra=["--config", cfg]).start()
+    try:
+        d.ctl("pull", "acme/private", "--hub", hub.url)
+        assert any(e["auth"] == "Bearer hf_good" for e in hub.log())
+        os.unlink(tok)
+        r = d.ctl("pull", "acme/private@" + "0" * 7, "--hub", hub.url, check=False)
+        assert r.rc == 1 and r.err.count("\n") == 1, r
+        assert "token_file %s: No such file or directory" % tok in r.err, r.err
+    finally:
+        d.stop()
