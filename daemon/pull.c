@@ -174,7 +174,7 @@ static int add_and_keep(struct ingest *ing, const char *dir, const struct xfer_i
 	int rc = ingest_add_file(ing, it->dest, p, it->sha256_out);
 	if (rc)
 		return rc;
-	snprintf(kept, sizeof kept, "%s/.kept", dir);
+	snprintf(kept, sizeof kept, "%s/" PULL_KEPT_DIR, dir);
 	sha256_hex(it->dest, strlen(it->dest), key);
 	if ((mkdir(kept, 0755) < 0 && errno != EEXIST) ||
 	    ingest_keep(ing, it->dest, kept, key))
@@ -187,7 +187,7 @@ static int add_and_keep(struct ingest *ing, const char *dir, const struct xfer_i
 static int adopt_kept(struct ingest *ing, const char *dir, const struct xfer_item *it)
 {
 	char kept[4300], key[65];
-	snprintf(kept, sizeof kept, "%s/.kept", dir);
+	snprintf(kept, sizeof kept, "%s/" PULL_KEPT_DIR, dir);
 	sha256_hex(it->dest, strlen(it->dest), key);
 	int rc = ingest_adopt(ing, it->dest, kept, key, it->sha256, it->size);
 	md_clearerr();
@@ -507,6 +507,17 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if (!nitems) {
 		rc = md_fail(MD_ENOENT, "%s@%s: no files match", id, model->commit);
 		goto out;
+	}
+	/* DIR/.kept holds this pull's own records (add_and_keep), beside the
+	 * downloads at their repository paths: a repository path there is
+	 * hostile, as one under xfer's .partial is */
+	for (size_t i = 0; i < nitems; i++) {
+		if (!strncmp(items[i].dest, PULL_KEPT_DIR, strlen(PULL_KEPT_DIR)) &&
+		    (items[i].dest[strlen(PULL_KEPT_DIR)] == 0 ||
+		     items[i].dest[strlen(PULL_KEPT_DIR)] == '/')) {
+			rc = md_fail(MD_EREFUSED, "%s: reserved name", items[i].dest);
+			goto out;
+		}
 	}
 	/* the revision is stored in part (a filtered pull): fetch only the
 	 * selected files it lacks; "up to date" when it lacks none */

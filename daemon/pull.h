@@ -11,6 +11,8 @@
 
 #define PULL_MAX_TOKEN 4096        /* bytes of a token file read */
 #define PULL_STAGING_DAYS 7        /* gc keeps an interrupted pull this long */
+#define PULL_KEPT_DIR ".kept"      /* in the staging directory: what was stored
+				      (a repository path under it is refused) */
 
 /*
  * args: {"ref": "ORG/NAME[@REV]", "name"?, "hub"?, "token"?, "include"?: [glob],

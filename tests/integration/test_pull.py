@@ -801,3 +801,16 @@ def test_unreadable_token_file_is_reported(tmp, hub):
         assert "token_file %s: No such file or directory" % tok in r.err, r.err
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize("path", [".kept", ".kept/" + "ab" * 32 + ".json"])
+def test_kept_is_a_reserved_name(daemon, hub, path):
+    """The staging directory's .kept/ holds the pull's own records, beside
+    the downloads at their repository paths: a listing with a path there is
+    refused like one under .partial, nothing committed."""
+    entry = {"type": "file", "oid": "2" * 40, "size": 3, "path": path}
+    hub.fault("inject", arg=urllib.request.quote(json.dumps(entry)))
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, check=False)
+    assert r.rc == 1 and r.err == "modelctl: acme/tiny: %s: reserved name\n" % path, r
+    assert not [e for e in hub.log() if "/resolve/" in e["path"]]
+    assert daemon.ctl("list", "--json").json() == []
