@@ -349,3 +349,27 @@ int util_parse_modelref(const char *ref, char **name, char **rev)
 	}
 	return rc;
 }
+
+int util_url_strip_userinfo(const char *url, char *out, size_t n, char **userinfo)
+{
+	if (userinfo)
+		*userinfo = NULL;
+	const char *sep = strstr(url, "://");
+	const char *auth = sep ? sep + 3 : NULL;
+	const char *end = auth ? auth + strcspn(auth, "/?#") : NULL, *at = NULL;
+	for (const char *c = auth; c && c < end; c++)
+		if (*c == '@')
+			at = c;
+	int w = at ? snprintf(out, n, "%.*s%s", (int)(auth - url), url, at + 1)
+		   : snprintf(out, n, "%s", url);
+	if (w < 0 || (size_t)w >= n) {
+		if (n)
+			out[0] = 0;
+		return MD_EINVAL;
+	}
+	if (!at)
+		return 0;
+	if (userinfo && !(*userinfo = strndup(auth, (size_t)(at - auth))))
+		return MD_ENOMEM;
+	return 1;
+}

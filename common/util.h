@@ -81,4 +81,14 @@ int util_check_ref(const char *ref);
  */
 int util_parse_modelref(const char *ref, char **name, char **rev);
 
+/*
+ * A URL without its user info: "scheme://user:pw@host/p" is copied into out
+ * (n bytes) as "scheme://host/p"; a URL without user info is copied as is.
+ * When userinfo is not NULL it receives the removed "user:pw" (malloc'd,
+ * still percent-encoded) or NULL. Returns 1 when something was removed, 0
+ * when not, MD_EINVAL when the URL does not fit in out, MD_ENOMEM.
+ * Credentials given in a URL are used for requests, never recorded.
+ */
+int util_url_strip_userinfo(const char *url, char *out, size_t n, char **userinfo);
+
 #endif

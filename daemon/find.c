@@ -345,7 +345,10 @@ static int hub_job(struct daemon *d, struct job *j, json_t **res)
 	if (txn)
 		mdb_txn_abort(txn);
 	json_decref(list);
-	*res = json_pack("{s:s,s:i,s:o,s:f}", "hub", r.hub, "pages", pages, "results", out,
+	char shown[2048]; /* the hub without user info: a password is never echoed */
+	if (util_url_strip_userinfo(r.hub, shown, sizeof shown, NULL) < 0)
+		snprintf(shown, sizeof shown, "(hub)");
+	*res = json_pack("{s:s,s:i,s:o,s:f}", "hub", shown, "pages", pages, "results", out,
 			 "elapsed_ms", (util_mono() - t0) * 1000.0);
 	return *res ? 0 : MD_ENOMEM;
 }
@@ -362,11 +365,17 @@ int find_op_search(struct daemon *d, struct ops_peer *p, json_t *req)
 			return md_fail(MD_EINVAL, "hub: want an http:// or https:// URL");
 		/* the daemon makes the request: readers may only point it at the
 		 * configured hub, so the socket is no HTTP proxy for them */
+		char shown[2048], cfgshown[2048] = "(none)"; /* without user info */
+		if (util_url_strip_userinfo(hub, shown, sizeof shown, NULL) < 0)
+			return md_fail(MD_EINVAL, "hub: URL too long");
+		if (d->cfg->hub &&
+		    util_url_strip_userinfo(d->cfg->hub, cfgshown, sizeof cfgshown, NULL) < 0)
+			snprintf(cfgshown, sizeof cfgshown, "(too long)");
 		if (!p->can_write && (!d->cfg->hub || strcmp(hub, d->cfg->hub)))
 			return md_fail(MD_EPERM, "permission denied: searching %.200s needs the daemon's "
 						 "user or root (others may search the configured hub %s)",
-				       hub, d->cfg->hub ? d->cfg->hub : "(none)");
-		struct job *j = jobs_new("search", hub, json_incref(req), NULL, 0, p->conn_id, p->uid,
+				       shown, cfgshown);
+		struct job *j = jobs_new("search", shown, json_incref(req), NULL, 0, p->conn_id, p->uid,
 					 hub_job);
 		if (!j)
 			return MD_ENOMEM;

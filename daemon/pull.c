@@ -562,7 +562,8 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		if (!json_object_get(stored, items[i].dest))
 			total += items[i].size;
 	atomic_store(&j->ctl.total, total);
-	struct xfer_opts xo = { .token = token, .auth_origin = hf_hub(hc), .label = id,
+	struct xfer_opts xo = { .token = token, .auth_origin = hf_hub(hc),
+				.auth_headers = hf_auth_headers(hc), .label = id,
 				.rate_limit = json_integer_value(json_object_get(a, "limit_rate")) > 0
 					      ? (uint64_t)json_integer_value(json_object_get(a, "limit_rate"))
 					      : d->cfg->limit_rate,
@@ -738,10 +739,13 @@ int pull_through(void *arg, const char *repo, const char *rev, const char *path)
 		return MD_ENOMEM;
 	json_t *res = NULL;
 	int rc = pull_job(d, j, &res);
+	char up[4096]; /* upstream = https://user:pw@host: the password is never logged */
+	if (util_url_strip_userinfo(d->cfg->upstream, up, sizeof up, NULL) < 0)
+		snprintf(up, sizeof up, "the upstream");
 	if (rc)
-		log_info("pull-through %s from %s: %s", ref, d->cfg->upstream, md_errmsg(rc));
+		log_info("pull-through %s from %s: %s", ref, up, md_errmsg(rc));
 	else
-		log_info("pull-through %s from %s: stored", ref, d->cfg->upstream);
+		log_info("pull-through %s from %s: stored", ref, up);
 	json_decref(res);
 	jobs_free(j);
 	return rc;

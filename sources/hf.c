@@ -6,6 +6,7 @@
 #include "common/util.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 struct hf_client {
 	char *hub;
 	char *token; /* NULL when anonymous */
+	char *basic; /* "Authorization: Basic ..." from the hub URL's user info, or NULL */
+	const char *auth_hdrs[2];
 	struct curl_slist *h_auth, *h_plain;
 	struct hf_opts o;
 	char *ua;
@@ -64,6 +67,67 @@ char *hf_urlencode(const char *s, int keep_slash)
 	return o;
 }
 
+static int unhex1(int ch)
+{
+	return ch >= '0' && ch <= '9' ? ch - '0'
+	       : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+	       : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* Percent-decode s in place (URL user info); a bad escape stays as is. */
+static void pct_decode(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		int h, l;
+		if (*p == '%' && (h = unhex1(p[1])) >= 0 && (l = unhex1(p[2])) >= 0) {
+			*o++ = (char)(h << 4 | l);
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = 0;
+}
+
+/* *out = "Authorization: Basic base64(user:pass)" from URL user info
+ * "user[:pass]" (percent-encoded), malloc'd. 0, MD_EINVAL, MD_ENOMEM. */
+static int basic_header(const char *ui, char **out)
+{
+	char *up = strdup(ui), *h = NULL;
+	*out = NULL;
+	if (!up)
+		return MD_ENOMEM;
+	char *colon = strchr(up, ':');
+	if (colon)
+		*colon = 0;
+	pct_decode(up); /* the user name cannot hold ':' once decoded */
+	size_t un = strlen(up);
+	if (colon) {
+		pct_decode(colon + 1);
+		up[un] = ':';
+		memmove(up + un + 1, colon + 1, strlen(colon + 1) + 1);
+	}
+	size_t n = strlen(up);
+	if (strpbrk(up, "\r\n")) {
+		explicit_bzero(up, n);
+		free(up);
+		return md_fail(MD_EINVAL, "hub: user info contains a line break");
+	}
+	unsigned char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+	if (b64) {
+		EVP_EncodeBlock(b64, (unsigned char *)up, (int)n);
+		if (asprintf(&h, "Authorization: Basic %s", b64) < 0)
+			h = NULL;
+		explicit_bzero(b64, strlen((char *)b64));
+		free(b64);
+	}
+	explicit_bzero(up, n);
+	free(up);
+	*out = h;
+	return h ? 0 : MD_ENOMEM;
+}
+
 int hf_open(const char *hub, const struct hf_opts *opts, struct hf_client **out)
 {
 	int grc = xfer_global_init();
@@ -79,7 +143,31 @@ int hf_open(const char *hub, const struct hf_opts *opts, struct hf_client **out)
 	if (opts)
 		c->o = *opts;
 	c->o.token = NULL;
-	c->hub = strdup(hub);
+	char *ui = NULL;
+	size_t hl = strlen(hub) + 1;
+	c->hub = malloc(hl);
+	if (!c->hub)
+		goto nomem;
+	int sr = util_url_strip_userinfo(hub, c->hub, hl, &ui);
+	if (sr < 0) {
+		free(ui);
+		hf_close(c);
+		return sr == MD_ENOMEM ? MD_ENOMEM : md_fail(MD_EINVAL, "hub must be an http(s) URL");
+	}
+	if (ui && !(opts && opts->token && *opts->token)) {
+		int br = basic_header(ui, &c->basic);
+		if (br) {
+			explicit_bzero(ui, strlen(ui));
+			free(ui);
+			hf_close(c);
+			return br;
+		}
+		c->auth_hdrs[0] = c->basic;
+	}
+	if (ui) {
+		explicit_bzero(ui, strlen(ui));
+		free(ui);
+	}
 	c->ua = strdup(opts && opts->user_agent ? opts->user_agent : "modeld/0.1");
 	c->o.user_agent = NULL;
 	if (!c->hub || !c->ua)
@@ -90,7 +178,13 @@ int hf_open(const char *hub, const struct hf_opts *opts, struct hf_client **out)
 	c->h_plain = curl_slist_append(NULL, "Accept: application/json");
 	if (!c->h_plain)
 		goto nomem;
-	if (opts && opts->token && *opts->token) {
+	if (c->basic) {
+		c->h_auth = curl_slist_append(NULL, "Accept: application/json");
+		if (c->h_auth)
+			c->h_auth = curl_slist_append(c->h_auth, c->basic);
+		if (!c->h_auth)
+			goto nomem;
+	} else if (opts && opts->token && *opts->token) {
 		if (strpbrk(opts->token, "\r\n")) {
 			hf_close(c);
 			return md_fail(MD_EINVAL, "token contains a line break");
@@ -125,6 +219,10 @@ void hf_close(struct hf_client *c)
 		explicit_bzero(c->token, strlen(c->token));
 		free(c->token);
 	}
+	if (c->basic) {
+		explicit_bzero(c->basic, strlen(c->basic));
+		free(c->basic);
+	}
 	curl_slist_free_all(c->h_auth); /* libcurl copies; our copy is wiped above */
 	curl_slist_free_all(c->h_plain);
 	if (c->e)
@@ -135,6 +233,11 @@ void hf_close(struct hf_client *c)
 }
 
 const char *hf_hub(const struct hf_client *c) { return c->hub; }
+
+const char *const *hf_auth_headers(const struct hf_client *c)
+{
+	return c->basic ? c->auth_hdrs : NULL;
+}
 
 /* ---------- HTTP GET with our own redirects, caps and retries ---------- */
 

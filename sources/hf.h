@@ -67,12 +67,21 @@ struct hf_opts {
  * New client for hub (e.g. "https://huggingface.co" or "http://127.0.0.1:8080",
  * trailing '/' allowed, no query). opts may be NULL. *out owned by the caller:
  * hf_close it. 0, MD_EINVAL (not an http(s) URL), MD_ENOMEM.
+ * User info in hub ("https://user:pw@host") is taken out of the URL: it is
+ * sent as "Authorization: Basic" to the hub's origin only, unless a token is
+ * given (the token wins), and appears in no URL the client reports.
  */
 int hf_open(const char *hub, const struct hf_opts *opts, struct hf_client **out);
 void hf_close(struct hf_client *c);
 
-/* The hub base URL without trailing '/'. Borrowed, lives as long as c. */
+/* The hub base URL without trailing '/' and without user info. Borrowed,
+ * lives as long as c. */
 const char *hf_hub(const struct hf_client *c);
+
+/* Header lines for xfer_opts.auth_headers carrying the hub URL's user info
+ * (NULL-terminated; NULL when there is none or a token is used). Borrowed,
+ * lives as long as c. */
+const char *const *hf_auth_headers(const struct hf_client *c);
 
 struct hf_model {
 	char *id;            /* "acme/x" as asked */

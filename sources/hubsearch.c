@@ -2,6 +2,7 @@
 #include "sources/hubsearch.h"
 #include "sources/xfer.h"
 #include "common/err.h"
+#include "common/util.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -155,7 +156,10 @@ static int add_param(CURL *c, char *url, size_t n, const char *k, const char *v)
 
 static int fetch(CURL *c, const char *url, struct resp *r)
 {
-	char err[CURL_ERROR_SIZE] = "";
+	char err[CURL_ERROR_SIZE] = "", shown[HUBSEARCH_MAX_HEADER];
+	/* details name the URL without user info: the password is never shown */
+	if (util_url_strip_userinfo(url, shown, sizeof shown, NULL) < 0)
+		snprintf(shown, sizeof shown, "hub search");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -171,15 +175,15 @@ static int fetch(CURL *c, const char *url, struct resp *r)
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	CURLcode cc = curl_easy_perform(c);
 	if (r->too_big)
-		return md_fail(MD_ETOOBIG, "%s: response over %u bytes", url, HUBSEARCH_MAX_BODY);
+		return md_fail(MD_ETOOBIG, "%s: response over %u bytes", shown, HUBSEARCH_MAX_BODY);
 	if (cc != CURLE_OK)
-		return md_fail(MD_ENET, "%s: %s", url, err[0] ? err : curl_easy_strerror(cc));
+		return md_fail(MD_ENET, "%s: %s", shown, err[0] ? err : curl_easy_strerror(cc));
 	long status = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status == 401 || status == 403)
-		return md_fail(MD_EAUTH, "%s: HTTP %ld", url, status);
+		return md_fail(MD_EAUTH, "%s: HTTP %ld", shown, status);
 	if (status != 200)
-		return md_fail(MD_ENET, "%s: HTTP %ld", url, status);
+		return md_fail(MD_ENET, "%s: HTTP %ld", shown, status);
 	return 0;
 }
 
@@ -232,7 +236,13 @@ int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 		if (!rc) {
 			arr = json_loadb(rp.body ? rp.body : "", rp.len, 0, NULL);
 			if (!json_is_array(arr))
-				rc = md_fail(MD_ECORRUPT, "%s: response is not a JSON array of models", url);
+				{
+				char shown[HUBSEARCH_MAX_HEADER];
+				if (util_url_strip_userinfo(url, shown, sizeof shown, NULL) < 0)
+					snprintf(shown, sizeof shown, "hub search");
+				rc = md_fail(MD_ECORRUPT, "%s: response is not a JSON array of models",
+					     shown);
+			}
 		}
 		size_t i;
 		json_t *e;

@@ -814,3 +814,52 @@ def test_kept_is_a_reserved_name(daemon, hub, path):
     assert r.rc == 1 and r.err == "modelctl: acme/tiny: %s: reserved name\n" % path, r
     assert not [e for e in hub.log() if "/resolve/" in e["path"]]
     assert daemon.ctl("list", "--json").json() == []
+
+
+def _no_secret_anywhere(d, secret, name="acme/tiny"):
+    """secret is in none of show --json, jobs --json, the log, the store's files."""
+    show = d.ctl("show", name, "--json").json()
+    assert show["source"]["url"].startswith("http://127.0.0.1:"), show["source"]
+    assert show["provenance"]["hub"] == show["source"]["url"]
+    assert secret not in json.dumps(show)
+    assert secret not in d.ctl("jobs", "--json").out
+    assert secret not in d.read_log()
+    for base, _, files in os.walk(d.store):
+        for f in files:
+            with open(os.path.join(base, f), "rb") as fh:
+                assert secret.encode() not in fh.read(), os.path.join(base, f)
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "config"])
+def test_hub_url_credentials_are_used_never_recorded(tmp, hub, how):
+    """https://user:pw@hub: sent as Basic auth to the hub only, stored nowhere."""
+    cred = f"http://u:sekrit@127.0.0.1:{hub.port}"
+    extra, env, args = [], None, []
+    if how == "config":
+        conf = os.path.join(tmp, "modeld.conf")
+        with open(conf, "w") as f:
+            f.write(f"hub = {cred}\n")
+        extra = ["--config", conf]
+    elif how == "env":
+        env = dict(os.environ, HF_ENDPOINT=cred)
+    else:
+        args = ["--hub", cred]
+    hub.fault("redirect", count=-1, match="*.safetensors", arg="cross")
+    d = Daemon(tmp, extra=extra).start()
+    try:
+        p = subprocess.run([MODELCTL, "--socket", d.sock, "pull", "acme/tiny", "--json"] + args,
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "sekrit" not in p.stdout + p.stderr
+        log = hub.log()
+        basic = "Basic dTpzZWtyaXQ="  # base64("u:sekrit")
+        assert any(e["auth"] == basic for e in log if e["host"].startswith("127.0.0.1"))
+        assert any(e["host"].startswith("localhost") for e in log)
+        assert all(e["auth"] is None for e in log if e["host"].startswith("localhost")), log
+        # a failing pull's error detail does not carry it either
+        if how != "env":
+            r = d.ctl("pull", "acme/nope", *args, check=False)
+            assert r.rc == 1 and "sekrit" not in r.out + r.err, r
+        _no_secret_anywhere(d, "sekrit")
+    finally:
+        d.stop()
