@@ -271,6 +271,26 @@ static void test_500_forever_fails_naming_file(void **state)
 	job_free(&j);
 }
 
+/* A connection reset on every try is reported as such, not as a truncated
+ * body (curl's "partial file" after a reset is the reset). */
+static void test_reset_forever_names_the_reset(void **state)
+{
+	(void)state;
+	reset_hub();
+	fault("name=reset&arg=0&count=-1&match=tokenizer.json");
+	struct job j;
+	job_make(&j, "acme/tiny", commit, tree, "tokenizer.json");
+	struct xfer_opts o = fast_opts();
+	o.max_retries = 2;
+	int rc = xfer_run(j.dir, j.items, j.n, &o);
+	assert_int_equal(rc, MD_ENET);
+	const char *m = md_errmsg(rc);
+	if (!strstr(m, "tokenizer.json: connection reset by peer after 3 attempts"))
+		fail_msg("message: %s", m);
+	assert_null(strstr(m, "truncated"));
+	job_free(&j);
+}
+
 static void test_429_retry_after(void **state)
 {
 	(void)state;
@@ -751,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_reset_mid_body),
 		cmocka_unit_test(test_500_then_ok),
 		cmocka_unit_test(test_500_forever_fails_naming_file),
+		cmocka_unit_test(test_reset_forever_names_the_reset),
 		cmocka_unit_test(test_429_retry_after),
 		cmocka_unit_test(test_truncated_body),
 		cmocka_unit_test(test_corrupt_once_then_ok),
