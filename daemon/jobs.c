@@ -177,6 +177,18 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&js->mu);
 		unlink_running(js, j);
 		j->state = rc == 0 ? "done" : rc == MD_ECANCELED ? "canceled" : "failed";
+		if (rc == MD_ECANCELED && js->stop) {
+			/* nobody canceled it: modeld is stopping (SIGTERM) */
+			j->state = "interrupted";
+			if (!strcmp(j->op, "pull"))
+				md_fail(MD_ECANCELED, "%s: modeld is shutting down; pull again to resume",
+					j->target ? j->target : "pull");
+			else
+				md_fail(MD_ECANCELED, "%s%s%s: modeld is shutting down; run it again",
+					j->op, j->target && *j->target ? " " : "",
+					j->target ? j->target : "");
+			msg = md_errmsg(MD_ECANCELED);
+		}
 		if (rc)
 			j->error = strdup(msg);
 		j->finished = util_mono();

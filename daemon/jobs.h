@@ -7,7 +7,8 @@
  * started with "detach" is canceled. Job records are kept in the catalog's
  * jobs database ({"v","id","op","target","state","started","finished",
  * "error"}); at start-up, records left "running" by a dead modeld become
- * "interrupted".
+ * "interrupted", and so do jobs that jobs_shutdown stops (their error says
+ * modeld is shutting down, not that they were canceled).
  */
 #ifndef MD_JOBS_H
 #define MD_JOBS_H
@@ -37,7 +38,8 @@ struct job {
 	job_fn *run;
 	struct ingest_ctl ctl;     /* progress and cancel */
 	uint64_t ctl_base;         /* bytes done before the current transfer */
-	const char *state;         /* "queued", "running", "done", "failed", "canceled" */
+	const char *state;         /* "queued", "running", "done", "failed", "canceled",
+	                              "interrupted" */
 	char *error;               /* owned, when failed */
 	double started, finished;  /* util_mono() */
 	char started_iso[32];

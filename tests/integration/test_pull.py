@@ -863,3 +863,32 @@ def test_hub_url_credentials_are_used_never_recorded(tmp, hub, how):
         _no_secret_anywhere(d, "sekrit")
     finally:
         d.stop()
+
+
+def test_sigterm_tells_a_foreground_pull_modeld_is_stopping(tmp, hub):
+    """SIGTERM ends a running pull: the user canceled nothing, so modelctl
+    says modeld is shutting down and how to go on, and the job record says
+    interrupted, not canceled."""
+    hub.fault("drip", count=-1, match="*.safetensors", arg="500000")
+    d = Daemon(tmp).start()
+    p = subprocess.Popen([MODELCTL, "--socket", d.sock, "pull", "acme/tiny", "--hub", hub.url],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            if [e for e in hub.log() if e["path"].endswith(".safetensors")]:
+                break
+            time.sleep(0.05)
+        assert d.stop() == 0
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 1, (out, err)
+    assert err == "modelctl: acme/tiny: modeld is shutting down; pull again to resume\n", err
+    d2 = Daemon(tmp).start()
+    try:
+        jobs = [j for j in d2.ctl("jobs", "--json").json() if j["op"] == "pull"]
+        assert jobs and jobs[-1]["state"] == "interrupted", jobs
+    finally:
+        d2.stop()
