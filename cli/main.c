@@ -147,8 +147,15 @@ int main(int argc, char **argv)
 		case 1010: c.limit = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: {
-			char msg[128];
-			snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
+			/* mid-cluster ("-acme/tiny": 'a' unknown, "cme/tiny" left)
+			 * getopt has not moved past the word yet: name that word,
+			 * not the one before it */
+			const char *bad = argv[optind - 1];
+			if (optopt && optind < argc && argv[optind][0] == '-' && argv[optind][1] != '-' &&
+			    strchr(argv[optind] + 1, optopt))
+				bad = argv[optind];
+			char msg[300];
+			snprintf(msg, sizeof msg, "unknown or incomplete option '%.200s'", bad);
 			return cli_usage(msg);
 		}
 		}

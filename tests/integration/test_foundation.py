@@ -173,6 +173,17 @@ def test_usage_errors_exit_2(daemon):
         assert r.err.startswith("modelctl: "), (args, r)
 
 
+def test_bad_option_message_names_the_word_at_fault(daemon):
+    """'-acme/tiny' is parsed as the cluster -a -c -m ...: the message names
+    that word, not the word before it."""
+    for args, bad in ((["pull", "-acme/tiny"], "-acme/tiny"), (["list", "--bogus"], "--bogus"),
+                      (["-qZ", "list"], "-qZ"), (["pull", "--hub"], "--hub"),
+                      (["export", "acme/x", "-o"], "-o")):
+        r = daemon.ctl(*args, check=False)
+        assert r.rc == 2, (args, r)
+        assert r.err.splitlines()[0] == f"modelctl: unknown or incomplete option '{bad}'", (args, r)
+
+
 def test_bad_references_exit_1(daemon):
     for ref in ("acme/none", "acme/none@main", "../etc@x"):
         r = daemon.ctl("show", ref, check=False)
