@@ -2,6 +2,7 @@
  * [--include GLOB]... [--exclude GLOB]... [--limit-rate R] [--name N] [--detach] */
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/units.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -12,25 +13,6 @@
 #define TOKEN_MAX 4096
 
 /* 50M, 1.5G, 800k, 1000 -> bytes per second; -1 when malformed. */
-static long long parse_rate(const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || v <= 0)
-		return -1;
-	double mul = 1;
-	switch (*end) {
-	case 'k': case 'K': mul = 1024.0; end++; break;
-	case 'm': case 'M': mul = 1048576.0; end++; break;
-	case 'g': case 'G': mul = 1073741824.0; end++; break;
-	default: break;
-	}
-	if (*end == 'B' || *end == 'b')
-		end++;
-	return *end ? -1 : (long long)(v * mul);
-}
-
 static char *read_token(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -82,9 +64,11 @@ int cmd_pull(struct cli *c)
 	}
 	if (c->name && (rc = util_check_model_name(c->name)))
 		return cli_usage(md_errmsg(rc));
-	long long rate = 0;
-	if (c->limit_rate && (rate = parse_rate(c->limit_rate)) < 0)
-		return cli_usage("--limit-rate: want bytes per second, e.g. 50M");
+	uint64_t rate = 0;
+	if (c->limit_rate && (rc = units_parse_rate(c->limit_rate, "--limit-rate", &rate)))
+		return cli_usage(md_errmsg(rc));
+	if (c->limit_rate && !rate)
+		return cli_usage("--limit-rate '0': want a cap above 0 bytes per second");
 	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "pull", "ref", c->argv[0], "detach", c->detach);
 	const char *hub = c->hub ? c->hub : getenv("HF_ENDPOINT");
 	if (hub && *hub && !git)
@@ -94,7 +78,7 @@ int cmd_pull(struct cli *c)
 	if (c->name)
 		json_object_set_new(req, "name", json_string(c->name));
 	if (rate)
-		json_object_set_new(req, "limit_rate", json_integer(rate));
+		json_object_set_new(req, "limit_rate", json_integer((json_int_t)rate));
 	json_t *inc = json_array(), *exc = json_array();
 	for (int i = 0; i < c->ninclude; i++)
 		json_array_append_new(inc, json_string(c->include[i]));

@@ -65,6 +65,7 @@ int units_parse_bytes(const char *s, uint64_t *out)
 		{ "M", 1048576.0 }, { "MiB", 1048576.0 }, { "MB", 1e6 },
 		{ "G", 1073741824.0 }, { "GiB", 1073741824.0 }, { "GB", 1e9 },
 		{ "T", 1099511627776.0 }, { "TiB", 1099511627776.0 }, { "TB", 1e12 },
+		{ "k", 1024.0 }, { "m", 1048576.0 }, { "g", 1073741824.0 }, { "t", 1099511627776.0 },
 	};
 	double d;
 	const char *r;
@@ -76,6 +77,14 @@ int units_parse_bytes(const char *s, uint64_t *out)
 						 strchr(sufs[i].suf, 'i')))
 			return finish(d * sufs[i].mul, s, "size", out);
 	return md_fail(MD_EINVAL, "size '%.64s': unknown unit (want KiB, MiB, GiB, TiB, KB, MB, GB or TB)", s);
+}
+
+int units_parse_rate(const char *s, const char *what, uint64_t *out)
+{
+	if (units_parse_bytes(s, out))
+		return md_fail(MD_EINVAL, "%s '%.64s': want bytes per second such as 50M or 50MiB "
+					  "(2^20), 50MB (10^6) or 1048576", what, s ? s : "");
+	return 0;
 }
 
 void units_format_count(uint64_t v, char *out, size_t n)

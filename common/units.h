@@ -20,10 +20,19 @@ int units_parse_count(const char *s, uint64_t *out);
 
 /*
  * A memory size: "24GiB", "24GB", "512MiB", "80G" (powers of 1024 for
- * KiB/MiB/GiB/TiB and the bare K/M/G/T; powers of 1000 for kB/KB/MB/GB/TB),
- * "1.5GiB", or plain bytes. 0..2^62. 0 or MD_EINVAL.
+ * KiB/MiB/GiB/TiB and the bare K/M/G/T, also lower-case k/m/g/t as curl
+ * takes them; powers of 1000 for kB/KB/MB/GB/TB), "1.5GiB", "100B" or plain
+ * bytes. Nothing may follow the unit. 0..2^62. 0 or MD_EINVAL.
  */
 int units_parse_bytes(const char *s, uint64_t *out);
+
+/*
+ * A bandwidth cap in bytes per second, in units_parse_bytes' forms ("50M",
+ * "50m", "50MiB": 50 * 2^20; "50MB": 50 * 10^6; "1048576"): the one parser
+ * for modelctl --limit-rate and modeld's limit_rate. 0, or MD_EINVAL with a
+ * one-line detail starting with what ("--limit-rate", "limit_rate").
+ */
+int units_parse_rate(const char *s, const char *what, uint64_t *out);
 
 /* "7.24B", "350M", "124K", "999" into out (n >= 16). */
 void units_format_count(uint64_t v, char *out, size_t n);

@@ -39,26 +39,6 @@ int config_defaults(struct config *c)
 	return setstr(&c->hub, "https://huggingface.co");
 }
 
-static int parse_size(const char *v, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	double d = strtod(v, &end);
-	if (errno || end == v || d < 0)
-		return MD_EINVAL;
-	while (*end == ' ')
-		end++;
-	double mul = 1;
-	if (*end == 'k' || *end == 'K') mul = 1024.0;
-	else if (*end == 'm' || *end == 'M') mul = 1024.0 * 1024;
-	else if (*end == 'g' || *end == 'G') mul = 1024.0 * 1024 * 1024;
-	else if (*end) return MD_EINVAL;
-	if (!isfinite(d) || d * mul >= 18446744073709551616.0)
-		return MD_EINVAL;
-	*out = (uint64_t)(d * mul);
-	return 0;
-}
-
 int config_http_addr(const char *addr, char host[256], char port[16])
 {
 	const char *colon = strrchr(addr, ':');
@@ -133,9 +113,7 @@ int config_set(struct config *c, const char *k, const char *v)
 		return 0;
 	}
 	if (!strcmp(k, "limit_rate")) {
-		if (parse_size(v, &c->limit_rate))
-			return md_fail(MD_EINVAL, "limit_rate '%s': want bytes per second (e.g. 50M)", v);
-		return 0;
+		return units_parse_rate(v, "limit_rate", &c->limit_rate);
 	}
 	return md_fail(MD_EINVAL, "unknown key '%s'", k);
 }

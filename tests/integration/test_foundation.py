@@ -241,6 +241,8 @@ def test_check_refuses_what_startup_refuses_flags(tmp, args, words):
     ("http = notanaddr", "modeld.conf:2: http 'notanaddr': want ADDR:PORT"),
     ("workers = 0", "modeld.conf:2: workers '0'"),
     ("limit_rate = nan", "modeld.conf:2: limit_rate 'nan'"),
+    ("limit_rate = 50Mxyz", "modeld.conf:2: limit_rate '50Mxyz': want bytes per second"),
+    ("limit_rate = 50MBx", "modeld.conf:2: limit_rate '50MBx'"),
     ("hub = huggingface.co", "modeld.conf:2: hub 'huggingface.co'"),
     ("http_token_file = /nonexistent/tok\nhttp = 127.0.0.1:8088", "http_token_file /nonexistent/tok"),
     ("socket_group = no-such-group-x", "socket_group no-such-group-x: no such group"),
@@ -251,6 +253,25 @@ def test_check_refuses_what_startup_refuses_config(tmp, line, words):
         f.write("store = %s/st\n%s\n" % (tmp, line))
     p = subprocess.run([MODELD, "-n", "--config", cfg], capture_output=True, text=True)
     assert p.returncode == 1 and p.stdout == "" and words in p.stderr, p
+
+
+def test_rate_forms_are_the_same_for_config_and_cli(tmp):
+    """limit_rate and --limit-rate take the same forms (one parser)."""
+    cfg = os.path.join(tmp, "modeld.conf")
+    for form in ("50M", "50m", "50MB", "50MiB", "52428800"):
+        with open(cfg, "w") as f:
+            f.write("store = %s/st\nlimit_rate = %s\n" % (tmp, form))
+        p = subprocess.run([MODELD, "-n", "--config", cfg], capture_output=True, text=True)
+        assert p.returncode == 0 and "configuration OK" in p.stdout, (form, p)
+        # the CLI parses it before connecting: exit 1 (no daemon), not 2
+        p = subprocess.run([MODELCTL, "--socket", os.path.join(tmp, "none.sock"), "pull",
+                            "acme/x", "--limit-rate", form], capture_output=True, text=True)
+        assert p.returncode == 1, (form, p)
+    for form in ("50Mxyz", "50MBx", "0"):
+        p = subprocess.run([MODELCTL, "--socket", os.path.join(tmp, "none.sock"), "pull",
+                            "acme/x", "--limit-rate", form], capture_output=True, text=True)
+        assert p.returncode == 2, (form, p)
+        assert p.stderr.splitlines()[0].startswith(f"modelctl: --limit-rate '{form}'"), p.stderr
 
 
 def test_permissions(tmp):

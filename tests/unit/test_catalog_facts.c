@@ -192,6 +192,32 @@ static void test_safetensors_hostile(void **state)
 	config_facts_acc_free(a);
 }
 
+/* One parser for --limit-rate and limit_rate: the same forms, nothing after
+ * the unit, M meaning 2^20 as for sizes (MB: 10^6). */
+static void test_units_parse_rate(void **state)
+{
+	(void)state;
+	static const struct { const char *s; uint64_t v; } ok[] = {
+		{ "50M", 50ull << 20 }, { "50m", 50ull << 20 }, { "50MiB", 50ull << 20 },
+		{ "50mib", 50ull << 20 }, { "50MB", 50000000ull }, { "1048576", 1048576 },
+		{ "100B", 100 }, { "512k", 512ull << 10 }, { "1.5G", 3ull << 29 }, { "0", 0 },
+	};
+	uint64_t v;
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		if (units_parse_rate(ok[i].s, "limit_rate", &v))
+			fail_msg("%s refused: %s", ok[i].s, md_errmsg(MD_EINVAL));
+		assert_int_equal(v, ok[i].v);
+	}
+	const char *bad[] = { "50Mxyz", "50MBx", "50MiBs", "50 M", "M", "", "-5M", "50M/s", "nan", "1e40" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (units_parse_rate(bad[i], "--limit-rate", &v) != MD_EINVAL)
+			fail_msg("%s accepted", bad[i]);
+		const char *m = md_errmsg(MD_EINVAL);
+		assert_int_equal(strncmp(m, "--limit-rate '", 14), 0);
+		assert_null(strchr(m, '\n'));
+	}
+}
+
 static void test_units(void **state)
 {
 	(void)state;
@@ -269,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_safetensors_count),
 		cmocka_unit_test(test_safetensors_hostile),
 		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_units_parse_rate),
 		cmocka_unit_test(test_words),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
