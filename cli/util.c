@@ -1,6 +1,7 @@
 /* cli/util.c — connection, errors, progress bar, JSON output. */
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/progress.h"
 #include "common/util.h"
 
 #include <stdio.h>
@@ -23,8 +24,9 @@ int cli_connect(struct cli *c)
 }
 
 struct bar {
-	double t0, last;
+	double last;
 	int shown;
+	struct progress p;
 };
 
 static void progress(json_t *p, void *arg)
@@ -34,33 +36,17 @@ static void progress(json_t *p, void *arg)
 	if (now - b->last < 0.1)
 		return;
 	b->last = now;
-	uint64_t done = (uint64_t)json_integer_value(json_object_get(p, "done"));
-	uint64_t total = (uint64_t)json_integer_value(json_object_get(p, "total"));
-	const char *op = json_string_value(json_object_get(p, "op"));
-	char d[32], t[32], r[32];
-	double el = now - b->t0, rate = el > 0 ? (double)done / el : 0;
-	util_human_size(done, d, sizeof d);
-	util_human_size(total, t, sizeof t);
-	util_human_size((uint64_t)rate, r, sizeof r);
-	int width = 30, fill = total ? (int)((double)done / (double)total * width) : 0;
-	if (fill > width)
-		fill = width;
-	char barbuf[64];
-	for (int i = 0; i < width; i++)
-		barbuf[i] = i < fill ? '#' : '.';
-	barbuf[width] = 0;
-	if (total && rate > 0)
-		fprintf(stderr, "\r%-7s [%s] %3d%% %s/%s %s/s ETA %.0fs   ", op ? op : "",
-			barbuf, (int)(100.0 * (double)done / (double)total), d, t, r,
-			(double)(total - (done < total ? done : total)) / rate);
-	else
-		fprintf(stderr, "\r%-7s %s %s/s   ", op ? op : "", d, r);
+	char line[256];
+	progress_line(&b->p, now, (uint64_t)json_integer_value(json_object_get(p, "done")),
+		      (uint64_t)json_integer_value(json_object_get(p, "total")),
+		      json_string_value(json_object_get(p, "op")), line, sizeof line);
+	fprintf(stderr, "\r%s   ", line);
 	b->shown = 1;
 }
 
 static int wait_reply(struct cli *c, json_t **res, int **fds, size_t *nfds)
 {
-	struct bar b = { util_mono(), 0, 0 };
+	struct bar b = { 0 };
 	int tty = !c->quiet && isatty(2);
 	int rc = rpc_wait(c->rpc, tty ? progress : NULL, &b, res, fds, nfds);
 	if (b.shown)
@@ -77,7 +63,7 @@ int cli_call_text(struct cli *c, json_t *req, char **text)
 		return rc;
 	if ((rc = rpc_send(c->rpc, req, NULL, 0)))
 		return cli_fail(rc);
-	struct bar b = { util_mono(), 0, 0 };
+	struct bar b = { 0 };
 	int tty = !c->quiet && isatty(2);
 	rc = rpc_wait_text(c->rpc, tty ? progress : NULL, &b, text);
 	if (b.shown)

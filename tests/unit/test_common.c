@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/progress.h"
 #include "common/proto.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -137,6 +138,62 @@ static void test_framing(void **state)
 	close(pfd[1]);
 }
 
+/* The bar shows no rate or ETA until it has measured one: not from the
+ * job's start (resolving, listing), nor counting resumed bytes. */
+static void test_progress_eta(void **state)
+{
+	(void)state;
+	struct progress p = { 0 };
+	char l[256];
+	const uint64_t MiB = 1 << 20, total = 256 * MiB;
+	progress_line(&p, 100.0, 212, total, "pull", l, sizeof l);
+	if (!strstr(l, " 0% 212 B/256.0 MiB --/s ETA --"))
+		fail_msg("first frame: %s", l);
+	progress_line(&p, 100.5, 300 * 1024, total, "pull", l, sizeof l);
+	if (!strstr(l, "--/s ETA --"))
+		fail_msg("half a second: %s", l);
+	progress_line(&p, 101.0, 2 * MiB + 212, total, "pull", l, sizeof l);
+	if (!strstr(l, " 2.0 MiB/s ETA 127s"))
+		fail_msg("after a second: %s", l);
+
+	/* a resumed pull: 200 MiB on disk before the first frame */
+	struct progress r = { 0 };
+	progress_line(&r, 0.0, 200 * MiB, total, "pull", l, sizeof l);
+	assert_non_null(strstr(l, "ETA --"));
+	progress_line(&r, 1.0, 201 * MiB, total, "pull", l, sizeof l);
+	if (!strstr(l, " 78% 201.0 MiB/256.0 MiB 1.0 MiB/s ETA 55s"))
+		fail_msg("resumed: %s", l);
+
+	/* a slow link gets a rate after PROGRESS_SLOW_SPAN_S */
+	struct progress s = { 0 };
+	for (int i = 0; i <= 49; i++) {
+		progress_line(&s, i * 0.1, (uint64_t)i * 200, 1000000, "pull", l, sizeof l);
+		assert_non_null(strstr(l, "--/s ETA --"));
+	}
+	progress_line(&s, 5.0, 10000, 1000000, "pull", l, sizeof l);
+	if (!strstr(l, " 9.8 KiB/976.6 KiB 2.0 KiB/s ETA 495s"))
+		fail_msg("slow: %s", l);
+
+	/* a moving window: the rate follows a change of speed */
+	struct progress w = { 0 };
+	uint64_t done = 0;
+	for (int i = 0; i <= 300; i++) {
+		done += i <= 200 ? MiB / 10 : MiB / 5;
+		progress_line(&w, i * 0.1, done, 1024 * MiB, "pull", l, sizeof l);
+	}
+	if (!strstr(l, " 2.0 MiB/s ETA "))
+		fail_msg("window: %s", l);
+
+	/* stalled: rate 0, no ETA; no total: no bar */
+	progress_line(&w, 40.0, done, 1024 * MiB, "pull", l, sizeof l);
+	progress_line(&w, 55.0, done, 1024 * MiB, "pull", l, sizeof l);
+	if (!strstr(l, " 0 B/s ETA --"))
+		fail_msg("stalled: %s", l);
+	struct progress z = { 0 };
+	progress_line(&z, 0, 5, 0, "gc", l, sizeof l);
+	assert_string_equal(l, "gc      5 B --/s");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_fail_wraps_own_detail),
 		cmocka_unit_test(test_hex_sha),
 		cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_progress_eta),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
