@@ -49,6 +49,13 @@ int cli_connect(struct cli *c);
 int cli_fail(int rc);
 /* Print "modelctl: <msg>" and the command's usage line; return EXIT_USAGE. */
 int cli_usage(const char *msg);
+/* With --json (on != 0), cli_fail and cli_usage also print
+ * {"error": {"code": MD_E* (negative, as in the protocol; usage: MD_EINVAL),
+ * "message": "<the stderr line>"}} on stdout, unless a document is already
+ * there: every command then prints exactly one JSON document. */
+void cli_json_errors(int on);
+/* That document for code and msg (nothing without --json). */
+void cli_error_doc(int code, const char *msg);
 /* Send req (borrowed) with a progress bar on a TTY, wait for the result.
  * Returns 0 and *res, or prints the error and returns EXIT_FAIL. */
 int cli_call(struct cli *c, json_t *req, json_t **res, int **fds, size_t *nfds);

@@ -159,6 +159,9 @@ int cmd_cat(struct cli *c)
 {
 	if (c->argc != 2)
 		return cli_usage("cat takes ORG/NAME[@REV] PATH");
+	if (c->json) /* its output is the file's bytes, not a document */
+		return cli_usage("cat writes the file's bytes and takes no --json "
+				 "(show --json gives each file's size and sha256)");
 	json_t *req = json_pack("{s:s,s:s,s:s}", "op", "cat", "ref", c->argv[0], "path", c->argv[1]);
 	json_t *res;
 	int *fds = NULL;

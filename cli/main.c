@@ -65,6 +65,7 @@ int cli_usage(const char *msg)
 	if (msg)
 		fprintf(stderr, "modelctl: %s\n", msg);
 	fputs(usage_text, stderr);
+	cli_error_doc(MD_EINVAL, msg ? msg : "usage error");
 	return EXIT_USAGE;
 }
 
@@ -106,6 +107,10 @@ int main(int argc, char **argv)
 	};
 	int ch;
 	opterr = 0;
+	/* before parsing: a usage error found while parsing is a document too */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			cli_json_errors(1);
 	while ((ch = getopt_long(argc, argv, "qho:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'S': c.socket = optarg; break;

@@ -9,9 +9,29 @@
 #include <string.h>
 #include <unistd.h>
 
+static int json_errors; /* --json: errors are also a document on stdout */
+static int printed;     /* a document is already on stdout */
+
+void cli_json_errors(int on)
+{
+	json_errors = on;
+}
+
+void cli_error_doc(int code, const char *msg)
+{
+	if (!json_errors || printed)
+		return;
+	json_t *e = json_pack("{s:{s:i,s:s}}", "error", "code", code, "message", msg ? msg : "");
+	if (e)
+		cli_print_json(e);
+	json_decref(e);
+}
+
 int cli_fail(int rc)
 {
-	fprintf(stderr, "modelctl: %s\n", md_errmsg(rc));
+	const char *msg = md_errmsg(rc);
+	fprintf(stderr, "modelctl: %s\n", msg);
+	cli_error_doc(rc, msg);
 	return EXIT_FAIL;
 }
 
@@ -88,6 +108,7 @@ int cli_call(struct cli *c, json_t *req, json_t **res, int **fds, size_t *nfds)
 
 void cli_print_json(json_t *j)
 {
+	printed = 1;
 	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 	fputc('\n', stdout);
 }

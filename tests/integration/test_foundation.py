@@ -184,6 +184,38 @@ def test_bad_option_message_names_the_word_at_fault(daemon):
         assert r.err.splitlines()[0] == f"modelctl: unknown or incomplete option '{bad}'", (args, r)
 
 
+def test_json_failures_print_one_error_document(daemon, tmp):
+    """Issue 2: every command with --json prints exactly one JSON document,
+    failures included; the one-line stderr message and the exit code stay."""
+    m = tiny_llama(os.path.join(tmp, "m"), seed=11, weights=100)
+    daemon.ctl("import", m, "--name", "acme/j")
+    cases = [
+        (["rm", "--json", "acme/nope"], 1, -2),
+        (["show", "acme/nope", "--json"], 1, -2),
+        (["--json", "cancel", "999999"], 1, -2),
+        (["--json", "frobnicate"], 2, -1),
+        (["pull", "-acme/tiny", "--json"], 2, -1),
+        (["list", "--json", "--bogus"], 2, -1),
+        (["cat", "acme/j", "config.json", "--json"], 2, -1),
+    ]
+    for args, rc, code in cases:
+        r = daemon.ctl(*args, check=False)
+        assert r.rc == rc, (args, r)
+        line = r.err.splitlines()[0]
+        assert line.startswith("modelctl: "), (args, r)
+        doc = json.loads(r.out)  # exactly one document: json.loads refuses extra data
+        assert doc == {"error": {"code": code, "message": line[len("modelctl: "):]}}, (args, doc)
+    # no daemon: the connect failure is a document too
+    r = subprocess.run([MODELCTL, "--socket", os.path.join(tmp, "none.sock"), "list", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["code"] == -18, r
+    # without --json, stdout stays empty on a failure
+    r = daemon.ctl("rm", "acme/nope", check=False)
+    assert r.rc == 1 and r.out == "" and r.err.count("\n") == 1, r
+    # success is still the command's own one document
+    assert daemon.ctl("show", "acme/j", "--json").json()["name"] == "acme/j"
+
+
 def test_bad_references_exit_1(daemon):
     for ref in ("acme/none", "acme/none@main", "../etc@x"):
         r = daemon.ctl("show", ref, check=False)
