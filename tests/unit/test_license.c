@@ -557,6 +557,84 @@ static void test_apache_appendix(void **state)
 	}
 }
 
+static void expect_license(const char *what, const char *declared, const char *id, const char *t, size_t n,
+			   double min_score, int want_modified)
+{
+	struct licdetect_result r;
+	assert_int_equal(licdetect_text(t, n, &r), 0);
+	json_t *f;
+	assert_int_equal(lic_flags(declared, NULL, &r, NULL, 0, &f), 0);
+	int modified = has_flag(f, "license-text-modified");
+	if (strcmp(r.id, id) || !r.matched || r.score < min_score || modified != want_modified)
+		fail_msg("%s: %s matched %d score %.3f coverage %.3f extra %zu, modified flag %d (want %d)", what,
+			 r.id, r.matched, r.score, r.coverage, r.extra, modified, want_modified);
+	json_decref(f);
+}
+
+/* Terms a model publisher might add to a GPL text: enough of them (some 300
+ * words) to be more than LIC_EXTRA_SHARE of even GPL-3's bigrams. */
+static const char added_terms[] =
+	"ADDITIONAL RESTRICTIONS. Notwithstanding any other provision of this License, the following "
+	"restrictions apply to every copy of the Program and to every work based on the Program. First, "
+	"you may not use the Program, its weights, its outputs or any derivative of them to train, "
+	"fine-tune, distill or evaluate a machine learning model that competes with a product or service "
+	"offered by the copyright holder or by any of its affiliates, subsidiaries or licensees. Second, "
+	"you must obtain prior written permission from the copyright holder before deploying the Program "
+	"in a hosted, managed or software-as-a-service offering that is made available to third parties, "
+	"whether or not a fee is charged for that offering. Third, any permission granted under the "
+	"second restriction is personal to the recipient, cannot be sublicensed, assigned or transferred, "
+	"may be revoked by the copyright holder at any time and without notice, and terminates "
+	"automatically if the recipient initiates litigation of any kind against the copyright holder. "
+	"Fourth, you may not remove, obscure or alter any attribution notice, watermark, model card or "
+	"usage policy that accompanies the Program, and you must display the name of the original author "
+	"prominently in every user interface through which the Program or its outputs are presented. "
+	"Fifth, you agree to report to the copyright holder, within thirty days of becoming aware of it, "
+	"any security vulnerability, harmful behaviour, bias or misuse of the Program that you discover, "
+	"together with enough detail to reproduce it. Sixth, use of the Program for military purposes, "
+	"mass surveillance, biometric identification of natural persons, credit scoring, hiring decisions "
+	"or the generation of political campaign material is prohibited in every jurisdiction. Seventh, "
+	"these restrictions survive any termination of this License and bind every successor in interest "
+	"of any recipient of the Program, including purchasers of substantially all of its assets.";
+
+/* Debian's GPL-2, GPL-3 and LGPL-2.1 carry the FSF's "How to Apply These
+ * Terms" section after END OF TERMS AND CONDITIONS: optional text, like
+ * Apache's APPENDIX, so they are not "modified"; added terms still are. */
+static void test_gpl_how_to_apply(void **state)
+{
+	(void)state;
+	static const struct { const char *path, *declared, *id; } deb[] = {
+		{ "/usr/share/common-licenses/GPL-2", "gpl-2.0", "GPL-2.0-only" },
+		{ "/usr/share/common-licenses/GPL-3", "gpl-3.0", "GPL-3.0-only" },
+		{ "/usr/share/common-licenses/LGPL-2.1", "lgpl-2.1", "LGPL-2.1-only" },
+	};
+	int ran = 0;
+	for (size_t i = 0; i < sizeof deb / sizeof deb[0]; i++) {
+		FILE *fp = fopen(deb[i].path, "rb");
+		if (!fp)
+			continue;
+		fclose(fp);
+		ran++;
+		size_t n;
+		char *d = slurp(deb[i].path, &n);
+		expect_license(deb[i].path, deb[i].declared, deb[i].id, d, n, 0.98, 0);
+		/* the canonical text alone is still exact */
+		const char *lic = corpus_text(deb[i].id);
+		expect_license(deb[i].id, deb[i].declared, deb[i].id, lic, strlen(lic), 0.999, 0);
+		/* an added restriction before the optional section is still flagged */
+		const char *end = strstr(d, "END OF TERMS AND CONDITIONS");
+		assert_non_null(end);
+		size_t cap = n + 4096;
+		char *t = malloc(cap);
+		assert_non_null(t);
+		snprintf(t, cap, "%.*s\n%s\n\n%s", (int)(end - d), d, added_terms, end);
+		expect_license("modified", deb[i].declared, deb[i].id, t, strlen(t), 0.8, 1);
+		free(t);
+		free(d);
+	}
+	if (!ran)
+		skip(); /* no /usr/share/common-licenses on this machine */
+}
+
 static void test_pick_file(void **state)
 {
 	(void)state;
@@ -596,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_assess),	      cmocka_unit_test(test_pick_file),
 		cmocka_unit_test(test_copyright_at_end), cmocka_unit_test(test_relineage),
 		cmocka_unit_test(test_apache_appendix),
+		cmocka_unit_test(test_gpl_how_to_apply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
