@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,18 +120,11 @@ out:
 /* "Authorization: Basic base64(user:pass)", malloc'd. */
 static char *basic_header(const char *user, const char *pass)
 {
-	char *up = NULL, *h = NULL;
+	char *up = NULL;
 	if (asprintf(&up, "%s:%s", user, pass) < 0)
 		return NULL;
 	size_t n = strlen(up);
-	unsigned char *b64 = malloc(4 * ((n + 2) / 3) + 1);
-	if (b64) {
-		EVP_EncodeBlock(b64, (unsigned char *)up, (int)n);
-		if (asprintf(&h, "Authorization: Basic %s", b64) < 0)
-			h = NULL;
-		explicit_bzero(b64, strlen((char *)b64));
-		free(b64);
-	}
+	char *h = xfer_basic_auth(up);
 	explicit_bzero(up, n);
 	free(up);
 	return h;

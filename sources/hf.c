@@ -6,7 +6,6 @@
 #include "common/util.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,14 +113,7 @@ static int basic_header(const char *ui, char **out)
 		free(up);
 		return md_fail(MD_EINVAL, "hub: user info contains a line break");
 	}
-	unsigned char *b64 = malloc(4 * ((n + 2) / 3) + 1);
-	if (b64) {
-		EVP_EncodeBlock(b64, (unsigned char *)up, (int)n);
-		if (asprintf(&h, "Authorization: Basic %s", b64) < 0)
-			h = NULL;
-		explicit_bzero(b64, strlen((char *)b64));
-		free(b64);
-	}
+	h = xfer_basic_auth(up);
 	explicit_bzero(up, n);
 	free(up);
 	*out = h;

@@ -108,6 +108,7 @@ struct run {
 	char fail_msg[512];
 	unsigned seed;
 	double tokens, last_refill; /* rate cap bucket (bytes) */
+	uint64_t unflushed;         /* bytes written since the resume state was */
 	int rr;
 	/* hashing threads */
 	pthread_t ht[XFER_MAX_HASHERS];
@@ -162,6 +163,21 @@ void xfer_apply_tls(void *curl)
 {
 	if (ca_file)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+}
+
+char *xfer_basic_auth(const char *userpass)
+{
+	size_t n = strlen(userpass);
+	char *h = NULL;
+	unsigned char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+	if (!b64)
+		return NULL;
+	EVP_EncodeBlock(b64, (const unsigned char *)userpass, (int)n);
+	if (asprintf(&h, "Authorization: Basic %s", b64) < 0)
+		h = NULL;
+	explicit_bzero(b64, strlen((char *)b64));
+	free(b64);
+	return h;
 }
 
 int xfer_global_init(void)
@@ -736,6 +752,7 @@ static size_t on_body(char *b, size_t sz, size_t nm, void *arg)
 		c->pos += take;
 		c->body_off += take;
 		c->got += take;
+		c->r->unflushed += take;
 		f->dirty = 1;
 	}
 	if (i + take < n) { /* surplus beyond what we asked for */
@@ -1505,6 +1522,7 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 	double last_state = util_mono(), last_prog = 0;
 	r->last_refill = last_state;
 	long st_iv = dflt(o->state_interval_ms, 1000), pr_iv = dflt(o->progress_ms, 200);
+	uint64_t st_bytes = o->state_bytes ? o->state_bytes : (uint64_t)256 << 20;
 	for (;;) {
 		if (r->fail_code)
 			break;
@@ -1550,9 +1568,12 @@ int xfer_run(const char *dir, struct xfer_item *items, size_t n, const struct xf
 		}
 		now = util_mono();
 		refill(r, now);
-		if ((now - last_state) * 1000 >= st_iv) {
+		/* every st_iv, and after every st_bytes: on a fast link a
+		 * second's bytes would be a lot to fetch again after a kill */
+		if ((now - last_state) * 1000 >= st_iv || r->unflushed >= st_bytes) {
 			flush_states(r);
 			last_state = now;
+			r->unflushed = 0;
 		}
 		if ((now - last_prog) * 1000 >= pr_iv) {
 			report(r);

@@ -15,8 +15,8 @@
  *     all files, at most opts->parts_per_file of them on one file.
  *   - Bytes land in DIR/.partial/<sha256(dest)>.part (pwrite at their offset);
  *     progress per chunk is kept in DIR/.partial/<sha256(dest)>.state, a small
- *     text file rewritten (after fdatasync of the .part) every second or so
- *     and on exit. A later xfer_run over the same DIR and item continues each
+ *     text file rewritten (after fdatasync of the .part) every second or so,
+ *     after every 256 MiB received, and on exit. A later xfer_run over the same DIR and item continues each
  *     chunk from the bytes recorded there (a Range request starting at that
  *     offset). State written for another size, digest or chunk size is
  *     discarded. See docs/pull.md for the format.
@@ -113,6 +113,8 @@ struct xfer_opts {
 	long backoff_max_ms;      /* 0: 30000 */
 	long retry_after_max_s;   /* cap on Retry-After; 0: 120 */
 	long state_interval_ms;   /* state file rewrite period; 0: 1000 */
+	uint64_t state_bytes;     /* rewrite also after this many bytes received
+	                             (over all files); 0: 256 MiB */
 	long progress_ms;         /* 0: 200 */
 	int no_fsync;             /* 1: skip fdatasync of .part data */
 	int http1;                /* 1: HTTP/1.1 only */
@@ -131,6 +133,12 @@ struct xfer_opts {
 	 * return MD_ECANCELED. */
 	atomic_int *cancel;
 };
+
+/* "Authorization: Basic base64(userpass)" for userpass "user:password"
+ * (already decoded), malloc'd; the caller frees it (explicit_bzero first:
+ * it is a credential). NULL when out of memory. Every intermediate copy is
+ * wiped. */
+char *xfer_basic_auth(const char *userpass);
 
 /* curl_global_init once per process, after md_lib_need(MD_LIB_CURL)
  * (common/lazylib.h). 0, MD_EUNSUP (libcurl cannot be loaded) or MD_ENOMEM,

@@ -712,6 +712,38 @@ static void test_kill_and_resume(void **state)
 	job_free(&j);
 }
 
+/* On a fast link the resume state is written after every state_bytes
+ * received, not only every state_interval_ms: a kill then loses at most
+ * that much, however many bytes a second brings. */
+static void test_state_written_by_bytes(void **state)
+{
+	(void)state;
+	reset_hub();
+	struct job j;
+	job_make(&j, "acme/tiny", commit, tree, "model-00002*");
+	struct xfer_opts o = fast_opts();
+	o.chunk_size = 4 << 20;
+	o.parts_per_file = 1;
+	o.rate_limit = 1 << 20;
+	o.state_interval_ms = 3600 * 1000;   /* never by time in this test */
+	o.state_bytes = 256 << 10;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		xfer_run(j.dir, j.items, j.n, &o);
+		_exit(0);
+	}
+	long long d0 = -1;
+	for (int i = 0; i < 500 && d0 < (512 << 10); i++) {
+		usleep(10000);
+		d0 = state_done(j.dir, j.items[0].dest, 0);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	assert_true(d0 >= (512 << 10));
+	job_free(&j);
+}
+
 static void test_stale_state_is_discarded(void **state)
 {
 	(void)state;
@@ -789,6 +821,7 @@ int main(void)
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_cancel_and_resume),
 		cmocka_unit_test(test_kill_and_resume),
+		cmocka_unit_test(test_state_written_by_bytes),
 		cmocka_unit_test(test_stale_state_is_discarded),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
