@@ -331,8 +331,7 @@ int pull_repoint(struct daemon *d, const char *name, const char *commit, const c
 	return 0;
 }
 
-/* The stored manifest of name@commit, or NULL. */
-static json_t *stored_rev(struct daemon *d, const char *name, const char *commit)
+json_t *pull_stored_rev(struct daemon *d, const char *name, const char *commit)
 {
 	MDB_txn *txn;
 	json_t *have = NULL;
@@ -344,16 +343,12 @@ static json_t *stored_rev(struct daemon *d, const char *name, const char *commit
 	return have;
 }
 
-/* 1 when a stored revision holds every file of its commit: its provenance
- * says "partial": false. A revision stored before pulls recorded that (or
- * by another source) is checked against the listing instead. */
-static int rev_complete(json_t *have)
+int pull_rev_complete(json_t *have)
 {
 	return json_is_false(json_object_get(json_object_get(have, "provenance"), "partial"));
 }
 
-/* The files of manifest m by path: a new object (NULL when m is). */
-static json_t *rev_files(json_t *m)
+json_t *pull_rev_files(json_t *m)
 {
 	if (!m)
 		return NULL;
@@ -367,9 +362,7 @@ static json_t *rev_files(json_t *m)
 	return o;
 }
 
-/* Add the files of the stored revision have to ing (they are not fetched
- * again) with their provenance records. */
-static int add_stored_files(struct ingest *ing, json_t *have, json_t *prov_files)
+int pull_add_stored_files(struct ingest *ing, json_t *have, json_t *prov_files)
 {
 	size_t i, k;
 	json_t *f, *pf;
@@ -418,6 +411,19 @@ static void stored_prefix_hint(struct daemon *d, const char *name, const char *w
 	else
 		md_fail(rc, "%s", why ? why : md_strerror(rc));
 	free(why);
+}
+
+void pull_record_filters(json_t *prov, json_t *args, int partial, json_t *have)
+{
+	json_t *fi = json_object_get(args, "include"), *fe = json_object_get(args, "exclude");
+	json_object_set_new(prov, "include", json_is_array(fi) ? json_deep_copy(fi) : json_array());
+	json_object_set_new(prov, "exclude", json_is_array(fe) ? json_deep_copy(fe) : json_array());
+	json_object_set_new(prov, "partial", json_boolean(partial));
+	if (have && json_is_object(json_object_get(have, "provenance"))) {
+		json_t *prev = json_deep_copy(json_object_get(have, "provenance"));
+		json_object_del(prev, "files");
+		json_object_set_new(prov, "previous", prev);
+	}
 }
 
 int pull_job(struct daemon *d, struct job *j, json_t **res)
@@ -471,8 +477,8 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 
 	/* stored with every file of the commit: only the ref moves */
 	MDB_txn *txn;
-	have = stored_rev(d, name, model->commit);
-	if (have && rev_complete(have)) {
+	have = pull_stored_rev(d, name, model->commit);
+	if (have && pull_rev_complete(have)) {
 		rc = pull_repoint(d, name, model->commit, ref, res);
 		goto out;
 	}
@@ -489,8 +495,8 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	/* a pull of the same commit may have stored it (or part of it) while
 	 * this one waited: start from what it stored */
 	json_decref(have);
-	have = stored_rev(d, name, model->commit);
-	if (have && rev_complete(have)) {
+	have = pull_stored_rev(d, name, model->commit);
+	if (have && pull_rev_complete(have)) {
 		rc = pull_repoint(d, name, model->commit, ref, res);
 		goto out;
 	}
@@ -522,7 +528,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	/* the revision is stored in part (a filtered pull): fetch only the
 	 * selected files it lacks; "up to date" when it lacks none */
 	json_t *selected = json_object();
-	stored = rev_files(have);
+	stored = pull_rev_files(have);
 	if (!selected || (have && !stored)) {
 		json_decref(selected);
 		rc = MD_ENOMEM;
@@ -553,7 +559,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if (have) {
 		/* the manifest committed is the union: stored + fetched now */
 		ingest_set_replace(ing);
-		if ((rc = add_stored_files(ing, have, prov_files)))
+		if ((rc = pull_add_stored_files(ing, have, prov_files)))
 			goto out;
 	}
 
@@ -652,18 +658,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		want ? want : "main", "commit", model->commit, "retrieved_at", now,
 		"modeld_version", MODELD_VERSION, "files", prov_files, "converters", "pack_format", "1");
 	prov_files = NULL;
-	/* what this pull selected, and whether files of the commit are left
-	 * out (then a later pull without those filters adds them) */
-	json_t *prov = json_object_get(extra, "provenance");
-	json_t *fi = json_object_get(a, "include"), *fe = json_object_get(a, "exclude");
-	json_object_set_new(prov, "include", json_is_array(fi) ? json_deep_copy(fi) : json_array());
-	json_object_set_new(prov, "exclude", json_is_array(fe) ? json_deep_copy(fe) : json_array());
-	json_object_set_new(prov, "partial", json_boolean(partial));
-	if (have && json_is_object(json_object_get(have, "provenance"))) {
-		json_t *prev = json_deep_copy(json_object_get(have, "provenance"));
-		json_object_del(prev, "files");
-		json_object_set_new(prov, "previous", prev);
-	}
+	pull_record_filters(json_object_get(extra, "provenance"), a, partial, have);
 	if ((rc = describe_revision(d, name, ing, extra)) ||
 	    (rc = ingest_commit(ing, name, model->commit, ref, extra, &m)))
 		goto out;

@@ -9,6 +9,8 @@
 
 #include "daemon/jobs.h"
 
+struct ingest;
+
 #define PULL_MAX_TOKEN 4096        /* bytes of a token file read */
 #define PULL_STAGING_DAYS 7        /* gc keeps an interrupted pull this long */
 #define PULL_KEPT_DIR ".kept"      /* in the staging directory: what was stored
@@ -38,6 +40,31 @@ int pull_through(void *arg, const char *repo, const char *rev, const char *path)
  * revision's summary with "existed": true. 0, MD_ENOENT, MD_EDB, MD_ENOSPC. */
 int pull_repoint(struct daemon *d, const char *name, const char *commit, const char *ref,
 		 json_t **res);
+
+/*
+ * Shared by the hub and git pulls (pull_git.c): a pull of a commit already
+ * stored in part by a filtered pull completes it instead of only moving
+ * the ref.
+ *
+ * pull_stored_rev: the stored manifest of name@commit, or NULL (the error
+ * cleared).
+ * pull_rev_complete: 1 when a stored revision holds every file of its
+ * commit: its provenance says "partial": false. A revision stored before
+ * pulls recorded that is checked against the listing instead.
+ * pull_rev_files: the files of manifest m by path, a new object (NULL when
+ * m is).
+ * pull_add_stored_files: add the files of the stored revision have to ing
+ * (not fetched again; the caller ingest_set_replace's ing) and their
+ * provenance records, kept from have's provenance, to prov_files.
+ * pull_record_filters: set the pull's "include", "exclude" (args' arrays,
+ * else []), "partial" (files of the commit neither selected nor stored)
+ * and "previous" (have's provenance without "files", when have) in prov.
+ */
+json_t *pull_stored_rev(struct daemon *d, const char *name, const char *commit);
+int pull_rev_complete(json_t *have);
+json_t *pull_rev_files(json_t *m);
+int pull_add_stored_files(struct ingest *ing, json_t *have, json_t *prov_files);
+void pull_record_filters(json_t *prov, json_t *args, int partial, json_t *have);
 
 /*
  * The gc job: maint_gc, keeping the staging directories of pulls running
