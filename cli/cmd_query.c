@@ -100,7 +100,7 @@ int cmd_show(struct cli *c)
 	if (!where)
 		where = json_string_value(json_object_get(src, "url"));
 	printf("source:    %s%s%s\n", st ? st : "-", where ? " " : "", where ? where : "");
-	/* a hub pull records whether its filters left files of the commit out */
+	/* a pull (hub or git) records whether its filters left files of the commit out */
 	json_t *prov = json_object_get(res, "provenance");
 	if (json_is_boolean(json_object_get(prov, "partial"))) {
 		int partial = json_is_true(json_object_get(prov, "partial"));

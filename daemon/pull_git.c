@@ -253,7 +253,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	size_t nfiles = 0, nlfs = 0;
 	struct ingest *ing = NULL;
 	char *lfsurl = NULL, *endpoint = NULL, *fullref = NULL, *skip = NULL;
-	json_t *extra = NULL, *m = NULL, *prov_files = json_array();
+	json_t *extra = NULL, *m = NULL, *prov_files = json_array(), *have = NULL, *stored = NULL;
 	char dir[4200] = "", sub[4300], cache[4200], key[65], commit[41], tree[41];
 	int rc, done_ok = 0;
 
@@ -287,18 +287,15 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	const char *cref = fullref && util_check_ref(refname) == 0 ? refname : NULL;
 	md_clearerr();
 
+	/* stored with every file of the commit: only the ref moves. The cache
+	 * lock (gitsrc_open_fetch) makes a pull of the same remote wait for
+	 * this one, so what is read here is not stored again meanwhile. */
 	MDB_txn *txn;
-	json_t *have = NULL;
-	if (!(rc = store_txn(d->st, 0, &txn))) {
-		catalog_get_rev(d->st, txn, name, commit, &have);
-		mdb_txn_abort(txn);
-	}
-	if (have) {
-		json_decref(have);
+	have = pull_stored_rev(d, name, commit);
+	if (have && pull_rev_complete(have)) {
 		rc = pull_repoint(d, name, commit, cref, res);
 		goto out;
 	}
-	md_clearerr();
 	if ((rc = gitsrc_list(repo, commit, &files, &nfiles)))
 		goto out;
 	/* --include / --exclude (huggingface_hub's rules, sources/glob.h) */
@@ -333,6 +330,26 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			goto out;
 		}
 	}
+	/* the revision is stored in part (a filtered pull): take only the
+	 * selected files it lacks; "up to date" when it lacks none. partial:
+	 * files of the commit neither stored nor selected now */
+	stored = pull_rev_files(have);
+	if (have && !stored) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	size_t missing = 0;
+	int partial = 0;
+	for (size_t i = 0; i < nfiles; i++) {
+		int in = json_object_get(stored, files[i].path) != NULL;
+		partial |= skip[i] && !in;
+		missing += !skip[i] && !in;
+		skip[i] |= in; /* stored by an earlier pull of this commit */
+	}
+	if (!missing) {
+		rc = pull_repoint(d, name, commit, cref, res);
+		goto out;
+	}
 
 	/* staging: STORE/tmp/pull-KEY/{git,lfs}, per remote and commit, resumable */
 	char kin[8192], skey[65];
@@ -353,6 +370,12 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	struct ingest_converter conv;
 	worker_converter(&conv, &j->ctl.cancel);
 	ingest_set_converter(ing, &conv);
+	if (have) {
+		/* the manifest committed is the union: stored + fetched now */
+		ingest_set_replace(ing);
+		if ((rc = pull_add_stored_files(ing, have, prov_files)))
+			goto out;
+	}
 
 	uint64_t total = 0;
 	for (size_t i = 0; i < nfiles; i++)
@@ -407,12 +430,12 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			/* the oid names the bytes, so the pointer's size must be
 			 * the stored object's: a pointer that disagrees is as
 			 * wrong here as on a store that must download it */
-			uint64_t stored = (uint64_t)json_integer_value(json_object_get(ent, "size"));
-			if (stored != f->lfs_size) {
+			uint64_t ssize = (uint64_t)json_integer_value(json_object_get(ent, "size"));
+			if (ssize != f->lfs_size) {
 				rc = md_fail(MD_ECORRUPT,
 					     "%s: LFS pointer size %llu does not match the stored object %s (%llu bytes)",
 					     f->path, (unsigned long long)f->lfs_size, f->lfs_oid,
-					     (unsigned long long)stored);
+					     (unsigned long long)ssize);
 				json_decref(ent);
 				break;
 			}
@@ -501,6 +524,9 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	}
 	json_object_set_new(json_object_get(extra, "provenance"), "ref",
 			    refname ? json_string(refname) : json_null());
+	/* what this pull selected, and whether files of the commit are left
+	 * out (then a later pull without those filters adds them) */
+	pull_record_filters(json_object_get(extra, "provenance"), a, partial, have);
 	if ((rc = describe_revision(d, name, ing, extra)) ||
 	    (rc = ingest_commit(ing, name, commit, cref, extra, &m)))
 		goto out;
@@ -527,6 +553,8 @@ out:
 	free(fullref);
 	json_decref(extra);
 	json_decref(prov_files);
+	json_decref(have);
+	json_decref(stored);
 	if (rc && u && !strstr(md_errmsg(rc), u->clean))
 		md_fail_prefix(rc, u->clean);
 	gitsrc_url_free(u);

@@ -17,7 +17,9 @@
  * "name"?: ORG/NAME, "include"?: [glob], "exclude"?: [glob] (as hub pulls;
  * the whole tree is still checked for refused entries), "limit_rate"?}. Credentials: the URL's user info, else
  * the daemon's git_credentials file; never logged or stored (provenance and
- * errors carry the URL without user info). A refused tree (submodule,
+ * errors carry the URL without user info). A commit already stored in part
+ * by a filtered pull (provenance "partial") is completed as by pull_job:
+ * the missing selected files are taken and the union committed again. A refused tree (submodule,
  * symlink, bad path), an unknown ref, a missing or wrong-size LFS object:
  * an error naming the thing, nothing stored.
  */

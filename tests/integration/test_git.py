@@ -208,6 +208,63 @@ def test_update_fetches_only_new(daemon, host):
     assert len(caches) == 1
 
 
+def test_filtered_pull_is_recorded_partial_and_completed_later(daemon, host):
+    """A filtered git pull stores part of a commit and says so in the
+    provenance; a later pull of the same commit without filters fetches only
+    the LFS objects it lacks and commits the union, not "up to date"."""
+    work = host.repo("acme", "part")
+    tiny_llama(work, seed=4)
+    extra = safetensors_bytes({"x": ("U8", [4096], os.urandom(4096))})
+    with open(os.path.join(work, "extra.safetensors"), "wb") as f:
+        f.write(extra)
+    c = host.commit(work)
+    url = host.publish(work, "acme", "part")
+    r = daemon.ctl("pull", url, "--include", "*.json", "--include", "extra.safetensors",
+                   "--json").json()
+    assert r["revision"] == c
+    show = daemon.ctl("show", "acme/part", "--json").json()
+    first = {f["path"] for f in show["files"]}
+    assert first == {"config.json", "tokenizer.json", "extra.safetensors"}, first
+    prov = show["provenance"]
+    assert prov["partial"] is True and prov["exclude"] == []
+    assert prov["include"] == ["*.json", "extra.safetensors"]
+    assert "pulled:    partial" in daemon.ctl("show", "acme/part").out
+    gets = host.object_gets()
+    assert len(gets) == 1 and sha(extra) in gets[0], gets
+    # the same filtered pull again: up to date, nothing fetched
+    n_batch, n_gets = len(host.batch_log()), len(host.object_gets())
+    r2 = daemon.ctl("pull", url, "--include", "*.json")
+    assert r2.out.startswith("up to date acme/part@"), r2
+    assert host.object_gets()[n_gets:] == [] and host.batch_log()[n_batch:] == []
+    # a pull without filters fetches the missing LFS object only
+    r3 = daemon.ctl("pull", url)
+    assert r3.out.startswith("pulled acme/part@"), r3
+    weights = files_of(work)["model.safetensors"]
+    assert [o for e in host.batch_log()[n_batch:] for o in e["oids"]] == [weights]
+    gets = host.object_gets()[n_gets:]
+    assert len(gets) == 1 and weights in gets[0], gets
+    show = check_stored(daemon, "acme/part", work)
+    for path in files_of(work):
+        with open(os.path.join(work, path), "rb") as f:
+            assert daemon.ctl("cat", "acme/part", path, binary=True).out == f.read(), path
+    prov = show["provenance"]
+    assert prov["partial"] is False and prov["include"] == [] and prov["exclude"] == []
+    assert prov["previous"]["partial"] is True and "files" not in prov["previous"]
+    assert prov["commit"] == c and show["license"]["spdx"] == "Apache-2.0"
+    kinds = {f["path"]: f["verified_against"] for f in prov["files"]}
+    assert set(kinds) == set(files_of(work))
+    assert kinds["model.safetensors"].startswith("LFS oid")
+    assert kinds["extra.safetensors"].startswith("LFS oid")   # kept from the first pull
+    assert "pulled:    every file" in daemon.ctl("show", "acme/part").out
+    # complete: up to date, nothing fetched
+    n_batch, n_gets = len(host.batch_log()), len(host.object_gets())
+    r4 = daemon.ctl("pull", url, "--json").json()
+    assert r4.get("existed") and r4["file_count"] == len(files_of(work))
+    assert host.object_gets()[n_gets:] == [] and host.batch_log()[n_batch:] == []
+    assert len(daemon.ctl("list", "--json").json()) == 1
+    assert daemon.ctl("verify", "--json").json()["ok"]
+
+
 def test_expired_links_requested_again(daemon, host):
     work = host.repo("acme", "exp")
     tiny_llama(work, seed=8)
