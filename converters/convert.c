@@ -16,9 +16,12 @@ static int find_and_parse(int src_fd, uint64_t src_size, const char *path,
 			  struct conv_info *ci)
 {
 	const struct converter *cv;
-	int rc = conv_find_fd(src_fd, path, &cv);
+	int tentative;
+	int rc = conv_find_fd(src_fd, path, &cv, &tentative);
 	if (rc)
 		return rc;
+	if (cv && tentative && cv->probe(src_fd, src_size) != 1)
+		cv = NULL;
 	if (!cv)
 		return md_fail(MD_EUNSUP, "%s: not a weight file", path ? path : "file");
 	rc = cv->parse(src_fd, src_size, ci);

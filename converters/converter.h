@@ -82,6 +82,15 @@ struct converter {
 	 * (conv_convert turns a stray MD_EUNSUP into MD_EREFUSED). On failure
 	 * out is freed by the caller with conv_info_free. */
 	int (*parse)(int fd, uint64_t size, struct conv_info *out);
+	/* Optional, for files match() does not claim but the format's readers
+	 * would still load (torch.load reads a zip under any name, and its
+	 * records may sit past the head): maybe() says from the head that the
+	 * file could be one (pure), and probe() looks further, in the worker,
+	 * before any parse: 1 it is (then parse() decides as for a match), 0 it
+	 * is not (the file is stored as it is), or a negative MD_E* code (it is
+	 * not readable as one either: stored as it is too). */
+	int (*maybe)(const uint8_t *head, size_t nhead);
+	int (*probe)(int fd, uint64_t size);
 };
 
 /* Free everything a conv_info owns; leaves it zeroed. */
@@ -145,10 +154,13 @@ extern const struct converter conv_gguf;
  * may pass over what another would convert. */
 #define CONV_HEAD_BYTES 4096
 
-/* The converter for a file, or NULL when none claims it (not a weight file). */
-const struct converter *conv_find(const char *path, const uint8_t *head, size_t nhead);
+/* The converter for a file, or NULL when none claims it (not a weight file).
+ * When only a converter's maybe() claims it, *tentative (may be NULL) is
+ * set to 1: the converter's probe() decides (conv_convert does), else 0. */
+const struct converter *conv_find(const char *path, const uint8_t *head, size_t nhead,
+				  int *tentative);
 /* conv_find over the first CONV_HEAD_BYTES of fd (read with pread; fewer for
  * a shorter file): 0 with *cv set (NULL: not a weight file), or MD_EIO. */
-int conv_find_fd(int fd, const char *path, const struct converter **cv);
+int conv_find_fd(int fd, const char *path, const struct converter **cv, int *tentative);
 
 #endif

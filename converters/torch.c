@@ -903,9 +903,23 @@ static int is_torch_tar(const uint8_t *h, size_t n)
  * or <root>/byteorder, whatever the root folder's name (torch.load finds
  * the root the same way). The headers are walked as far as the head and
  * their sizes allow. */
-static int torch_zip_head(const uint8_t *h, size_t n)
+/* 1 if name[0..nl) is <root>/data.pkl, <root>/version, <root>/.data/version
+ * or <root>/byteorder for a non-empty root without '/'. */
+static int torch_record(const uint8_t *name, size_t nl)
 {
 	static const char *const recs[] = { "data.pkl", "version", ".data/version", "byteorder" };
+	const uint8_t *slash = memchr(name, '/', nl);
+	if (!slash || slash == name)
+		return 0;
+	size_t rl = nl - (size_t)(slash + 1 - name);
+	for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
+		if (rl == strlen(recs[i]) && !memcmp(slash + 1, recs[i], rl))
+			return 1;
+	return 0;
+}
+
+static int torch_zip_head(const uint8_t *h, size_t n)
+{
 	size_t p = 0;
 	while (n - p >= 30 && h[p] == 'P' && h[p + 1] == 'K' && h[p + 2] == 3 && h[p + 3] == 4) {
 		uint16_t flags = (uint16_t)(h[p + 6] | h[p + 7] << 8);
@@ -914,14 +928,8 @@ static int torch_zip_head(const uint8_t *h, size_t n)
 		size_t nl = (size_t)(h[p + 26] | h[p + 27] << 8), xl = (size_t)(h[p + 28] | h[p + 29] << 8);
 		if (n - p - 30 < nl)
 			return 0;
-		const uint8_t *name = h + p + 30;
-		const uint8_t *slash = memchr(name, '/', nl);
-		if (slash && slash > name) {
-			size_t rl = nl - (size_t)(slash + 1 - name);
-			for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
-				if (rl == strlen(recs[i]) && !memcmp(slash + 1, recs[i], rl))
-					return 1;
-		}
+		if (torch_record(h + p + 30, nl))
+			return 1;
 		/* sizes in a data descriptor or a ZIP64 field: cannot walk on */
 		if (flags & 0x0008 || csize == 0xffffffff)
 			return 0;
@@ -974,8 +982,29 @@ static int torch_parse(int fd, uint64_t size, struct conv_info *out)
 	return md_fail(MD_ECORRUPT, "not a torch checkpoint (starts with %02x %02x %02x %02x)", h[0], h[1], h[2], h[3]);
 }
 
+/* Any zip, under any name: torch.load reads it as a checkpoint when its
+ * central directory holds torch's records, which may lie past the head
+ * (a first entry of more than CONV_HEAD_BYTES). */
+static int torch_maybe(const uint8_t *head, size_t nhead)
+{
+	return is_zip(head, nhead);
+}
+
+static int scan_record(const uint8_t *name, size_t len, void *arg)
+{
+	(void)arg;
+	return torch_record(name, len);
+}
+
+static int torch_probe(int fd, uint64_t size)
+{
+	return zip_scan_names(fd, size, scan_record, NULL);
+}
+
 const struct converter conv_torch = {
 	.name = "torch",
 	.match = torch_match,
 	.parse = torch_parse,
+	.maybe = torch_maybe,
+	.probe = torch_probe,
 };

@@ -407,6 +407,40 @@ int zip_open(int fd, uint64_t size, struct zip_archive *za)
 	return rc;
 }
 
+int zip_scan_names(int fd, uint64_t size, int (*fn)(const uint8_t *name, size_t len, void *arg),
+		   void *arg)
+{
+	struct zip_archive za;
+	memset(&za, 0, sizeof za);
+	uint64_t count = 0;
+	int rc = find_end(fd, size, &za, &count);
+	if (rc)
+		return rc;
+	uint8_t *cd = malloc(za.cd_size ? (size_t)za.cd_size : 1);
+	if (!cd)
+		return MD_ENOMEM;
+	rc = pread_exact(fd, cd, (size_t)za.cd_size, za.cd_off, "zip central directory");
+	size_t p = 0, cds = (size_t)za.cd_size;
+	for (uint64_t k = 0; !rc && k < count; k++) {
+		if (cds - p < CEN_LEN || rd32(cd + p) != SIG_CENTRAL) {
+			rc = md_fail(MD_ECORRUPT, "zip: central directory entry %llu malformed",
+				     (unsigned long long)k);
+			break;
+		}
+		size_t nlen = rd16(cd + p + 28), xlen = rd16(cd + p + 30), clen = rd16(cd + p + 32);
+		if (cds - p - CEN_LEN < nlen + xlen + clen) {
+			rc = md_fail(MD_ECORRUPT, "zip: central directory entry %llu overruns",
+				     (unsigned long long)k);
+			break;
+		}
+		if (fn(cd + p + CEN_LEN, nlen, arg))
+			rc = 1;
+		p += CEN_LEN + nlen + xlen + clen;
+	}
+	free(cd);
+	return rc;
+}
+
 const struct zip_entry *zip_find(const struct zip_archive *za, const char *name)
 {
 	size_t lo = 0, hi = za->n;

@@ -69,6 +69,16 @@ const struct zip_entry *zip_find(const struct zip_archive *za, const char *name)
  */
 int zip_read(int fd, const struct zip_entry *ze, uint64_t cap, uint8_t **out);
 
+/*
+ * Walk the central directory's names only, with none of zip_open's checks
+ * on the entries (methods, flags, local headers): fn(name, len, arg) for
+ * each until it returns non-zero. Returns 1 if fn did, 0 if none did, or
+ * MD_ECORRUPT / MD_EREFUSED / MD_ETOOBIG / MD_EIO / MD_ENOMEM when the end
+ * records or the directory cannot be read (the caps of zip_open apply).
+ */
+int zip_scan_names(int fd, uint64_t size, int (*fn)(const uint8_t *name, size_t len, void *arg),
+		   void *arg);
+
 /* CRC-32 (zip/zlib polynomial) of n bytes, continuing from crc (0 to start). */
 uint32_t zip_crc32(uint32_t crc, const void *buf, size_t n);
 

@@ -132,12 +132,15 @@ int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha2
 
 /* The same test the worker's conv_convert makes (conv_find_fd: the same
  * head bytes), so that no weight file is passed over as a plain file. A
- * file we cannot read is claimed: the conversion then fails on it. */
+ * file we cannot read is claimed: the conversion then fails on it. A
+ * tentative claim (any zip: torch.load reads one under any name) goes to
+ * the worker too, whose probe answers MD_EUNSUP for what is not a torch
+ * checkpoint: then it is stored as it is. */
 static int claims(void *arg, int fd, const char *relpath)
 {
 	const struct converter *cv;
 	(void)arg;
-	return conv_find_fd(fd, relpath, &cv) != 0 || cv != NULL;
+	return conv_find_fd(fd, relpath, &cv, NULL) != 0 || cv != NULL;
 }
 
 static int convert(void *arg, int src_fd, uint64_t size, const char *relpath,

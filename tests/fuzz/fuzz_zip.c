@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for the strict zip reader (converters/zipread.c) and the
  * whole torch converter: the input is a file handed to zip_open (then every
- * small entry is read back with its CRC checked) and to conv_torch.parse.
+ * small entry is read back with its CRC checked), to the names-only walk
+ * (zip_scan_names, conv_torch.probe) and to conv_torch.parse.
  * Seeds: tests/fuzz/corpus/zip (small torch.save checkpoints and hostile zips).
  */
 #include <stddef.h>
@@ -15,6 +16,12 @@
 #include "converters/zipread.h"
 
 extern const struct converter conv_torch;
+
+static int any_name(const uint8_t *name, size_t len, void *arg)
+{
+	(void)arg;
+	return len == 0 || name[len - 1] == 0x7f;   /* visit every name, stop on a few */
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,6 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			zip_close(&za);
 		}
+		(void)zip_scan_names(fd, size, any_name, NULL);
+		(void)conv_torch.probe(fd, size);
 		struct conv_info ci = { 0 };
 		if (conv_torch.parse(fd, size, &ci) == 0)
 			fuzz_convert_accepted(fd, size, &ci);   /* converts, reproduces */

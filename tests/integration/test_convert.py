@@ -158,6 +158,20 @@ def torch_zip_stored(pkl, root):
     return deflated_torch_zip(pkl, root, zipfile.ZIP_STORED)
 
 
+def padded_torch_zip(pkl, root="archive"):
+    """A torch zip whose first entry is 64 KiB of something else, so that no
+    record torch.load looks for is in the file's first 4096 bytes."""
+    import io
+    import zipfile
+    bio = io.BytesIO()
+    with zipfile.ZipFile(bio, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(root + "/aaa_padding", b"\0" * 65536)
+        z.writestr(root + "/data.pkl", pkl)
+        z.writestr(root + "/version", "3\n")
+        z.writestr(root + "/byteorder", "little")
+    return bio.getvalue()
+
+
 @pytest.mark.parametrize("case,fname,expect", [
     ("os_system", "pytorch_model.bin", "pytorch_model.bin: refused: global posix.system"),
     # recognized but not convertible: refused, never stored as a plain file
@@ -169,6 +183,8 @@ def torch_zip_stored(pkl, root):
     ("long_root", LONG_NAME, LONG_NAME + ": refused: global posix.system"),
     ("long_root", "model_weights_for_inference_final.pkl",
      "model_weights_for_inference_final.pkl: refused: global posix.system"),
+    # torch's records past the first 4096 bytes, under a name we do not list
+    ("padded", "weights.data", "weights.data: refused: global posix.system"),
     ("header_4g", "model.safetensors", "model.safetensors"),
     ("overlap", "model.safetensors", "model.safetensors"),
     ("trailing", "model.safetensors", "model.safetensors"),
@@ -180,6 +196,8 @@ def test_hostile_weights_refused(daemon, tmp, case, fname, expect):
         data = deflated_torch_zip(evil_pickle())
     elif case == "long_root":
         data = torch_zip_stored(evil_pickle(), fname.rsplit(".", 1)[0])
+    elif case == "padded":
+        data = padded_torch_zip(evil_pickle())
     elif case == "gguf_v1":
         data = b"GGUF" + struct.pack("<IQQ", 1, 0, 0)
     elif case == "header_4g":
@@ -199,6 +217,26 @@ def test_hostile_weights_refused(daemon, tmp, case, fname, expect):
     assert daemon.ctl("list", "--json").json() == []
     daemon.ctl("gc")
     assert blob_bytes(daemon.store) == 0
+
+
+def test_zip_that_is_no_checkpoint_is_stored_as_it_is(daemon, tmp):
+    """Any zip goes to the worker (torch.load reads one under any name), but
+    one without torch's records is stored as it is, byte for byte, whatever
+    it holds: a compressed zip of assets, an empty one."""
+    import io
+    import zipfile
+    bio = io.BytesIO()
+    with zipfile.ZipFile(bio, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("assets/readme.txt", "hello " * 1000)
+        z.writestr("data.pkl", b"not under a root folder")
+    empty = io.BytesIO()
+    zipfile.ZipFile(empty, "w").close()
+    files = {"assets.zip": bio.getvalue(), "empty.zip": empty.getvalue(), "config.json": b"{}"}
+    daemon.ctl("import", make_model(os.path.join(tmp, "z"), files), "--name", "acme/zips")
+    for path, data in files.items():
+        assert daemon.ctl("cat", "acme/zips", path, binary=True).out == data, path
+    fmts = {f["path"]: f.get("format") for f in daemon.ctl("show", "acme/zips", "--json").json()["files"]}
+    assert fmts["assets.zip"] is None and fmts["empty.zip"] is None, fmts
 
 
 def test_pack_growth_capped(daemon, tmp):

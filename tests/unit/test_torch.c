@@ -366,7 +366,7 @@ static void test_match(void **state)
 		{ "sevenzip.bin", "pytorch_model.bin", 1 },
 		{ "sevenzip.bin", "archive.7z", 0 },
 		{ "nested_zip.bin", "data.zip", 1 },      /* has outer/version: torch-like, checked */
-		{ "plain.zip", "data.zip", 0 },
+		{ "plain.zip", "data.zip", 2 },           /* any zip: tentative, the probe decides */
 		{ "plain.zip", "pytorch_model.bin", 1 },  /* by name: refused, not stored */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -374,16 +374,56 @@ static void test_match(void **state)
 		assert_true(fd >= 0);
 		ssize_t n = util_read_full(fd, head, sizeof head);
 		assert_true(n > 0);
-		const struct converter *c = conv_find(cases[i].as, head, (size_t)n), *cf;
+		int tent, tentf;
+		const struct converter *c = conv_find(cases[i].as, head, (size_t)n, &tent), *cf;
 		/* the daemon's test (conv_find_fd) agrees with the converter's */
-		assert_int_equal(conv_find_fd(fd, cases[i].as, &cf), 0);
+		assert_int_equal(conv_find_fd(fd, cases[i].as, &cf, &tentf), 0);
 		assert_ptr_equal(c, cf);
+		assert_int_equal(tent, tentf);
 		close(fd);
 		if (cases[i].want && c != &conv_torch)
 			fail_msg("%s as %s: not claimed", cases[i].file, cases[i].as);
 		if (!cases[i].want && c == &conv_torch)
 			fail_msg("%s as %s: claimed", cases[i].file, cases[i].as);
+		if (c && tent != (cases[i].want == 2))
+			fail_msg("%s as %s: tentative %d", cases[i].file, cases[i].as, tent);
 	}
+}
+
+/* A zip claimed only tentatively (a name we do not list, torch's records
+ * past the head) is probed in full: one with the records is a checkpoint
+ * (and refused when hostile), one without is not a weight file. */
+static void test_tentative_zip(void **state)
+{
+	(void)state;
+	uint8_t head[CONV_HEAD_BYTES];
+	int fd = open(fx("padded_evil.zip"), O_RDONLY);
+	assert_true(fd >= 0);
+	ssize_t n = util_read_full(fd, head, sizeof head);
+	assert_true(n == (ssize_t)sizeof head);
+	int tent;
+	assert_ptr_equal(conv_find("weights.data", head, (size_t)n, &tent), &conv_torch);
+	assert_int_equal(tent, 1);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(conv_torch.probe(fd, (uint64_t)st.st_size), 1);
+	struct conv_result res;
+	int pfd = memfd_create("p", 0), rfd = memfd_create("r", 0);
+	int rc = conv_convert(fd, (uint64_t)st.st_size, "weights.data", NULL, pfd, rfd, &res);
+	assert_int_equal(rc, MD_EREFUSED);
+	assert_non_null(strstr(md_errmsg(rc), "global posix.system"));
+	close(fd);
+	fd = open(fx("plain.zip"), O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(conv_torch.probe(fd, (uint64_t)st.st_size), 0);
+	assert_int_equal(conv_convert(fd, (uint64_t)st.st_size, "data.zip", NULL, pfd, rfd, &res), MD_EUNSUP);
+	struct stat ps;
+	assert_int_equal(fstat(pfd, &ps), 0);
+	assert_int_equal(ps.st_size, 0);   /* nothing written */
+	close(fd);
+	close(pfd);
+	close(rfd);
 }
 
 /* Direct interpreter checks: caps, truncation flag, memo, allowlist. */
@@ -468,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_unsupported_refused),
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_tentative_zip),
 		cmocka_unit_test(test_pickle),
 		cmocka_unit_test(test_zip),
 	};
