@@ -339,12 +339,13 @@ static int http_get(struct hf_client *c, const char *url, const char *label, str
 		long ra = -1;
 		int hops = 0;
 		CURLcode cc;
+		char errbuf[CURL_ERROR_SIZE];
 		for (;;) {
 			resp_reset(out);
 			CURL *e = c->e;
 			curl_easy_reset(e);
 			xfer_apply_tls(e);
-			char errbuf[CURL_ERROR_SIZE] = "";
+			errbuf[0] = 0;
 			curl_easy_setopt(e, CURLOPT_URL, cur);
 			curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 			curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -419,7 +420,7 @@ static int http_get(struct hf_client *c, const char *url, const char *label, str
 			if (st == 429 || st == 503)
 				ra = xfer_parse_retry_after(out->retry_after, dflt(c->o.retry_after_max_s, 60));
 		} else {
-			snprintf(cause, sizeof cause, "%s", curl_easy_strerror(cc));
+			snprintf(cause, sizeof cause, "%s", xfer_transient_cause(cc, errbuf));
 		}
 		if (a == attempts)
 			break;

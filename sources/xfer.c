@@ -1007,10 +1007,7 @@ static void file_restart(struct run *r, struct file *f)
 	pthread_mutex_unlock(&r->hm);
 }
 
-/* What ended a transfer with a transient error, for the user: a reset is
- * named as such, not as the "partial file" or "failure when receiving"
- * curl's code says. */
-static const char *transient_cause(CURLcode cc, const char *curlerr)
+const char *xfer_transient_cause(int cc, const char *curlerr)
 {
 	if ((cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR) && strcasestr(curlerr, "reset by peer"))
 		return "connection reset by peer";
@@ -1129,7 +1126,7 @@ static void conn_done(struct run *r, struct conn *c, CURLcode cc)
 		}
 	} else if (is_transient_curl(cc) || (cc == CURLE_WRITE_ERROR && c->over)) {
 		transient = 1;
-		snprintf(msg, sizeof msg, "%s: %s", dest, transient_cause(cc, c->curlerr));
+		snprintf(msg, sizeof msg, "%s: %s", dest, xfer_transient_cause(cc, c->curlerr));
 	} else {
 		snprintf(msg, sizeof msg, "%s: %s", dest, curl_easy_strerror(cc));
 		file_fail(r, f, MD_ENET, msg);

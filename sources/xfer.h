@@ -140,6 +140,12 @@ struct xfer_opts {
  * wiped. */
 char *xfer_basic_auth(const char *userpass);
 
+/* What ended a request with a transient error, in words for the user:
+ * a reset is named as such ("connection reset by peer"), not as curl's
+ * "failure when receiving data"; cc is a CURLcode, curlerr the transfer's
+ * CURLOPT_ERRORBUFFER text ("" if none). A static string. */
+const char *xfer_transient_cause(int cc, const char *curlerr);
+
 /* curl_global_init once per process, after md_lib_need(MD_LIB_CURL)
  * (common/lazylib.h). 0, MD_EUNSUP (libcurl cannot be loaded) or MD_ENOMEM,
  * with the detail. Idempotent and thread-safe (pthread_once); xfer_run,

@@ -153,6 +153,12 @@ static void test_api_retries(void **state)
 	fault("name=api&arg=503&count=-1");
 	int rc = hf_resolve(c, "acme/tiny", NULL, &m);
 	assert_int_equal(rc, MD_ENET);
+	/* a reset on every try is named as one, as downloads name it */
+	hubfix_ctl(&hub, "reset");
+	fault("name=api&arg=reset&count=-1");
+	rc = hf_resolve(c, "acme/tiny", NULL, &m);
+	assert_int_equal(rc, MD_ENET);
+	assert_non_null(strstr(md_errmsg(rc), "connection reset by peer after"));
 	hubfix_ctl(&hub, "reset");
 	hf_close(c);
 }
