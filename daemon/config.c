@@ -39,8 +39,9 @@ int config_defaults(struct config *c)
 	return setstr(&c->hub, "https://huggingface.co");
 }
 
-int config_http_addr(const char *addr, char host[256], char port[16])
+int config_http_addr(const char *addr, struct addrinfo **out)
 {
+	char host[256], port[16];
 	const char *colon = strrchr(addr, ':');
 	if (!colon || !colon[1] || (size_t)(colon - addr) >= 256 || strlen(colon + 1) >= 16)
 		return md_fail(MD_EINVAL, "http '%s': want ADDR:PORT", addr);
@@ -63,7 +64,10 @@ int config_http_addr(const char *addr, char host[256], char port[16])
 	if (g)
 		return md_fail(MD_EINVAL, "http '%s': %s (numeric address and port expected)", addr,
 			       gai_strerror(g));
-	freeaddrinfo(ai);
+	if (out)
+		*out = ai;
+	else
+		freeaddrinfo(ai);
 	return 0;
 }
 
@@ -84,8 +88,7 @@ int config_set(struct config *c, const char *k, const char *v)
 	if (!strcmp(k, "ca_file")) return setstr(&c->ca_file, v);
 	if (!strcmp(k, "git_credentials")) return setstr(&c->git_credentials, v);
 	if (!strcmp(k, "http")) {
-		char host[256], port[16];
-		int rc = config_http_addr(v, host, port);
+		int rc = config_http_addr(v, NULL);
 		return rc ? rc : setstr(&c->http, v);
 	}
 	if (!strcmp(k, "upstream")) return seturl(&c->upstream, k, v);

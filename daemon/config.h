@@ -46,12 +46,13 @@ int config_load(struct config *c, const char *path);
 int config_set(struct config *c, const char *key, const char *value);
 
 /*
- * Split and check an http (mirror) address "ADDR:PORT", "[V6]:PORT" or
- * ":PORT": numeric address (empty: every address) and port 1..65535.
- * host gets the address without brackets, port the port. 0 or MD_EINVAL
- * ("http 'x': ...").
+ * Check an http (mirror) address "ADDR:PORT", "[V6]:PORT" or ":PORT":
+ * numeric address (empty: every address) and port 1..65535. With ai
+ * non-NULL, *ai is the resolved listening address (freeaddrinfo by the
+ * caller). 0 or MD_EINVAL ("http 'x': ...").
  */
-int config_http_addr(const char *addr, char host[256], char port[16]);
+struct addrinfo;
+int config_http_addr(const char *addr, struct addrinfo **ai);
 void config_free(struct config *c);
 
 #endif

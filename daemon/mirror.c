@@ -961,16 +961,10 @@ int mirror_read_token(const char *file, char **out)
 
 int mirror_start(struct daemon *d, const char *addr, const char *token_file, struct mirror **out)
 {
-	char host[256], port[16];
-	int rc = config_http_addr(addr, host, port);
-	if (rc || (rc = md_lib_need(MD_LIB_MHD, "mirror")))
+	int rc = md_lib_need(MD_LIB_MHD, "mirror");
+	struct addrinfo *ai = NULL;
+	if (rc || (rc = config_http_addr(addr, &ai)))
 		return rc;
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
-				  .ai_socktype = SOCK_STREAM }, *ai = NULL;
-	int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
-	if (g)
-		return md_fail(MD_EINVAL, "http '%s': %s (numeric address and port expected)", addr,
-			       gai_strerror(g));
 	struct mirror *m = calloc(1, sizeof *m);
 	if (!m) {
 		freeaddrinfo(ai);
