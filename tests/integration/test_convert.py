@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import blob_bytes, make_model, safetensors_bytes
+from conftest import blob_bytes, make_model, read_safetensors, safetensors_bytes
 
 PY = "/usr/bin/python3"
 
@@ -290,15 +290,6 @@ def test_ggml_type_names(daemon, tmp):
     assert "GGML_Q8_0" in daemon.ctl("tensors", "acme/g").out
     f = daemon.ctl("show", "acme/g", "--json").json()["files"][0]
     assert set(f["dtype_bytes"]) == {"GGML_Q8_0", "GGML_Q4_0", "F32"}, f
-
-
-def read_safetensors(p):
-    raw = open(p, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    hdr = json.loads(raw[8:8 + n])
-    hdr.pop("__metadata__", None)
-    base = 8 + n
-    return {k: raw[base + v["data_offsets"][0]: base + v["data_offsets"][1]] for k, v in hdr.items()}
 
 
 def test_export_safetensors_and_gguf(daemon, tmp):

@@ -1,22 +1,11 @@
 """modelctl export --format: output names unique within one export, and an
 existing file never overwritten (modelctl(1))."""
-import json
 import os
-import struct
 import subprocess
 
-from conftest import make_model, safetensors_bytes
+from conftest import make_model, read_safetensors, safetensors_bytes
 
 PY = "/usr/bin/python3"
-
-
-def read_safetensors(p):
-    raw = open(p, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    hdr = json.loads(raw[8:8 + n])
-    hdr.pop("__metadata__", None)
-    base = 8 + n
-    return {k: raw[base + v["data_offsets"][0]: base + v["data_offsets"][1]] for k, v in hdr.items()}
 
 
 def test_export_names_unique_and_never_overwrite(daemon, tmp):

@@ -17,6 +17,17 @@ def model(tmp, d, card, license_text=None, extra=None):
     return make_model(os.path.join(tmp, d), files)
 
 
+def assert_boms_valid(daemon, tmp):
+    """audit's CycloneDX and SPDX exports validate against the shipped schemas."""
+    for fmt in ("cyclonedx", "spdx"):
+        p = os.path.join(tmp, fmt + ".json")
+        with open(p, "w") as f:
+            f.write(daemon.ctl("audit", "--format", fmt).out)
+        v = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/data/schema/validate.py"),
+                            fmt, p], capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+
+
 def test_license_recorded_and_lineage(daemon, tmp):
     base = model(tmp, "base", "---\nlicense: llama3.1\n---\n# base\n")
     ft = model(tmp, "ft", "---\nlicense: apache-2.0\nbase_model: meta-llama/Llama-3.1-8B\n"
@@ -78,14 +89,7 @@ def test_audit_formats_and_exit_code(daemon, tmp):
     assert verdicts == {"acme/ok": "allow", "acme/nc": "deny"}
     csv = daemon.ctl("audit", "--format", "csv").out
     assert csv.startswith("name,") and "acme/nc" in csv
-    for fmt in ("cyclonedx", "spdx"):
-        out = daemon.ctl("audit", "--format", fmt).out
-        p = os.path.join(tmp, fmt + ".json")
-        with open(p, "w") as f:
-            f.write(out)
-        v = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/data/schema/validate.py"),
-                            fmt, p], capture_output=True, text=True)
-        assert v.returncode == 0, v.stdout + v.stderr
+    assert_boms_valid(daemon, tmp)
     with open(pol, "w") as f:
         f.write("dney = mit\n")
     r = daemon.ctl("audit", "--policy", pol, check=False)
@@ -223,13 +227,7 @@ def test_lineage_whole_chain(daemon, tmp):
     assert tree == ["  acme/ft  Apache-2.0",
                     "    meta/llama  LicenseRef-Llama-3.1-Community",
                     "  nobody/missing  unknown (not in the store)"], out
-    for fmt in ("cyclonedx", "spdx"):
-        p = os.path.join(tmp, fmt + ".json")
-        with open(p, "w") as f:
-            f.write(daemon.ctl("audit", "--format", fmt).out)
-        v = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/data/schema/validate.py"),
-                            fmt, p], capture_output=True, text=True)
-        assert v.returncode == 0, v.stdout + v.stderr
+    assert_boms_valid(daemon, tmp)
 
 
 def _nc_pair(daemon, tmp, pol, parent_first):
@@ -299,13 +297,7 @@ def test_lineage_cycle_and_self_reference(daemon, tmp):
     assert ms["x/s"]["lineage"] == []
     out = daemon.ctl("license", "x/a").out
     assert "  x/b  CC-BY-NC-4.0\n    x/a  (loop: already in this lineage, not followed)\n" in out, out
-    for fmt in ("cyclonedx", "spdx"):
-        p = os.path.join(tmp, fmt + ".json")
-        with open(p, "w") as f:
-            f.write(daemon.ctl("audit", "--format", fmt).out)
-        v = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/data/schema/validate.py"),
-                            fmt, p], capture_output=True, text=True)
-        assert v.returncode == 0, v.stdout + v.stderr
+    assert_boms_valid(daemon, tmp)
 
 
 def test_lineage_depth_cap(daemon, tmp):
