@@ -302,13 +302,17 @@ def test_tree_pagination(daemon, hub, hubroot):
     assert sum(1 for e in hub.log() if "/tree/" in e["path"]) >= 4
 
 
-def test_second_model_with_same_weights_downloads_nothing(daemon, hubroot):
-    # a copy of the repository under another name (same LFS objects)
-    src = os.path.join(hubroot, "acme", "tiny")
-    dst = os.path.join(hubroot, "acme", "tiny-copy")
+def hub_with_copy(hubroot, name):
+    """acme/tiny copied to acme/NAME (same LFS objects), and a hub started
+    over it (the hubroot fixture's hub predates the copy): stop it after."""
+    dst = os.path.join(hubroot, "acme", name)
     if not os.path.exists(dst):
-        shutil.copytree(src, dst)
-    hub = Hub(hubroot)
+        shutil.copytree(os.path.join(hubroot, "acme", "tiny"), dst)
+    return Hub(hubroot)
+
+
+def test_second_model_with_same_weights_downloads_nothing(daemon, hubroot):
+    hub = hub_with_copy(hubroot, "tiny-copy")
     try:
         _second_model(daemon, hub, hubroot)
     finally:
@@ -327,11 +331,7 @@ def _second_model(daemon, hub, hubroot):
 def test_wrong_size_refused_when_the_sha256_is_already_stored(daemon, hubroot):
     # a listing that names a stored LFS object with another size is refused,
     # not satisfied from the store
-    src = os.path.join(hubroot, "acme", "tiny")
-    dst = os.path.join(hubroot, "acme", "tiny-copy2")
-    if not os.path.exists(dst):
-        shutil.copytree(src, dst)
-    hub = Hub(hubroot)
+    hub = hub_with_copy(hubroot, "tiny-copy2")
     try:
         daemon.ctl("pull", "acme/tiny", "--hub", hub.url)
         lfs = [f for f in daemon.ctl("show", "acme/tiny", "--json").json()["files"]
