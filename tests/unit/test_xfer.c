@@ -637,24 +637,38 @@ static long long state_done(const char *dir, const char *dest, size_t ci)
 	return v;
 }
 
+/* xfer_run in a child over model-00002 (3 MiB in three 1 MiB chunks, the
+ * tail layout of a 4 MiB chunk size), one chunk after the other at 1 MiB/s,
+ * for the parent to watch its state file and SIGKILL it. state_bytes: 0
+ * for the defaults, else the state is written after that many bytes and
+ * never by time. */
+static pid_t slow_run_forked(struct job *j, struct xfer_opts *o, uint64_t state_bytes)
+{
+	job_make(j, "acme/tiny", commit, tree, "model-00002*");
+	*o = fast_opts();
+	o->chunk_size = 4 << 20;
+	o->parts_per_file = 1;
+	o->rate_limit = 1 << 20;
+	if (state_bytes) {
+		o->state_interval_ms = 3600 * 1000;
+		o->state_bytes = state_bytes;
+	}
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		xfer_run(j->dir, j->items, j->n, o);
+		_exit(0);
+	}
+	return pid;
+}
+
 static void test_kill_and_resume(void **state)
 {
 	(void)state;
 	reset_hub();
 	struct job j;
-	job_make(&j, "acme/tiny", commit, tree, "model-00002*");
-	struct xfer_opts o = fast_opts();
-	/* a 3 MiB file in three 1 MiB chunks (the tail layout of a 4 MiB
-	 * chunk size), fetched one after the other */
-	o.chunk_size = 4 << 20;
-	o.parts_per_file = 1;
-	o.rate_limit = 1 << 20;
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		xfer_run(j.dir, j.items, j.n, &o);
-		_exit(0);
-	}
+	struct xfer_opts o;
+	pid_t pid = slow_run_forked(&j, &o, 0);
 	/* wait until the state file records chunk 0 done and part of chunk 1,
 	 * then SIGKILL: no chance to write anything more */
 	for (int i = 0; i < 1000; i++) {
@@ -720,19 +734,8 @@ static void test_state_written_by_bytes(void **state)
 	(void)state;
 	reset_hub();
 	struct job j;
-	job_make(&j, "acme/tiny", commit, tree, "model-00002*");
-	struct xfer_opts o = fast_opts();
-	o.chunk_size = 4 << 20;
-	o.parts_per_file = 1;
-	o.rate_limit = 1 << 20;
-	o.state_interval_ms = 3600 * 1000;   /* never by time in this test */
-	o.state_bytes = 256 << 10;
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		xfer_run(j.dir, j.items, j.n, &o);
-		_exit(0);
-	}
+	struct xfer_opts o;
+	pid_t pid = slow_run_forked(&j, &o, 256 << 10);
 	long long d0 = -1;
 	for (int i = 0; i < 500 && d0 < (512 << 10); i++) {
 		usleep(10000);
