@@ -162,6 +162,27 @@ static int append_file(struct ingest *ing, json_t *f)
 	return rc;
 }
 
+/*
+ * Hold on to stored blob hex for the entry of relpath with a hard link in
+ * staging, recorded in its "stage" map: an rm and gc before the commit
+ * cannot take it away, since place_blobs puts it back. MD_ENOENT (not
+ * logged) when the store has no such blob.
+ */
+static int hold_stored(struct ingest *ing, const char *relpath, json_t *stage, const char *hex)
+{
+	char src[4096], name[16], dst[4200];
+	if (json_object_get(stage, hex))
+		return 0;
+	store_blob_path(ing->st, hex, src, sizeof src);
+	snprintf(name, sizeof name, "x%06u", next_seq(ing));
+	snprintf(dst, sizeof dst, "%s/%s", ing->dir, name);
+	if (link(src, dst) < 0)
+		return errno == ENOENT ? MD_ENOENT
+				       : md_fail(md_from_errno(errno), "%s: %s", relpath,
+						 strerror(errno));
+	return json_object_set_new(stage, hex, json_string(name)) ? MD_ENOMEM : 0;
+}
+
 /* "stage" maps each blob the entry needs to its staged file name. */
 static int record(struct ingest *ing, const char *relpath, uint64_t size,
 		  const char *hex, const char *staged)
@@ -312,8 +333,25 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 			      "params", json_object_get(info, "params"),
 			      "dtype_bytes", json_object_get(info, "dtype_bytes"),
 			      "stage", pack, pn, recipe, rn);
-	if (f && refs)
+	if (f && refs) {
 		json_object_set(f, "refs", refs);
+		/* a referenced pack in the store is held like ingest_add_existing's
+		 * blobs; one this import staged itself is not in the store yet */
+		size_t k;
+		json_t *r;
+		json_array_foreach(refs, k, r) {
+			int hr = hold_stored(ing, relpath, json_object_get(f, "stage"),
+					     json_string_value(json_object_get(r, "pack")));
+			if (hr && hr != MD_ENOENT) {
+				stage_unlink(ing, pn);
+				stage_unlink(ing, rn);
+				json_decref(f);
+				json_decref(refs);
+				json_decref(info);
+				return hr;
+			}
+		}
+	}
 	json_decref(refs);
 	json_decref(info);
 	if ((rc = append_file(ing, f)))
@@ -470,7 +508,18 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry)
 	if (!f)
 		return MD_ENOMEM;
 	json_object_set_new(f, "path", json_string(relpath));
-	json_object_set_new(f, "stage", json_object());
+	json_t *stage = json_object();
+	json_object_set_new(f, "stage", stage);
+	const char *hx[STORE_ENTRY_MAX_BLOBS];
+	size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
+	for (size_t k = 0; k < n && !rc; k++)
+		rc = hold_stored(ing, relpath, stage, hx[k]);
+	if (rc == MD_ENOENT)
+		rc = md_fail(MD_EBUSY, "%s: stored data went away during the import; retry", relpath);
+	if (rc) {
+		json_decref(f);
+		return rc;
+	}
 	if ((rc = append_file(ing, f)))
 		return rc;
 	if (ing->ctl)

@@ -106,9 +106,11 @@ json_t *ingest_files(struct ingest *ing);
 
 /*
  * Record a file whose content the store already holds: entry is a file
- * entry without "path" (catalog_origin); borrowed. At commit every blob it
- * names must still be there, else the commit fails with MD_EBUSY ("the
- * store changed: retry"). 0, MD_EREFUSED (bad or duplicate path), MD_ENOMEM.
+ * entry without "path" (catalog_origin); borrowed. Every blob it names is
+ * hard-linked into staging at once, so an rm and gc before the commit
+ * cannot take it away: the commit puts it back. 0, MD_EREFUSED (bad or
+ * duplicate path), MD_EBUSY (a blob was removed before this call: retry),
+ * MD_EIO, MD_ENOMEM.
  */
 int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
 

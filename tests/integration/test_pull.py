@@ -328,6 +328,35 @@ def _second_model(daemon, hub, hubroot):
     check_pulled(daemon, hubroot, "acme/tiny-copy")
 
 
+def test_rm_and_gc_during_a_pull_that_reuses_stored_weights(daemon, hubroot):
+    """A pull takes the weights of another model from the store; that model
+    is removed and gc'd while the pull still downloads a small file. The
+    pull holds on to what it took, completes, and everything reads back."""
+    hub = hub_with_copy(hubroot, "tiny-race")
+    try:
+        daemon.ctl("pull", "acme/tiny", "--hub", hub.url)
+        size = os.path.getsize(os.path.join(hubroot, "acme", "tiny-race", "config.json"))
+        hub.fault("drip", count=-1, match="config.json", arg=str(max(1, size // 4)))  # ~4 s
+        n = len(hub.log())
+        r = daemon.ctl("pull", "acme/tiny-race", "--hub", hub.url, "--detach", "--json").json()
+        for _ in range(100):
+            if [e for e in hub.log()[n:] if e["path"].endswith("/config.json")]:
+                break
+            time.sleep(0.05)
+        gone = daemon.ctl("rm", "acme/tiny", "--json").json()
+        assert gone["blobs_freed"] > 0, gone
+        daemon.ctl("gc")
+        st = wait_job(daemon, r["job"], timeout=60)
+        assert st["state"] == "done", st
+        fetched = [e["path"] for e in hub.log()[n:] if "/resolve/" in e["path"]]
+    finally:
+        hub.stop()
+    assert not [p for p in fetched if p.endswith((".safetensors", ".bin"))], fetched
+    check_pulled(daemon, hubroot, "acme/tiny-race")
+    daemon.ctl("rm", "acme/tiny-race")
+    daemon.ctl("gc")
+
+
 def test_wrong_size_refused_when_the_sha256_is_already_stored(daemon, hubroot):
     # a listing that names a stored LFS object with another size is refused,
     # not satisfied from the store
