@@ -62,6 +62,21 @@ static void release_key(const char *key)
 	pthread_mutex_unlock(&busy_mu);
 }
 
+int pull_claim_rev(const char *name, const char *commit, _Atomic int *cancel, char key[65])
+{
+	char kin[1024], hex[65];
+	snprintf(kin, sizeof kin, "%s\n%s", name, commit);
+	sha256_hex(kin, strlen(kin), hex);
+	/* "rev-" keys never match a staging directory (staging_busy) */
+	snprintf(key, 65, "rev-%.24s", hex);
+	return claim_key(key, cancel);
+}
+
+void pull_release_rev(const char *key)
+{
+	release_key(key);
+}
+
 /* maint_gc_opts.in_use: a "pull-KEY" staging directory of a pull running
  * now (called with busy_mu held by pull_gc) */
 static int staging_busy(void *arg, const char *name)
@@ -429,14 +444,14 @@ void pull_record_filters(json_t *prov, json_t *args, int partial, json_t *have)
 int pull_job(struct daemon *d, struct job *j, json_t **res)
 {
 	json_t *a = j->args;
-	char *id = NULL, *want = NULL, *token = NULL, key[65], dir[4200];
+	char *id = NULL, *want = NULL, *token = NULL, key[65], revkey[65], dir[4200];
 	struct hf_client *hc = NULL;
 	struct hf_model *model = NULL;
 	struct hf_tree *tree = NULL;
 	struct xfer_item *items = NULL;
 	size_t nitems = 0;
 	struct ingest *ing = NULL;
-	int rc, keyed = 0, done_ok = 0;
+	int rc, keyed = 0, revkeyed = 0, done_ok = 0;
 	json_t *extra = NULL, *m = NULL, *prov_files = NULL, *have = NULL, *stored = NULL;
 
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
@@ -492,8 +507,12 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if ((rc = claim_key(key, &j->ctl.cancel)))
 		goto out;
 	keyed = 1;
-	/* a pull of the same commit may have stored it (or part of it) while
-	 * this one waited: start from what it stored */
+	if ((rc = pull_claim_rev(name, model->commit, &j->ctl.cancel, revkey)))
+		goto out;
+	revkeyed = 1;
+	/* a pull of the same commit (from this hub, or another source under
+	 * the same name) may have stored it, or part of it, while this one
+	 * waited: start from what it stored */
 	json_decref(have);
 	have = pull_stored_rev(d, name, model->commit);
 	if (have && pull_rev_complete(have)) {
@@ -675,6 +694,8 @@ out:
 		ingest_rmtree(dir);
 	}
 	ingest_free(ing);
+	if (revkeyed)
+		pull_release_rev(revkey);
 	if (keyed)
 		release_key(key);
 	hf_items_free(items, nitems);

@@ -62,6 +62,16 @@ int pull_repoint(struct daemon *d, const char *name, const char *commit, const c
  */
 json_t *pull_stored_rev(struct daemon *d, const char *name, const char *commit);
 int pull_rev_complete(json_t *have);
+/*
+ * Pulls that store the same revision name@commit (from different hubs or
+ * git remotes) run their storing part one at a time, so that the later one
+ * reads what the earlier stored (pull_stored_rev) after its claim, and a
+ * full pull is never committed as a filtered one's partial revision.
+ * pull_claim_rev waits for the claim and fills key (for pull_release_rev);
+ * 0 or MD_ECANCELED when cancel is set while it waits.
+ */
+int pull_claim_rev(const char *name, const char *commit, _Atomic int *cancel, char key[65]);
+void pull_release_rev(const char *key);
 json_t *pull_rev_files(json_t *m);
 int pull_add_stored_files(struct ingest *ing, json_t *have, json_t *prov_files);
 void pull_record_filters(json_t *prov, json_t *args, int partial, json_t *have);

@@ -255,7 +255,8 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	char *lfsurl = NULL, *endpoint = NULL, *fullref = NULL, *skip = NULL;
 	json_t *extra = NULL, *m = NULL, *prov_files = json_array(), *have = NULL, *stored = NULL;
 	char dir[4200] = "", sub[4300], cache[4200], key[65], commit[41], tree[41];
-	int rc, done_ok = 0;
+	char revkey[65];
+	int rc, done_ok = 0, revkeyed = 0;
 
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
 	const char *source = json_string_value(json_object_get(a, "source"));
@@ -291,6 +292,11 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	 * lock (gitsrc_open_fetch) makes a pull of the same remote wait for
 	 * this one, so what is read here is not stored again meanwhile. */
 	MDB_txn *txn;
+	/* ... and a pull of the same name and commit from another remote (or
+	 * a hub) for this one: it then starts from what that one stored */
+	if ((rc = pull_claim_rev(name, commit, &j->ctl.cancel, revkey)))
+		goto out;
+	revkeyed = 1;
 	have = pull_stored_rev(d, name, commit);
 	if (have && pull_rev_complete(have)) {
 		rc = pull_repoint(d, name, commit, cref, res);
@@ -543,6 +549,8 @@ out:
 		ingest_rmtree(dir);
 	}
 	ingest_free(ing);
+	if (revkeyed)
+		pull_release_rev(revkey);
 	free(lfs_todo);
 	free(skip);
 	gitsrc_files_free(files, nfiles);

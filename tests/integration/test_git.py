@@ -265,6 +265,36 @@ def test_filtered_pull_is_recorded_partial_and_completed_later(daemon, host):
     assert daemon.ctl("verify", "--json").json()["ok"]
 
 
+def test_full_and_filtered_pulls_from_two_remotes_at_once_store_every_file(daemon, host):
+    """The same commit behind two remotes, pulled under one --name at once:
+    a slow full pull from one and a quick filtered pull from the other. The
+    revision ends up with every file, not the filtered pull's part."""
+    work = host.repo("acme", "twice")
+    tiny_llama(work, seed=12, weights=8 << 20)
+    c = host.commit(work)
+    url_a = host.publish(work, "acme", "twice-a")
+    url_b = host.publish(work, "acme", "twice-b")
+    full = daemon.ctl("pull", url_a, "--name", "acme/twice", "--limit-rate", "2M",
+                      "--detach", "--json").json()
+    for _ in range(200):   # the full pull asked for its weights
+        if host.batch_log():
+            break
+        time.sleep(0.05)
+    assert host.batch_log()
+    part = daemon.ctl("pull", url_b, "--name", "acme/twice", "--include", "*.json", "--json",
+                      timeout=120).json()
+    assert part["revision"] == c
+    st = None
+    for _ in range(600):
+        st = [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == full["job"]][-1]
+        if st["state"] != "running":
+            break
+        time.sleep(0.1)
+    assert st["state"] == "done", st
+    show = check_stored(daemon, "acme/twice", work)
+    assert show["provenance"]["partial"] is False, show["provenance"]
+
+
 def test_expired_links_requested_again(daemon, host):
     work = host.repo("acme", "exp")
     tiny_llama(work, seed=8)
