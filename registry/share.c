@@ -4,10 +4,12 @@
 #include "converters/pack.h"
 #include "converters/recipe.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,8 @@ int share_map_commit(struct share_map *m, struct store *st, MDB_txn *txn)
 	return rc;
 }
 
+#define SHARE_CMP_BUF (2u << 20)   /* two halves: stored pack, new pack */
+
 static uint64_t align_up(uint64_t x)
 {
 	return (x + PACK_ALIGN - 1) & ~(uint64_t)(PACK_ALIGN - 1);
@@ -104,13 +108,15 @@ struct plan {
 	uint64_t saved, kept;
 };
 
-/* Where tensor t's bytes are held already: the map first, then the index. */
+/* Where tensor t's bytes are held already: the map first, then the index
+ * (*stored = 1: a pack of an earlier import). */
 static int find(struct store *st, MDB_txn *txn, struct share_map *m,
-		const struct pack_tensor *t, struct tindex_hit *hit)
+		const struct pack_tensor *t, struct tindex_hit *hit, int *stored)
 {
 	char d[65];
 	util_hex(t->digest, 32, d);
 	json_t *e = json_object_get(m->t, d);
+	*stored = !e;
 	if (e) {
 		snprintf(hit->pack, sizeof hit->pack, "%s", json_string_value(json_array_get(e, 0)));
 		hit->offset = (uint64_t)json_integer_value(json_array_get(e, 1));
@@ -121,8 +127,42 @@ static int find(struct store *st, MDB_txn *txn, struct share_map *m,
 	return txn ? tindex_get(st, txn, t->digest, hit) : MD_ENOENT;
 }
 
+/*
+ * 1 when the stored pack hit holds the same bytes as tensor t of the pack
+ * in pack_fd. A pack's digests come from the confined converter of the
+ * import that wrote it; one that lied (a parser taken over by a hostile
+ * file) must not get its bytes into other models, so a tensor is shared
+ * only after its bytes compare equal. Cheaper than hashing, and only done
+ * for the bytes that are then not written again.
+ */
+static int same_bytes(struct store *st, const struct tindex_hit *hit, int pack_fd,
+		      const struct pack_tensor *t, uint8_t *buf)
+{
+	char path[4096];
+	store_blob_path(st, hit->pack, path, sizeof path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	const size_t half = SHARE_CMP_BUF / 2;
+	int same = 1;
+	for (uint64_t done = 0; same && done < t->length;) {
+		size_t n = t->length - done < half ? (size_t)(t->length - done) : half;
+		same = util_pread_full(fd, buf, n, (off_t)(hit->offset + done)) == (ssize_t)n &&
+		       util_pread_full(pack_fd, buf + half, n, (off_t)(t->offset + done)) ==
+			       (ssize_t)n &&
+		       !memcmp(buf, buf + half, n);
+		done += n;
+	}
+	close(fd);
+	if (!same)
+		log_warn("pack %s: the bytes at offset %llu do not match the digest the tensor index "
+			 "has for them; not shared (see modelctl verify)",
+			 hit->pack, (unsigned long long)hit->offset);
+	return same;
+}
+
 static int make_plan(struct store *st, struct share_map *m, const struct pack *p,
-		     struct plan *pl)
+		     int pack_fd, struct plan *pl)
 {
 	MDB_txn *txn = NULL;
 	size_t n = pack_count(p);
@@ -130,18 +170,27 @@ static int make_plan(struct store *st, struct share_map *m, const struct pack *p
 	if (!(pl->ref = calloc(n ? n : 1, sizeof *pl->ref)) ||
 	    !(pl->off = calloc(n ? n : 1, sizeof *pl->off)))
 		return MD_ENOMEM;
+	uint8_t *buf = NULL;
+	int rc = 0;
 	if (store_txn(st, 0, &txn))
 		txn = NULL;   /* no index: the map alone */
 	for (size_t i = 0; i < n; i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
 		struct tindex_hit hit;
 		uint8_t root[32];
+		int stored;
 		if (t->ref || t->alias != -1)
 			continue;
 		pl->kept += align_up(t->length);
-		if (t->length < TINDEX_MIN_BYTES || find(st, txn, m, t, &hit) ||
+		if (t->length < TINDEX_MIN_BYTES || find(st, txn, m, t, &hit, &stored) ||
 		    hit.length != t->length || util_unhex(hit.pack, root, 32) ||
 		    !memcmp(root, pack_root(p), 32))
+			continue;
+		if (stored && !buf && !(buf = malloc(SHARE_CMP_BUF))) {
+			rc = MD_ENOMEM;
+			break;
+		}
+		if (stored && !same_bytes(st, &hit, pack_fd, t, buf))
 			continue;
 		size_t k = 0;
 		while (k < pl->nrefs && memcmp(pl->refs[k], root, 32))
@@ -160,7 +209,8 @@ static int make_plan(struct store *st, struct share_map *m, const struct pack *p
 	}
 	if (txn)
 		mdb_txn_abort(txn);
-	return 0;
+	free(buf);
+	return rc;
 }
 
 /* Write the shared pack (its descriptor left in *pfd_out) and recipe. */
@@ -228,7 +278,7 @@ int share_pack(struct store *st, struct share_map *map, int pack_fd, int recipe_
 	uint64_t size = fstat(pack_fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 	char hex[65];
 	pthread_mutex_lock(&map->mu);
-	if ((rc = make_plan(st, map, p, &pl)))
+	if ((rc = make_plan(st, map, p, pack_fd, &pl)))
 		goto out;
 	if (pl.nrefs && (pl.saved >= SHARE_MIN_SAVED || pl.saved >= pl.kept / 8)) {
 		int pfd = -1;

@@ -508,6 +508,37 @@ def test_pipelined_opens_without_reading_are_bounded(tmp, daemon):
     daemon.ctl("rm", "acme/two")
 
 
+def test_tensor_whose_stored_bytes_lie_is_not_shared(tmp, daemon):
+    """A stored pack whose bytes no longer match the digest its table (and
+    the tensor index) holds, as one written by a converter taken over by a
+    hostile file would be, never lends those bytes to another model: the
+    second model stores its own copy and reads back exactly."""
+    g = torch.Generator().manual_seed(23)
+    sd = {"embed.weight": torch.randn(512, 512, generator=g)}   # 1 MiB
+    daemon.ctl("import", make_model(os.path.join(tmp, "liar"),
+               {"model.safetensors": st_file(sd, {"format": "pt"})}), "--name", "acme/liar")
+    row = [t for t in daemon.ctl("tensors", "acme/liar", "--json").json()
+           if t["name"] == "embed.weight"][0]
+    path = os.path.join(daemon.store, "blobs", "sha256", row["pack"][:2], row["pack"])
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(row["offset"] + 100)
+        b = f.read(1)
+        f.seek(row["offset"] + 100)
+        f.write(bytes([b[0] ^ 0xFF]))
+    st2 = st_file(sd, {"format": "pt", "note": "honest"})
+    daemon.ctl("import", make_model(os.path.join(tmp, "honest"), {"model.safetensors": st2}),
+               "--name", "acme/honest")
+    assert daemon.ctl("cat", "acme/honest", "model.safetensors", binary=True).out == st2
+    rows = daemon.ctl("tensors", "acme/honest", "--json").json()
+    assert [t["pack"] for t in rows] != [row["pack"]], rows
+    bad = daemon.ctl("verify", "--json", check=False).json()
+    assert not bad["ok"] and {e["name"] for e in bad["errors"]} == {"acme/liar"}, bad
+    daemon.ctl("rm", "acme/liar")
+    daemon.ctl("rm", "acme/honest")
+    daemon.ctl("gc")
+
+
 def test_tensors_stored_once_across_files_and_models(tmp, daemon):
     """DESIGN 2: two files or two models that share a tensor share its bytes.
     A repository shipping the same weights as safetensors and as a torch
