@@ -62,8 +62,9 @@
 	  (git_remote *remote, git_direction direction, const git_remote_callbacks *callbacks, \
 	   const git_proxy_options *proxy_opts, const git_strarray *custom_headers), \
 	  (remote, direction, callbacks, proxy_opts, custom_headers)) \
-	F(int, git_remote_create_anonymous, \
-	  (git_remote **out, git_repository *repo, const char *url), (out, repo, url)) \
+	F(int, git_remote_create_with_opts, \
+	  (git_remote **out, const char *url, const git_remote_create_options *opts), \
+	  (out, url, opts)) \
 	F(int, git_remote_default_branch, (git_buf *out, git_remote *remote), (out, remote)) \
 	F(int, git_remote_disconnect, (git_remote *remote), (remote)) \
 	F(int, git_remote_download, \

@@ -454,8 +454,13 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		rc = gerr(MD_EIO, cache_dir);
 		goto fail;
 	}
+	/* the URL as given: no url.*.insteadOf rewriting from the daemon's
+	 * git config (whose regex matching also leaks in libgit2 1.5) */
 	git_remote *remote = NULL;
-	if (git_remote_create_anonymous(&remote, r->repo, u->url) < 0) {
+	git_remote_create_options ro = GIT_REMOTE_CREATE_OPTIONS_INIT;
+	ro.repository = r->repo;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+	if (git_remote_create_with_opts(&remote, u->url, &ro) < 0) {
 		rc = md_fail(MD_EINVAL, "%s: %s", u->clean, "not a remote libgit2 can use");
 		goto fail;
 	}

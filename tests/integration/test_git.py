@@ -295,6 +295,24 @@ def test_full_and_filtered_pulls_from_two_remotes_at_once_store_every_file(daemo
     assert show["provenance"]["partial"] is False, show["provenance"]
 
 
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind not installed")
+def test_git_pull_under_valgrind(tmp, host):
+    """A git pull (libgit2 fetch, LFS batch and download, conversion) leaves
+    the daemon with no memory errors and no definite leaks."""
+    work = host.repo("acme", "vg")
+    tiny_llama(work, seed=13, weights=100000)
+    host.commit(work)
+    url = host.publish(work, "acme", "vg")
+    d = Daemon(tmp, valgrind=True).start()
+    try:
+        d.ctl("pull", url, timeout=120)
+        d.ctl("pull", url, "--include", "*.json", timeout=120)
+    finally:
+        rc = d.stop()
+    report = open(d.log + ".vg").read()
+    assert rc == 0 and "ERROR SUMMARY: 0 errors" in report, report[-4000:]
+
+
 def test_expired_links_requested_again(daemon, host):
     work = host.repo("acme", "exp")
     tiny_llama(work, seed=8)
