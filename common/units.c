@@ -31,6 +31,13 @@ static int finish(double v, const char *s, const char *what, uint64_t *out)
 {
 	if (!(v >= 0) || v > UNITS_MAX)
 		return md_fail(MD_EINVAL, "%s '%.64s': out of range", what, s);
+	/* a decimal times its unit is a whole number the user meant exactly
+	 * ("8.03B"), but binary floating point may land just below it
+	 * (8029999999.9999995): within 1e-12 of a whole number is that number;
+	 * a real fraction ("1.5") is still rounded down */
+	double r = (double)(uint64_t)(v + 0.5), d = v > r ? v - r : r - v;
+	if (d <= r * 1e-12)
+		v = r;
 	*out = (uint64_t)v;
 	return 0;
 }

@@ -13,7 +13,9 @@
  * A count such as a parameter count: "7B", "350M", "1.5e9", "125k",
  * "7000000000" (suffixes k/K, m/M, b/B/g/G and t/T are powers of 1000; an
  * exponent is allowed; surrounding spaces are not). The result must be
- * a whole number in 0..2^62 after scaling (fractions are rounded down).
+ * a whole number in 0..2^62 after scaling: a decimal is exact ("8.03B" is
+ * 8030000000, not one less as binary floating point would give), a real
+ * fraction is rounded down ("1.5" is 1).
  * 0, or MD_EINVAL with a detail naming s.
  */
 int units_parse_count(const char *s, uint64_t *out);

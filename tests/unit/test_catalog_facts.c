@@ -232,6 +232,25 @@ static void test_units(void **state)
 	assert_int_equal(v, 125000);
 	assert_int_equal(units_parse_count("42", &v), 0);
 	assert_int_equal(v, 42);
+	/* decimals a user types are exact: 8.03B is 8,030,000,000, not one less
+	 * (8.03 * 1e9 is 8029999999.9999995 in binary floating point) */
+	assert_int_equal(units_parse_count("8.03B", &v), 0);
+	assert_int_equal(v, 8030000000ull);
+	for (unsigned i = 0; i < 100000; i++) { /* every X.YYY with each suffix */
+		static const char suf[] = "kMBT";
+		static const uint64_t mul[] = { 1000ull, 1000000ull, 1000000000ull, 1000000000000ull };
+		for (unsigned k = 0; k < 4; k++) {
+			char s[32];
+			snprintf(s, sizeof s, "%u.%03u%c", i / 1000, i % 1000, suf[k]);
+			assert_int_equal(units_parse_count(s, &v), 0);
+			assert_int_equal(v, (uint64_t)i * mul[k] / 1000);
+			snprintf(s, sizeof s, "%u.%03uGB", i / 1000, i % 1000);
+			assert_int_equal(units_parse_bytes(s, &v), 0);
+			assert_int_equal(v, (uint64_t)i * 1000000ull);
+		}
+	}
+	assert_int_equal(units_parse_count("1.5", &v), 0); /* a fraction still rounds down */
+	assert_int_equal(v, 1);
 	const char *badc[] = { "", "B", "-7B", "7X", "7BB", " 7B", "nan", "inf", "1e30", "0x10" };
 	for (size_t i = 0; i < sizeof badc / sizeof badc[0]; i++)
 		assert_int_equal(units_parse_count(badc[i], &v), MD_EINVAL);
