@@ -354,6 +354,22 @@ void cli_show_facts(json_t *m)
 		}
 		printf("\n");
 	}
+	/* a card refused as broken or hostile, or fields of it dropped: say so,
+	 * or the empty task, license and benchmarks above look like the card's */
+	json_t *card = json_object_get(m, "card");
+	const char *cst = jstr(card, "status");
+	if (cst && !strcmp(cst, "unknown"))
+		printf("card:      ignored, README.md front matter unusable: %s\n",
+		       S(jstr(card, "reason")));
+	json_t *ws = json_object_get(card, "warnings");
+	for (size_t i = 0; i < json_array_size(ws); i++) {
+		if (i == 5) {
+			printf("           ... (%zu warnings)\n", json_array_size(ws));
+			break;
+		}
+		printf("%s%s\n", i ? "           " : "card:      ",
+		       S(json_string_value(json_array_get(ws, i))));
+	}
 	json_t *bs = json_object_get(m, "benchmarks");
 	if (json_array_size(bs)) {
 		printf("benchmarks:\n");

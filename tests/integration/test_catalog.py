@@ -464,3 +464,41 @@ def test_list_json_of_many_models_is_the_daemons_text(tmp):
         assert d.ctl("list", "--json", "org000/none").json() == []
     finally:
         d.stop()
+
+
+def test_hostile_card_is_flagged_not_silent(daemon, tmp):
+    """A card refused as hostile or broken (alias bomb, bad UTF-8, unclosed
+    front matter, deep nesting) never stops the import, and `show` says the
+    card was ignored and why, instead of an empty task/license/benchmarks
+    that look like the card's own. Dropped fields are listed too."""
+    cards = {
+        "laughs": b"---\nlicense: mit\na: &a [x,x,x,x,x,x,x,x,x]\n"
+                  + b"".join(b"%c: &%c [%s]\n" % (c, c, b",".join([b"*" + bytes([c - 1])] * 9))
+                             for c in b"bcde") + b"f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n---\n",
+        "latin1": b"---\nlicense: mit\nmodel_name: caf\xe9\n---\n",
+        "unclosed": b"---\nlicense: mit\npipeline_tag: text-generation\n",
+        "deep": b"---\nlicense: mit\nmodel-index: " + b"[" * 5000 + b"]" * 5000 + b"\n---\n",
+    }
+    want = {"laughs": "YAML nodes", "latin1": "UTF-8", "unclosed": "not closed",
+            "deep": "nest"}
+    for sub, text in cards.items():
+        d = model(tmp, sub)
+        with open(os.path.join(d, "README.md"), "wb") as f:
+            f.write(text)
+        daemon.ctl("import", d, "--name", "card/" + sub)
+        s = daemon.ctl("--json", "show", "card/" + sub).json()
+        assert s["card"]["status"] == "unknown" and want[sub] in s["card"]["reason"], s["card"]
+        assert s["benchmarks"] == [] and s["parameters"] == 1000  # the weights still count
+        out = daemon.ctl("show", "card/" + sub).out
+        line = [l for l in out.splitlines() if l.startswith("card:")]
+        assert line and "ignored" in line[0] and want[sub] in line[0], out
+    d = model(tmp, "warn")
+    with open(os.path.join(d, "README.md"), "w") as f:
+        f.write("---\nlicense: mit\npipeline_tag: {a: 1}\nmodel-index:\n- results:\n  - task: {type: t}\n"
+                "    dataset: {type: d}\n    metrics: [{type: m}]\n---\n")
+    daemon.ctl("import", d, "--name", "card/warn")
+    out = daemon.ctl("show", "card/warn").out
+    assert "pipeline_tag: not a usable string, ignored" in out
+    assert "model-index: 1 result(s) without task, dataset, metric or value, ignored" in out
+    assert "ignored, README.md" not in out  # the card itself was usable
+    assert out.count("card:") == 1
