@@ -71,6 +71,12 @@ void cli_print_json(json_t *j);
 int cli_print_detached(const json_t *res);
 /* "2026-11-23 08:01" from an ISO time stamp. */
 void cli_short_time(const char *iso, char *out, size_t n);
+/* Table cells: the terminal columns UTF-8 text s takes (wcwidth under
+ * C.UTF-8; a byte that is not UTF-8, or a character with no width, counts
+ * 1), and s printed left-aligned in width columns, cut to at most cut
+ * columns (0: never cut) on a character boundary with a trailing "~". */
+int cli_width(const char *s);
+void cli_cell(const char *s, int width, int cut);
 
 /* Commands: each returns an exit code. */
 int cmd_import(struct cli *c);

@@ -23,6 +23,17 @@ static const char *safe(const char *s, char *buf, size_t n)
 	size_t i = 0;
 	for (; s[i] && i + 1 < n; i++)
 		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+	if (s[i]) { /* cut: not inside a UTF-8 character */
+		size_t j = i;
+		while (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0x80)
+			j--;
+		if (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0xC0) {
+			unsigned char lead = (unsigned char)buf[j - 1];
+			size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+			if (i - (j - 1) < want)
+				i = j - 1;
+		}
+	}
 	buf[i] = 0;
 	return buf;
 }
@@ -90,11 +101,29 @@ static void fmt_mem(json_t *row, char *out, size_t n)
 	snprintf(out, n, "%s%s", json_is_true(json_object_get(row, "memory_estimated")) ? "~" : "", h);
 }
 
-/* Rows (registry/index.h) as a table. */
+/* Widest of a column's cells (at least min, at most max columns). */
+static int col_width(json_t *arr, const char *key, int min, int max)
+{
+	size_t i;
+	json_t *m;
+	int w = min;
+	json_array_foreach(arr, i, m) {
+		int x = cli_width(S(jstr(m, key)));
+		if (x > w)
+			w = x;
+	}
+	return max && w > max ? max : w;
+}
+
+/* Rows (registry/index.h) as a table: columns as wide as their longest
+ * cell in terminal columns (names are never cut; a task or license over 40
+ * columns is), so long names and non-ASCII text keep the table aligned. */
 static void print_rows(json_t *arr, int score)
 {
-	printf("%-40s %-12s %8s %10s %10s %-20s %-14s%s\n", "NAME", "REVISION", "PARAMS", "SIZE",
-	       "MEMORY", "TASK", "LICENSE", score ? "" : " IMPORTED");
+	int nw = col_width(arr, "name", 40, 0), tw = col_width(arr, "task", 20, 40);
+	int lw = col_width(arr, "license", 14, 40);
+	printf("%-*s %-12s %8s %10s %10s %-*s %-*s%s\n", nw, "NAME", "REVISION", "PARAMS", "SIZE",
+	       "MEMORY", tw, "TASK", lw, "LICENSE", score ? "" : " IMPORTED");
 	size_t i;
 	json_t *m;
 	json_array_foreach(arr, i, m) {
@@ -104,9 +133,12 @@ static void print_rows(json_t *arr, int score)
 		util_human_size((uint64_t)json_integer_value(json_object_get(m, "total_size")), sz,
 				sizeof sz);
 		cli_short_time(jstr(m, "imported_at"), when, sizeof when);
-		printf("%-40s %-12.12s %8s %10s %10s %-20s %-14s%s%s\n", S(jstr(m, "name")),
-		       S(jstr(m, "revision")), p, sz, mem, S(jstr(m, "task")), S(jstr(m, "license")),
-		       score ? "" : " ", score ? "" : when);
+		cli_cell(S(jstr(m, "name")), nw, 0);
+		printf(" %-12.12s %8s %10s %10s ", S(jstr(m, "revision")), p, sz, mem);
+		cli_cell(S(jstr(m, "task")), tw, 40);
+		printf(" ");
+		cli_cell(S(jstr(m, "license")), score ? 0 : lw, 40);
+		printf("%s%s\n", score ? "" : " ", score ? "" : when);
 	}
 }
 
@@ -138,16 +170,21 @@ int cmd_find(struct cli *c)
 static void print_hub(json_t *res)
 {
 	json_t *arr = json_object_get(res, "results");
-	printf("%-48s %-6s %-22s %-14s %10s %7s %8s\n", "ID", "STORED", "TASK", "LIBRARY",
+	int iw = col_width(arr, "id", 48, 0), tw = col_width(arr, "pipeline_tag", 22, 40);
+	int lw = col_width(arr, "library_name", 14, 40);
+	printf("%-*s %-6s %-*s %-*s %10s %7s %8s\n", iw, "ID", "STORED", tw, "TASK", lw, "LIBRARY",
 	       "DOWNLOADS", "LIKES", "PARAMS");
 	size_t i;
 	json_t *m;
 	json_array_foreach(arr, i, m) {
 		char p[32];
 		fmt_params(m, p, sizeof p);
-		printf("%-48s %-6s %-22s %-14s %10lld %7lld %8s\n", S(jstr(m, "id")),
-		       json_is_true(json_object_get(m, "stored")) ? "yes" : "-",
-		       S(jstr(m, "pipeline_tag")), S(jstr(m, "library_name")),
+		cli_cell(S(jstr(m, "id")), iw, 0);
+		printf(" %-6s ", json_is_true(json_object_get(m, "stored")) ? "yes" : "-");
+		cli_cell(S(jstr(m, "pipeline_tag")), tw, 40);
+		printf(" ");
+		cli_cell(S(jstr(m, "library_name")), lw, 40);
+		printf(" %10lld %7lld %8s\n",
 		       (long long)json_integer_value(json_object_get(m, "downloads")),
 		       (long long)json_integer_value(json_object_get(m, "likes")), p);
 	}
@@ -245,14 +282,18 @@ int cmd_compare(struct cli *c)
 	const int w = 26;
 	int lw = 16; /* the label column fits the longest benchmark label (<= 60) */
 	json_array_foreach(bs, i, b) {
-		int l = snprintf(NULL, 0, "%s / %s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
-				 S(jstr(b, "metric")));
+		char label[800];
+		snprintf(label, sizeof label, "%s / %s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
+			 S(jstr(b, "metric")));
+		int l = cli_width(label);
 		if (l + 2 > lw)
 			lw = l + 2 > 60 ? 60 : l + 2;
 	}
 	printf("%-*s", lw, "");
-	json_array_foreach(ms, i, m)
-		printf(" %-*.*s", w, w, S(jstr(m, "name")));
+	json_array_foreach(ms, i, m) {
+		printf(" ");
+		cli_cell(S(jstr(m, "name")), w, w);
+	}
 	printf("\n");
 	static const char *const rows[] = { "revision", "parameters", "size_class", "size_tier",
 					    "memory.stored", "memory.fp16", "memory.bf16",
@@ -278,21 +319,23 @@ int cmd_compare(struct cli *c)
 				if (!cell[0])
 					snprintf(cell, sizeof cell, "-");
 			}
-			printf(" %-*.*s", w, w, cell);
+			printf(" ");
+			cli_cell(cell, w, w);
 		}
 		printf("\n");
 	}
 	if (json_array_size(bs))
 		printf("benchmarks (task / dataset / metric; blank: the card does not say)\n");
 	json_array_foreach(bs, i, b) {
-		char label[256];
+		char label[800];
 		snprintf(label, sizeof label, "%s / %s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
 			 S(jstr(b, "metric")));
-		printf("%-*.*s", lw, lw - 1, label);
+		cli_cell(label, lw, lw - 1);
 		for (size_t k = 0; k < n; k++) {
 			char cell[64];
 			fmt_val(json_array_get(json_object_get(b, "values"), k), cell, sizeof cell);
-			printf(" %-*s", w, cell);
+			printf(" ");
+			cli_cell(cell, w, w);
 		}
 		printf("\n");
 	}

@@ -47,21 +47,30 @@ int cmd_list(struct cli *c)
 	json_decref(req);
 	if (rc)
 		return rc;
-	printf("%-40s %-12s %5s %10s %-14s %s\n", "NAME", "REVISION", "FILES", "SIZE", "LICENSE",
-	       "IMPORTED");
+	/* the name and license columns as wide as their longest cell (names
+	 * are never cut), so a long name does not shift the columns after it */
+	int nw = 40, lw = 14;
 	size_t i;
 	json_t *m;
+	json_array_foreach(res, i, m) {
+		int w = cli_width(json_string_value(json_object_get(m, "name")));
+		int l = cli_width(license_of(m));
+		nw = w > nw ? w : nw;
+		lw = l > lw ? (l > 40 ? 40 : l) : lw;
+	}
+	printf("%-*s %-12s %5s %10s %-*s %s\n", nw, "NAME", "REVISION", "FILES", "SIZE", lw,
+	       "LICENSE", "IMPORTED");
 	json_array_foreach(res, i, m) {
 		char sz[32], when[32];
 		util_human_size((uint64_t)json_integer_value(json_object_get(m, "total_size")), sz,
 				sizeof sz);
 		cli_short_time(json_string_value(json_object_get(m, "imported_at")), when,
 			       sizeof when);
-		printf("%-40s %-12.12s %5lld %10s %-14s %s\n",
-		       json_string_value(json_object_get(m, "name")),
-		       json_string_value(json_object_get(m, "revision")),
-		       (long long)json_integer_value(json_object_get(m, "file_count")), sz,
-		       license_of(m), when);
+		cli_cell(json_string_value(json_object_get(m, "name")), nw, 0);
+		printf(" %-12.12s %5lld %10s ", json_string_value(json_object_get(m, "revision")),
+		       (long long)json_integer_value(json_object_get(m, "file_count")), sz);
+		cli_cell(license_of(m), lw, 40);
+		printf(" %s\n", when);
 	}
 	json_decref(res);
 	return EXIT_OK;

@@ -4,10 +4,12 @@
 #include "common/progress.h"
 #include "common/util.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 static int json_errors; /* --json: errors are also a document on stdout */
 static int printed;     /* a document is already on stdout */
@@ -129,4 +131,84 @@ void cli_short_time(const char *iso, char *out, size_t n)
 		return;
 	}
 	snprintf(out, n, "%.10s %.5s", iso, iso + 11);
+}
+
+/* Walk s a character at a time: the byte length and columns of each, under
+ * a C.UTF-8 locale for this thread only (the CLI's own stays "C"). */
+struct chars {
+	const char *s;
+	mbstate_t st;
+	locale_t loc, old;
+};
+
+static void chars_begin(struct chars *c, const char *s)
+{
+	memset(c, 0, sizeof *c);
+	c->s = s;
+	c->loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	c->old = c->loc ? uselocale(c->loc) : (locale_t)0;
+}
+
+static void chars_end(struct chars *c)
+{
+	if (c->loc) {
+		uselocale(c->old);
+		freelocale(c->loc);
+	}
+}
+
+/* The next character's bytes (0 at the end) and columns in *cols. */
+static size_t chars_next(struct chars *c, int *cols)
+{
+	if (!*c->s)
+		return 0;
+	wchar_t w;
+	size_t n = c->loc ? mbrtowc(&w, c->s, MB_CUR_MAX, &c->st) : (size_t)-1;
+	int cw = -1;
+	if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+		memset(&c->st, 0, sizeof c->st);
+		n = 1;
+	} else {
+		cw = wcwidth(w);
+	}
+	*cols = cw < 0 ? 1 : cw;
+	c->s += n;
+	return n;
+}
+
+int cli_width(const char *s)
+{
+	struct chars c;
+	int w = 0, cols;
+	chars_begin(&c, s ? s : "");
+	while (chars_next(&c, &cols))
+		w += cols;
+	chars_end(&c);
+	return w;
+}
+
+void cli_cell(const char *s, int width, int cut)
+{
+	if (!s)
+		s = "-";
+	int w = cli_width(s);
+	if (cut > 1 && w > cut) { /* keep whole characters up to cut - 1 columns */
+		struct chars c;
+		int used = 0, cols;
+		size_t n;
+		const char *p = s;
+		chars_begin(&c, s);
+		while ((n = chars_next(&c, &cols)) && used + cols <= cut - 1) {
+			fwrite(p, 1, n, stdout);
+			p += n;
+			used += cols;
+		}
+		chars_end(&c);
+		fputc('~', stdout);
+		w = used + 1;
+	} else {
+		fputs(s, stdout);
+	}
+	for (; w < width; w++)
+		fputc(' ', stdout);
 }

@@ -502,3 +502,49 @@ def test_hostile_card_is_flagged_not_silent(daemon, tmp):
     assert "model-index: 1 result(s) without task, dataset, metric or value, ignored" in out
     assert "ignored, README.md" not in out  # the card itself was usable
     assert out.count("card:") == 1
+
+
+def cols(text):
+    """Terminal columns of text (East Asian wide characters take two)."""
+    import unicodedata
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def test_tables_stay_aligned_with_long_names_and_unicode(daemon, tmp):
+    """Columns are as wide as their longest cell in terminal columns: a
+    name over 40 characters, a task in accented letters or CJK, a license
+    over the column width, in list (filtered and plain), search and compare,, never shift the columns after them."""
+    long_name = "longorg/" + "a" * 70
+    for sub, name, task, lic in (("a", long_name, "text-generation", "apache-2.0"),
+                                 ("b", "uni/cafe", "tâche-générative", "mit"),
+                                 ("c", "uni/tokyo", "東京-生成", "other"),
+                                 ("d", "uni/plain", "translation", "cc-by-nc-sa-4.0")):
+        daemon.ctl("import", model(tmp, sub, task=task, lic=lic, text="Zebra " + sub,
+                                   bench=[(task, "データ", "acc", 0.5)]), "--name", name)
+
+    def aligned(lines, col_of_header, cell_at_end):
+        h = lines[0]
+        start = cols(h[:h.index(col_of_header)])
+        for l in lines[1:]:
+            assert cols(l[:len(l) - len(cell_at_end(l))]) == start, (lines[0], l)
+
+    out = daemon.ctl("list", "--provider", "uni").out.splitlines()
+    aligned(out, "IMPORTED", lambda l: l[-16:])  # the time stamp is 16 columns
+    out = daemon.ctl("list", "--sort", "name").out.splitlines()
+    assert len(out) == 5 and any(long_name in l for l in out)  # never cut
+    aligned(out, "IMPORTED", lambda l: l[-16:])
+    out = daemon.ctl("list").out.splitlines()
+    aligned(out, "IMPORTED", lambda l: l[-16:])
+    out = daemon.ctl("search", "zebra").out.splitlines()[:-1]
+    assert len(out) == 5
+    aligned(out, "LICENSE", lambda l: l.split()[-1])
+    out = daemon.ctl("compare", "uni/cafe", "uni/tokyo", long_name).out.splitlines()
+    h = out[0]
+    starts = [cols(h[:h.index(n)]) for n in ("uni/cafe", "uni/tokyo")]
+    row = [l for l in out if l.startswith("task ")][0]
+    assert cols(row[:row.index("東京-生成")]) == starts[1], out
+    row = [l for l in out if l.startswith("tâche-générative / データ / acc")][0]
+    assert cols(row[:row.index("0.5")]) == starts[0], out
+    row = [l for l in out if l.startswith("東京-生成 / データ / acc")][0]
+    assert cols(row[:row.index("0.5")]) == starts[1], out
+    assert h.rstrip().endswith(" longorg/" + "a" * 17 + "~")  # cut to its 26 columns, marked
