@@ -94,6 +94,8 @@ struct builder {
 	size_t nodes;
 	json_t *root;
 	char reason[256];
+	size_t ndup;     /* keys repeated in a mapping (the last value is kept) */
+	char dup[64];    /* the first of them */
 	int oom;
 };
 
@@ -168,6 +170,8 @@ static int attach(struct builder *b, json_t *v)
 		}
 		return 0;
 	}
+	if (json_object_get(f->node, f->key) && !b->ndup++)
+		snprintf(b->dup, sizeof b->dup, "%s", f->key);
 	int rc = json_object_set_new(f->node, f->key, v);
 	free(f->key);
 	f->key = NULL;
@@ -315,9 +319,11 @@ static void builder_free(struct builder *b)
 	json_decref(b->root);
 }
 
-/* Parse the front matter into a JSON tree. 0 and *root, -1 with reason, or
+/* Parse the front matter into a JSON tree. 0 and *root (and in dup a
+ * warning when a mapping repeats a key, else ""), -1 with reason, or
  * MD_ENOMEM. */
-static int yaml_tree(const char *s, size_t n, json_t **root, char *reason, size_t rsz)
+static int yaml_tree(const char *s, size_t n, json_t **root, char *reason, size_t rsz,
+		     char *dup, size_t dsz)
 {
 	struct builder *b = calloc(1, sizeof *b);
 	if (!b)
@@ -369,6 +375,10 @@ static int yaml_tree(const char *s, size_t n, json_t **root, char *reason, size_
 	}
 	*root = b->root;
 	b->root = NULL;
+	dup[0] = 0;
+	if (b->ndup) /* YAML forbids them; other parsers take the first or fail */
+		snprintf(dup, dsz, "duplicate key '%s'%s: the last value is used", b->dup,
+			 b->ndup > 1 ? " (and others)" : "");
 	builder_free(b);
 	free(b);
 	return 0;
@@ -683,8 +693,8 @@ int card_parse(const char *buf, size_t len, json_t **out)
 			return unknown(out, "unknown", "front matter contains control characters (binary data)");
 	}
 	json_t *root = NULL;
-	char reason[256];
-	int rc = yaml_tree(buf + s, e - s, &root, reason, sizeof reason);
+	char reason[256], dup[160];
+	int rc = yaml_tree(buf + s, e - s, &root, reason, sizeof reason, dup, sizeof dup);
 	if (rc == MD_ENOMEM)
 		return rc;
 	if (rc)
@@ -698,6 +708,8 @@ int card_parse(const char *buf, size_t len, json_t **out)
 		return unknown(out, "unknown", "front matter is not a YAML mapping");
 	}
 	struct norm n = { json_object(), json_array(), 0 };
+	if (n.out && n.warnings && dup[0])
+		warn(&n, "%s", dup);
 	if (n.out && n.warnings)
 		normalize(&n, root);
 	json_decref(root);

@@ -25,7 +25,9 @@
  * Output object (card_parse; keys present only when the card has them):
  *   "status": "ok" | "none" (no front matter) | "unknown" (refused/broken)
  *   "reason": string                 when status is not "ok"
- *   "warnings": [string]             fields that were dropped, and why
+ *   "warnings": [string]             fields that were dropped, and why; a
+ *                                    key repeated in a mapping (the last
+ *                                    value is kept) is one of them
  *   "license": string                Hub identifier as written ("apache-2.0")
  *   "license_spdx": string           spdx_normalize(license, license_name)
  *   "license_name", "license_link": string

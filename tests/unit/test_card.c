@@ -159,6 +159,35 @@ static void test_field_warnings(void **state)
 	json_decref(o);
 }
 
+/* A repeated key is a YAML error other parsers treat differently (first
+ * wins, or the card fails): the card stays usable, the last value is kept,
+ * and a warning says so, so a card that reads "mit" to one tool and
+ * "gpl-3.0" to another is not silently one of them. */
+static void test_duplicate_keys(void **state)
+{
+	(void)state;
+	json_t *o = parse("---\nlicense: mit\npipeline_tag: a\nlicense: gpl-3.0\n"
+			  "model-index:\n- name: m\n  results:\n  - task: {type: t, type: u}\n"
+			  "    dataset: {type: d}\n    metrics: [{type: acc, value: 1, value: 2}]\n---\n");
+	assert_string_equal(str(o, "status"), "ok");
+	assert_string_equal(str(o, "license"), "gpl-3.0");
+	json_t *w = json_object_get(o, "warnings");
+	assert_int_equal(json_array_size(w), 1);
+	assert_string_equal(json_string_value(json_array_get(w, 0)),
+			    "duplicate key 'license' (and others): the last value is used");
+	json_t *r = json_array_get(json_object_get(o, "model_index"), 0);
+	assert_string_equal(str(r, "task"), "u");
+	assert_int_equal(json_integer_value(json_object_get(r, "value")), 2);
+	json_decref(o);
+	o = parse("---\nlicense: mit\ntags: [a, a]\nx: {k: 1}\ny: {k: 2}\n---\n");
+	assert_null(json_object_get(o, "warnings")); /* equal keys in two mappings are fine */
+	json_decref(o);
+	o = parse("---\na: 1\na: 2\n---\n");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(o, "warnings"), 0)),
+			    "duplicate key 'a': the last value is used");
+	json_decref(o);
+}
+
 static void test_no_front_matter(void **state)
 {
 	(void)state;
@@ -356,7 +385,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_card),      cmocka_unit_test(test_scalar_forms),
 		cmocka_unit_test(test_field_warnings), cmocka_unit_test(test_no_front_matter),
-		cmocka_unit_test(test_billion_laughs), cmocka_unit_test(test_huge_card),
+		cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_billion_laughs), cmocka_unit_test(test_huge_card),
 		cmocka_unit_test(test_binary_junk),    cmocka_unit_test(test_structure_caps),
 		cmocka_unit_test(test_facts),          cmocka_unit_test(test_bad_args),
 	};
