@@ -206,10 +206,12 @@ int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 	if (c)
 		xfer_apply_tls(c);
 	json_t *res = json_array();
-	if (!c || !res) {
+	json_t *seen = json_object(); /* ids already in res */
+	if (!c || !res || !seen) {
 		if (c)
 			curl_easy_cleanup(c);
 		json_decref(res);
+		json_decref(seen);
 		return md_fail(MD_ENOMEM, "hub search: out of memory");
 	}
 	size_t hl = strlen(r->hub);
@@ -244,19 +246,30 @@ int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 					     shown);
 			}
 		}
-		size_t i;
+		/* a model the hub already listed (a page repeated, a next link
+		 * back to an earlier page) is listed once; a page with nothing
+		 * new ends the paging instead of looping to the page cap */
+		size_t i, fresh = 0;
 		json_t *e;
 		json_array_foreach(arr, i, e) {
 			if (rc || json_array_size(res) >= limit)
 				break;
 			json_t *o = entry(e);
-			if (o)
-				json_array_append_new(res, o);
+			const char *id = json_string_value(json_object_get(o, "id"));
+			if (!o || json_object_get(seen, id)) {
+				json_decref(o);
+				continue;
+			}
+			if (json_object_set_new(seen, id, json_true()) || json_array_append_new(res, o)) {
+				rc = md_fail(MD_ENOMEM, "hub search: out of memory");
+				break;
+			}
+			fresh++;
 		}
 		size_t got = json_array_size(arr);
 		json_decref(arr);
 		free(rp.body);
-		if (rc || !rp.next[0] || !got)
+		if (rc || !rp.next[0] || !got || !fresh || !strcmp(rp.next, url))
 			break;
 		char no[1024];
 		if (origin(rp.next, no, sizeof no) || strcasecmp(no, org)) {
@@ -267,6 +280,7 @@ int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 		snprintf(url, sizeof url, "%s", rp.next);
 	}
 	curl_easy_cleanup(c);
+	json_decref(seen);
 	if (rc) {
 		json_decref(res);
 		return rc;

@@ -38,8 +38,9 @@ struct hubsearch_req {
  * Run the search. *out gets a new array (caller decrefs) of at most limit
  * objects {id, author?, pipeline_tag?, library_name?, license?, downloads?,
  * likes?, last_modified?, parameters?, tags[]} (license from a "license:X"
- * tag, parameters from safetensors.total), in the hub's order; *pages the
- * number of pages fetched. Errors: MD_EINVAL (bad hub URL), MD_ENET
+ * tag, parameters from safetensors.total), in the hub's order, each id
+ * once (paging stops at a page with no new id, or a next link to itself);
+ * *pages the number of pages fetched. Errors: MD_EINVAL (bad hub URL), MD_ENET
  * (connection, HTTP status, timeout; the detail names the URL and status),
  * MD_EAUTH (401/403), MD_ETOOBIG (a cap), MD_ECORRUPT (body not a JSON
  * array), MD_EREFUSED (next link to another origin), MD_ENOMEM.

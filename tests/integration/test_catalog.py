@@ -359,7 +359,11 @@ class Hub(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        if start + 3 < len(HUB_MODELS):
+        if Hub.mode in ("self", "back"):  # a hub whose cursor loops
+            nxt = start if Hub.mode == "self" else (start + 3) % 6
+            self.send_header("Link", '<http://127.0.0.1:%d/api/models?%s&cursor=%d>; rel="next"' %
+                             (self.server.server_address[1], u.query.split("&cursor=")[0], nxt))
+        elif start + 3 < len(HUB_MODELS):
             host = "http://evil.example:1" if Hub.mode == "offsite" else \
                 "http://127.0.0.1:%d" % self.server.server_address[1]
             self.send_header("Link", '<%s/api/models?%s&cursor=%d>; rel="next"' %
@@ -401,6 +405,23 @@ def test_hub_search(daemon, catalog, hub):
     out = daemon.ctl("search", "model", "--hub", hub, "--limit", "3").out
     assert "STORED" in out and "acme/alpha" in out and "yes" in out
     assert "\x1b" not in out
+
+
+def test_hub_search_lists_each_model_once_when_the_hub_loops(daemon, hub):
+    """A hub whose next link points at the same page, or back to an earlier
+    one, does not fill the results with copies up to --limit (nor keep us
+    for 50 pages): each id once, paging ends at a page with nothing new."""
+    Hub.mode = "self"
+    r = daemon.ctl("--json", "search", "x", "--hub", hub, "--limit", "100").json()
+    assert [m["id"] for m in r["results"]] == ["acme/alpha", "hub/model-1", "hub/model-2"]
+    assert r["pages"] == 2 and len(Hub.queries) == 2  # the second added nothing: stop
+    Hub.mode, Hub.queries[:] = "back", []
+    r = daemon.ctl("--json", "search", "x", "--hub", hub, "--limit", "100").json()
+    assert [m["id"] for m in r["results"]] == ["acme/alpha"] + ["hub/model-%d" % i
+                                                                for i in range(1, 6)]
+    assert r["pages"] == 3 and len(Hub.queries) == 3  # the third page was all repeats
+    out = daemon.ctl("search", "x", "--hub", hub, "--limit", "100").out
+    assert out.count("hub/model-1 ") == 1
 
 
 def test_hub_search_refusals(daemon, hub):
