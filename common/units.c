@@ -100,12 +100,18 @@ void units_format_count(uint64_t v, char *out, size_t n)
 		{ 1e12, "T" }, { 1e9, "B" }, { 1e6, "M" }, { 1e3, "K" },
 	};
 	for (size_t i = 0; i < 4; i++) {
-		if ((double)v >= u[i].div) {
-			double x = (double)v / u[i].div;
-			snprintf(out, n, x >= 100 ? "%.0f%s" : x >= 10 ? "%.1f%s" : "%.2f%s", x,
-				 u[i].suf);
-			return;
-		}
+		/* the unit and the decimals are chosen on the value as printed
+		 * (3 significant digits), so 999,999 is "1.00M" and 99,990,000
+		 * "100M", not "1000K" and "100.0M" (a unit's x >= 0.9995 here
+		 * means the next unit's was under 999.5) */
+		double x = (double)v / u[i].div;
+		if (x < 0.9995 && i < 3)
+			continue;
+		if (x < 0.9995) /* under 999.5: the plain number */
+			break;
+		int prec = x >= 99.95 ? 0 : x >= 9.995 ? 1 : 2;
+		snprintf(out, n, "%.*f%s", prec, x, u[i].suf);
+		return;
 	}
 	snprintf(out, n, "%llu", (unsigned long long)v);
 }

@@ -283,6 +283,17 @@ static void test_units(void **state)
 	assert_string_equal(buf, "1.5b");
 	units_format_count(7241732096ull, buf, sizeof buf);
 	assert_string_equal(buf, "7.24B");
+	/* three significant digits also where rounding carries into the next
+	 * digit or unit: not "100.0M", "10.00B" or "1000K" */
+	static const struct { uint64_t v; const char *want; } fc[] = {
+		{ 99990000ull, "100M" }, { 9996000000ull, "10.0B" }, { 999999ull, "1.00M" },
+		{ 999499ull, "999K" }, { 99949999ull, "99.9M" }, { 6738415616ull, "6.74B" },
+		{ 999999999999999ull, "1000T" }, { 999ull, "999" }, { 1000ull, "1.00K" },
+	};
+	for (size_t i = 0; i < sizeof fc / sizeof fc[0]; i++) {
+		units_format_count(fc[i].v, buf, sizeof buf);
+		assert_string_equal(buf, fc[i].want);
+	}
 }
 
 struct words { char all[512]; };
