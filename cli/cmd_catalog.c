@@ -258,6 +258,15 @@ static void fmt_bytes(json_t *v, char *out, size_t n)
 		snprintf(out, n, "-");
 }
 
+/* "task / dataset / metric", the dataset with its config when the card
+ * names one: "text-classification / glue (mnli) / accuracy". */
+static void bench_label(json_t *b, char *out, size_t n)
+{
+	const char *cfg = jstr(b, "config");
+	snprintf(out, n, "%s / %s%s%s%s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
+		 cfg ? " (" : "", cfg ? S(cfg) : "", cfg ? ")" : "", S(jstr(b, "metric")));
+}
+
 int cmd_compare(struct cli *c)
 {
 	if (c->argc < 2)
@@ -283,8 +292,7 @@ int cmd_compare(struct cli *c)
 	int lw = 16; /* the label column fits the longest benchmark label (<= 60) */
 	json_array_foreach(bs, i, b) {
 		char label[800];
-		snprintf(label, sizeof label, "%s / %s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
-			 S(jstr(b, "metric")));
+		bench_label(b, label, sizeof label);
 		int l = cli_width(label);
 		if (l + 2 > lw)
 			lw = l + 2 > 60 ? 60 : l + 2;
@@ -328,8 +336,7 @@ int cmd_compare(struct cli *c)
 		printf("benchmarks (task / dataset / metric; blank: the card does not say)\n");
 	json_array_foreach(bs, i, b) {
 		char label[800];
-		snprintf(label, sizeof label, "%s / %s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
-			 S(jstr(b, "metric")));
+		bench_label(b, label, sizeof label);
 		cli_cell(label, lw, lw - 1);
 		for (size_t k = 0; k < n; k++) {
 			char cell[64];
@@ -419,10 +426,18 @@ void cli_show_facts(json_t *m)
 		size_t i;
 		json_t *b;
 		json_array_foreach(bs, i, b) {
-			char v[64];
+			char v[64], ds[600];
+			const char *cfg = jstr(b, "dataset_config");
 			fmt_val(json_object_get(b, "value"), v, sizeof v);
-			printf("  %-24s %-28s %-16s %s\n", S(jstr(b, "task")), S(jstr(b, "dataset")),
-			       S(jstr(b, "metric")), v);
+			snprintf(ds, sizeof ds, "%s%s%s%s", S(jstr(b, "dataset")), cfg ? " (" : "",
+				 cfg ? S(cfg) : "", cfg ? ")" : "");
+			printf("  ");
+			cli_cell(S(jstr(b, "task")), 24, 0);
+			printf(" ");
+			cli_cell(ds, 28, 0);
+			printf(" ");
+			cli_cell(S(jstr(b, "metric")), 16, 0);
+			printf(" %s\n", v);
 		}
 	}
 }

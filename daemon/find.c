@@ -470,9 +470,15 @@ int find_op_compare(struct daemon *d, struct ops_peer *p, json_t *req, json_t **
 		size_t k;
 		json_t *b;
 		json_array_foreach(json_object_get(o, "benchmarks"), k, b) {
+			/* one row per (task, dataset and its config, metric), matched
+			 * without regard to ASCII case: "MMLU" and "mmlu" are one
+			 * dataset, glue/sst2 and glue/mnli are two */
 			char key[1024];
-			snprintf(key, sizeof key, "%s\x1f%s\x1f%s", bstr(b, "task"), bstr(b, "dataset"),
-				 bstr(b, "metric"));
+			snprintf(key, sizeof key, "%s\x1f%s\x1f%s\x1f%s", bstr(b, "task"),
+				 bstr(b, "dataset"), bstr(b, "dataset_config"), bstr(b, "metric"));
+			for (char *c = key; *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
 			json_t *row = json_object_get(rowkeys, key);
 			if (!row) {
 				json_t *vals = json_array();
@@ -480,6 +486,9 @@ int find_op_compare(struct daemon *d, struct ops_peer *p, json_t *req, json_t **
 					json_array_append_new(vals, json_null());
 				row = json_pack("{s:s,s:s,s:s,s:o}", "task", bstr(b, "task"), "dataset",
 						bstr(b, "dataset"), "metric", bstr(b, "metric"), "values", vals);
+				if (row && *bstr(b, "dataset_config"))
+					json_object_set_new(row, "config",
+							    json_string(bstr(b, "dataset_config")));
 				json_object_set_new(rowkeys, key, row);
 				json_array_append(rows, row);
 			}

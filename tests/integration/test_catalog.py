@@ -569,3 +569,31 @@ def test_tables_stay_aligned_with_long_names_and_unicode(daemon, tmp):
     row = [l for l in out if l.startswith("東京-生成 / データ / acc")][0]
     assert cols(row[:row.index("0.5")]) == starts[1], out
     assert h.rstrip().endswith(" longorg/" + "a" * 17 + "~")  # cut to its 26 columns, marked
+
+
+def test_compare_aligns_benchmarks_by_dataset_config_and_any_case(daemon, tmp):
+    """Rows are (task, dataset with its config, metric): a GLUE card's sst2
+    and mnli results are two rows, not one that keeps sst2 and silently
+    drops mnli; "MMLU" in one card and "mmlu" in another are one row."""
+    def card(sub, name, results):
+        d = model(tmp, sub)
+        text = "---\nlicense: mit\nmodel-index:\n- name: m\n  results:\n"
+        for ds, cfg, met, v in results:
+            text += ("  - task: {type: text-classification}\n"
+                     "    dataset: {type: %s%s}\n    metrics:\n    - {type: %s, value: %s}\n"
+                     % (ds, ", config: " + cfg if cfg else "", met, v))
+        with open(os.path.join(d, "README.md"), "w") as f:
+            f.write(text + "---\n")
+        daemon.ctl("import", d, "--name", name)
+    card("g1", "acme/g1", [("glue", "sst2", "accuracy", 0.9), ("glue", "mnli", "accuracy", 0.8),
+                           ("MMLU", None, "accuracy", 0.5)])
+    card("g2", "acme/g2", [("glue", "mnli", "accuracy", 0.7), ("mmlu", None, "accuracy", 0.6)])
+    c = daemon.ctl("--json", "compare", "acme/g1", "acme/g2").json()
+    rows = {(b["dataset"], b.get("config")): b["values"] for b in c["benchmarks"]}
+    assert rows == {("glue", "sst2"): [0.9, None], ("glue", "mnli"): [0.8, 0.7],
+                    ("MMLU", None): [0.5, 0.6]}
+    out = daemon.ctl("compare", "acme/g1", "acme/g2").out
+    line = [l for l in out.splitlines() if l.startswith("text-classification / glue (mnli) / accuracy")]
+    assert line and line[0].split()[-2:] == ["0.8", "0.7"], out
+    show = daemon.ctl("show", "acme/g1").out
+    assert "glue (sst2)" in show and "glue (mnli)" in show
