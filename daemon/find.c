@@ -179,6 +179,9 @@ static int query_args(struct daemon *d, json_t *req, struct index_query *q)
 	    (rc = num_opt(req, "fits", &has_fits, &q->max_mem)))
 		return rc;
 	q->has_mem = has_fits;
+	if (q->has_min && q->has_max && q->min_params > q->max_params)
+		return md_fail(MD_EINVAL, "--min-params %llu is above --max-params %llu",
+			       (unsigned long long)q->min_params, (unsigned long long)q->max_params);
 	if (size) {
 		uint64_t lo, hi;
 		if ((rc = size_range(d, size, &lo, &hi)))

@@ -174,6 +174,8 @@ def test_filter_errors(daemon, catalog):
                 ["--fits", "lots"]):
         r = daemon.ctl("list", *bad, check=False)
         assert r.rc == 2, (bad, r)
+    r = daemon.ctl("list", "--min-params", "5B", "--max-params", "1B", check=False)
+    assert r.rc == 2 and r.err.startswith("modelctl: --min-params 5000000000 is above --max-params 1000000000\n"), r
     r = daemon.ctl("list", "--sort", "random", check=False)
     assert r.rc == 2 and "sort 'random'" in r.err
     r = daemon.ctl("search", "x", "--sort", "random", check=False)
