@@ -91,13 +91,29 @@ static const char *str_of(json_t *o, const char *k)
 	return s;
 }
 
+/* A repository id: NAME or ORG/NAME, neither part empty, "." or "..". */
+static int repo_id_ok(const char *id)
+{
+	const char *slash = strchr(id, '/');
+	if (slash && strchr(slash + 1, '/'))
+		return 0;
+	for (const char *p = id; p;) {
+		const char *end = strchr(p, '/');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (!n || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		p = end ? end + 1 : NULL;
+	}
+	return 1;
+}
+
 /* One hub entry -> our shape, or NULL to drop it. */
 static json_t *entry(json_t *e)
 {
 	const char *id = str_of(e, "id");
 	if (!id)
 		id = str_of(e, "modelId");
-	if (!json_is_object(e) || !id || !*id)
+	if (!json_is_object(e) || !id || !repo_id_ok(id))
 		return NULL;
 	json_t *o = json_pack("{s:s}", "id", id);
 	static const char *const keys[][2] = {

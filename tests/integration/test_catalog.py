@@ -329,6 +329,8 @@ HUB_MODELS += [{"id": "hub/model-%d" % i, "author": "hub", "pipeline_tag": "text
                 "downloads": 90 - i, "likes": i, "tags": ["license:mit"],
                 "safetensors": {"total": 10 ** (6 + i % 4)}} for i in range(1, 7)]
 HUB_MODELS.append({"id": "bad\u001b[31m/escape", "downloads": 1})  # control chars: dropped
+HUB_MODELS += [{"id": i, "downloads": 1}   # not a repository id: dropped
+               for i in ("../../etc", "/abs", "a//b", "a/b/c", "a/..", "./x")]
 
 
 class Hub(http.server.BaseHTTPRequestHandler):
@@ -390,7 +392,7 @@ def test_hub_search(daemon, catalog, hub):
                    "--license", "mit", "--provider", "hub", "--limit", "50").json()
     ids = [m["id"] for m in r["results"]]
     assert ids == ["acme/alpha"] + ["hub/model-%d" % i for i in range(1, 7)]  # escape id dropped
-    assert r["pages"] == 3
+    assert r["pages"] == 4   # the fourth page: nothing usable, so the last
     assert [m["stored"] for m in r["results"]] == [True] + [False] * 6
     assert r["results"][0]["license"] == "mit" and r["results"][1]["parameters"] == 10 ** 7
     q = Hub.queries[0]
