@@ -179,6 +179,13 @@ struct addq {
 	atomic_int stop;          /* xfer's: the job's, or a failed add */
 };
 
+int pull_refused_hint(int rc, const char *path)
+{
+	if (rc != MD_EREFUSED || strpbrk(path, "*?[]\\") || strlen(path) > 512)
+		return rc;
+	return md_fail(MD_EREFUSED, "%s (--exclude %s pulls the rest)", md_errmsg(rc), path);
+}
+
 /* Add a downloaded file, then keep what was stored in dir/.kept so that a
  * pull interrupted before its commit (kill, cancel, a failure elsewhere)
  * does not fetch it again (ingest_keep/ingest_adopt). */
@@ -188,7 +195,7 @@ static int add_and_keep(struct ingest *ing, const char *dir, const struct xfer_i
 	snprintf(p, sizeof p, "%s/%s", dir, it->dest);
 	int rc = ingest_add_file(ing, it->dest, p, it->sha256_out);
 	if (rc)
-		return rc;
+		return pull_refused_hint(rc, it->dest);
 	snprintf(kept, sizeof kept, "%s/" PULL_KEPT_DIR, dir);
 	sha256_hex(it->dest, strlen(it->dest), key);
 	if ((mkdir(kept, 0755) < 0 && errno != EEXIST) ||

@@ -62,6 +62,11 @@ int pull_repoint(struct daemon *d, const char *name, const char *commit, const c
  */
 json_t *pull_stored_rev(struct daemon *d, const char *name, const char *commit);
 int pull_rev_complete(json_t *have);
+/* A file the converter refused (MD_EREFUSED: a pickle with a global no
+ * state_dict needs, say): the message gains how to pull without it. Other
+ * codes are returned as they are. */
+int pull_refused_hint(int rc, const char *path);
+
 /*
  * Pulls that store the same revision name@commit (from different hubs or
  * git remotes) run their storing part one at a time, so that the later one

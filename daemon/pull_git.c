@@ -399,7 +399,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			char p[8400], sha[65];
 			snprintf(p, sizeof p, "%s/git/%s", dir, f->path);
 			if ((rc = mkparent(p)) || (rc = gitsrc_write_blob(repo, f->blob, p, 0, sha)) ||
-			    (rc = ingest_add_file(ing, f->path, p, sha)))
+			    (rc = pull_refused_hint(ingest_add_file(ing, f->path, p, sha), f->path)))
 				break;
 			atomic_fetch_add(&j->ctl.done, f->size);
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s,s:s}", "path", f->path,
@@ -506,7 +506,9 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 		for (size_t i = 0; i < nlfs && !rc; i++) {
 			char p[8400];
 			snprintf(p, sizeof p, "%s/lfs/%s", dir, lfs_todo[i]->path);
-			rc = ingest_add_file(ing, lfs_todo[i]->path, p, lfs_todo[i]->lfs_oid);
+			rc = pull_refused_hint(ingest_add_file(ing, lfs_todo[i]->path, p,
+							       lfs_todo[i]->lfs_oid),
+					       lfs_todo[i]->path);
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s,s:s}", "path",
 				lfs_todo[i]->path, "sha256", lfs_todo[i]->lfs_oid, "git_blob",
 				lfs_todo[i]->blob, "verified_against", "LFS oid (sha256) and size"));

@@ -429,7 +429,15 @@ def bad_pointer_syntax(host, work):
     return "p.bin"
 
 
+def bad_pickle(host, work):
+    subprocess.run(["/usr/bin/python3", "-c", "import argparse, sys, torch; "
+                    "torch.save(argparse.Namespace(lr=0.1), sys.argv[1])",
+                    os.path.join(work, "training_args.bin")], check=True, timeout=120)
+    return "training_args.bin: refused: global argparse.Namespace"
+
+
 @pytest.mark.parametrize("make,words", [
+    (bad_pickle, "(--exclude training_args.bin pulls the rest)"),
     (bad_missing, "missing on the server"),
     (bad_size, "size"),
     (bad_submodule, "submodule"),

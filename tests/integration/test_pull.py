@@ -357,6 +357,32 @@ def test_rm_and_gc_during_a_pull_that_reuses_stored_weights(daemon, hubroot):
     daemon.ctl("gc")
 
 
+def test_refused_pickle_names_the_way_to_pull_the_rest(daemon, hubroot):
+    """A repository shipping a pickle that is no state_dict (transformers'
+    training_args.bin is torch.save of an object) is refused, naming the
+    global, and the message says how to pull the rest; that pull works."""
+    dst = os.path.join(hubroot, "acme", "trained")
+    if not os.path.exists(dst):
+        shutil.copytree(os.path.join(hubroot, "acme", "tiny"), dst)
+        subprocess.run([PY, "-c", "import argparse, sys, torch; "
+                        "torch.save(argparse.Namespace(lr=0.1), sys.argv[1])",
+                        os.path.join(dst, "training_args.bin")], check=True, timeout=120)
+    hub = Hub(hubroot)
+    try:
+        r = daemon.ctl("pull", "acme/trained", "--hub", hub.url, check=False)
+        assert r.rc == 1 and r.err.count("\n") == 1, r
+        assert "training_args.bin: refused: global argparse.Namespace" in r.err, r.err
+        assert "(--exclude training_args.bin pulls the rest)" in r.err, r.err
+        assert daemon.ctl("list", "--json").json() == []
+        daemon.ctl("pull", "acme/trained", "--hub", hub.url, "--exclude", "training_args.bin")
+    finally:
+        hub.stop()
+    show = daemon.ctl("show", "acme/trained", "--json").json()
+    assert "training_args.bin" not in {f["path"] for f in show["files"]}
+    assert show["provenance"]["exclude"] == ["training_args.bin"]
+    daemon.ctl("rm", "acme/trained")
+
+
 def test_wrong_size_refused_when_the_sha256_is_already_stored(daemon, hubroot):
     # a listing that names a stored LFS object with another size is refused,
     # not satisfied from the store
