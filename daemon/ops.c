@@ -508,10 +508,12 @@ int ops_handle(struct daemon *d, struct ops_peer *p, const char *payload, size_t
 	int rc, ret = OPS_REPLIED;
 	json_t *res = NULL;
 	if (!op) {
+		close_fds(fds, nfds); /* the descriptors a refused request brought */
 		rc = md_fail(MD_EPROTO, "unknown operation '%s'", name ? name : "");
 		goto fail;
 	}
 	if (op->write && !p->can_write) {
+		close_fds(fds, nfds);
 		log_info("uid %u pid %d: %s refused: permission denied", (unsigned)p->uid,
 			 (int)p->pid, op->name);
 		rc = md_fail(MD_EPERM, "permission denied: %s needs the daemon's user or root",

@@ -633,3 +633,58 @@ def test_missing_referenced_pack_fails_clearly(tmp, daemon):
         os.rename(blob + ".away", blob)
     assert daemon.ctl("cat", "acme/tune", "model.safetensors", binary=True).out == st_file(sd2)
     assert daemon.ctl("verify", "--json").json()["ok"]
+
+
+def send_with_fds(path, obj, fds):
+    """One request carrying descriptors (SCM_RIGHTS); the reply's payload."""
+    import array
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(10)
+    p = json.dumps(obj).encode()
+    s.sendmsg([frame(p, nfds=len(fds))],
+              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    c = modeld.Connection.__new__(modeld.Connection)
+    c.sock, c.buf, c.fdq, c.bytes_received = s, bytearray(), [], 0
+    msg, got = c.recv()
+    for fd in got:
+        os.close(fd)
+    c.close()
+    return msg
+
+
+def test_refused_requests_do_not_leak_descriptors(tmp, daemon):
+    """Descriptors sent along with a request the daemon refuses (an unknown
+    operation, or a write from a user without write rights) are closed, not
+    kept: a reader of the socket cannot run the daemon out of descriptors."""
+    make_model(os.path.join(tmp, "m"), {"model.safetensors": st_file({"w": torch.ones(3)})})
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/p")
+    gc.collect()
+    before = daemon_fds(daemon)
+    fds = [os.open("/etc/hostname", os.O_RDONLY) for _ in range(3)]
+    try:
+        for _ in range(5):
+            msg = send_with_fds(daemon.sock, {"op": "bogus"}, fds)
+            assert msg["code"] == -8 and "unknown operation 'bogus'" in msg["error"], msg
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert wait_fds(daemon, before) == before, "descriptors of an unknown op kept"
+    # a reader (not the daemon's user) asking for writes with descriptors
+    os.chmod(daemon.sock, 0o666)
+    code = ("import os, sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
+            "from test_serve import send_with_fds\n"
+            "fds = [os.open('/etc/hostname', os.O_RDONLY) for _ in range(3)]\n"
+            "for obj in ({'op': 'import', 'name': 'acme/q', 'files': [{'path': 'x'}] * 3,"
+            " 'more': False}, {'op': 'rm', 'ref': 'acme/p'}) * 5:\n"
+            "    msg = send_with_fds(%r, obj, fds)\n"
+            "    assert msg['code'] == -6 and 'permission denied' in msg['error'], msg\n"
+            "print('refused')\n" % (os.path.dirname(os.path.abspath(__file__)),
+                                    os.path.join(ROOT, "python"), daemon.sock))
+    p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp, timeout=60)
+    assert p.stdout.strip() == "refused", p.stdout + p.stderr
+    assert wait_fds(daemon, before) == before, "descriptors of refused writes kept"
+    assert "uid 65534 pid " in daemon.read_log()   # each refusal is logged with the peer
+    daemon.ctl("rm", "acme/p")
