@@ -154,7 +154,11 @@ class Model:
         it crashes the process; .clone() first)."""
         torch = _torch()
         t = self._entry(name)
-        dt = torch_dtype(t["dtype"])
+        try:
+            dt = torch_dtype(t["dtype"])
+        except TypeError as e:
+            raise TypeError("modeld: %s: tensor %s: %s"
+                            % (self.name, name, str(e).replace("modeld: ", "", 1))) from None
         shape = t["shape"] if dt != torch.uint8 or not t["dtype"].startswith("GGML_") \
             else [t["length"]]
         if t["length"] == 0:
@@ -174,6 +178,10 @@ def open_model(ref, socket=None, files=None):
 
 
 def _parse_device(device):
+    if isinstance(device, int) and not isinstance(device, bool):
+        if device < 0:      # safetensors' device=0 means cuda:0
+            raise ValueError("modeld: bad device %r" % device)
+        return "cuda", device
     d = str(device)
     if d == "cpu":
         return "cpu", None
@@ -182,7 +190,25 @@ def _parse_device(device):
         if idx is not None and not idx.isdigit():
             raise ValueError("modeld: bad device %r" % device)
         return "cuda", None if idx is None else int(idx)
-    raise ValueError("modeld: device must be 'cpu', 'cuda' or 'cuda:N', not %r" % device)
+    raise ValueError("modeld: device must be 'cpu', 'cuda', 'cuda:N' or N, not %r" % device)
+
+
+def _parse_dtype(dtype):
+    """dtype= of load_state_dict: None, a floating-point torch dtype, or its
+    name ("float16", "torch.bfloat16")."""
+    if dtype is None:
+        return None
+    torch = _torch()
+    dt = dtype
+    if isinstance(dtype, str):
+        dt = getattr(torch, dtype[6:] if dtype.startswith("torch.") else dtype, None)
+    if not isinstance(dt, torch.dtype):
+        raise TypeError("modeld: dtype must be a torch dtype such as torch.float16, not %r"
+                        % (dtype,))
+    if not dt.is_floating_point:
+        raise ValueError("modeld: dtype %s is not a floating-point type (dtype= converts the "
+                         "floating-point tensors)" % dt)
+    return dt
 
 
 def load_state_dict(name, device="cpu", dtype=None, socket=None, files=None, **cuda_opts):
@@ -191,14 +217,17 @@ def load_state_dict(name, device="cpu", dtype=None, socket=None, files=None, **c
     device "cpu": views of read-only mappings of the packs (no copy, no read;
     pages come in on first touch); the lease (rm refuses the model) lasts
     while any of them lives.
-    device "cuda"/"cuda:N": parallel reads into pinned buffers and async
+    device "cuda"/"cuda:N"/N: parallel reads into pinned buffers and async
     copies (modeld._cuda; cuda_opts: threads=, chunk_mb=, direct=); one
     device buffer per pack, the tensors are views of it. dtype: convert
-    floating-point tensors (a copy). files: glob patterns choosing weight
-    files (e.g. ["model-*.safetensors"]) when a repository has duplicates.
+    floating-point tensors (a copy) to this floating-point torch dtype (or
+    its name, "float16"); other dtypes raise before anything is opened.
+    files: glob patterns choosing weight files (e.g. ["model-*.safetensors"])
+    when a repository has duplicates.
     """
-    torch = _torch()
+    _torch()
     kind, index = _parse_device(device)
+    dtype = _parse_dtype(dtype)
     if kind == "cuda":
         from . import _cuda
         _cuda.check(index)      # before taking a lease
@@ -282,3 +311,7 @@ class safe_open:
 
     def get_slice(self, name):
         return _Slice(self, name)
+
+    def get_tensors(self):
+        """{name: tensor} of every tensor, as get_tensor gives them."""
+        return {k: self.get_tensor(k) for k in self.offset_keys()}

@@ -688,3 +688,74 @@ def test_refused_requests_do_not_leak_descriptors(tmp, daemon):
     assert wait_fds(daemon, before) == before, "descriptors of refused writes kept"
     assert "uid 65534 pid " in daemon.read_log()   # each refusal is logged with the peer
     daemon.ctl("rm", "acme/p")
+
+
+def test_safe_open_parity_and_argument_checks(tmp, daemon):
+    """What a safetensors user writes works the same: device=0 (safetensors'
+    own examples), get_tensors(), every slice form, every dtype's name and
+    shape on the slice object; a dtype torch lacks names the tensor; dtype=
+    must be a floating-point torch dtype (or its name) and is checked before
+    anything is opened; the socket is found through $XDG_RUNTIME_DIR."""
+    from conftest import safetensors_bytes
+    g = torch.Generator().manual_seed(11)
+    w = torch.randn(6, 5, generator=g)
+    raw = {"w": ("F32", [6, 5], w.numpy().tobytes()),
+           "v": ("I64", [10], torch.arange(10, dtype=torch.int64).numpy().tobytes()),
+           "f8": ("F8_E4M3", [2, 3], bytes(range(6))),
+           "e5": ("F8_E5M2", [4], b"\x01\x02\x03\x04"),
+           "mask": ("BOOL", [3], b"\x01\x00\x01"),
+           "i16": ("I16", [2], b"\xff\xff\x02\x00"),
+           "z": ("BF16", [3, 0], b""),
+           "s": ("F64", [], struct.pack("<d", 2.5))}
+    make_model(os.path.join(tmp, "m"), {"model.safetensors": safetensors_bytes(raw)})
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/par")
+    with modeld.safe_open("acme/par", framework="pt", device="cpu", socket=daemon.sock) as f:
+        sl = f.get_slice("w")
+        for idx in ((slice(None), slice(1, 3)), 0, -1, slice(None, None, 2), (slice(None), -1),
+                    (Ellipsis, 2), slice(-3, None), (slice(1, 5, 2), slice(None, None, 3))):
+            assert torch.equal(sl[idx], w[idx]), idx
+        for k, (dt, shape, _) in raw.items():
+            assert f.get_slice(k).get_dtype() == dt and f.get_slice(k).get_shape() == shape, k
+        assert f.get_tensor("mask").tolist() == [True, False, True]
+        assert f.get_tensor("i16").tolist() == [-1, 2]
+        assert f.get_tensor("z").shape == (3, 0) and f.get_tensor("s").item() == 2.5
+        if not hasattr(torch, "float8_e4m3fn"):
+            with pytest.raises(TypeError, match="acme/par: tensor f8: dtype F8_E4M3 has no torch"):
+                f.get_tensor("f8")
+            with pytest.raises(TypeError, match="tensor f8"):
+                f.get_tensors()
+        else:
+            assert f.get_tensors()["f8"].shape == (2, 3)
+    raw.pop("f8"), raw.pop("e5")
+    make_model(os.path.join(tmp, "n"), {"model.safetensors": safetensors_bytes(raw)})
+    daemon.ctl("import", os.path.join(tmp, "n"), "--name", "acme/par2")
+    with modeld.safe_open("acme/par2", framework="pt", socket=daemon.sock) as f:
+        every = f.get_tensors()
+        assert list(every) == f.offset_keys() and torch.equal(every["w"], w)
+    # device as safetensors takes it: an int is a CUDA device
+    with pytest.raises(RuntimeError, match="torch.cuda.is_available"):
+        modeld.safe_open("acme/par2", device=0, socket=daemon.sock)
+    with pytest.raises(RuntimeError, match="torch.cuda.is_available"):
+        modeld.load_state_dict("acme/par2", device=0, socket=daemon.sock)
+    # dtype=: a floating-point torch dtype or its name; nothing else
+    for dt in (torch.float16, "float16", "torch.float16"):
+        sd = modeld.load_state_dict("acme/par2", socket=daemon.sock, dtype=dt)
+        assert sd["w"].dtype == torch.float16 and sd["v"].dtype == torch.int64, dt
+        assert torch.equal(sd["w"], w.half())
+    del sd
+    for dt, exc, msg in ((torch.int8, ValueError, "not a floating-point type"),
+                         ("float17", TypeError, "must be a torch dtype"),
+                         (5, TypeError, "must be a torch dtype")):
+        with pytest.raises(exc, match=msg):
+            modeld.load_state_dict("acme/par2", socket=daemon.sock, dtype=dt)
+    # the default socket: $XDG_RUNTIME_DIR/modeld.sock, as modelctl
+    env = {k: v for k, v in os.environ.items() if k != "MODELD_SOCKET"}
+    env["XDG_RUNTIME_DIR"] = os.path.dirname(daemon.sock)
+    code = ("import sys; sys.path.insert(0, %r); import modeld\n"
+            "print(modeld.default_socket(), modeld.load_state_dict('acme/par2')['v'].tolist())"
+            % os.path.join(ROOT, "python"))
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert p.stdout.split(None, 1) == [daemon.sock, str(list(range(10))) + "\n"], p
+    gc.collect()
+    daemon.ctl("rm", "acme/par")
+    daemon.ctl("rm", "acme/par2")   # no lease left by the refused calls
