@@ -72,9 +72,11 @@ $(BUILD)/libmodeld.so: $(PIC_OBJS) client/libmodeld.map
 		-Wl,--version-script=client/libmodeld.map -Wl,--as-needed -o $@ $(PIC_OBJS) \
 		$(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)
 	ln -sf libmodeld.so $(BUILD)/libmodeld.so.0
+# the prefix is the one given to make install, so the file is written there too
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' \
+	-e 's|@LIBS_PRIVATE@|$(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)|'
 $(BUILD)/modeld.pc: client/modeld.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' \
-		-e 's|@LIBS_PRIVATE@|$(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)|' $< > $@
+	$(PC_SED) $< > $@
 -include $(PIC_OBJS:.o=.d)
 # --- end libmodeld.so ------------------------------------------------------
 
@@ -136,7 +138,8 @@ install: all
 	ln -sf libmodeld.so.0 $(DESTDIR)$(PREFIX)/lib/libmodeld.so
 	install -m 0644 $(BUILD)/libmodeld.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 client/modeld.h $(DESTDIR)$(PREFIX)/include/
-	install -m 0644 $(BUILD)/modeld.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(PC_SED) client/modeld.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/modeld.pc
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/modeld.pc
 	install -m 0644 docs/man/modeld.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/modeld.service > \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system/modeld.service

@@ -5,8 +5,8 @@
  * of the store's pack files: the daemon hands over descriptors, no weight
  * byte crosses the socket.
  *
- *   struct md_conn *c;  struct md_model *m;
- *   if (md_connect(NULL, &c) || md_open(c, "acme/llama@main", &m)) {
+ *   struct md_conn *c;  struct md_model *m;  int rc;
+ *   if ((rc = md_connect(NULL, &c)) || (rc = md_open(c, "acme/llama@main", &m))) {
  *           fprintf(stderr, "%s\n", md_errmsg(rc)); ...
  *   }
  *   for (size_t i = 0; i < md_model_count(m); i++) {

@@ -759,3 +759,70 @@ def test_safe_open_parity_and_argument_checks(tmp, daemon):
     gc.collect()
     daemon.ctl("rm", "acme/par")
     daemon.ctl("rm", "acme/par2")   # no lease left by the refused calls
+
+
+USER_PROGRAM = r"""
+#include <modeld.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+	struct md_conn *c;
+	struct md_model *m;
+	int rc;
+	(void)argc;
+	if ((rc = md_connect(NULL, &c)) || (rc = md_open(c, argv[1], &m))) {
+		printf("error %d %s: %s\n", rc, md_strerror(rc), md_errmsg(rc));
+		return 1;
+	}
+	for (size_t i = 0; i < md_model_count(m); i++) {
+		const struct md_tensor *t = md_model_tensor(m, i);
+		const void *p;
+		size_t n;
+		if ((rc = md_tensor_map(m, t, &p, &n)))
+			return 2;
+		printf("%s %s %zu %u\n", t->name, t->dtype, n, n ? *(const unsigned char *)p : 0u);
+	}
+	md_close(m);
+	md_disconnect(c);
+	return 0;
+}
+"""
+
+
+def test_libmodeld_installed_builds_with_pkg_config(tmp, daemon):
+    """As a user builds against an installed libmodeld: make install
+    PREFIX=P, then cc app.c $(pkg-config --cflags --libs modeld) with
+    PKG_CONFIG_PATH=P/lib/pkgconfig. The pkg-config file must name P (not
+    the prefix the tree happened to be built with), shared and static."""
+    prefix = os.path.join(tmp, "pfx")
+    p = subprocess.run(["make", "-s", "install", "PREFIX=" + prefix], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "modeld"], env=env,
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert "-I" + os.path.join(prefix, "include") in flags, flags
+    assert "-L" + os.path.join(prefix, "lib") in flags, flags
+    src = os.path.join(tmp, "app.c")
+    with open(src, "w") as f:
+        f.write(USER_PROGRAM)
+    app = os.path.join(tmp, "app")
+    subprocess.run(["cc", "-std=c17", "-Wall", "-Wextra", "-Werror", "-o", app, src] + flags +
+                   ["-Wl,-rpath," + os.path.join(prefix, "lib")], check=True)
+    static = subprocess.run(["pkg-config", "--static", "--cflags", "--libs", "modeld"], env=env,
+                            capture_output=True, text=True, check=True).stdout.split()
+    app_static = os.path.join(tmp, "app_static")
+    subprocess.run(["cc", "-std=c17", "-o", app_static, src,
+                    os.path.join(prefix, "lib", "libmodeld.a")] +
+                   [f for f in static if f != "-lmodeld"], check=True)
+    make_model(os.path.join(tmp, "m"), {"model.safetensors": st_file(
+        {"w": torch.tensor([7, 8], dtype=torch.uint8), "e": torch.zeros(0, 2)})})
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/pc")
+    run_env = dict(os.environ, MODELD_SOCKET=daemon.sock)
+    for exe in (app, app_static):
+        r = subprocess.run([exe, "acme/pc"], env=run_env, capture_output=True, text=True)
+        assert r.returncode == 0 and sorted(r.stdout.splitlines()) == ["e F32 0 0", "w U8 2 7"], r
+        r = subprocess.run([exe, "acme/none"], env=run_env, capture_output=True, text=True)
+        assert r.returncode == 1 and r.stdout == \
+            "error -2 not found: acme/none: no such model\n", r
+    daemon.ctl("rm", "acme/pc")
