@@ -826,3 +826,73 @@ def test_libmodeld_installed_builds_with_pkg_config(tmp, daemon):
         assert r.returncode == 1 and r.stdout == \
             "error -2 not found: acme/none: no such model\n", r
     daemon.ctl("rm", "acme/pc")
+
+
+def test_64_clients_during_a_pull_no_fd_leak(tmp, daemon, tmp_path_factory):
+    """Issue 5: 64 clients open and read models (Python and libmodeld alike)
+    while a pull runs: all succeed, the pull too, and the daemon holds no
+    more descriptors afterwards than before."""
+    from test_pull import HUBD, Hub
+    sys.path.insert(0, os.path.dirname(HUBD))
+    import hubd
+    root = str(tmp_path_factory.mktemp("hub"))
+    hubd.make_model(os.path.join(root, "acme", "tiny"), torch_bin=False)
+    hub = Hub(root)
+    try:
+        g = torch.Generator().manual_seed(64)
+        models = {}
+        for i in range(2):
+            sd = {"w%d" % k: torch.randn(128, 64, generator=g) for k in range(3)}
+            make_model(os.path.join(tmp, "c%d" % i), {"model.safetensors": st_file(sd)})
+            daemon.ctl("import", os.path.join(tmp, "c%d" % i), "--name", "acme/c%d" % i)
+            models["acme/c%d" % i] = sd
+        exe = os.path.join(tmp, "md_check")
+        subprocess.run(["cc", "-std=c17", "-o", exe, os.path.join(ROOT, "tests/serve/md_check.c"),
+                        "-I" + os.path.join(ROOT, "client"), "-L" + BUILD, "-lmodeld",
+                        "-Wl,-rpath," + BUILD], check=True)
+        gc.collect()
+        before = daemon_fds(daemon)
+        pull = subprocess.Popen([os.path.join(BUILD, "modelctl"), "--socket", daemon.sock,
+                                 "pull", "acme/tiny", "--hub", hub.url, "--limit-rate", "1M"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        t0 = time.time()
+        while not any(j["op"] == "pull" and j["state"] == "running"
+                      for j in daemon.ctl("jobs", "--json").json()):
+            assert time.time() - t0 < 30 and pull.poll() is None, pull.communicate()
+            time.sleep(0.05)
+        errors = []
+        start = threading.Barrier(64)
+
+        def client(i):
+            try:
+                name = "acme/c%d" % (i % 2)
+                start.wait()
+                for _ in range(3):
+                    if i % 8 == 7:    # the C library
+                        p = subprocess.run([exe, daemon.sock, name], capture_output=True,
+                                           text=True, timeout=60)
+                        assert p.returncode == 0 and p.stdout.endswith("closed\n"), p.stdout
+                        continue
+                    with modeld.safe_open(name, socket=daemon.sock) as f:
+                        for k, v in models[name].items():
+                            assert torch.equal(f.get_tensor(k), v), (name, k)
+            except Exception as e:  # collected and asserted below
+                errors.append(repr(e))
+
+        ts = [threading.Thread(target=client, args=(i,)) for i in range(64)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        running = pull.poll() is None
+        out, err = pull.communicate(timeout=120)
+        assert errors == []
+        assert pull.returncode == 0, err
+        assert running, "the pull ended before the clients did: nothing ran concurrently"
+        gc.collect()
+        assert wait_fds(daemon, before) == before
+        assert daemon.ctl("verify", "--json").json()["ok"]
+        for name in models:
+            daemon.ctl("rm", name)   # no lease left behind
+    finally:
+        hub.stop()
