@@ -309,23 +309,27 @@ static int name_part_ok(const char *s, size_t n)
 int util_check_model_name(const char *name)
 {
 	const char *slash = strchr(name, '/');
+	char shown[128];
 	if (!slash || !name_part_ok(name, (size_t)(slash - name)) ||
 	    !name_part_ok(slash + 1, strlen(slash + 1)))
-		return md_fail(MD_EINVAL, "%s: not a model name (expected ORG/NAME)", name);
+		return md_fail(MD_EINVAL, "%s: not a model name (expected ORG/NAME)",
+			       util_printable(name, shown, sizeof shown));
 	return 0;
 }
 
 int util_check_ref(const char *ref)
 {
 	size_t n = strlen(ref);
+	char shown[128];
 	if (n == 0 || n > 255 || ref[0] == '/' || ref[0] == '-' || ref[n - 1] == '/' ||
 	    strstr(ref, "..") || strstr(ref, "//"))
-		return md_fail(MD_EINVAL, "%s: not a revision", ref);
+		return md_fail(MD_EINVAL, "%s: not a revision", util_printable(ref, shown, sizeof shown));
 	for (size_t i = 0; i < n; i++) {
 		char c = ref[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == '/'))
-			return md_fail(MD_EINVAL, "%s: not a revision", ref);
+			return md_fail(MD_EINVAL, "%s: not a revision",
+				       util_printable(ref, shown, sizeof shown));
 	}
 	return 0;
 }

@@ -268,6 +268,15 @@ static void chunk_flush(struct daemon *d, struct ops_peer *p, struct chunk *c)
 	chunk_reset(c);
 }
 
+/* Every open is logged, the refused ones too (who asked for what). */
+static int open_refused(const struct ops_peer *p, const char *ref, int rc)
+{
+	char shown[128];
+	log_info("uid %u pid %d: open %s refused: %.400s", (unsigned)p->uid, (int)p->pid,
+		 util_printable(ref, shown, sizeof shown), md_errmsg(rc));
+	return rc;
+}
+
 int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 {
 	const char *ref = json_string_value(json_object_get(req, "ref"));
@@ -275,12 +284,14 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 	json_t *m = NULL;
 	uint64_t id = 0;
 	if (!ref)
-		return md_fail(MD_EINVAL, "missing model reference");
+		return open_refused(p, "", md_fail(MD_EINVAL, "missing model reference"));
 	int rc = util_parse_modelref(ref, &name, &want);
 	if (rc)
-		return rc;
-	if ((rc = lease_take(d, p, name, want, rev, &m, &id)))
+		return open_refused(p, ref, rc);
+	if ((rc = lease_take(d, p, name, want, rev, &m, &id))) {
+		open_refused(p, ref, rc);
 		goto out;
+	}
 	struct chunk c;
 	chunk_reset(&c);
 	size_t npacks = 0, ntensors = 0, i;
@@ -349,6 +360,7 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 		json_decref(c.packs);
 		json_decref(c.rows);
 		lease_release(id);
+		open_refused(p, ref, rc);
 		goto out;
 	}
 	log_info("uid %u pid %d: open %s@%.12s: %zu packs, %zu tensors, %llu bytes (lease %llu)",

@@ -896,3 +896,30 @@ def test_64_clients_during_a_pull_no_fd_leak(tmp, daemon, tmp_path_factory):
             daemon.ctl("rm", name)   # no lease left behind
     finally:
         hub.stop()
+
+
+def test_refused_opens_are_logged_with_the_peer(tmp, daemon):
+    """Each open is logged with uid, pid and the model: the refused ones
+    too (no such model, a bad name, a revision that is not there), one line
+    each however long the reference."""
+    make_model(os.path.join(tmp, "m"), {"model.safetensors": st_file({"w": torch.ones(3)})})
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/lg")
+    me = "uid %d pid %d: open " % (os.getuid(), os.getpid())
+    for ref, why in (("acme/none", "acme/none: no such model"),
+                     ("acme/lg@deadbeef", "acme/lg@deadbeef: no such revision"),
+                     ("not a name", "not a model name"),
+                     ("acme/" + "x" * 100000, "not a model name")):
+        with pytest.raises(modeld.ModeldError):
+            modeld.load_state_dict(ref, socket=daemon.sock)
+        lines = [l for l in daemon.read_log().splitlines() if me + ref[:50] in l]
+        assert lines and "refused: " in lines[-1] and why in lines[-1], (ref[:60], lines)
+        assert len(lines[-1]) < 1000
+    # a name can say anything: it never starts a log line of its own
+    with pytest.raises(modeld.ModeldError) as e:
+        modeld.load_state_dict("acme/x\nmodeld: info: forged", socket=daemon.sock)
+    assert "\n" not in str(e.value) and "not a model name" in str(e.value)
+    assert not any(l.startswith("modeld: info: forged") for l in daemon.read_log().splitlines())
+    assert me + "acme/x?modeld: info: forged refused" in daemon.read_log()
+    sd = modeld.load_state_dict("acme/lg", socket=daemon.sock)
+    assert me + "acme/lg@" in daemon.read_log()
+    del sd
