@@ -78,7 +78,10 @@ static void lease_release(uint64_t id)
 int serve_close(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
 {
 	(void)d;
-	json_int_t id = json_integer_value(json_object_get(req, "lease"));
+	json_t *jl = json_object_get(req, "lease");
+	if (!json_is_integer(jl))
+		return md_fail(MD_EINVAL, "close: lease must be an integer (the one open returned)");
+	json_int_t id = json_integer_value(jl);
 	int found = 0;
 	pthread_mutex_lock(&mu);
 	for (size_t i = 0; i < nleases; i++)

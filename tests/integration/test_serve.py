@@ -923,3 +923,31 @@ def test_refused_opens_are_logged_with_the_peer(tmp, daemon):
     sd = modeld.load_state_dict("acme/lg", socket=daemon.sock)
     assert me + "acme/lg@" in daemon.read_log()
     del sd
+
+
+def test_close_lease_arguments(tmp, daemon):
+    """close ends this connection's lease only; a lease that is not an
+    integer is a bad argument, not 'lease 0: not held'."""
+    make_model(os.path.join(tmp, "m"), {"model.safetensors": st_file({"w": torch.ones(3)})})
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/cl")
+    a, b = modeld.Connection(daemon.sock), modeld.Connection(daemon.sock)
+    try:
+        res, _, fds = a.call({"op": "open", "ref": "acme/cl"})
+        for fd in fds:
+            os.close(fd)
+        lease = res["lease"]
+        for conn, req, code, msg in (
+                (b, {"op": "close", "lease": lease}, -2, "not held by this connection"),
+                (a, {"op": "close", "lease": str(lease)}, -1, "lease must be an integer"),
+                (a, {"op": "close"}, -1, "lease must be an integer")):
+            with pytest.raises(modeld.ModeldError) as e:
+                conn.call(req)
+            assert e.value.code == code and msg in str(e.value), (req, e.value)
+        assert daemon.ctl("rm", "acme/cl", check=False).rc == 1     # still held
+        assert a.call({"op": "close", "lease": lease})[0] == {"lease": lease, "closed": True}
+        with pytest.raises(modeld.ModeldError):
+            a.call({"op": "close", "lease": lease})
+        daemon.ctl("rm", "acme/cl")
+    finally:
+        a.close()
+        b.close()
