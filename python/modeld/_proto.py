@@ -54,7 +54,7 @@ class Connection:
     (or until this object is garbage collected)."""
 
     def __init__(self, path=None):
-        self.path = path or default_socket()
+        self.path = os.fspath(path) if path else default_socket()   # str or path-like
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.connect(self.path)

@@ -756,6 +756,9 @@ def test_safe_open_parity_and_argument_checks(tmp, daemon):
             % os.path.join(ROOT, "python"))
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert p.stdout.split(None, 1) == [daemon.sock, str(list(range(10))) + "\n"], p
+    # socket= as a path object, as open() takes one
+    import pathlib
+    assert modeld.load_state_dict("acme/par2", socket=pathlib.Path(daemon.sock))["v"][3] == 3
     gc.collect()
     daemon.ctl("rm", "acme/par")
     daemon.ctl("rm", "acme/par2")   # no lease left by the refused calls
