@@ -78,6 +78,12 @@ class Model:
         for i, p in enumerate(self.packs):
             if files is None or any(fnmatch.fnmatchcase(p["file"], g) for g in files):
                 keep.add(i)
+        if files is not None and not keep:
+            have = sorted({p["file"] for p in self.packs})
+            self.close()
+            raise ModeldError(-2, "%s: no weight file matches files=%r (weight files: %s)"
+                              % (ref, list(files), ", ".join(have[:8]) +
+                                 (", ..." if len(have) > 8 else "") or "none"))
         self.tensors = {}
         for t in info["tensors"]:
             if t["pack"] not in keep:

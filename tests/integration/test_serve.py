@@ -160,6 +160,11 @@ def test_safetensors_and_safe_open(tmp, daemon):
     # a glob choosing the weight files
     only = modeld.load_state_dict("acme/sharded", socket=daemon.sock, files=["model-00002-*"])
     assert set(only) == set(shard2)
+    # a glob that matches no weight file is an error naming them, not an empty dict
+    with pytest.raises(modeld.ModeldError) as e:
+        modeld.load_state_dict("acme/sharded", socket=daemon.sock, files=["model-0003*"])
+    assert e.value.code == -2 and "no weight file matches files=['model-0003*']" in str(e.value)
+    assert "model-00001-of-00002.safetensors, model-00002-of-00002.safetensors" in str(e.value)
 
     with pytest.raises(modeld.ModeldError) as e:
         modeld.load_state_dict("acme/missing", socket=daemon.sock)
