@@ -75,7 +75,15 @@ struct server {
 	uint64_t next_conn;
 	pthread_mutex_t mu;
 	struct mail *mail, *mail_tail;
+	uint64_t accept_paused_until;   /* monotonic ms: out of descriptors */
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void free_out(struct outmsg *m)
 {
@@ -233,9 +241,22 @@ static void accept_all(struct server *srv)
 	for (;;) {
 		int fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* the pending connection stays queued and the socket
+				 * readable: stop polling it for a while instead of
+				 * spinning (connections closing free descriptors) */
+				if (!srv->accept_paused_until)
+					log_warn("accept: %s; new connections wait", strerror(errno));
+				srv->accept_paused_until = now_ms() + SERVER_ACCEPT_PAUSE_MS;
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 				log_warn("accept: %s", strerror(errno));
+			}
 			return;
+		}
+		if (srv->accept_paused_until) {
+			srv->accept_paused_until = 0;
+			log_info("accept: connections accepted again");
 		}
 		struct ucred cr;
 		socklen_t len = sizeof cr;
@@ -418,7 +439,8 @@ int server_run(struct server *srv)
 			who = nw;
 		}
 		size_t n = 0;
-		pfd[n++] = (struct pollfd){ .fd = srv->lfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = srv->lfd,
+					    .events = now_ms() < srv->accept_paused_until ? 0 : POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = srv->wake[0], .events = POLLIN };
 		for (struct conn *c = srv->conns; c; c = c->next) {
 			short ev = POLLRDHUP;

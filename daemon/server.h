@@ -14,6 +14,9 @@
 
 /* Maximum simultaneous connections; more are accepted and closed at once. */
 #define SERVER_MAX_CONNS 1024
+/* Out of descriptors (EMFILE, ENFILE): new connections wait in the listen
+ * queue and are tried again after this many ms, not in a busy loop. */
+#define SERVER_ACCEPT_PAUSE_MS 100
 
 /* listen_fd is taken over (already bound and listening). 0 or MD_ENOMEM/EIO. */
 int server_init(struct daemon *d, int listen_fd, struct server **out);

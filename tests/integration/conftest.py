@@ -35,7 +35,7 @@ class Result:
 
 
 class Daemon:
-    def __init__(self, tmp, extra=(), valgrind=None, user=None, store=None, env=None):
+    def __init__(self, tmp, extra=(), valgrind=None, user=None, store=None, env=None, wrap=()):
         self.tmp = tmp
         self.store = store or os.path.join(tmp, "store")
         self.sock = os.path.join(tmp, "modeld.sock")
@@ -44,6 +44,7 @@ class Daemon:
         self.valgrind = os.environ.get("MODELD_VALGRIND") == "1" if valgrind is None else valgrind
         self.user = user
         self.env = env  # extra environment for the daemon only
+        self.wrap = list(wrap)  # a command the daemon runs under (prlimit ...)
         self.proc = None
 
     def start(self, wait=True):
@@ -56,6 +57,7 @@ class Daemon:
         if self.user:
             cmd = ["setpriv", "--reuid=" + self.user, "--regid=" + ("nogroup" if self.user == "nobody" else self.user),
                    "--clear-groups"] + cmd
+        cmd = self.wrap + cmd
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf,
                                      env=dict(os.environ, **self.env) if self.env else None)

@@ -959,3 +959,36 @@ def test_close_lease_arguments(tmp, daemon):
     finally:
         a.close()
         b.close()
+
+
+def test_out_of_descriptors_does_not_spin(tmp):
+    """With its descriptors used up by connections, the daemon leaves the
+    next ones queued and waits (one warning), instead of spinning on a
+    listening socket that stays readable; closing some lets them in."""
+    from conftest import Daemon
+    d = Daemon(tmp, wrap=["prlimit", "--nofile=40:40"]).start()
+    socks = []
+    try:
+        for _ in range(60):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(d.sock)
+            socks.append(s)
+        time.sleep(0.5)
+        stat = lambda: [int(x) for x in open("/proc/%d/stat" % d.proc.pid).read()
+                        .rsplit(")", 1)[1].split()[11:13]]
+        t0 = sum(stat())
+        time.sleep(2)
+        used = (sum(stat()) - t0) / os.sysconf("SC_CLK_TCK")
+        assert used < 0.5, used   # a spinning loop takes ~2 s of CPU here
+        for s in socks[:40]:
+            s.close()
+        del socks[:40]
+        assert d.ctl("status", timeout=30).rc == 0
+        log = d.read_log()
+        assert 1 <= log.count("new connections wait") <= 3, log[-2000:]   # not a flood
+        assert "connections accepted again" in log
+    finally:
+        for s in socks:
+            s.close()
+        assert d.stop() == 0
+
