@@ -17,6 +17,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,7 +259,7 @@ static int stream_file(struct archive *a, struct store *st, json_t *entry, const
 	return rc;
 }
 
-int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
+static int export_run(struct daemon *d, struct job *j, json_t **res)
 {
 	struct xrev *x = NULL;
 	size_t nx = 0;
@@ -426,6 +427,36 @@ out:
 	json_decref(index);
 	json_decref(sums);
 	xrevs_free(x, nx);
+	return rc;
+}
+
+/*
+ * Archive entry names are the store's paths, which are UTF-8. libarchive
+ * converts names between the locale's charset and the tar headers; modeld
+ * runs in the C locale (ASCII), where a path such as "sub/ü.txt" cannot be
+ * converted ("Can't translate pathname"). The bundle jobs therefore run with
+ * a UTF-8 LC_CTYPE for their own thread (uselocale), nothing else changes.
+ */
+static locale_t utf8_enter(locale_t *old)
+{
+	locale_t l = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	*old = l ? uselocale(l) : (locale_t)0;
+	return l;
+}
+
+static void utf8_leave(locale_t l, locale_t old)
+{
+	if (l) {
+		uselocale(old);
+		freelocale(l);
+	}
+}
+
+int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
+{
+	locale_t old, l = utf8_enter(&old);
+	int rc = export_run(d, j, res);
+	utf8_leave(l, old);
 	return rc;
 }
 
@@ -1117,7 +1148,7 @@ static int commit_all(struct imp *im, const struct arrival *how, json_t *out)
 	return rc;
 }
 
-int bundle_import_job(struct daemon *d, struct job *j, json_t **res)
+static int import_run(struct daemon *d, struct job *j, json_t **res)
 {
 	int verify = json_is_true(json_object_get(j->args, "verify"));
 	if (j->nfds != (size_t)(verify ? 2 : 1))
@@ -1187,5 +1218,13 @@ out:
 	json_decref(im.index);
 	free(im.buf);
 	free(key);
+	return rc;
+}
+
+int bundle_import_job(struct daemon *d, struct job *j, json_t **res)
+{
+	locale_t old, l = utf8_enter(&old);
+	int rc = import_run(d, j, res);
+	utf8_leave(l, old);
 	return rc;
 }

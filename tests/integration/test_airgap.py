@@ -133,6 +133,24 @@ def test_bundle_round_trip(two, tmp, suffix, sign):
     assert all(x.get("existed") for x in r["revisions"])
 
 
+def test_bundle_round_trip_unicode_paths(two, tmp):
+    """Store paths are UTF-8; the daemon runs in the C locale, where
+    libarchive could not write 'ü' ("Can't translate pathname")."""
+    a, b = two
+    src = os.path.join(tmp, "uni")
+    files = {"config.json": b'{"model_type":"llama"}', "sub dir/\u00fc/a b#c?.txt": b"hello\n",
+             "\u65e5\u672c/100%.txt": b"percent\n"}
+    make_model(src, files)
+    a.ctl("import", src, "--name", "acme/uni")
+    out = os.path.join(tmp, "u.tar")
+    a.ctl("export", "acme/uni", "-o", out)
+    assert "r0/files/sub dir/\u00fc/a b#c?.txt" in tarfile.open(out).getnames()
+    b.ctl("import", out)
+    for rel, data in files.items():
+        assert b.ctl("cat", "acme/uni", rel, binary=True).out == data, rel
+    assert b.ctl("verify").rc == 0
+
+
 def test_bundle_import_detach_prints_the_job_id(two, tmp):
     a, b = two
     seed(a, tmp)
