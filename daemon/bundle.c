@@ -1101,28 +1101,86 @@ static json_t *bundle_provenance(const struct imp *im, const struct irev *ir,
 	return p;
 }
 
+/* Where each model's "main" pointed before this bundle: "" when it had none. */
+static void mains_before(struct imp *im, char (*old)[CATALOG_REV_LEN + 1])
+{
+	MDB_txn *txn;
+	for (size_t i = 0; i < im->nrevs; i++)
+		old[i][0] = 0;
+	if (store_txn(im->d->st, 0, &txn))
+		return;
+	for (size_t i = 0; i < im->nrevs; i++)
+		if (im->revs[i].ref && catalog_resolve(im->d->st, txn, im->revs[i].name, "main", old[i]))
+			old[i][0] = 0;
+	mdb_txn_abort(txn);
+}
+
+/* Point each model's "main" back where it was before this bundle (when
+ * that revision is still stored): rolling back must not lose the ref. */
+static void mains_restore(struct imp *im, char (*old)[CATALOG_REV_LEN + 1])
+{
+	MDB_txn *txn;
+	if (store_txn(im->d->st, 1, &txn))
+		return;
+	int rc = 0;
+	for (size_t i = 0; i < im->nrevs && !rc; i++) {
+		char now[CATALOG_REV_LEN + 1];
+		json_t *m = NULL;
+		int existed;
+		if (!old[i][0] || (catalog_resolve(im->d->st, txn, im->revs[i].name, "main", now) == 0 &&
+				   !strcmp(now, old[i])))
+			continue;
+		if (catalog_get_rev(im->d->st, txn, im->revs[i].name, old[i], &m) == 0)
+			rc = catalog_put_rev(im->d->st, txn, m, "main", &existed);
+		json_decref(m);
+	}
+	if (rc)
+		mdb_txn_abort(txn);
+	else
+		store_commit(txn);
+}
+
+/* Say which model failed, unless the message already does. */
+static void name_it(int rc, const char *name)
+{
+	if (strncmp(md_errmsg(rc), name, strlen(name)))
+		md_fail_prefix(rc, name);
+}
+
 static int commit_all(struct imp *im, const struct arrival *how, json_t *out)
 {
 	int rc = 0;
+	size_t n = im->nrevs ? im->nrevs : 1;
+	json_t **extra = calloc(n, sizeof *extra);
+	char (*old)[CATALOG_REV_LEN + 1] = calloc(n, sizeof *old);
+	if (!extra || !old) {
+		free(extra);
+		free(old);
+		return MD_ENOMEM;
+	}
+	/* every revision described (and the license policy applied) before
+	 * the first commit, so a refused one leaves the others uncommitted */
 	for (size_t i = 0; i < im->nrevs && !rc; i++) {
 		struct irev *ir = &im->revs[i];
-		json_t *m = ir->manifest, *res = NULL;
+		json_t *m = ir->manifest;
 		json_t *src = json_pack("{s:s,s:s,s:O*,s:O*}", "type", "bundle", "bundle_created",
 					jstr(im->index, "created") ? jstr(im->index, "created") : "",
 					"origin", json_object_get(m, "source"), "origin_imported_at",
 					json_object_get(m, "imported_at"));
-		json_t *extra = json_pack("{s:o,s:o}", "source", src, "provenance",
-					  bundle_provenance(im, ir, how));
-		if (!extra) {
+		extra[i] = json_pack("{s:o,s:o}", "source", src, "provenance",
+				     bundle_provenance(im, ir, how));
+		if (!extra[i])
 			rc = MD_ENOMEM;
-			break;
-		}
-		rc = describe_revision(im->d, ir->name, ir->ing, extra);
-		if (!rc)
-			rc = ingest_commit(ir->ing, ir->name, ir->rev, ir->ref, extra, &res);
-		json_decref(extra);
-		if (rc) {
-			md_fail_prefix(rc, ir->name);
+		else if ((rc = describe_revision(im->d, ir->name, ir->ing, extra[i])))
+			name_it(rc, ir->name);
+	}
+	if (!rc)
+		mains_before(im, old);
+	for (size_t i = 0; i < im->nrevs && !rc; i++) {
+		struct irev *ir = &im->revs[i];
+		json_t *res = NULL;
+		if ((rc = ingest_commit(ir->ing, ir->name, ir->rev, ir->ref, extra[i], &res))) {
+			name_it(rc, ir->name);
 			break;
 		}
 		ir->committed = !json_is_true(json_object_get(res, "existed"));
@@ -1143,8 +1201,13 @@ static int commit_all(struct imp *im, const struct arrival *how, json_t *out)
 							      im->revs[i].rev, &r) == 0)
 				json_decref(r);
 		}
+		mains_restore(im, old);
 		md_fail(rc, "%s", msg);
 	}
+	for (size_t i = 0; i < im->nrevs; i++)
+		json_decref(extra[i]);
+	free(extra);
+	free(old);
 	return rc;
 }
 

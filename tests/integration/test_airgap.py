@@ -151,6 +151,43 @@ def test_bundle_round_trip_unicode_paths(two, tmp):
     assert b.ctl("verify").rc == 0
 
 
+def test_bundle_refused_by_policy_keeps_refs(tmp):
+    """A bundle whose second model the importing store's license policy
+    denies: nothing is committed, and the first model's existing main still
+    points where it did (the rollback used to remove that ref)."""
+    a_dir, b_dir = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+    os.makedirs(a_dir)
+    os.makedirs(b_dir)
+    pol = os.path.join(tmp, "policy.conf")
+    with open(pol, "w") as f:
+        f.write("enforce = true\ndeny = cc-by-nc-4.0\n")
+    a = Daemon(a_dir).start()
+    b = Daemon(b_dir, extra=["--policy", pol]).start()
+    try:
+        old = tiny_llama(os.path.join(tmp, "old"), seed=1)
+        a.ctl("import", old, "--name", "acme/tiny")
+        a.ctl("import", tiny_llama(os.path.join(tmp, "new"), seed=2), "--name", "acme/tiny")
+        nc = make_model(os.path.join(tmp, "nc"), {"README.md": b"---\nlicense: cc-by-nc-4.0\n---\n",
+                                                  "config.json": b"{}"})
+        a.ctl("import", nc, "--name", "acme/nc")
+        b.ctl("import", old, "--name", "acme/tiny")
+        before = b.ctl("--json", "show", "acme/tiny").json()
+        assert before["refs"] == ["main"]
+        out = os.path.join(tmp, "mixed.tar")
+        a.ctl("export", "acme/tiny", "acme/nc", "-o", out)
+        r = b.ctl("import", out, check=False)
+        assert r.rc == 1 and "CC-BY-NC-4.0" in r.err, r
+        assert len(r.err.strip().splitlines()) == 1 and r.err.count("acme/nc") == 1, r.err
+        assert [(x["name"], x["revision"]) for x in b.ctl("--json", "list").json()] == \
+            [("acme/tiny", before["revision"])]
+        after = b.ctl("--json", "show", "acme/tiny").json()
+        assert after["revision"] == before["revision"] and after["refs"] == ["main"], after
+        assert b.ctl("verify").rc == 0
+    finally:
+        rcs = [a.stop(), b.stop()]
+    assert rcs == [0, 0]
+
+
 def test_bundle_import_detach_prints_the_job_id(two, tmp):
     a, b = two
     seed(a, tmp)
