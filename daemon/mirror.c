@@ -51,7 +51,10 @@ static const char *jstr(json_t *o, const char *k)
 
 /* ---- small helpers ---------------------------------------------------- */
 
-/* %XX decoding (and '+' as space when form); -1 on a bad escape or NUL. */
+/* %XX decoding (and '+' as space when form); -1 on %00 or when out is too
+ * small. A '%' not followed by two hex digits stands for itself: clients
+ * such as @huggingface/hub put file paths into URLs unencoded, so a file
+ * named "100%.txt" arrives as ".../100%.txt". */
 static int pct_decode(const char *in, size_t n, char *out, size_t cap, int form)
 {
 	size_t k = 0;
@@ -59,11 +62,8 @@ static int pct_decode(const char *in, size_t n, char *out, size_t cap, int form)
 		if (k + 1 >= cap)
 			return -1;
 		char ch = in[i];
-		if (ch == '%') {
-			if (i + 2 >= n)
-				return -1;
-			if (!isxdigit((unsigned char)in[i + 1]) || !isxdigit((unsigned char)in[i + 2]))
-				return -1;
+		if (ch == '%' && i + 2 < n && isxdigit((unsigned char)in[i + 1]) &&
+		    isxdigit((unsigned char)in[i + 2])) {
 			char hx[3] = { in[i + 1], in[i + 2], 0 };
 			ch = (char)strtol(hx, NULL, 16);
 			if (!ch)
@@ -665,14 +665,34 @@ static int parse_range(const char *h, uint64_t size, uint64_t *from, uint64_t *t
 	return 0;
 }
 
+/* /raw/ of an LFS file: the pointer file git holds, as the Hub answers. */
+static enum MHD_Result send_pointer(struct mirror *m, struct MHD_Connection *c, struct look *l,
+				    json_t *f)
+{
+	char ptr[256], oid[41], q[44];
+	int n = lfs_pointer(f, ptr, sizeof ptr);
+	if (n < 0 || (size_t)n >= sizeof ptr || git_oid(m, f, oid))
+		return send_err(c, 500, NULL, "store read error");
+	snprintf(q, sizeof q, "\"%s\"", oid);
+	struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, ptr, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(r, "ETag", q);
+	MHD_add_response_header(r, "X-Repo-Commit", l->rev);
+	return queue(c, 200, r);
+}
+
 static enum MHD_Result do_resolve(struct mirror *m, struct MHD_Connection *c, struct look *l,
-				  const char *path)
+				  const char *path, int raw)
 {
 	json_t *f = reader_find(l->man, path);
 	if (!f)
 		return send_err(c, 404, "EntryNotFound", "Entry not found");
 	char etag[80], oid[41], q[90];
 	int lfs = is_lfs(f);
+	if (raw && lfs)
+		return send_pointer(m, c, l, f);
 	if (lfs) {
 		snprintf(etag, sizeof etag, "%s", jstr(f, "sha256"));
 	} else {
@@ -849,8 +869,9 @@ static enum MHD_Result route(struct mirror *m, struct MHD_Connection *c, const c
 	}
 	if (n >= 1 && (!strcmp(seg[0], "datasets") || !strcmp(seg[0], "spaces")))
 		return send_err(c, 404, "RepoNotFound", "Repository not found");
-	if (n >= 5 && !strcmp(seg[2], "resolve")) {
-		/* /ORG/NAME/resolve/REV/PATH */
+	if (n >= 5 && (!strcmp(seg[2], "resolve") || !strcmp(seg[2], "raw"))) {
+		/* /ORG/NAME/resolve/REV/PATH, and /raw/ (LFS files: their pointer) */
+		int raw = !strcmp(seg[2], "raw");
 		if (!get)
 			return send_err(c, 405, NULL, "method not allowed");
 		if (pct_decode(seg[0], strlen(seg[0]), a, sizeof a, 0) ||
@@ -870,7 +891,7 @@ static enum MHD_Result route(struct mirror *m, struct MHD_Connection *c, const c
 			if ((st = lookup_once(m, &l, want)))
 				return send_err(c, (unsigned)st, l.code, l.msg);
 		}
-		ret = do_resolve(m, c, &l, path);
+		ret = do_resolve(m, c, &l, path, raw);
 		json_decref(l.man);
 		return ret;
 	}

@@ -564,6 +564,41 @@ def test_mirror_endpoints(two, tmp):
     assert st == 413
 
 
+def test_mirror_raw_route_and_unencoded_percent(two, tmp):
+    """@huggingface/hub's fileExists() sends HEAD /{id}/raw/{rev}/{path}
+    (it was a 404, so fileExists said false for every file), and its
+    downloadFile() puts paths into URLs unencoded, so a file named
+    '100%.txt' arrives as '.../100%.txt' (it was a 400 'bad escape')."""
+    a, _ = two
+    src = seed(a, tmp)
+    make_model(src, {"sub dir/100%.txt": b"percent\n"})
+    a.ctl("import", src, "--name", "acme/pct")
+    rev = a.ctl("--json", "show", "acme/pct").json()["revision"]
+    weights = open(os.path.join(src, "model.safetensors"), "rb").read()
+    sha = hashlib.sha256(weights).hexdigest()
+    # raw of a small file: its bytes, like resolve
+    st, h, body = req(a.port, "GET", "/acme/pct/raw/main/config.json")
+    assert st == 200 and body == open(os.path.join(src, "config.json"), "rb").read()
+    assert h["x-repo-commit"] == rev
+    # raw of an LFS file: the pointer git holds, as the Hub answers
+    st, h, body = req(a.port, "GET", "/acme/pct/raw/main/model.safetensors")
+    ptr = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {len(weights)}\n".encode()
+    assert st == 200 and body == ptr, (st, body)
+    assert h["etag"] == '"%s"' % git_blob_sha1(ptr) and "x-linked-etag" not in h
+    st, h, _ = req(a.port, "HEAD", "/acme/pct/raw/main/model.safetensors")
+    assert st == 200 and h["content-length"] == str(len(ptr))
+    st, h, _ = req(a.port, "HEAD", "/acme/pct/raw/main/nope.txt")
+    assert st == 404 and h["x-error-code"] == "EntryNotFound"
+    # '%' not followed by two hex digits stands for itself; %25 still decodes
+    for url in ("/acme/pct/resolve/main/sub%20dir/100%.txt", "/acme/pct/resolve/main/sub%20dir/100%25.txt"):
+        st, _, body = req(a.port, "GET", url)
+        assert st == 200 and body == b"percent\n", (url, st, body)
+    st, h, _ = req(a.port, "GET", "/acme/pct/resolve/main/%zz")
+    assert st == 404 and h["x-error-code"] == "EntryNotFound"
+    st, _, _ = req(a.port, "GET", "/acme/pct/resolve/main/config.json%00")
+    assert st == 400
+
+
 def test_mirror_token(tmp):
     tok = os.path.join(tmp, "token")
     with open(tok, "w") as f:
@@ -603,7 +638,10 @@ const blob = await hub.downloadFile({ repo, path: "sub/notes.txt", hubUrl });
 const info = await hub.modelInfo({ name: repo, hubUrl, additionalFields: ["sha"] });
 const files = [];
 for await (const f of hub.listFiles({ repo, hubUrl, recursive: true })) files.push(f.path);
-console.log(JSON.stringify({ dir, notes: await blob.text(), sha: info.sha, files }));
+const exists = [await hub.fileExists({ repo, hubUrl, path: "model.safetensors" }),
+                await hub.fileExists({ repo, hubUrl, path: "config.json" }),
+                await hub.fileExists({ repo, hubUrl, path: "nope.txt" })];
+console.log(JSON.stringify({ dir, notes: await blob.text(), sha: info.sha, files, exists }));
 """
 
 
@@ -632,6 +670,7 @@ def test_official_hf_js_client(two, tmp):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["sha"] == rev and out["notes"] == "hello\n"
+    assert out["exists"] == [True, True, False], out["exists"]  # fileExists uses /raw/
     assert out["dir"].endswith(f"models--acme--tiny/snapshots/{rev}")
     for root, _, fs in os.walk(src):
         for fn in fs:
