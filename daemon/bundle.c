@@ -946,6 +946,16 @@ static int read_all(struct imp *im, const char *pubkey, size_t publen, const cha
 		const char *path = archive_entry_pathname(e);
 		if (!path)
 			return md_fail(MD_EREFUSED, "bundle refused: entry %d has no usable name", nentry);
+		/* tar writes directory names with one trailing '/': check the
+		 * name without it (a directory entry is then skipped) */
+		char dname[4096];
+		size_t pl = strlen(path);
+		if (archive_entry_filetype(e) == AE_IFDIR && pl > 1 && pl < sizeof dname &&
+		    path[pl - 1] == '/' && path[pl - 2] != '/') {
+			memcpy(dname, path, pl - 1);
+			dname[pl - 1] = 0;
+			path = dname;
+		}
 		if (util_check_relpath(path)) {
 			char shown[256];
 			return md_fail(MD_EREFUSED, "bundle refused: unsafe path '%s'",

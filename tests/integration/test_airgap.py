@@ -267,6 +267,8 @@ HOSTILE = {
     "absolute path": (dict(add=[entry("/etc/evil", b"x")]), "bundle refused: unsafe path '/etc/evil'"),
     "dot-dot": (dict(add=[entry("r0/files/../../evil", b"x")]),
                 "bundle refused: unsafe path 'r0/files/../../evil'"),
+    "directory dot-dot": (dict(add=[entry("r0/files/../../evil", type_=tarfile.DIRTYPE)]),
+                          "bundle refused: unsafe path 'r0/files/../../evil'"),
     "symlink": (dict(add=[entry("r0/files/link", type_=tarfile.SYMTYPE, linkname="/etc/passwd")]),
                 "symbolic link"),
     "hardlink": (dict(add=[entry("r0/files/hard", type_=tarfile.LNKTYPE, linkname="r0/files/config.json")]),
@@ -297,6 +299,21 @@ def test_hostile_bundles_refused(two, tmp, case):
     # one line, the reason said once (it was once wrapped in itself)
     assert len(r.err.strip().splitlines()) == 1 and r.err.count("bundle refused") == 1, (case, r.err)
     store_is_clean(b)
+
+
+def test_bundle_directory_entries_are_skipped(two, tmp):
+    """tar stores directory names as 'r0/': such entries are skipped (as
+    docs/airgap.md says), not refused as an unsafe path."""
+    a, b = two
+    seed(a, tmp)
+    good = os.path.join(tmp, "good.tar")
+    a.ctl("export", "acme/tiny", "-o", good)
+    dirs = rewrite(good, os.path.join(tmp, "dirs.tar"),
+                   add=[entry("r0", type_=tarfile.DIRTYPE), entry("r0/files/sub", type_=tarfile.DIRTYPE)])
+    assert "r0/files/sub" in tarfile.open(dirs).getnames()
+    r = b.ctl("import", dirs, check=False)
+    assert r.rc == 0, r
+    assert files_of(a, "acme/tiny") == files_of(b, "acme/tiny")
 
 
 def test_truncated_bundle_refused(two, tmp):
