@@ -15,6 +15,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <locale.h>
@@ -599,6 +600,21 @@ static int read_meta(struct imp *im, struct archive_entry *e, const char *path, 
 	return 0;
 }
 
+/* An entry name: "rN/files/" and a store path, which may itself be as long
+ * as util_check_relpath allows (1024 bytes), so the whole name may be
+ * longer; anything else is checked as one relative path. */
+static int check_name(const char *p)
+{
+	const char *s = p + 1;
+	if (strlen(p) <= 1024 || p[0] != 'r' || !isdigit((unsigned char)*s))
+		return util_check_relpath(p);
+	while (isdigit((unsigned char)*s))
+		s++;
+	if (strncmp(s, "/files/", 7))
+		return util_check_relpath(p);
+	return util_check_relpath(s + 7);
+}
+
 /* The entry's checksum must be listed, once, and match. */
 static int check_sum(struct imp *im, const char *path, const char *hex)
 {
@@ -626,7 +642,7 @@ static int parse_sums(struct imp *im, char *txt)
 		const char *path = line + 66;
 		if (!util_is_hex(line, 64))
 			return md_fail(MD_EREFUSED, "bundle refused: SHA256SUMS: %s: bad digest", path);
-		if (util_check_relpath(path)) {
+		if (check_name(path)) {
 			char shown[256];
 			return md_fail(MD_EREFUSED, "bundle refused: SHA256SUMS: unsafe path '%s'",
 				       util_printable(path, shown, sizeof shown));
@@ -956,7 +972,7 @@ static int read_all(struct imp *im, const char *pubkey, size_t publen, const cha
 			dname[pl - 1] = 0;
 			path = dname;
 		}
-		if (util_check_relpath(path)) {
+		if (check_name(path)) {
 			char shown[256];
 			return md_fail(MD_EREFUSED, "bundle refused: unsafe path '%s'",
 				       util_printable(path, shown, sizeof shown));

@@ -188,6 +188,28 @@ def test_bundle_refused_by_policy_keeps_refs(tmp):
     assert rcs == [0, 0]
 
 
+def test_bundle_round_trip_longest_paths(two, tmp):
+    """A store path may be 1024 bytes; its bundle entry 'r0/files/PATH' is
+    longer, and import refused it as an unsafe path. A longer name is
+    still refused, naming it."""
+    a, b = two
+    rel = "/".join(["d" * 200] * 4) + "/" + "f" * (1024 - 4 * 201)
+    assert len(rel) == 1024
+    src = make_model(os.path.join(tmp, "long"), {"config.json": b"{}", rel: b"x"})
+    a.ctl("import", src, "--name", "acme/long")
+    out = os.path.join(tmp, "long.tar")
+    a.ctl("export", "acme/long", "-o", out)
+    r = b.ctl("import", out, check=False)
+    assert r.rc == 0, r
+    assert b.ctl("cat", "acme/long", rel).out == "x"
+    b.ctl("rm", "acme/long")
+    b.ctl("gc")
+    bad = rewrite(out, os.path.join(tmp, "longer.tar"), add=[entry("r0/files/" + rel + "g", b"x")])
+    r = b.ctl("import", bad, check=False)
+    assert r.rc == 1 and "bundle refused: unsafe path 'r0/files/ddd" in r.err, r
+    store_is_clean(b)
+
+
 def test_bundle_import_detach_prints_the_job_id(two, tmp):
     a, b = two
     seed(a, tmp)
