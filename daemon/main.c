@@ -13,6 +13,7 @@
 #include "meta/policy.h"
 #include "registry/catalog.h"
 #include "registry/tindex.h"
+#include "registry/maint.h"
 #include "registry/store.h"
 #include "sources/xfer.h"
 #include "lazy/lazy.h"
@@ -363,6 +364,12 @@ int main(int argc, char **argv)
 	}
 	if ((rc = worker_init()))
 		log_warn("%s", md_errmsg(rc));
+	uint64_t nstale, stale_bytes;
+	if ((rc = maint_clean_staging(D.st, &nstale, &stale_bytes)))
+		log_warn("staging: %s", md_errmsg(rc));
+	else if (nstale)
+		log_info("removed %llu staging entries (%llu bytes) left by an earlier run",
+			 (unsigned long long)nstale, (unsigned long long)stale_bytes);
 	if ((rc = catalog_ensure_summaries(D.st)))
 		log_warn("catalog summaries: %s", md_errmsg(rc));
 	if ((rc = tindex_ensure(D.st)))

@@ -214,6 +214,12 @@ static int scan_orphans(struct store *st, MDB_txn *txn, int remove, uint64_t *co
 	return 0;
 }
 
+int maint_clean_staging(struct store *st, uint64_t *count, uint64_t *bytes)
+{
+	*count = *bytes = 0;
+	return scan_staging(st, NULL, 1, count, bytes);
+}
+
 int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result)
 {
 	MDB_txn *txn;

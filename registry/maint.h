@@ -40,6 +40,14 @@ struct maint_gc_opts {
 int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result);
 
 /*
+ * The staging part of maint_gc alone, for the daemon's start: removes the
+ * staging directories of imports that died with an earlier run (their
+ * lock is free), not the resume state of interrupted pulls, nor blobs.
+ * *count and *bytes get what was removed. 0 or MD_EIO.
+ */
+int maint_clean_staging(struct store *st, uint64_t *count, uint64_t *bytes);
+
+/*
  * Re-hash every blob the selected revisions refer to (all revisions when
  * name is NULL) and check sizes, digests and reference counts.
  * *result: {"revisions","files","bytes","errors":[{"name","revision","path",

@@ -61,3 +61,29 @@ def test_kill9_during_imports(tmp):
             assert d2.stop() == 0
     # the test is only meaningful if some kills landed mid-import
     assert killed_mid > 0
+
+
+def test_start_removes_dead_import_staging_keeps_pull_resume_state(tmp):
+    """What an import killed with the daemon left in STORE/tmp is removed at
+    the next start (and said in the log); an interrupted pull's resume
+    state is kept for the next pull."""
+    store = os.path.join(tmp, "store")
+    Daemon(tmp, store=store).start().stop()
+    dead = os.path.join(store, "tmp", "ing-dead01")
+    os.makedirs(dead)
+    with open(os.path.join(dead, "f000000"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    resume = os.path.join(store, "tmp", "pull-0123456789abcdef01234567")
+    os.makedirs(os.path.join(resume, ".partial"))
+    with open(os.path.join(resume, ".partial", "lock"), "w"):
+        pass
+    d = Daemon(tmp, store=store).start()
+    try:
+        assert not os.path.exists(dead)
+        assert os.path.isdir(resume)
+        assert "removed 1 staging entries" in d.read_log()
+        v = d.ctl("verify", "--json").json()
+        assert v["ok"] and v["stale_staging"] == 0, v
+    finally:
+        assert d.stop() == 0
+
