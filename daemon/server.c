@@ -266,6 +266,19 @@ static void accept_all(struct server *srv)
 			close(fd);
 			continue;
 		}
+		if (cr.uid != 0 && cr.uid != geteuid()) {
+			/* another user may not take every slot (clients may hold
+			 * connections, and their leases, as long as they run) */
+			size_t mine = 0;
+			for (struct conn *o = srv->conns; o; o = o->next)
+				mine += o->peer.uid == cr.uid;
+			if (mine >= SERVER_MAX_CONNS_PER_UID) {
+				log_warn("connection from uid %u refused: it has %zu open",
+					 (unsigned)cr.uid, mine);
+				close(fd);
+				continue;
+			}
+		}
 		if (srv->nconns >= SERVER_MAX_CONNS) {
 			log_warn("connection from uid %u refused: %d connections open",
 				 (unsigned)cr.uid, SERVER_MAX_CONNS);

@@ -14,6 +14,8 @@
 
 /* Maximum simultaneous connections; more are accepted and closed at once. */
 #define SERVER_MAX_CONNS 1024
+/* ... of which a user other than root and the daemon's own may hold these. */
+#define SERVER_MAX_CONNS_PER_UID 256
 /* Out of descriptors (EMFILE, ENFILE): new connections wait in the listen
  * queue and are tried again after this many ms, not in a busy loop. */
 #define SERVER_ACCEPT_PAUSE_MS 100

@@ -992,3 +992,33 @@ def test_out_of_descriptors_does_not_spin(tmp):
             s.close()
         assert d.stop() == 0
 
+
+def test_one_user_cannot_take_every_connection(tmp, daemon):
+    """Another user may hold 256 connections, not all 1024: the next are
+    closed at once, and the daemon's own user still gets in."""
+    os.chmod(daemon.sock, 0o666)
+    code = ("import json, socket, struct, sys\n"
+            "req = json.dumps({'op': 'status'}).encode()\n"
+            "frame = b'MD' + struct.pack('<HII', 1, len(req), 0) + req\n"
+            "socks, ok = [], 0\n"
+            "for _ in range(300):\n"
+            "    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); socks.append(s)\n"
+            "for s in socks:\n"
+            "    s.settimeout(10)\n"
+            "    try:\n"
+            "        s.sendall(frame); ok += len(s.recv(16)) > 0\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "print(ok)\n"
+            "sys.stdout.flush()\n"
+            "sys.stdin.read()\n")
+    p = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                          sys.executable, "-c", code, daemon.sock], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, cwd=tmp)
+    try:
+        assert int(p.stdout.readline()) == 256
+        assert daemon.ctl("status").rc == 0   # held open by nobody meanwhile
+    finally:
+        p.communicate("", timeout=30)
+    assert "connection from uid 65534 refused: it has 256 open" in daemon.read_log()
+
