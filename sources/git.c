@@ -6,6 +6,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <git2.h>
@@ -73,6 +74,33 @@ void gitsrc_url_free(struct gitsrc_url *u)
 	free(u->name);
 	free(u->user);
 	free(u);
+}
+
+/* RFC 3986 percent-decoding of n bytes of user info ("p%40ss" -> "p@ss"),
+ * as git and curl do: a token with '@', ':' or '/' can only be written
+ * encoded. malloc'd; NULL on ENOMEM or a bad or NUL escape. */
+static char *pct_decode(const char *s, size_t n)
+{
+	char *o = malloc(n + 1), *w = o;
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '%') {
+			*w++ = s[i];
+			continue;
+		}
+		unsigned v = 0;
+		if (n - i < 3 || !isxdigit((unsigned char)s[i + 1]) ||
+		    !isxdigit((unsigned char)s[i + 2]) || sscanf(s + i + 1, "%2x", &v) != 1 || !v) {
+			explicit_bzero(o, n + 1);
+			free(o);
+			return NULL;
+		}
+		*w++ = (char)v;
+		i += 2;
+	}
+	*w = 0;
+	return o;
 }
 
 /* Split "scheme://[user[:pass]@]host[:port]/path" — authority and path
@@ -154,10 +182,14 @@ int gitsrc_url_parse(const char *in, int plain, struct gitsrc_url **out)
 	const char *host = auth;
 	if (ui_end) {
 		const char *colon = memchr(auth, ':', (size_t)(ui_end - auth));
-		u->user = strndup(auth, (size_t)((colon ? colon : ui_end) - auth));
+		u->user = pct_decode(auth, (size_t)((colon ? colon : ui_end) - auth));
 		if (colon)
-			u->pass = strndup(colon + 1, (size_t)(ui_end - colon - 1));
+			u->pass = pct_decode(colon + 1, (size_t)(ui_end - colon - 1));
 		host = ui_end + 1;
+		if (!u->user || (colon && !u->pass)) {
+			rc = md_fail(MD_EINVAL, "git source: bad %%-escape in the URL's user info");
+			goto fail;
+		}
 	}
 	size_t hlen = (size_t)(auth + alen - host);
 	if (strcmp(u->scheme, "file") && !hlen) {
@@ -227,8 +259,9 @@ static int parse_origin(const char *url, struct cred *o, int want_userinfo)
 	if (want_userinfo && host > auth) {
 		const char *colon = memchr(auth, ':', (size_t)(host - 1 - auth));
 		if (colon) {
-			o->user = strndup(auth, (size_t)(colon - auth));
-			o->pass = strndup(colon + 1, (size_t)(host - 2 - colon));
+			/* git-credential-store's format: both %-encoded */
+			o->user = pct_decode(auth, (size_t)(colon - auth));
+			o->pass = pct_decode(colon + 1, (size_t)(host - 2 - colon));
 		}
 	}
 	const char *end = auth + alen;
@@ -426,6 +459,32 @@ const char *gitsrc_default_branch(const struct gitsrc_repo *r)
 	return r->default_branch;
 }
 
+/* 1 when msg may hold the URL's password: its user info as written or the
+ * password either way. A plain reason ("Connection refused") is passed on. */
+static int leaks_userinfo(const struct gitsrc_url *u, const char *msg)
+{
+	if (!u->user)
+		return 0;
+	const char *auth = strstr(u->url, "://"), *at = NULL;
+	if (!auth)
+		return 1;
+	auth += 3;
+	for (const char *c = auth; *c && *c != '/'; c++)
+		if (*c == '@')
+			at = c;
+	if (!at)
+		return 1;
+	size_t n = (size_t)(at - auth);
+	const char *colon = memchr(auth, ':', n);
+	if (!colon)
+		return 0; /* a user name alone (ssh://git@host) is no secret */
+	char raw[GITSRC_MAX_URL + 1];
+	snprintf(raw, sizeof raw, "%.*s", (int)(at - colon - 1), colon + 1);
+	int leak = (*raw && strstr(msg, raw)) || (u->pass && *u->pass && strstr(msg, u->pass));
+	explicit_bzero(raw, sizeof raw);
+	return leak;
+}
+
 int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		      const struct gitsrc_creds *creds, atomic_int *cancel,
 		      struct gitsrc_repo **out)
@@ -507,7 +566,7 @@ netfail:
 		 * without user info is its message passed on */
 		const git_error *e = git_error_last();
 		const char *msg = e && e->message ? e->message : "fetch failed";
-		if (u->user)
+		if (leaks_userinfo(u, msg))
 			rc = md_fail(MD_ENET, "%s: fetch failed", u->clean);
 		else
 			rc = md_fail(MD_ENET, "%s: fetch failed: %.200s", u->clean, msg);

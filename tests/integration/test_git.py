@@ -541,3 +541,30 @@ def test_credentials_file_and_userinfo(tmp, tmp_path):
         assert "s3cr3t" not in d2.read_log()
     finally:
         h.stop()
+
+
+def test_percent_encoded_userinfo(tmp, tmp_path):
+    """A token holding '@', ':' or '/' can only be written %-encoded in the
+    URL (as git and curl expect); it is decoded before it is sent, for git
+    and LFS alike. A failure with user info in the URL still says why,
+    without the token."""
+    h = Host(str(tmp_path / "authhost"), auth="bob:p@ss/w#rd")
+    try:
+        work = h.repo("acme", "private")
+        tiny_llama(work, seed=7)
+        c = h.commit(work)
+        url = h.publish(work, "acme", "private")
+        d = Daemon(tmp).start()
+        try:
+            r = d.ctl("pull", url.replace("http://", "http://bob:p%40ss%2Fw%23rd@"), "--json")
+            assert r.json()["revision"] == c
+            assert h.batch_log()[-1]["auth"]
+            check_stored(d, "acme/private", work)
+            r = d.ctl("pull", "git+http://bob:t0psecret@127.0.0.1:1/acme/x.git", check=False)
+            assert r.rc == 1 and "Connection refused" in r.err and "t0psecret" not in r.err, r
+        finally:
+            d.stop()
+        log = d.read_log()
+        assert "p%40ss" not in log and "p@ss" not in log and "t0psecret" not in log
+    finally:
+        h.stop()

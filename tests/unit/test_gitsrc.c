@@ -106,6 +106,16 @@ static void url_forms(void **state)
 	assert_int_equal(gitsrc_url_parse("git+https://host.example/repo.git", 0, &u), 0);
 	assert_null(u->name); /* one component: --name needed */
 	gitsrc_url_free(u);
+	/* user info is %-decoded, as git and curl do: a token holding '@',
+	 * ':' or '/' can only be written encoded */
+	assert_int_equal(gitsrc_url_parse("git+https://b%6Fb:p%40ss%3Aw%2Frd@h.example/o/r.git", 0, &u), 0);
+	assert_string_equal(u->user, "bob");
+	assert_string_equal(u->pass, "p@ss:w/rd");
+	assert_string_equal(u->clean, "https://h.example/o/r.git");
+	gitsrc_url_free(u);
+	assert_int_equal(gitsrc_url_parse("git+https://bob:p%4@h.example/o/r.git", 0, &u), MD_EINVAL);
+	assert_int_equal(gitsrc_url_parse("git+https://bob:p%00@h.example/o/r.git", 0, &u), MD_EINVAL);
+	assert_null(strstr(md_errmsg(MD_EINVAL), "p%"));
 }
 
 static void url_refused(void **state)
@@ -160,7 +170,8 @@ static void creds(void **state)
 	char path[] = "/tmp/test_gitsrc_XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
-	const char *txt = "# comment\n\nhttps://bob:tok1@Host.Example\nhttp://amy:tok2@127.0.0.1:8080\n";
+	const char *txt = "# comment\n\nhttps://bob:tok1@Host.Example\nhttp://amy:tok2@127.0.0.1:8080\n"
+			  "https://c%40d:t%2Fk@git.example\n"; /* git-credential-store encodes */
 	assert_int_equal(write(fd, txt, strlen(txt)), (ssize_t)strlen(txt));
 	close(fd);
 	struct gitsrc_creds *c;
@@ -173,6 +184,9 @@ static void creds(void **state)
 	assert_int_equal(gitsrc_creds_find(c, "http://host.example/o", &user, &pass), 0);
 	assert_int_equal(gitsrc_creds_find(c, "http://127.0.0.1:8080/x", &user, &pass), 1);
 	assert_string_equal(pass, "tok2");
+	assert_int_equal(gitsrc_creds_find(c, "https://git.example/o", &user, &pass), 1);
+	assert_string_equal(user, "c@d");
+	assert_string_equal(pass, "t/k");
 	gitsrc_creds_free(c);
 	/* a line without a token: refused naming the line, not echoing it */
 	fd = open(path, O_WRONLY | O_TRUNC);
