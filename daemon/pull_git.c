@@ -12,6 +12,7 @@
 #include "sources/xfer.h"
 #include "common/err.h"
 #include "common/lazylib.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "common/util.h"
 
@@ -280,8 +281,11 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	if ((rc = util_mkdir_p(cache, 0755)))
 		goto out;
 	snprintf(cache, sizeof cache, "%s/git/%s.git", d->st->root, key);
-	if ((rc = gitsrc_open_fetch(cache, u, creds, &j->ctl.cancel, &repo)) ||
-	    (rc = gitsrc_resolve(repo, u->ref, commit, tree, &fullref)))
+	if ((rc = gitsrc_open_fetch(cache, u, creds, &j->ctl.cancel, &repo)))
+		goto out;
+	if (gitsrc_rebuilt(repo))
+		log_warn("%s: the git cache %s was damaged: dropped and fetched anew", u->clean, cache);
+	if ((rc = gitsrc_resolve(repo, u->ref, commit, tree, &fullref)))
 		goto out;
 	const char *refname = u->ref ? u->ref : gitsrc_default_branch(repo);
 	/* the catalog ref: the branch or tag name, none for a commit id */

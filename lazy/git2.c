@@ -71,6 +71,8 @@
 	  (git_remote *remote, const git_strarray *refspecs, const git_fetch_options *opts), \
 	  (remote, refspecs, opts)) \
 	V(git_remote_free, (git_remote *remote), (remote)) \
+	F(int, git_remote_ls, (const git_remote_head ***out, size_t *size, git_remote *remote), \
+	  (out, size, remote)) \
 	F(int, git_remote_update_tips, \
 	  (git_remote *remote, const git_remote_callbacks *callbacks, int update_fetchhead, \
 	   git_remote_autotag_option_t download_tags, const char *reflog_message), \

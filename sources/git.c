@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <git2.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@ struct gitsrc_repo {
 	git_repository *repo;
 	int lockfd;
 	char *default_branch;
+	int empty;   /* the remote advertised no refs at all */
+	int rebuilt; /* the cache was damaged and fetched anew */
 };
 
 struct cred {
@@ -485,6 +488,140 @@ static int leaks_userinfo(const struct gitsrc_url *u, const char *msg)
 	return leak;
 }
 
+/* ---- the cache on disk ---- */
+
+static int stale_cb(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	size_t l = strlen(p);
+	const char *base = strrchr(p, '/');
+	base = base ? base + 1 : p;
+	/* libgit2's lock files (refs/heads/x.lock, packed-refs.lock,
+	 * config.lock, ...) and an indexer's temporary pack */
+	if (type == FTW_F && ((l > 5 && !strcmp(p + l - 5, ".lock")) ||
+			      !strncmp(base, "pack_git2_", 10) || !strncmp(base, "tmp_pack_", 9)))
+		unlink(p);
+	return 0;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(p);
+	else
+		unlink(p);
+	return 0;
+}
+
+/* 1 when libgit2's last error came from the network side (the server, the
+ * connection, TLS, ssh, our callbacks), 0 when from the cache on disk. */
+static int remote_side_error(void)
+{
+	const git_error *e = git_error_last();
+	if (!e)
+		return 1;
+	switch (e->klass) {
+	case GIT_ERROR_NET:
+	case GIT_ERROR_HTTP:
+	case GIT_ERROR_SSH:
+	case GIT_ERROR_SSL:
+	case GIT_ERROR_CALLBACK:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Open (or create) the bare cache and fetch into it. *local_fail is set
+ * when a failure came from the cache rather than the remote. */
+static int fetch_into(struct gitsrc_repo *r, const char *cache_dir, const struct gitsrc_url *u,
+		      const struct gitsrc_creds *creds, atomic_int *cancel, int *local_fail)
+{
+	int rc;
+	struct stat sb;
+	*local_fail = 0;
+	/* an existing cache is opened; one that does not open (an interrupted
+	 * first fetch) is initialised again in place, keeping its objects */
+	if ((stat(cache_dir, &sb) != 0 || git_repository_open_bare(&r->repo, cache_dir) < 0) &&
+	    git_repository_init(&r->repo, cache_dir, 1) < 0) {
+		*local_fail = 1;
+		return gerr(MD_EIO, cache_dir);
+	}
+	/* the URL as given: no url.*.insteadOf rewriting from the daemon's
+	 * git config (whose regex matching also leaks in libgit2 1.5) */
+	git_remote *remote = NULL;
+	git_remote_create_options ro = GIT_REMOTE_CREATE_OPTIONS_INIT;
+	ro.repository = r->repo;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+	if (git_remote_create_with_opts(&remote, u->url, &ro) < 0) {
+		*local_fail = !remote_side_error();
+		return md_fail(MD_EINVAL, "%s: %s", u->clean, "not a remote libgit2 can use");
+	}
+	struct fetch_ctx fc = { .u = u, .creds = creds, .cancel = cancel };
+	git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+	fo.callbacks.credentials = cred_cb;
+	fo.callbacks.transfer_progress = progress_cb;
+	fo.callbacks.sideband_progress = sideband_cb;
+	fo.callbacks.payload = &fc;
+	fo.prune = GIT_FETCH_PRUNE;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	int connected = 0;
+	if (git_remote_connect(remote, GIT_DIRECTION_FETCH, &fo.callbacks, &fo.proxy_opts,
+			       &fo.custom_headers) < 0)
+		goto netfail;
+	connected = 1;
+	git_buf db = GIT_BUF_INIT;
+	if (git_remote_default_branch(&db, remote) == 0 && db.ptr) {
+		const char *b = db.ptr;
+		if (!strncmp(b, "refs/heads/", 11))
+			b += 11;
+		r->default_branch = strdup(b);
+	}
+	git_buf_dispose(&db);
+	git_error_clear();
+	char *specs[] = { "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*" };
+	git_strarray sa = { specs, 2 };
+	if (git_remote_download(remote, &sa, &fo) < 0 ||
+	    git_remote_update_tips(remote, &fo.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE,
+				   "modeld fetch") < 0)
+		goto netfail;
+	{
+		const git_remote_head **heads;
+		size_t nh = 0;
+		r->empty = git_remote_ls(&heads, &nh, remote) == 0 && nh == 0;
+	}
+	git_remote_disconnect(remote);
+	git_remote_free(remote);
+	return 0;
+netfail:
+	if (cancel && atomic_load(cancel)) {
+		rc = md_fail(MD_ECANCELED, "%s: fetch canceled", u->clean);
+	} else if (fc.none) {
+		rc = md_fail(MD_EAUTH, "%s: the server wants credentials: give user:token in the URL "
+			     "or in the daemon's git_credentials file", u->clean);
+	} else if (fc.asked && fc.tries > 1) {
+		rc = md_fail(MD_EAUTH, "%s: the server refused the credentials", u->clean);
+	} else {
+		/* the server answered, and then the cache failed (libgit2
+		 * reports socket errors as GIT_ERROR_OS too: a failure to
+		 * connect is never the cache's) */
+		*local_fail = connected && !remote_side_error();
+		/* libgit2's messages may echo the URL (and its user info): only
+		 * without user info is its message passed on */
+		const git_error *e = git_error_last();
+		const char *msg = e && e->message ? e->message : "fetch failed";
+		if (leaks_userinfo(u, msg))
+			rc = md_fail(MD_ENET, "%s: fetch failed", u->clean);
+		else
+			rc = md_fail(MD_ENET, "%s: fetch failed: %.200s", u->clean, msg);
+	}
+	git_remote_free(remote);
+	return rc;
+}
+
 int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		      const struct gitsrc_creds *creds, atomic_int *cancel,
 		      struct gitsrc_repo **out)
@@ -505,76 +642,39 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		rc = md_fail(MD_EIO, "%s: %s", lockp, strerror(errno));
 		goto fail;
 	}
+	/* the flock is ours: any lock file libgit2 left in the cache was left
+	 * by a process killed mid-fetch and would refuse every later fetch */
 	struct stat sb;
-	/* an existing cache is opened; one that does not open (an interrupted
-	 * first fetch) is initialised again in place, keeping its objects */
-	if ((stat(cache_dir, &sb) != 0 || git_repository_open_bare(&r->repo, cache_dir) < 0) &&
-	    git_repository_init(&r->repo, cache_dir, 1) < 0) {
-		rc = gerr(MD_EIO, cache_dir);
+	int existed = stat(cache_dir, &sb) == 0;
+	if (existed)
+		nftw(cache_dir, stale_cb, 16, FTW_PHYS);
+	int local_fail;
+	rc = fetch_into(r, cache_dir, u, creds, cancel, &local_fail);
+	if (rc && local_fail && existed) {
+		/* a damaged cache (truncated pack, missing objects, garbage
+		 * config): drop it and fetch everything once more */
+		md_clearerr();
+		git_repository_free(r->repo);
+		r->repo = NULL;
+		free(r->default_branch);
+		r->default_branch = NULL;
+		nftw(cache_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		rc = fetch_into(r, cache_dir, u, creds, cancel, &local_fail);
+		if (!rc)
+			r->rebuilt = 1;
+	}
+	if (rc)
 		goto fail;
-	}
-	/* the URL as given: no url.*.insteadOf rewriting from the daemon's
-	 * git config (whose regex matching also leaks in libgit2 1.5) */
-	git_remote *remote = NULL;
-	git_remote_create_options ro = GIT_REMOTE_CREATE_OPTIONS_INIT;
-	ro.repository = r->repo;
-	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
-	if (git_remote_create_with_opts(&remote, u->url, &ro) < 0) {
-		rc = md_fail(MD_EINVAL, "%s: %s", u->clean, "not a remote libgit2 can use");
-		goto fail;
-	}
-	struct fetch_ctx fc = { .u = u, .creds = creds, .cancel = cancel };
-	git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
-	fo.callbacks.credentials = cred_cb;
-	fo.callbacks.transfer_progress = progress_cb;
-	fo.callbacks.sideband_progress = sideband_cb;
-	fo.callbacks.payload = &fc;
-	fo.prune = GIT_FETCH_PRUNE;
-	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_connect(remote, GIT_DIRECTION_FETCH, &fo.callbacks, &fo.proxy_opts,
-			       &fo.custom_headers) < 0)
-		goto netfail;
-	git_buf db = GIT_BUF_INIT;
-	if (git_remote_default_branch(&db, remote) == 0 && db.ptr) {
-		const char *b = db.ptr;
-		if (!strncmp(b, "refs/heads/", 11))
-			b += 11;
-		r->default_branch = strdup(b);
-	}
-	git_buf_dispose(&db);
-	git_error_clear();
-	char *specs[] = { "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*" };
-	git_strarray sa = { specs, 2 };
-	if (git_remote_download(remote, &sa, &fo) < 0 ||
-	    git_remote_update_tips(remote, &fo.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE,
-				   "modeld fetch") < 0)
-		goto netfail;
-	git_remote_disconnect(remote);
-	git_remote_free(remote);
 	*out = r;
 	return 0;
-netfail:
-	if (cancel && atomic_load(cancel)) {
-		rc = md_fail(MD_ECANCELED, "%s: fetch canceled", u->clean);
-	} else if (fc.none) {
-		rc = md_fail(MD_EAUTH, "%s: the server wants credentials: give user:token in the URL "
-			     "or in the daemon's git_credentials file", u->clean);
-	} else if (fc.asked && fc.tries > 1) {
-		rc = md_fail(MD_EAUTH, "%s: the server refused the credentials", u->clean);
-	} else {
-		/* libgit2's messages may echo the URL (and its user info): only
-		 * without user info is its message passed on */
-		const git_error *e = git_error_last();
-		const char *msg = e && e->message ? e->message : "fetch failed";
-		if (leaks_userinfo(u, msg))
-			rc = md_fail(MD_ENET, "%s: fetch failed", u->clean);
-		else
-			rc = md_fail(MD_ENET, "%s: fetch failed: %.200s", u->clean, msg);
-	}
-	git_remote_free(remote);
 fail:
 	gitsrc_close(r);
 	return rc;
+}
+
+int gitsrc_rebuilt(const struct gitsrc_repo *r)
+{
+	return r->rebuilt;
 }
 
 int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char tree[41],
@@ -582,8 +682,11 @@ int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char
 {
 	*fullref = NULL;
 	const char *want = ref ? ref : r->default_branch;
+	if (!want && r->empty)
+		return md_fail(MD_ENOENT, "empty repository: no branches or tags to pull");
 	if (!want)
-		return md_fail(MD_ENOENT, "the remote has no default branch: name a ref with @REF");
+		return md_fail(MD_ENOENT, "the remote's default branch (HEAD) has no commits: name a "
+			       "branch, tag or commit with @REF");
 	git_object *obj = NULL;
 	char full[1100];
 	if (strlen(want) > 1000)

@@ -78,6 +78,10 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		      const struct gitsrc_creds *creds, atomic_int *cancel,
 		      struct gitsrc_repo **out);
 void gitsrc_close(struct gitsrc_repo *r);
+/* 1 when the cache was found damaged (a truncated or missing pack, missing
+ * objects, a config that does not parse) and was dropped and fetched anew.
+ * Lock files a killed fetch left behind are removed before every fetch. */
+int gitsrc_rebuilt(const struct gitsrc_repo *r);
 /* The remote's default branch ("main"), borrowed; NULL when unknown. */
 const char *gitsrc_default_branch(const struct gitsrc_repo *r);
 

@@ -568,3 +568,64 @@ def test_percent_encoded_userinfo(tmp, tmp_path):
         assert "p%40ss" not in log and "p@ss" not in log and "t0psecret" not in log
     finally:
         h.stop()
+
+
+def test_damaged_cache_recovered(daemon, host):
+    """A lock file left in the bare cache by a killed fetch, a truncated
+    pack and a missing pack do not wedge the remote for good: the lock
+    files are stale under modeld's own flock and are removed; a cache that
+    fails to fetch for a local reason is dropped and fetched anew. A
+    network failure leaves the cache alone."""
+    work = host.repo("acme", "dmg")
+    tiny_llama(work, seed=21)
+    host.commit(work)
+    url = host.publish(work, "acme", "dmg")
+    daemon.ctl("pull", url)
+    cache = glob.glob(os.path.join(daemon.store, "git", "*.git"))[0]
+
+    def bump(n):
+        with open(os.path.join(work, "bump.txt"), "w") as f:
+            f.write(str(n))
+        c = host.commit(work)
+        host.publish(work, "acme", "dmg")
+        return c
+
+    for n, lock in enumerate(["refs/heads/main.lock", "packed-refs.lock", "config.lock"]):
+        open(os.path.join(cache, lock), "w").close()
+        c = bump(n)
+        assert daemon.ctl("pull", url, "--json").json()["revision"] == c, lock
+        assert not os.path.exists(os.path.join(cache, lock))
+    pack = glob.glob(os.path.join(cache, "objects", "pack", "*.pack"))[0]
+    with open(pack, "r+b") as f:
+        f.truncate(os.path.getsize(pack) // 2)
+    c = bump(10)
+    assert daemon.ctl("pull", url, "--json").json()["revision"] == c
+    assert "damaged" in daemon.read_log()
+    for p in glob.glob(os.path.join(cache, "objects", "pack", "*.pack")):
+        os.unlink(p)
+    c = bump(11)
+    assert daemon.ctl("pull", url, "--json").json()["revision"] == c
+    check_stored(daemon, "acme/dmg", work)
+    # the server is gone: a clear network error, the cache kept as it was
+    packs = sorted(glob.glob(os.path.join(cache, "objects", "pack", "*")))
+    host.stop()
+    r = daemon.ctl("pull", url, check=False)
+    assert r.rc == 1 and "fetch failed" in r.err and "Connection refused" in r.err, r
+    assert sorted(glob.glob(os.path.join(cache, "objects", "pack", "*"))) == packs
+
+
+def test_empty_repository_and_unborn_default_branch(daemon, host):
+    bare = os.path.join(host.root, "repos", "acme", "empty.git")
+    os.makedirs(os.path.dirname(bare))
+    git(host.root, "init", "-q", "--bare", "-b", "main", bare)
+    r = daemon.ctl("pull", f"git+{host.url}/acme/empty.git", check=False)
+    assert r.rc == 1 and "empty repository" in r.err, r
+    work = host.repo("acme", "dev-only")
+    git(work, "checkout", "-q", "-b", "dev")
+    tiny_llama(work, seed=22)
+    c = host.commit(work)
+    url = host.publish(work, "acme", "dev-only")   # HEAD -> main, which has no commits
+    r = daemon.ctl("pull", url, check=False)
+    assert r.rc == 1 and "default branch (HEAD) has no commits" in r.err and "@REF" in r.err, r
+    nothing_stored(daemon, "acme/dev-only")
+    assert daemon.ctl("pull", url + "@dev", "--json").json()["revision"] == c
