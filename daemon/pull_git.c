@@ -250,8 +250,8 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	struct gitsrc_creds *creds = NULL;
 	struct gitsrc_repo *repo = NULL;
 	struct gitsrc_file *files = NULL;
-	struct gitsrc_file **lfs_todo = NULL;
-	size_t nfiles = 0, nlfs = 0;
+	struct gitsrc_file **lfs_todo = NULL, **uniq = NULL;
+	size_t nfiles = 0, nlfs = 0, nuniq = 0;
 	struct ingest *ing = NULL;
 	char *lfsurl = NULL, *endpoint = NULL, *fullref = NULL, *skip = NULL;
 	json_t *extra = NULL, *m = NULL, *prov_files = json_array(), *have = NULL, *stored = NULL;
@@ -461,6 +461,20 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 	}
 	if (rc)
 		goto out;
+	/* one download per oid: the same object under two paths is fetched
+	 * once and staged for the other path as a hard link */
+	uniq = calloc(nlfs ? nlfs : 1, sizeof *uniq);
+	if (!uniq) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nlfs; i++) {
+		size_t k = 0;
+		while (k < nuniq && strcmp(uniq[k]->lfs_oid, lfs_todo[i]->lfs_oid))
+			k++;
+		if (k == nuniq)
+			uniq[nuniq++] = lfs_todo[i];
+	}
 	const char *lfs_how = NULL;
 	if (nlfs) {
 		if ((rc = gitsrc_lfsconfig_url(repo, files, nfiles, dir, &lfsurl)))
@@ -482,18 +496,18 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			/* file:// without lfs.url: the remote's own lfs/objects */
 			const char *rp = u->url + strlen("file://");
 			lfs_how = "local lfs/objects";
-			for (size_t i = 0; i < nlfs && !rc; i++) {
-				char *src = lfs_local_path(rp, lfs_todo[i]->lfs_oid), sha[65];
+			for (size_t i = 0; i < nuniq && !rc; i++) {
+				char *src = lfs_local_path(rp, uniq[i]->lfs_oid), sha[65];
 				if (!src) {
 					rc = md_fail(MD_ENOENT, "%s: LFS object %s missing in the remote's lfs/objects",
-						     lfs_todo[i]->path, lfs_todo[i]->lfs_oid);
+						     uniq[i]->path, uniq[i]->lfs_oid);
 					break;
 				}
 				char p[8400];
-				snprintf(p, sizeof p, "%s/lfs/%s", dir, lfs_todo[i]->path);
-				rc = copy_local(src, p, lfs_todo[i], sha);
+				snprintf(p, sizeof p, "%s/lfs/%s", dir, uniq[i]->path);
+				rc = copy_local(src, p, uniq[i], sha);
 				free(src);
-				atomic_fetch_add(&j->ctl.done, lfs_todo[i]->lfs_size);
+				atomic_fetch_add(&j->ctl.done, uniq[i]->lfs_size);
 			}
 		} else {
 			lfs_how = "LFS batch API";
@@ -505,7 +519,22 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			snprintf(sub, sizeof sub, "%s/lfs", dir);
 			struct lfs_job L = { .d = d, .j = j, .u = u, .creds = creds, .endpoint = endpoint,
 					     .refname = fullref, .dir = sub, .rate = rate };
-			rc = lfs_fetch(&L, lfs_todo, nlfs);
+			rc = lfs_fetch(&L, uniq, nuniq);
+		}
+		for (size_t i = 0; i < nlfs && !rc; i++) {
+			size_t k = 0;
+			while (k < nuniq && uniq[k] != lfs_todo[i] &&
+			       strcmp(uniq[k]->lfs_oid, lfs_todo[i]->lfs_oid))
+				k++;
+			if (uniq[k] == lfs_todo[i])
+				continue;
+			char from[8400], to[8400];
+			snprintf(from, sizeof from, "%s/lfs/%s", dir, uniq[k]->path);
+			snprintf(to, sizeof to, "%s/lfs/%s", dir, lfs_todo[i]->path);
+			unlink(to);
+			if ((rc = mkparent(to)) == 0 && link(from, to) < 0)
+				rc = md_fail(md_from_errno(errno), "%s: %s", to, strerror(errno));
+			atomic_fetch_add(&j->ctl.done, lfs_todo[i]->lfs_size);
 		}
 		for (size_t i = 0; i < nlfs && !rc; i++) {
 			char p[8400];
@@ -558,6 +587,7 @@ out:
 	if (revkeyed)
 		pull_release_rev(revkey);
 	free(lfs_todo);
+	free(uniq);
 	free(skip);
 	gitsrc_files_free(files, nfiles);
 	gitsrc_close(repo);

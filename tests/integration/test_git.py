@@ -629,3 +629,36 @@ def test_empty_repository_and_unborn_default_branch(daemon, host):
     assert r.rc == 1 and "default branch (HEAD) has no commits" in r.err and "@REF" in r.err, r
     nothing_stored(daemon, "acme/dev-only")
     assert daemon.ctl("pull", url + "@dev", "--json").json()["revision"] == c
+
+
+def test_same_lfs_object_under_two_paths_downloaded_once(daemon, host):
+    """Two paths whose pointers name one oid: one batch entry, one
+    download, both paths stored with the same bytes. Also: names with
+    spaces and unicode, case-colliding names, a deep tree, the same
+    ordinary blob twice."""
+    work = host.repo("acme", "twins")
+    tiny_llama(work, seed=23)
+    st = open(os.path.join(work, "model.safetensors"), "rb").read()
+    os.makedirs(os.path.join(work, "copy dir"))
+    with open(os.path.join(work, "copy dir", "mödel twö.safetensors"), "wb") as f:
+        f.write(st)
+    for name, text in [("A.txt", "upper"), ("a.txt", "lower"), ("same1.txt", "same"),
+                       ("same2.txt", "same"), ("empty", "")]:
+        with open(os.path.join(work, name), "w") as f:
+            f.write(text)
+    deep = os.path.join(work, *["d%d" % i for i in range(60)])
+    os.makedirs(deep)
+    with open(os.path.join(deep, "deep.txt"), "w") as f:
+        f.write("deep")
+    host.commit(work)
+    url = host.publish(work, "acme", "twins")
+    daemon.ctl("pull", url)
+    gets = host.object_gets()
+    assert len(gets) == 1 and sha(st) in gets[0], gets
+    assert host.batch_log()[-1]["oids"] == [sha(st)]
+    check_stored(daemon, "acme/twins", work)
+    job = [j for j in daemon.ctl("jobs", "--json").json() if j.get("op") == "pull"][-1]
+    assert job["done"] == job["total"], job
+    # the same from a file:// remote
+    r = daemon.ctl("pull", "git+file://" + work, "--name", "acme/twins-local", "--json").json()
+    check_stored(daemon, "acme/twins-local", work)
