@@ -97,9 +97,16 @@ int cmd_gc(struct cli *c)
 				sizeof sz);
 		util_human_size((uint64_t)json_integer_value(json_object_get(res, "staging_bytes_freed")),
 				ssz, sizeof ssz);
-		printf("removed %lld unreferenced blobs (%s) and %lld staging dirs (%s)\n",
+		printf("removed %lld unreferenced blobs (%s) and %lld staging dirs (%s)",
 		       (long long)json_integer_value(json_object_get(res, "blobs_removed")), sz,
 		       (long long)json_integer_value(json_object_get(res, "staging_removed")), ssz);
+		json_int_t ng = json_integer_value(json_object_get(res, "git_caches_removed"));
+		if (ng) {
+			util_human_size((uint64_t)json_integer_value(json_object_get(res, "git_cache_bytes_freed")),
+					ssz, sizeof ssz);
+			printf(", %lld unused git caches (%s)", (long long)ng, ssz);
+		}
+		putchar('\n');
 	}
 	json_decref(res);
 	return EXIT_OK;

@@ -92,6 +92,10 @@ int pull_gc(struct daemon *d, int partial, json_t **res)
 	pthread_mutex_lock(&busy_mu);
 	int rc = maint_gc(d->st, &o, res);
 	pthread_mutex_unlock(&busy_mu);
+	if (!rc && (rc = pull_git_gc(d, *res))) {
+		json_decref(*res);
+		*res = NULL;
+	}
 	return rc;
 }
 

@@ -16,6 +16,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -602,5 +603,68 @@ out:
 	if (rc && u && !strstr(md_errmsg(rc), u->clean))
 		md_fail_prefix(rc, u->clean);
 	gitsrc_url_free(u);
+	return rc;
+}
+
+static int keep_cb(const char *name, const char *rev, json_t *m, void *arg)
+{
+	(void)name;
+	(void)rev;
+	json_t *src = json_object_get(m, "source");
+	const char *url = json_string_value(json_object_get(src, "url"));
+	const char *type = json_string_value(json_object_get(src, "type"));
+	if (!url || !type || strcmp(type, "git"))
+		return 0;
+	char key[65];
+	sha256_hex(url, strlen(url), key);
+	return json_object_set_new(arg, key, json_true()) ? MD_ENOMEM : 0;
+}
+
+int pull_git_gc(struct daemon *d, json_t *res)
+{
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s/git", d->st->root);
+	json_t *keep = json_object();
+	uint64_t n = 0, bytes = 0;
+	MDB_txn *txn;
+	int rc = keep ? store_txn(d->st, 0, &txn) : MD_ENOMEM;
+	if (rc) {
+		json_decref(keep);
+		return rc;
+	}
+	rc = catalog_foreach_rev(d->st, txn, NULL, keep_cb, keep);
+	mdb_txn_abort(txn);
+	DIR *dh = rc ? NULL : opendir(dir);
+	for (struct dirent *e; dh && (e = readdir(dh));) {
+		size_t l = strlen(e->d_name);
+		char key[65];
+		if (l != 68 || strcmp(e->d_name + 64, ".git"))
+			continue;
+		memcpy(key, e->d_name, 64);
+		key[64] = 0;
+		if (!util_is_hex(key, 64) || json_object_get(keep, key))
+			continue;
+		char p[4300];
+		uint64_t b;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		int r = gitsrc_cache_drop(p, &b);
+		if (r < 0) {
+			rc = r;
+			break;
+		}
+		if (r == 1) {
+			n++;
+			bytes += b;
+			log_info("gc: removed the git cache %s (%llu bytes): no stored revision comes from its remote",
+				 p, (unsigned long long)b);
+		}
+	}
+	if (dh)
+		closedir(dh);
+	json_decref(keep);
+	if (!rc) {
+		json_object_set_new(res, "git_caches_removed", json_integer((json_int_t)n));
+		json_object_set_new(res, "git_cache_bytes_freed", json_integer((json_int_t)bytes));
+	}
 	return rc;
 }

@@ -25,4 +25,12 @@
  */
 int pull_git_job(struct daemon *d, struct job *j, json_t **res);
 
+/*
+ * gc of the bare caches: STORE/git/<key>.git whose remote no stored
+ * revision came from (source.type "git", key = sha256 of source.url) is
+ * removed, unless a pull holds it. Adds "git_caches_removed" and
+ * "git_cache_bytes_freed" to res. 0, MD_EDB, MD_EIO, MD_ENOMEM.
+ */
+int pull_git_gc(struct daemon *d, json_t *res);
+
 #endif

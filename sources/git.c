@@ -677,6 +677,40 @@ int gitsrc_rebuilt(const struct gitsrc_repo *r)
 	return r->rebuilt;
 }
 
+static _Thread_local uint64_t du_bytes;
+static int du_cb(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)p;
+	(void)ftw;
+	if (type == FTW_F)
+		du_bytes += (uint64_t)sb->st_size;
+	return 0;
+}
+
+int gitsrc_cache_drop(const char *cache_dir, uint64_t *bytes)
+{
+	*bytes = 0;
+	char lockp[4200];
+	struct stat sb;
+	if (lstat(cache_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return 0;
+	snprintf(lockp, sizeof lockp, "%s.lock", cache_dir);
+	int fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return md_fail(MD_EIO, "%s: %s", lockp, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return 0;
+	}
+	du_bytes = 0;
+	nftw(cache_dir, du_cb, 16, FTW_PHYS);
+	*bytes = du_bytes;
+	nftw(cache_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	int gone = lstat(cache_dir, &sb) != 0;
+	close(fd);
+	return gone ? 1 : md_fail(MD_EIO, "%s: could not be removed", cache_dir);
+}
+
 int gitsrc_resolve(struct gitsrc_repo *r, const char *ref, char commit[41], char tree[41],
 		   char **fullref)
 {

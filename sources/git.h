@@ -82,6 +82,14 @@ void gitsrc_close(struct gitsrc_repo *r);
  * objects, a config that does not parse) and was dropped and fetched anew.
  * Lock files a killed fetch left behind are removed before every fetch. */
 int gitsrc_rebuilt(const struct gitsrc_repo *r);
+
+/*
+ * Remove the bare cache at cache_dir (made by gitsrc_open_fetch) unless a
+ * pull holds it: its lock is tried without waiting. The 0-byte lock file
+ * stays (a pull waiting on it must keep locking the same file). 1 removed
+ * (*bytes: what it held), 0 in use or absent, MD_EIO.
+ */
+int gitsrc_cache_drop(const char *cache_dir, uint64_t *bytes);
 /* The remote's default branch ("main"), borrowed; NULL when unknown. */
 const char *gitsrc_default_branch(const struct gitsrc_repo *r);
 

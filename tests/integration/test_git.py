@@ -662,3 +662,29 @@ def test_same_lfs_object_under_two_paths_downloaded_once(daemon, host):
     # the same from a file:// remote
     r = daemon.ctl("pull", "git+file://" + work, "--name", "acme/twins-local", "--json").json()
     check_stored(daemon, "acme/twins-local", work)
+
+
+def test_gc_drops_git_caches_no_revision_needs(daemon, host):
+    """The bare cache of a remote stays while a stored revision comes from
+    it (updates fetch only new objects); after rm of those revisions, gc
+    removes it and says so."""
+    urls = {}
+    for name, seed in [("keep", 24), ("drop", 25)]:
+        work = host.repo("acme", name)
+        tiny_llama(work, seed=seed)
+        host.commit(work)
+        urls[name] = host.publish(work, "acme", name)
+        daemon.ctl("pull", urls[name])
+    gitdir = os.path.join(daemon.store, "git")
+    key = {n: hashlib.sha256(u[4:].encode()).hexdigest() + ".git" for n, u in urls.items()}
+    assert {d for d in os.listdir(gitdir) if d.endswith(".git")} == set(key.values())
+    r = daemon.ctl("gc", "--json").json()
+    assert r["git_caches_removed"] == 0
+    daemon.ctl("rm", "acme/drop")
+    out = daemon.ctl("gc").out
+    assert "1 unused git caches" in out, out
+    assert {d for d in os.listdir(gitdir) if d.endswith(".git")} == {key["keep"]}
+    assert daemon.ctl("verify", "--json").json()["ok"]
+    # pulling the dropped remote again fetches it anew
+    daemon.ctl("pull", urls["drop"])
+    assert {d for d in os.listdir(gitdir) if d.endswith(".git")} == set(key.values())
