@@ -4,14 +4,18 @@
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/units.h"
+#include "common/util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_LINE 4096   /* longer lines are an error */
 
@@ -80,6 +84,10 @@ static int seturl(char **dst, const char *key, const char *v)
 
 int config_set(struct config *c, const char *k, const char *v)
 {
+	if (!*v) { /* "store =": no value is a mistake, not a default */
+		char pk[128];
+		return md_fail(MD_EINVAL, "%s '': want a value", util_printable(k, pk, sizeof pk));
+	}
 	if (!strcmp(k, "store")) return setstr(&c->store, v);
 	if (!strcmp(k, "socket")) return setstr(&c->socket, v);
 	if (!strcmp(k, "socket_group")) return setstr(&c->socket_group, v);
@@ -118,7 +126,8 @@ int config_set(struct config *c, const char *k, const char *v)
 	if (!strcmp(k, "limit_rate")) {
 		return units_parse_rate(v, "limit_rate", &c->limit_rate);
 	}
-	return md_fail(MD_EINVAL, "unknown key '%s'", k);
+	char pk[128];
+	return md_fail(MD_EINVAL, "unknown key '%s'", util_printable(k, pk, sizeof pk));
 }
 
 static char *trim(char *s)
@@ -131,17 +140,71 @@ static char *trim(char *s)
 	return s;
 }
 
+/* The keys config_set knows, for the duplicate check (a key given twice is
+ * an error: which one wins would be a guess). */
+static const char *const known_keys[] = {
+	"store", "socket", "socket_group", "hub", "token_file", "ca_file", "git_credentials",
+	"http", "upstream", "http_token_file", "policy", "size_classes", "log_level",
+	"workers", "limit_rate",
+};
+#define NKEYS (sizeof known_keys / sizeof known_keys[0])
+
+/* The whole file, at most CONFIG_MAX_FILE bytes: a directory or a read
+ * error is an error naming the file, not an empty configuration
+ * (/dev/null still reads as an empty one). */
+#define CONFIG_MAX_FILE (1u << 20)
+static int read_config_file(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return md_fail(md_from_errno(errno), "%s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		return md_fail(MD_EINVAL, "%s: is a directory, not a configuration file", path);
+	}
+	char *buf = malloc(CONFIG_MAX_FILE + 1);
+	if (!buf) {
+		close(fd);
+		return MD_ENOMEM;
+	}
+	ssize_t n = util_read_full(fd, buf, CONFIG_MAX_FILE + 1);
+	int e = errno;
+	close(fd);
+	if (n < 0 || (size_t)n > CONFIG_MAX_FILE) {
+		free(buf);
+		return n < 0 ? md_fail(md_from_errno(e), "%s: %s", path, strerror(e))
+			     : md_fail(MD_EINVAL, "%s: larger than %u bytes", path, CONFIG_MAX_FILE);
+	}
+	buf[n] = 0;
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
 int config_load(struct config *c, const char *path)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return md_fail(md_from_errno(errno), "%s: %s", path, strerror(errno));
-	char line[CONFIG_MAX_LINE + 2];
-	int lineno = 0, rc = 0;
-	while (fgets(line, sizeof line, f)) {
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = read_config_file(path, &buf, &len);
+	if (rc)
+		return rc;
+	/* text only: "modeld.conf:3: invalid UTF-8 byte 0xFF at offset 40" */
+	if ((rc = util_check_text(buf, len, path))) {
+		free(buf);
+		return rc;
+	}
+	int lineno = 0, seen[NKEYS] = { 0 };
+	for (char *p = buf; !rc && p < buf + len; ) {
+		char *line = p, *nl = strchr(p, '\n');
+		if (nl) {
+			*nl = 0;
+			p = nl + 1;
+		} else {
+			p = buf + len;
+		}
 		lineno++;
-		size_t n = strlen(line);
-		if (n > CONFIG_MAX_LINE) {
+		if (strlen(line) > CONFIG_MAX_LINE) {
 			rc = md_fail(MD_EINVAL, "%s:%d: line too long", path, lineno);
 			break;
 		}
@@ -158,14 +221,23 @@ int config_load(struct config *c, const char *path)
 		}
 		*eq = 0;
 		char *k = trim(s), *v = trim(eq + 1);
-		if ((rc = config_set(c, k, v))) {
+		for (size_t i = 0; i < NKEYS; i++) {
+			if (strcmp(k, known_keys[i]))
+				continue;
+			if (seen[i]) {
+				rc = md_fail(MD_EINVAL, "%s:%d: duplicate key '%s' (first on line %d)",
+					     path, lineno, k, seen[i]);
+				break;
+			}
+			seen[i] = lineno;
+		}
+		if (!rc && (rc = config_set(c, k, v))) {
 			char where[4200];
 			snprintf(where, sizeof where, "%s:%d", path, lineno);
 			md_fail_prefix(rc, where);
-			break;
 		}
 	}
-	fclose(f);
+	free(buf);
 	if (!rc && setstr(&c->config_path, path))
 		rc = MD_ENOMEM;
 	return rc;

@@ -1,7 +1,7 @@
 /*
  * daemon/config.h — modeld's configuration: embedded defaults, then the
  * config file (key = value lines, '#' comments), then the command line.
- * Documented in modeld(8) and docs/config.md.
+ * Documented in modeld(8).
  */
 #ifndef MD_CONFIG_H
 #define MD_CONFIG_H
@@ -33,7 +33,8 @@ int config_defaults(struct config *c);
 /*
  * Read a config file over the current values. A missing file is MD_ENOENT
  * (callers decide whether that matters); a bad line is MD_EINVAL with a
- * detail "FILE:LINE: unknown key 'x'".
+ * detail "FILE:LINE: unknown key 'x'", as are a key given twice, an empty
+ * value, text that is not UTF-8 (or holds a NUL), a directory.
  */
 int config_load(struct config *c, const char *path);
 /*

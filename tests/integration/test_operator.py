@@ -1,0 +1,41 @@
+"""The operator's view of modeld: configuration files, flags, discovery,
+and the store under hostile conditions (kill -9, full disk, foreign owner)."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import MODELCTL, MODELD, Daemon, make_model, tiny_llama
+
+
+def check_config(tmp, text):
+    cfg = os.path.join(tmp, "modeld.conf")
+    with open(cfg, "wb") as f:
+        f.write(text)
+    return subprocess.run([MODELD, "-n", "--config", cfg, "--store", os.path.join(tmp, "st")],
+                          capture_output=True, text=True, errors="replace")
+
+
+@pytest.mark.parametrize("text,words", [
+    (b"workers = 3\nworkers = 5\n", "modeld.conf:2: duplicate key 'workers' (first on line 1)"),
+    (b"# x\nstore =\n", "modeld.conf:2: store '': want a value"),
+    (b"log_level = info\nhub = https://h\xff/\n", "modeld.conf:2: invalid UTF-8 byte 0xFF"),
+    (b"workers = 2\x00\n", "modeld.conf:1: NUL byte"),
+])
+def test_config_file_errors_name_file_and_line(tmp, text, words):
+    p = check_config(tmp, text)
+    assert p.returncode == 1 and p.stdout == "" and words in p.stderr, p
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_config_directory_is_an_error(tmp):
+    d = os.path.join(tmp, "conf.d")
+    os.mkdir(d)
+    p = subprocess.run([MODELD, "-n", "--config", d, "--store", os.path.join(tmp, "st")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and p.stdout == "" and "conf.d: is a directory" in p.stderr, p
+    # an empty configuration is fine: /dev/null reads as one
+    p = subprocess.run([MODELD, "-n", "--config", "/dev/null", "--store", os.path.join(tmp, "st")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout == "configuration OK\n", p
