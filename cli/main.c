@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "common/version.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 static const char usage_text[] =
 	"usage: modelctl [--socket PATH] [--json] [-q] COMMAND [ARGS]\n"
+	"       modelctl --help | --version\n"
 	"commands:\n"
 	"  import DIR [--name ORG/NAME] [--detach]   import an HF-layout folder\n"
 	"  pull ORG/NAME[@REV] [--hub URL] [--token-file F] [--include G]... [--exclude G]...\n"
@@ -103,9 +105,10 @@ int main(int argc, char **argv)
 		{ "sort", required_argument, NULL, 1008 },
 		{ "limit", required_argument, NULL, 1010 },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 1200 },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	int ch, version = 0;
 	opterr = 0;
 	/* before parsing: a usage error found while parsing is a document too */
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
@@ -151,6 +154,7 @@ int main(int argc, char **argv)
 		case 1008: c.sort = optarg; break;
 		case 1010: c.limit = optarg; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
+		case 1200: version = 1; break;
 		default: {
 			/* mid-cluster ("-acme/tiny": 'a' unknown, "cme/tiny" left)
 			 * getopt has not moved past the word yet: name that word,
@@ -164,6 +168,10 @@ int main(int argc, char **argv)
 			return cli_usage(msg);
 		}
 		}
+	}
+	if (version) { /* after parsing, so that --json anywhere applies */
+		printf(c.json ? "{\"version\": \"%s\"}\n" : "modelctl %s\n", MODELD_VERSION);
+		return EXIT_OK;
 	}
 	if (optind >= argc)
 		return cli_usage("no command given");

@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 
+#include "common/version.h"
 #include "daemon/config.h"
 #include "registry/store.h"
 
@@ -25,7 +26,5 @@ struct daemon {
 	_Atomic int reload;        /* SIGHUP seen: the loop calls on_reload */
 	void (*on_reload)(struct daemon *d);
 };
-
-#define MODELD_VERSION "0.1.0"
 
 #endif

@@ -39,3 +39,16 @@ def test_config_directory_is_an_error(tmp):
     p = subprocess.run([MODELD, "-n", "--config", "/dev/null", "--store", os.path.join(tmp, "st")],
                        capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout == "configuration OK\n", p
+
+
+def test_help_and_version_of_both_binaries(tmp):
+    for exe in (MODELD, MODELCTL):
+        name = os.path.basename(exe)
+        p = subprocess.run([exe, "--version"], capture_output=True, text=True)
+        assert p.returncode == 0 and p.stdout == name + " 0.1.0\n" and p.stderr == "", p
+        p = subprocess.run([exe, "--help"], capture_output=True, text=True)
+        assert p.returncode == 0 and p.stdout.startswith("usage: " + name) and p.stderr == "", p
+    # --json makes it a document; no daemon is needed for either
+    p = subprocess.run([MODELCTL, "--socket", os.path.join(tmp, "none.sock"), "--version", "--json"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and json.loads(p.stdout) == {"version": "0.1.0"}, p
