@@ -15,7 +15,8 @@
 
 #define CHUNK 128   /* files (descriptors) per frame, under PROTO_MAX_FDS */
 
-/* "local/<folder name>" with characters a model name cannot hold replaced. */
+/* "local/<folder name>" with characters a model name cannot hold replaced
+ * and runs of dots made one. */
 static void default_name(const char *root, char *out, size_t n)
 {
 	const char *base = strrchr(root, '/');
@@ -26,6 +27,8 @@ static void default_name(const char *root, char *out, size_t n)
 		char ch = *p;
 		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 			 (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+		if (ch == '.' && k && clean[k - 1] == '.')
+			continue; /* "a..b" would not be a name: "a.b" */
 		clean[k++] = ok ? ch : '-';
 	}
 	clean[k] = 0;

@@ -258,11 +258,16 @@ int util_check_relpath(const char *p)
 		return md_fail(MD_EREFUSED, "%s: absolute path refused", p);
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)p[i];
-		if (c < 0x20 || c == 0x7f || c == '\\')
-			return md_fail(MD_EREFUSED, "path with a control character or backslash refused");
+		/* name the path (shown printable) so the user can find the file */
+		if (c < 0x20 || c == 0x7f || c == '\\') {
+			char pp[256];
+			return md_fail(MD_EREFUSED, "%s: path with a control character or backslash refused",
+				       util_printable(p, pp, sizeof pp));
+		}
 		size_t n = utf8_seq((const unsigned char *)p + i);
-		if (!n)
-			return md_fail(MD_EREFUSED, "path with invalid UTF-8 refused");
+		if (!n) /* the bytes before i are printable UTF-8 */
+			return md_fail(MD_EREFUSED, "%.*s\\x%02X...: path with invalid UTF-8 refused",
+				       (int)(i < 200 ? i : 200), p, c);
 		i += n;
 	}
 	const char *s = p;

@@ -52,3 +52,23 @@ def test_help_and_version_of_both_binaries(tmp):
     p = subprocess.run([MODELCTL, "--socket", os.path.join(tmp, "none.sock"), "--version", "--json"],
                        capture_output=True, text=True)
     assert p.returncode == 0 and json.loads(p.stdout) == {"version": "0.1.0"}, p
+
+
+@pytest.mark.parametrize("fname,shown", [
+    (b"new\nline", "new?line: path with a control character or backslash refused"),
+    (b"back\\slash", "back\\slash: path with a control character or backslash refused"),
+    (b"bad\xff.json", "bad\\xFF...: path with invalid UTF-8 refused"),
+])
+def test_import_refused_file_name_is_named(daemon, tmp, fname, shown):
+    m = make_model(os.path.join(tmp, "m"), {"config.json": b"{}\n"})
+    with open(os.path.join(m.encode(), fname), "wb") as f:
+        f.write(b"x")
+    r = daemon.ctl("import", m, "--name", "acme/m", check=False)
+    assert r.rc == 1 and r.err == "modelctl: " + shown + "\n", r
+    assert daemon.ctl("list", "--json").json() == []
+
+
+def test_import_default_name_from_dotted_folder(daemon, tmp):
+    m = make_model(os.path.join(tmp, "my model..v2"), {"config.json": b"{}\n"})
+    r = daemon.ctl("import", m, "--json").json()
+    assert r["name"] == "local/my-model.v2", r
