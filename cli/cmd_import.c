@@ -120,8 +120,15 @@ int cmd_import(struct cli *c)
 				json_object_set_new(req, "source", json_pack("{s:s,s:s}", "type",
 						"local", "path", w.root));
 			}
-			if ((rc = rpc_send(c->rpc, req, fds, opened)))
-				ret = cli_fail(rc);
+			if ((rc = rpc_send(c->rpc, req, fds, opened))) {
+				/* the daemon refused an earlier frame and hung up:
+				 * its reply, still in the socket, says why */
+				json_t *res = NULL;
+				ret = cli_wait(c, &res);
+				json_decref(res);
+				if (ret == EXIT_OK)
+					ret = cli_fail(rc);
+			}
 			json_decref(req);
 		}
 		json_decref(files);

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -331,6 +332,10 @@ static int job_export_weights(struct daemon *d, struct job *j, json_t **res)
 
 /* ---- import assembly -------------------------------------------------- */
 
+/* descriptors an import leaves for everything else (sockets, the catalog,
+ * other jobs' files) */
+#define IMPORT_FD_RESERVE 256
+
 struct pending {
 	json_t *args;      /* first frame, with "files" grown by later frames */
 	int *fds;
@@ -387,6 +392,18 @@ static int import_chunk(struct ops_peer *p, json_t *req, int *fds,
 	json_t *all = json_object_get(pd->args, "files");
 	if (pd->nfds + nfds > INGEST_MAX_FILES)
 		return md_fail(MD_ETOOBIG, "import: more than %d files", INGEST_MAX_FILES);
+	/* The import holds a descriptor per file until its job ends. Refuse it
+	 * with a reply while there is room for the next frame's descriptors:
+	 * past the open-file limit the kernel drops them and the connection
+	 * could only be cut. */
+	struct rlimit rl;
+	if (json_is_true(json_object_get(req, "more")) && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY &&
+	    pd->nfds + nfds + 2 * PROTO_MAX_FDS + IMPORT_FD_RESERVE > rl.rlim_cur)
+		return md_fail(MD_ETOOBIG, "import: more than %llu files: over the daemon's open-file "
+			       "limit (%llu; raise ulimit -n or LimitNOFILE=)",
+			       (unsigned long long)(pd->nfds + nfds),
+			       (unsigned long long)rl.rlim_cur);
 	if (pd->nfds + nfds > pd->cap) {
 		size_t nc = (pd->nfds + nfds) * 2;
 		int *nf = realloc(pd->fds, nc * sizeof *nf);

@@ -72,3 +72,30 @@ def test_import_default_name_from_dotted_folder(daemon, tmp):
     m = make_model(os.path.join(tmp, "my model..v2"), {"config.json": b"{}\n"})
     r = daemon.ctl("import", m, "--json").json()
     assert r["name"] == "local/my-model.v2", r
+
+
+def test_import_over_the_open_file_limit_is_refused_with_a_reply(tmp):
+    """Each imported file is a descriptor the daemon holds until the job
+    ends: past its RLIMIT_NOFILE the import must fail with the reason, not
+    a reset connection."""
+    import resource
+    d = Daemon(tmp)
+    d.logf = open(d.log, "ab")
+    d.proc = subprocess.Popen(
+        [MODELD, "-f", "--store", d.store, "--socket", d.sock],
+        stdout=d.logf, stderr=d.logf,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)))
+    try:
+        d.wait_ready()
+        m = make_model(os.path.join(tmp, "many"), {"f%04d.txt" % i: b"%d" % i for i in range(1500)})
+        r = d.ctl("import", m, "--name", "acme/many", check=False)
+        assert r.rc == 1 and "over the daemon's open-file limit (1024" in r.err, r
+        assert len(r.err.strip().splitlines()) == 1, r.err
+        r = d.ctl("import", m, "--name", "acme/many", "--json", check=False)
+        assert r.rc == 1 and "open-file limit" in r.json()["error"]["message"], r
+        # a smaller import on the same daemon still works
+        small = make_model(os.path.join(tmp, "small"), {"f%03d.txt" % i: b"%d" % i for i in range(300)})
+        assert d.ctl("import", small, "--name", "acme/small", "--json").json()["file_count"] == 300
+        assert [e["name"] for e in d.ctl("list", "--json").json()] == ["acme/small"]
+    finally:
+        d.stop()
