@@ -16,7 +16,7 @@ int rpc_connect(const char *path, struct rpc **out)
 	char def[4096];
 	int rc;
 	if (!path) {
-		if ((rc = paths_client_socket(def, sizeof def)))
+		if ((rc = paths_client_socket(def, sizeof def)) || (rc = paths_check_socket_dir(def)))
 			return rc;
 		path = def;
 	}

@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,4 +62,26 @@ int paths_default_config(char *out, size_t n)
 	if (x && *x)
 		return put(out, n, snprintf(out, n, "%s/modeld/modeld.conf", x));
 	return put(out, n, snprintf(out, n, "%s/.config/modeld/modeld.conf", home()));
+}
+
+int paths_check_socket_dir(const char *sock)
+{
+	char dir[4096];
+	const char *slash = strrchr(sock, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == sock)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - sock), sock);
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return 0; /* connect or bind says what is wrong */
+	if (st.st_uid != getuid() && st.st_uid != 0)
+		return md_fail(MD_EPERM, "%s: socket directory owned by uid %u, not by you or root; "
+					 "refusing to use it", dir, (unsigned)st.st_uid);
+	if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+		return md_fail(MD_EPERM, "%s: socket directory writable by others (mode %04o); "
+					 "refusing to use it", dir, (unsigned)(st.st_mode & 07777));
+	return 0;
 }

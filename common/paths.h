@@ -23,5 +23,13 @@ int paths_default_socket(char *out, size_t n);
 int paths_client_socket(char *out, size_t n);
 int paths_default_store(char *out, size_t n);
 int paths_default_config(char *out, size_t n);
+/*
+ * The directory holding socket path sock must be owned by the caller or
+ * root, and not writable by others unless sticky (/tmp): in one another
+ * user could swap the socket for theirs and be handed modelctl import's
+ * file descriptors. 0 (also when it does not exist yet) or MD_EPERM
+ * naming the directory.
+ */
+int paths_check_socket_dir(const char *sock);
 
 #endif

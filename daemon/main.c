@@ -124,6 +124,9 @@ static int bind_socket(struct config *c, int *out)
 		if (rc)
 			return rc;
 	}
+	int crc = paths_check_socket_dir(c->socket);
+	if (crc)
+		return crc;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return md_fail(MD_EIO, "socket: %s", strerror(errno));

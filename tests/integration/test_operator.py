@@ -99,3 +99,37 @@ def test_import_over_the_open_file_limit_is_refused_with_a_reply(tmp):
         assert [e["name"] for e in d.ctl("list", "--json").json()] == ["acme/small"]
     finally:
         d.stop()
+
+
+def test_socket_in_a_directory_others_can_write_is_refused(tmp):
+    """Another user who can write the socket's directory could put their
+    own socket there and be handed modelctl import's descriptors."""
+    ww = os.path.join(tmp, "ww")
+    os.mkdir(ww)
+    os.chmod(ww, 0o777)
+    p = subprocess.run([MODELD, "-f", "--store", os.path.join(tmp, "st"), "--socket",
+                        os.path.join(ww, "modeld.sock")], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "ww: socket directory writable by others (mode 0777)" in p.stderr, p
+    assert not os.path.exists(os.path.join(ww, "modeld.sock"))
+    other = os.path.join(tmp, "other")
+    os.mkdir(other)
+    os.chown(other, 65534, 65534)
+    p = subprocess.run([MODELD, "-f", "--store", os.path.join(tmp, "st"), "--socket",
+                        os.path.join(other, "modeld.sock")], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "other: socket directory owned by uid 65534" in p.stderr, p
+    # the client's default path ($XDG_RUNTIME_DIR/modeld.sock) is checked the same way
+    env = {k: v for k, v in os.environ.items() if k != "MODELD_SOCKET"}
+    env["XDG_RUNTIME_DIR"] = ww
+    p = subprocess.run([MODELCTL, "--json", "list"], env=env, capture_output=True, text=True)
+    assert p.returncode == 1 and "socket directory writable by others" in p.stderr, p
+    assert "writable by others" in json.loads(p.stdout)["error"]["message"]
+    # a sticky directory writable by all (/tmp) is fine
+    d = Daemon(tmp)
+    d.sock = os.path.join(tmp, "sticky", "modeld.sock")
+    os.mkdir(os.path.dirname(d.sock))
+    os.chmod(os.path.dirname(d.sock), 0o1777)
+    d.start()
+    try:
+        assert d.ctl("list", "--json").json() == []
+    finally:
+        d.stop()
