@@ -133,3 +133,70 @@ def test_socket_in_a_directory_others_can_write_is_refused(tmp):
         assert d.ctl("list", "--json").json() == []
     finally:
         d.stop()
+
+
+def _unit_syscalls():
+    """The syscalls modeld.service's SystemCallFilter= lines allow, expanded
+    with systemd-analyze as systemd does (allow lists joined, ~ lists taken
+    out)."""
+    import shutil
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("no systemd-analyze")
+
+    def expand(word, seen):
+        if not word.startswith("@"):
+            return {word}
+        out = subprocess.run(["systemd-analyze", "syscall-filter", word],
+                             capture_output=True, text=True).stdout
+        names = set()
+        for line in out.splitlines()[1:]:
+            w = line.strip()
+            if w and not w.startswith("#") and w not in seen:
+                seen.add(w)
+                names |= expand(w, seen)
+        return names
+
+    unit = os.path.join(os.path.dirname(MODELD), "..", "systemd", "modeld.service")
+    allow, deny = set(), set()
+    for line in open(unit):
+        if line.startswith("SystemCallFilter="):
+            v = line.split("=", 1)[1].strip()
+            target = deny if v.startswith("~") else allow
+            for w in v.lstrip("~").split():
+                target |= expand(w, set())
+    return sorted(allow - deny)
+
+
+def test_unit_syscall_filter_lets_the_worker_confine_itself(tmp):
+    """Run modeld under the unit's SystemCallFilter= (a seccomp allow list
+    whose default kills, as systemd installs it): an import that converts
+    a weight file in modeld-worker must succeed."""
+    import ctypes
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    nrs = [n for n in (lib.seccomp_syscall_resolve_name(s.encode()) for s in _unit_syscalls())
+           if n >= 0]
+
+    def confine():
+        ctx = lib.seccomp_init(0x80000000)       # SCMP_ACT_KILL_PROCESS
+        for n in nrs:
+            lib.seccomp_rule_add(ctx, 0x7fff0000, n, 0)   # SCMP_ACT_ALLOW
+        if lib.seccomp_load(ctx):
+            os._exit(99)
+
+    d = Daemon(tmp)
+    d.logf = open(d.log, "ab")
+    d.proc = subprocess.Popen([MODELD, "-f", "--store", d.store, "--socket", d.sock],
+                              stdout=d.logf, stderr=d.logf, preexec_fn=confine)
+    try:
+        d.wait_ready()
+        m = tiny_llama(os.path.join(tmp, "m"), seed=3)
+        r = d.ctl("import", m, "--name", "acme/x", check=False)
+        assert r.rc == 0, r
+        assert d.ctl("verify", "acme/x").rc == 0
+    finally:
+        d.stop()
