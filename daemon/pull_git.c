@@ -644,7 +644,7 @@ int pull_git_gc(struct daemon *d, json_t *res)
 		key[64] = 0;
 		if (!util_is_hex(key, 64) || json_object_get(keep, key))
 			continue;
-		char p[4300];
+		char p[4500];   /* dir + "/" + a d_name of up to 255 bytes */
 		uint64_t b;
 		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
 		int r = gitsrc_cache_drop(p, &b);
