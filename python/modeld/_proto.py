@@ -49,12 +49,34 @@ def default_socket():
     return p
 
 
+def check_socket_dir(sock):
+    """The C client's rule (common/paths.c) for the default socket: its
+    directory must belong to you or root and not be writable by others
+    unless sticky, or another user could put a socket of their own there."""
+    import stat
+    d = os.path.dirname(sock) or "."
+    try:
+        st = os.stat(d)
+    except OSError:
+        return   # connect says what is wrong
+    if st.st_uid not in (os.getuid(), 0):
+        raise ModeldError(MD_EPERM, "%s: socket directory owned by uid %d, not by you or root; "
+                          "refusing to use it" % (d, st.st_uid))
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise ModeldError(MD_EPERM, "%s: socket directory writable by others (mode %04o); "
+                          "refusing to use it" % (d, st.st_mode & 0o7777))
+
+
 class Connection:
     """One connection to modeld. Leases taken with open() last until close()
     (or until this object is garbage collected)."""
 
     def __init__(self, path=None):
-        self.path = os.fspath(path) if path else default_socket()   # str or path-like
+        if path:
+            self.path = os.fspath(path)   # str or path-like
+        else:
+            self.path = default_socket()
+            check_socket_dir(self.path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.connect(self.path)

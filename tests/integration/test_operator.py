@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import MODELCTL, MODELD, Daemon, make_model, tiny_llama
+from conftest import MODELCTL, MODELD, ROOT, Daemon, make_model, tiny_llama
 
 
 def check_config(tmp, text):
@@ -123,6 +123,16 @@ def test_socket_in_a_directory_others_can_write_is_refused(tmp):
     p = subprocess.run([MODELCTL, "--json", "list"], env=env, capture_output=True, text=True)
     assert p.returncode == 1 and "socket directory writable by others" in p.stderr, p
     assert "writable by others" in json.loads(p.stdout)["error"]["message"]
+    # and by the Python client, for its default path
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import modeld\n"
+            "try:\n"
+            "    modeld.Connection()\n"
+            "except modeld.ModeldError as e:\n"
+            "    print(e.code, e)\n" % os.path.join(ROOT, "python"))
+    p = subprocess.run(["/usr/bin/python3", "-c", code], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.stdout.startswith("-6 ") and "socket directory writable by others" in p.stdout, p
     # a sticky directory writable by all (/tmp) is fine
     d = Daemon(tmp)
     d.sock = os.path.join(tmp, "sticky", "modeld.sock")
