@@ -199,6 +199,21 @@ int gitsrc_url_parse(const char *in, int plain, struct gitsrc_url **out)
 		rc = md_fail(MD_EINVAL, "git source: no host in URL");
 		goto fail;
 	}
+	/* HOST:PORT, the port all digits ([v6]:PORT too); "host:org/x.git"
+	 * is git's scp-like form, which a URL writes with a '/' */
+	const char *hend = host + hlen, *rb = memchr(host, ']', hlen);
+	const char *colon = memchr(rb ? rb : host, ':', (size_t)(hend - (rb ? rb : host)));
+	if (colon) {
+		const char *c = colon + 1;
+		while (c < hend && *c >= '0' && *c <= '9')
+			c++;
+		if (c != hend || c == colon + 1) {
+			rc = md_fail(MD_EINVAL, "git source: '%.*s' is no HOST:PORT; git's scp-like "
+						"'host:path' is written %s://host/path",
+				     (int)hlen, host, u->scheme);
+			goto fail;
+		}
+	}
 	if (asprintf(&u->url, "%s://%.*s%.*s", u->scheme, (int)alen, auth, (int)plen, path) < 0 ||
 	    asprintf(&u->clean, "%s://%.*s%.*s", u->scheme, (int)hlen, host, (int)plen, path) < 0) {
 		u->url = u->clean = NULL;

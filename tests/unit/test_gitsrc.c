@@ -134,6 +134,9 @@ static void url_refused(void **state)
 		"git+https://host/org/re\npo.git",
 		"git+https://host",
 		"git+nothing",
+		"git+ssh://git@host.example:org/x.git",   /* scp-like, not a URL */
+		"git+https://host:/org/x.git",
+		"git+https://host:80a/org/x.git",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct gitsrc_url *u = NULL;
@@ -143,6 +146,11 @@ static void url_refused(void **state)
 		assert_null(u);
 	}
 	struct gitsrc_url *u = NULL;
+	assert_int_equal(gitsrc_url_parse("git+ssh://git@h.example:org/x.git", 0, &u), MD_EINVAL);
+	assert_non_null(strstr(md_errmsg(MD_EINVAL), "written ssh://host/path"));
+	assert_int_equal(gitsrc_url_parse("git+http://[::1]:8080/org/x.git", 0, &u), 0);
+	gitsrc_url_free(u);
+	u = NULL;
 	assert_true(gitsrc_url_parse("git+https://bob:SECRET@host/o/r.git@a..b", 0, &u) < 0);
 	assert_null(strstr(md_errmsg(MD_EINVAL), "SECRET"));
 }
