@@ -166,7 +166,7 @@ def _unit_syscalls():
                 names |= expand(w, seen)
         return names
 
-    unit = os.path.join(os.path.dirname(MODELD), "..", "systemd", "modeld.service")
+    unit = os.path.join(ROOT, "systemd", "modeld.service")
     allow, deny = set(), set()
     for line in open(unit):
         if line.startswith("SystemCallFilter="):

@@ -855,9 +855,10 @@ def test_64_clients_during_a_pull_no_fd_leak(tmp, daemon, tmp_path_factory):
             daemon.ctl("import", os.path.join(tmp, "c%d" % i), "--name", "acme/c%d" % i)
             models["acme/c%d" % i] = sd
         exe = os.path.join(tmp, "md_check")
+        lib = os.path.join(ROOT, "build")   # the plain libmodeld, also when BUILD is build/asan
         subprocess.run(["cc", "-std=c17", "-o", exe, os.path.join(ROOT, "tests/serve/md_check.c"),
-                        "-I" + os.path.join(ROOT, "client"), "-L" + BUILD, "-lmodeld",
-                        "-Wl,-rpath," + BUILD], check=True)
+                        "-I" + os.path.join(ROOT, "client"), "-L" + lib, "-lmodeld",
+                        "-Wl,-rpath," + lib], check=True)
         gc.collect()
         before = daemon_fds(daemon)
         pull = subprocess.Popen([os.path.join(BUILD, "modelctl"), "--socket", daemon.sock,
