@@ -4,6 +4,7 @@
 #include "common/err.h"
 #include "common/util.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -140,11 +141,35 @@ static size_t on_body(char *d, size_t sz, size_t nm, void *arg)
 	return k;
 }
 
-static time_t parse_time(const char *s)
+time_t lfs_parse_time(const char *s)
 {
 	struct tm tm = { 0 };
 	const char *e = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-	return e ? timegm(&tm) : 0;
+	if (!e)
+		return 0;
+	if (*e == '.')
+		for (e++; *e >= '0' && *e <= '9'; e++)
+			;
+	long off = 0;
+	if (*e == 'Z' || *e == 'z') {
+		e++;
+	} else if ((*e == '+' || *e == '-') && isdigit((unsigned char)e[1]) &&
+		   isdigit((unsigned char)e[2])) {
+		int sign = *e == '-' ? -1 : 1, hh = (e[1] - '0') * 10 + (e[2] - '0'), mm = 0;
+		e += 3;
+		if (*e == ':')
+			e++;
+		if (isdigit((unsigned char)e[0]) && isdigit((unsigned char)e[1])) {
+			mm = (e[0] - '0') * 10 + (e[1] - '0');
+			e += 2;
+		}
+		if (hh > 23 || mm > 59)
+			return 0;
+		off = sign * (hh * 3600L + mm * 60L);
+	}
+	if (*e)
+		return 0;
+	return timegm(&tm) - off;
 }
 
 static int fill(struct lfs_object *objs, size_t n, json_t *resp)
@@ -212,7 +237,7 @@ static int fill(struct lfs_object *objs, size_t n, json_t *resp)
 		if (json_is_integer(ein))
 			objs[i].expires = time(NULL) + (time_t)json_integer_value(ein);
 		else
-			objs[i].expires = parse_time(json_string_value(json_object_get(dl, "expires_at")));
+			objs[i].expires = lfs_parse_time(json_string_value(json_object_get(dl, "expires_at")));
 	}
 	return 0;
 }
@@ -251,7 +276,11 @@ static int batch_one(const char *endpoint, const char *user, const char *pass,
 	}
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* redirects are followed as git-lfs does (a 307/308 repeats the
+	 * POST); libcurl sends the credentials to the same origin only */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "git-lfs/3 (modeld)");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);

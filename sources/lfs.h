@@ -27,6 +27,11 @@
  */
 int lfs_parse_pointer(const void *buf, size_t n, char oid[65], uint64_t *size);
 
+/* An RFC 3339 time as LFS servers send expires_at ("2026-11-24T10:00:00Z",
+ * fractional seconds, a "+01:00" or "-0500" offset; no zone reads as UTC):
+ * seconds since the epoch, 0 when s is NULL or not such a time. */
+time_t lfs_parse_time(const char *s);
+
 /*
  * The LFS endpoint for a remote (clean URL, no user info) when .lfsconfig
  * names none: http(s): URL with ".git" appended when missing, plus

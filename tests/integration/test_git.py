@@ -313,6 +313,22 @@ def test_git_pull_under_valgrind(tmp, host):
     assert rc == 0 and "ERROR SUMMARY: 0 errors" in report, report[-4000:]
 
 
+def test_batch_endpoint_redirect_followed(daemon, host):
+    """A 307 from the LFS batch endpoint is followed (the POST repeated at
+    the new address), as git-lfs does."""
+    work = host.repo("acme", "moved")
+    tiny_llama(work, seed=14)
+    host.commit(work)
+    url = host.publish(work, "acme", "moved")
+    import urllib.request
+    urllib.request.urlopen(host.url + "/acme/moved.git/info/lfs/_ctl/redirect?n=1").read()
+    daemon.ctl("pull", url)
+    log = host.batch_log()
+    assert [e["path"].endswith("?moved=1") for e in log] == [False, True], log
+    assert log[1]["operation"] == "download" and log[1]["oids"] == log[0]["oids"]
+    check_stored(daemon, "acme/moved", work)
+
+
 def test_expired_links_requested_again(daemon, host):
     work = host.repo("acme", "exp")
     tiny_llama(work, seed=8)

@@ -118,6 +118,22 @@ static void url_forms(void **state)
 	assert_null(strstr(md_errmsg(MD_EINVAL), "p%"));
 }
 
+static void times(void **state)
+{
+	(void)state;
+	const time_t t = 1795514400;   /* 2026-11-24T10:00:00Z */
+	assert_int_equal(lfs_parse_time("2026-11-24T10:00:00Z"), t);
+	assert_int_equal(lfs_parse_time("2026-11-24T10:00:00.123456Z"), t);
+	assert_int_equal(lfs_parse_time("2026-11-24T10:00:00"), t);
+	assert_int_equal(lfs_parse_time("2026-11-24T11:00:00+01:00"), t);
+	assert_int_equal(lfs_parse_time("2026-11-24T05:00:00-0500"), t);
+	assert_int_equal(lfs_parse_time("2026-11-24T15:30:00.5+05:30"), t);
+	assert_int_equal(lfs_parse_time("2026-11-24T10:00:00 junk"), 0);
+	assert_int_equal(lfs_parse_time("2026-11-24T10:00:00+25:00"), 0);
+	assert_int_equal(lfs_parse_time("tomorrow"), 0);
+	assert_int_equal(lfs_parse_time(NULL), 0);
+}
+
 static void url_refused(void **state)
 {
 	(void)state;
@@ -216,6 +232,7 @@ int main(void)
 		cmocka_unit_test(pointer_bad),
 		cmocka_unit_test(url_forms),
 		cmocka_unit_test(url_refused),
+		cmocka_unit_test(times),
 		cmocka_unit_test(endpoints),
 		cmocka_unit_test(creds),
 	};
