@@ -9,6 +9,7 @@
 #include "registry/maint.h"
 #include "registry/reader.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/lazylib.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -466,6 +467,7 @@ int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
 struct irev {
 	const char *name, *rev, *dir;   /* borrowed from the index */
 	const char *ref;                /* "main" when the index lists it, else NULL */
+	json_t *refs;                   /* every ref the index lists (borrowed) */
 	json_t *manifest;               /* owned, once read */
 	json_t *provfile;               /* rN/provenance.json, owned, once read */
 	struct ingest *ing;
@@ -688,6 +690,7 @@ static int parse_index(struct imp *im, const char *txt, size_t len)
 			return md_fail(MD_EREFUSED, "bundle refused: index entry %zu is malformed", i);
 		size_t k;
 		json_t *ref;
+		ir->refs = json_object_get(r, "refs");
 		json_array_foreach(json_object_get(r, "refs"), k, ref)
 			if (json_is_string(ref) && !strcmp(json_string_value(ref), "main"))
 				ir->ref = "main";
@@ -1166,6 +1169,63 @@ static void mains_restore(struct imp *im, char (*old)[CATALOG_REV_LEN + 1])
 		store_commit(txn);
 }
 
+/*
+ * The refs other than main that the source store had on each revision
+ * (tags, branches) are created where the importing store has no ref of
+ * that name for the model; one it has is left where it points (the
+ * summary lists it under "refs_kept"). Runs after every commit succeeded:
+ * a failure here leaves the revisions stored, without those refs.
+ */
+static int other_refs(struct imp *im, json_t *out)
+{
+	MDB_txn *txn;
+	int rc = store_txn(im->d->st, 1, &txn);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < im->nrevs && !rc; i++) {
+		struct irev *ir = &im->revs[i];
+		json_t *sum = json_array_get(out, i), *set = json_array(), *kept = json_array();
+		size_t k;
+		json_t *r;
+		json_array_foreach(ir->refs, k, r) {
+			const char *ref = json_string_value(r);
+			char cur[CATALOG_REV_LEN + 1];
+			size_t len = ref ? strlen(ref) : 0;
+			/* a ref that reads as a commit prefix would not resolve as a ref */
+			if (!ref || !strcmp(ref, "main") || util_check_ref(ref) ||
+			    (len >= 7 && strspn(ref, "0123456789abcdef") == len)) {
+				md_clearerr();
+				continue;
+			}
+			if (catalog_resolve(im->d->st, txn, ir->name, ref, cur) == 0) {
+				if (strcmp(cur, ir->rev))
+					json_array_append_new(kept, json_string(ref));
+				continue;
+			}
+			md_clearerr();
+			json_t *m = NULL;
+			int existed;
+			if ((rc = catalog_get_rev(im->d->st, txn, ir->name, ir->rev, &m)) == 0 &&
+			    (rc = catalog_put_rev(im->d->st, txn, m, ref, &existed)) == 0)
+				json_array_append_new(set, json_string(ref));
+			json_decref(m);
+			if (rc)
+				break;
+		}
+		if (json_array_size(set))
+			json_object_set(sum, "refs_set", set);
+		if (json_array_size(kept))
+			json_object_set(sum, "refs_kept", kept);
+		json_decref(set);
+		json_decref(kept);
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return store_commit(txn);
+}
+
 /* Say which model failed, unless the message already does. */
 static void name_it(int rc, const char *name)
 {
@@ -1218,7 +1278,12 @@ static int commit_all(struct imp *im, const struct arrival *how, json_t *out)
 		json_array_append_new(out, sum);
 		json_decref(res);
 	}
-	if (rc) { /* all or nothing: take back what this bundle added */
+	if (!rc) {
+		int rr = other_refs(im, out);
+		if (rr) /* every revision is committed; only these refs are missing */
+			log_warn("bundle import: revisions stored, their tags and branches not: %s",
+				 md_errmsg(rr));
+	} else { /* all or nothing: take back what this bundle added */
 		char msg[1024];
 		snprintf(msg, sizeof msg, "%s", md_errmsg(rc));
 		for (size_t i = 0; i < im->nrevs; i++) {

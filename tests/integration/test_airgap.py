@@ -133,6 +133,45 @@ def test_bundle_round_trip(two, tmp, suffix, sign):
     assert all(x.get("existed") for x in r["revisions"])
 
 
+def test_bundle_carries_tags_and_branches(two, tmp):
+    """Refs other than main that the source had on a revision (a tag, a
+    branch) are created on import; one that reads as a commit prefix is
+    not (it would not resolve as a ref)."""
+    a, b = two
+    seed(a, tmp)
+    out = os.path.join(tmp, "t.tar")
+    a.ctl("export", "acme/tiny", "-o", out)
+    # the source store's refs, as an exporting store with tags would list them
+    members = []
+    with tarfile.open(out) as t:
+        for m in t.getmembers():
+            members.append((m, t.extractfile(m).read() if m.isfile() else None))
+    data = dict((m.name, d) for m, d in members)
+    idx = json.loads(data["modeld-bundle.json"])
+    idx["revisions"][0]["refs"] = ["main", "v1.0", "release/2", "abcdef1234"]
+    data["modeld-bundle.json"] = json.dumps(idx).encode()
+    sums = []
+    for line in data["SHA256SUMS"].decode().splitlines():
+        h, name = line.split("  ", 1)
+        if name == "modeld-bundle.json":
+            h = hashlib.sha256(data[name]).hexdigest()
+        sums.append(h + "  " + name)
+    data["SHA256SUMS"] = ("\n".join(sums) + "\n").encode()
+    out2 = os.path.join(tmp, "t2.tar")
+    with tarfile.open(out2, "w", format=tarfile.PAX_FORMAT) as t:
+        for m, _ in members:
+            d = data[m.name]
+            if d is not None:
+                m.size = len(d)
+            t.addfile(m, io.BytesIO(d) if d is not None else None)
+    r = b.ctl("--json", "import", out2).json()
+    assert r["revisions"][0]["refs_set"] == ["v1.0", "release/2"], r
+    show = b.ctl("--json", "show", "acme/tiny").json()
+    assert sorted(show["refs"]) == ["main", "release/2", "v1.0"], show["refs"]
+    assert b.ctl("--json", "show", "acme/tiny@v1.0").json()["revision"] == show["revision"]
+    assert b.ctl("verify").rc == 0
+
+
 def test_bundle_round_trip_unicode_paths(two, tmp):
     """Store paths are UTF-8; the daemon runs in the C locale, where
     libarchive could not write 'ü' ("Can't translate pathname")."""
