@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct gitsrc_repo {
@@ -652,10 +653,24 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 	r->lockfd = -1;
 	char lockp[4200];
 	snprintf(lockp, sizeof lockp, "%s.lock", cache_dir);
-	if ((r->lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 ||
-	    flock(r->lockfd, LOCK_EX) < 0) {
+	if ((r->lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
 		rc = md_fail(MD_EIO, "%s: %s", lockp, strerror(errno));
 		goto fail;
+	}
+	/* another pull of this remote holds the cache: wait for it, but stay
+	 * cancelable (modelctl cancel, daemon shutdown) while waiting */
+	while (flock(r->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rc = md_fail(MD_EIO, "%s: %s", lockp, strerror(errno));
+			goto fail;
+		}
+		if (cancel && atomic_load(cancel)) {
+			rc = md_fail(MD_ECANCELED, "canceled while waiting for another pull of %s",
+				     u->clean);
+			goto fail;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
 	}
 	/* the flock is ours: any lock file libgit2 left in the cache was left
 	 * by a process killed mid-fetch and would refuse every later fetch */

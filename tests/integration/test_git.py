@@ -329,6 +329,35 @@ def test_batch_endpoint_redirect_followed(daemon, host):
     check_stored(daemon, "acme/moved", work)
 
 
+def test_pull_waiting_for_the_same_remote_can_be_canceled(daemon, host):
+    """A second pull of a remote whose cache another pull holds waits for
+    it, and a cancel stops it while it waits."""
+    work = host.repo("acme", "busy")
+    tiny_llama(work, seed=15, weights=8 << 20)
+    host.commit(work)
+    url = host.publish(work, "acme", "busy")
+
+    def state(job):
+        return [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == job][-1]
+
+    first = daemon.ctl("pull", url, "--limit-rate", "1M", "--detach", "--json").json()["job"]
+    for _ in range(200):
+        if host.batch_log():
+            break
+        time.sleep(0.05)
+    second = daemon.ctl("pull", url, "--include", "*.json", "--detach", "--json").json()["job"]
+    time.sleep(0.5)
+    assert state(second)["state"] == "running"
+    daemon.ctl("cancel", second)
+    t0 = time.time()
+    while state(second)["state"] == "running" and time.time() - t0 < 10:
+        time.sleep(0.05)
+    st = state(second)
+    assert st["state"] == "canceled" and time.time() - t0 < 3, st
+    assert state(first)["state"] == "running"
+    daemon.ctl("cancel", first)
+
+
 def test_expired_links_requested_again(daemon, host):
     work = host.repo("acme", "exp")
     tiny_llama(work, seed=8)
