@@ -155,6 +155,7 @@ static const struct {
 	{ CONV_DT_F8_E5M2, 8, "F8_E5M2" }, { CONV_DT_F8_E8M0, 8, "F8_E8M0" },
 	{ CONV_DT_F6_E2M3, 6, "F6_E2M3" }, { CONV_DT_F6_E3M2, 6, "F6_E3M2" },
 	{ CONV_DT_F4, 4, "F4" }, { CONV_DT_C64, 64, "C64" },
+	{ CONV_DT_C128, 128, "C128" },
 };
 
 unsigned conv_dtype_bits(uint32_t dtype)
@@ -166,6 +167,13 @@ unsigned conv_dtype_bits(uint32_t dtype)
 }
 
 const char *conv_dtype_name(uint32_t dtype)
+{
+	if (dtype == CONV_DT_C128)   /* ours (torch's complex128), not the spec's */
+		return NULL;
+	return conv_dtype_label(dtype);
+}
+
+const char *conv_dtype_label(uint32_t dtype)
 {
 	for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
 		if (dtypes[i].dt == dtype)

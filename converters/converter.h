@@ -31,6 +31,7 @@ enum conv_dtype {
 	CONV_DT_F8_E4M3, CONV_DT_F8_E5M2, CONV_DT_F8_E8M0,
 	CONV_DT_F6_E2M3, CONV_DT_F6_E3M2, CONV_DT_F4,
 	CONV_DT_C64,
+	CONV_DT_C128,            /* torch complex128; not a safetensors dtype */
 	/* GGUF/ggml block-quantized types are opaque blocks: CONV_DT_GGML + the
 	 * ggml type id (0..255). */
 	CONV_DT_GGML = 0x100,
@@ -120,8 +121,11 @@ void conv_gather(const uint8_t *src, const struct conv_tensor *t, uint64_t off, 
 
 /* Element size in bits for plain dtypes (F4 = 4, F6 = 6), 0 for GGML/unknown. */
 unsigned conv_dtype_bits(uint32_t dtype);
-/* Name as safetensors spells it ("BF16"), or NULL. */
+/* Name as safetensors spells it ("BF16"), or NULL (also for C128, which
+ * the safetensors spec lacks). */
 const char *conv_dtype_name(uint32_t dtype);
+/* Name of any plain dtype: conv_dtype_name, or "C128"; NULL if unknown. */
+const char *conv_dtype_label(uint32_t dtype);
 
 /* Byte length of a tensor from its dtype and shape (shape in row-major
  * order: shape[ndim-1] is the innermost dimension, GGUF's ne[0]). Plain

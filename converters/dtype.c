@@ -66,7 +66,7 @@ const char *conv_dtype_str(uint32_t dtype)
 			return full[t];
 		return "?";
 	}
-	const char *n = conv_dtype_name(dtype);
+	const char *n = conv_dtype_label(dtype);
 	return n ? n : "?";
 }
 

@@ -25,6 +25,7 @@ static const struct {
 	{ "LongStorage", "int64", "long", CONV_DT_I64 },
 	{ "BoolStorage", "bool", NULL, CONV_DT_BOOL },
 	{ "ComplexFloatStorage", "complex64", "cfloat", CONV_DT_C64 },
+	{ "ComplexDoubleStorage", "complex128", "cdouble", CONV_DT_C128 },
 	{ "UntypedStorage", NULL, NULL, CONV_DT_U8 },
 	{ NULL, "float8_e4m3fn", NULL, CONV_DT_F8_E4M3 },
 	{ NULL, "float8_e5m2", NULL, CONV_DT_F8_E5M2 },
@@ -328,9 +329,9 @@ static int resolve(struct vm *m, const uint8_t *mod, size_t ml, const uint8_t *n
 		}
 	}
 	static const char *const unsup[] = {
-		"torch.ComplexDoubleStorage", "torch.ComplexHalfStorage", "torch.QInt8Storage",
+		"torch.ComplexHalfStorage", "torch.QInt8Storage",
 		"torch.QUInt8Storage", "torch.QInt32Storage", "torch.QUInt4x2Storage",
-		"torch.QUInt2x4Storage", "torch.complex128", "torch.complex32", "torch.cdouble",
+		"torch.QUInt2x4Storage", "torch.complex32",
 		"torch.chalf", "torch.qint8", "torch.quint8", "torch.qint32",
 	};
 	for (size_t i = 0; i < sizeof unsup / sizeof unsup[0]; i++)

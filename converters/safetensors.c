@@ -63,7 +63,7 @@ static uint32_t dtype_of(const char *s)
 	for (uint32_t d = CONV_DT_BOOL; d < CONV_DT_GGML; d++) {
 		const char *n = conv_dtype_name(d);
 		if (!n)
-			break;
+			continue;
 		if (!strcmp(n, s))
 			return d;
 	}

@@ -26,7 +26,7 @@ _TORCH_DTYPES = {
     "I32": "int32", "U32": "uint32", "I64": "int64", "U64": "uint64",
     "F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64",
     "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu",
-    "C64": "complex64",
+    "C64": "complex64", "C128": "complex128",
     "GGML_F32": "float32", "GGML_F16": "float16", "GGML_BF16": "bfloat16",
 }
 

@@ -459,3 +459,47 @@ def test_export_gguf_keeps_metadata(daemon, tmp, align):
     assert kv1["general.architecture"] == (8, "llama")
     assert t1 == t0
     assert got == g
+
+
+COMPLEX128_SCRIPT = r'''
+import collections, sys, torch
+torch.manual_seed(0)
+sd = collections.OrderedDict()
+sd["freqs"] = torch.randn(4, 6, dtype=torch.complex128)
+sd["half"] = sd["freqs"][:, 3:]                  # a view with an offset
+sd["w"] = torch.randn(3, 3)
+torch.save(sd, sys.argv[1])
+torch.save(sd, sys.argv[2], _use_new_zipfile_serialization=False)
+'''
+
+
+def test_complex128_checkpoint_round_trips(daemon, tmp):
+    """torch saves complex128 (ComplexDoubleStorage) in a state_dict (rotary
+    frequency buffers): it is stored as C128, cat is bit-exact, load_state_dict
+    equals torch.load, and the safetensors export, whose spec has no C128,
+    refuses it by name."""
+    import sys
+    import torch
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "python"))
+    import modeld
+    m = os.path.join(tmp, "c")
+    os.makedirs(m)
+    subprocess.run([PY, "-c", COMPLEX128_SCRIPT, os.path.join(m, "pytorch_model.bin"),
+                    os.path.join(m, "legacy.pt")], check=True)
+    daemon.ctl("import", m, "--name", "acme/c128")
+    for f in ("pytorch_model.bin", "legacy.pt"):
+        assert daemon.ctl("cat", "acme/c128", f, binary=True).out == open(os.path.join(m, f), "rb").read()
+    tensors = daemon.ctl("tensors", "acme/c128", "--json").json()
+    fr = [t for t in tensors if t["name"] == "freqs"]
+    assert fr and all(t["dtype"] == "C128" and t["shape"] == [4, 6] and t["bytes"] == 4 * 6 * 16
+                      for t in fr), fr
+    sd = modeld.load_state_dict("acme/c128", socket=daemon.sock, files=["pytorch_model.bin"])
+    ref = torch.load(os.path.join(m, "pytorch_model.bin"))
+    assert set(sd) == set(ref)
+    for k in ref:
+        assert sd[k].dtype == ref[k].dtype and torch.equal(sd[k], ref[k]), k
+    del sd
+    r = daemon.ctl("export", "acme/c128", "--format", "safetensors", "-o", os.path.join(tmp, "o"),
+                   check=False)
+    assert r.rc == 1 and "freqs" in r.err and "C128" in r.err, r
