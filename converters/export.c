@@ -245,6 +245,21 @@ int export_gguf(const struct pack *p, const int *pack_fds, int out_fd)
 				     "than 4 dimensions (GGUF limits)", t->name);
 			goto out;
 		}
+		/* llama.cpp's gguf_init divides INT64_MAX by ne[1], ne[2] and
+		 * ne[3] (all but the innermost row-major dimension): a zero there
+		 * crashes it. */
+		for (uint32_t d = 0; d + 1 < t->ndim; d++)
+			if (!t->shape[d]) {
+				char sh[8 * 21 + 1];
+				size_t k = 0;
+				for (uint32_t j = 0; j < t->ndim; j++)
+					k += (size_t)snprintf(sh + k, sizeof sh - k, "%s%llu", j ? "," : "",
+							      (unsigned long long)t->shape[j]);
+				rc = md_fail(MD_EUNSUP, "export: tensor %s: shape (%s) has a zero "
+					     "dimension other than the innermost, which GGUF readers "
+					     "cannot load", t->name, sh);
+				goto out;
+			}
 		wle(&b, nl, 8);
 		wput(&b, t->name, nl);
 		uint32_t nd = t->ndim ? t->ndim : 1;

@@ -503,3 +503,22 @@ def test_complex128_checkpoint_round_trips(daemon, tmp):
     r = daemon.ctl("export", "acme/c128", "--format", "safetensors", "-o", os.path.join(tmp, "o"),
                    check=False)
     assert r.rc == 1 and "freqs" in r.err and "C128" in r.err, r
+
+
+def test_export_gguf_zero_dims(daemon, tmp):
+    """GGUF readers (llama.cpp's gguf_init) divide INT64_MAX by each of
+    ne[1..3] to check a tensor's element count, so a zero there kills them
+    (SIGFPE). An empty tensor whose zero is the innermost dimension (ne[0])
+    exports; one with a zero elsewhere is refused by name, nothing written."""
+    ok = safetensors_bytes({"e": ("F32", [0], b""), "w": ("F32", [2, 2], os.urandom(16))})
+    bad = safetensors_bytes({"w": ("F32", [2, 2], os.urandom(16)), "cache": ("F16", [0, 4], b"")})
+    daemon.ctl("import", make_model(os.path.join(tmp, "ok"), {"model.safetensors": ok}), "--name", "acme/z1")
+    daemon.ctl("import", make_model(os.path.join(tmp, "bad"), {"model.safetensors": bad}), "--name", "acme/z2")
+    out = os.path.join(tmp, "o1")
+    daemon.ctl("export", "acme/z1", "--format", "gguf", "-o", out)
+    raw = open(os.path.join(out, "model.gguf"), "rb").read()
+    assert raw[:4] == b"GGUF"
+    out = os.path.join(tmp, "o2")
+    r = daemon.ctl("export", "acme/z2", "--format", "gguf", "-o", out, check=False)
+    assert r.rc == 1 and "cache" in r.err and "(0,4)" in r.err, r
+    assert not os.path.exists(os.path.join(out, "model.gguf"))
