@@ -3,20 +3,84 @@
 #include "common/err.h"
 
 #include <fnmatch.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define GLOB_MAX 1024
 
+/* fnmatch compares characters, not bytes, only in a UTF-8 locale: "?" must
+ * match "é" in "café.json" as Python's fnmatch does. The process locale
+ * stays "C"; this one is used by the calling thread around fnmatch only. */
+static locale_t utf8;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void utf8_init(void)
+{
+	utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/*
+ * Python's fnmatch syntax as glibc fnmatch (escapes on) reads it: '\' is a
+ * literal character; a '[' without its ']' is literal; in a set, only a
+ * leading '!' negates ('^' is literal) and "[:alpha:]" is no class.
+ * out has room for 2 * strlen(pat) + 2 bytes.
+ */
+static void translate(const char *pat, char *out)
+{
+	size_t n = strlen(pat), i = 0;
+	char *o = out;
+	while (i < n) {
+		char c = pat[i++];
+		if (c == '[') {
+			size_t j = i;
+			if (j < n && pat[j] == '!')
+				j++;
+			if (j < n && pat[j] == ']')
+				j++;
+			while (j < n && pat[j] != ']')
+				j++;
+			if (j >= n) { /* no closing ']': a literal '[' */
+				*o++ = '\\';
+				*o++ = '[';
+				continue;
+			}
+			*o++ = '[';
+			size_t k = i;
+			if (pat[k] == '!')
+				*o++ = pat[k++];
+			for (; k < j; k++) {
+				if (pat[k] == '\\' || pat[k] == '[' || pat[k] == '^')
+					*o++ = '\\';
+				*o++ = pat[k];
+			}
+			*o++ = ']';
+			i = j + 1;
+		} else {
+			if (c == '\\')
+				*o++ = '\\';
+			*o++ = c;
+		}
+	}
+	*o = 0;
+}
+
 int glob_match(const char *pattern, const char *path)
 {
 	size_t l = strlen(pattern);
-	if (l && l < GLOB_MAX && pattern[l - 1] == '/') {
-		char p[GLOB_MAX + 2];
-		snprintf(p, sizeof p, "%s*", pattern);
-		return fnmatch(p, path, FNM_NOESCAPE) == 0;
-	}
-	return fnmatch(pattern, path, FNM_NOESCAPE) == 0;
+	if (!l || l > GLOB_MAX)
+		return 0;
+	char p[GLOB_MAX + 2], t[2 * (GLOB_MAX + 1) + 2];
+	/* a folder ("onnx/") means everything under it, as in huggingface_hub */
+	snprintf(p, sizeof p, "%s%s", pattern, pattern[l - 1] == '/' ? "*" : "");
+	translate(p, t);
+	pthread_once(&utf8_once, utf8_init);
+	locale_t old = utf8 ? uselocale(utf8) : (locale_t)0;
+	int m = fnmatch(t, path, 0) == 0;
+	if (utf8)
+		uselocale(old);
+	return m;
 }
 
 int glob_filter(const char *path, const char *const *include, size_t ni,

@@ -1,9 +1,11 @@
 /*
  * sources/glob.h — --include/--exclude filters over repository paths, with
- * huggingface_hub's semantics (fnmatch without FNM_PATHNAME: '*' also
- * matches '/', so "*.json" matches "sub/x.json"; a pattern ending in '/'
- * matches everything under that folder; no backslash escapes; case
- * sensitive).
+ * huggingface_hub's semantics (Python's fnmatch: '*' also matches '/', so
+ * "*.json" matches "sub/x.json"; '?' and sets match one character, not one
+ * byte, so "caf?.json" matches "café.json"; a pattern ending in '/' matches
+ * everything under that folder; '\' is literal; a '[' without ']' is
+ * literal; only "[!...]" negates ("[^...]" holds '^'); no "[:class:]";
+ * case sensitive).
  *
  * Patterns are borrowed; nothing is allocated. Thread-safe.
  */

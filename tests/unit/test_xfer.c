@@ -798,6 +798,29 @@ static void test_helpers(void **state)
 	assert_int_equal(glob_check("a\nb"), MD_EINVAL);
 }
 
+/* Python's fnmatch (huggingface_hub's allow_patterns) on the points where
+ * glibc's fnmatch in the C locale differs */
+static void test_glob_python(void **state)
+{
+	(void)state;
+	assert_true(glob_match("caf?.json", "caf\u00e9.json"));      /* one character, two bytes */
+	assert_true(glob_match("caf[\u00e9e].json", "caf\u00e9.json"));
+	assert_true(glob_match("???.txt", "\u65e5\u672c\u8a9e.txt"));
+	assert_false(glob_match("????.txt", "\u65e5\u672c\u8a9e.txt"));
+	assert_true(glob_match("dir \u00e9/", "dir \u00e9/sub dir/a/deep.json"));
+	assert_false(glob_match("[^a]*.json", "config.json")); /* '^' is literal */
+	assert_true(glob_match("[^a]*.json", "^x.json"));
+	assert_true(glob_match("[!a]*.json", "config.json"));
+	assert_false(glob_match("[!a]*.json", "a.json"));
+	assert_true(glob_match("x[a-", "x[a-"));               /* no ']': literal */
+	assert_false(glob_match("[[:alpha:]]*", "config.json")); /* no classes */
+	assert_true(glob_match("a\\*b", "a\\xb"));             /* '\\' is literal */
+	assert_false(glob_match("a\\*b", "a*b"));
+	assert_true(glob_match("[]]x", "]x"));
+	assert_true(glob_match("[!]]x", "bx"));
+	assert_false(glob_match("*.JSON", "config.json"));    /* case sensitive */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -815,6 +838,7 @@ int main(void)
 		cmocka_unit_test(test_cross_host_redirect_drops_token),
 		cmocka_unit_test(test_relative_redirect),
 		cmocka_unit_test(test_gated_without_token),
+		cmocka_unit_test(test_glob_python),
 		cmocka_unit_test(test_missing_file_404),
 		cmocka_unit_test(test_slow_drip),
 		cmocka_unit_test(test_server_ignores_range),
