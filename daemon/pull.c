@@ -452,6 +452,31 @@ void pull_record_filters(json_t *prov, json_t *args, int partial, json_t *have)
 	}
 }
 
+/* Nothing to fetch: say whether the commit has no files at all or the
+ * filters (named) left none of its n. Returns MD_ENOENT. */
+static int no_match(const char *id, const char *commit, size_t n, json_t *args)
+{
+	if (!n)
+		return md_fail(MD_ENOENT, "%s@%s: the repository has no files at this commit", id,
+			       commit);
+	char f[600] = "";
+	size_t l = 0, i;
+	json_t *g;
+	const char *opt[] = { "include", "exclude" };
+	for (int k = 0; k < 2; k++)
+		json_array_foreach(json_object_get(args, opt[k]), i, g) {
+			int w = snprintf(f + l, sizeof f - l, " --%s '%s'", opt[k],
+					 json_string_value(g));
+			if (w < 0 || (size_t)w >= sizeof f - l) {
+				memcpy(f + sizeof f - 5, " ...", 5); /* cut short */
+				goto done;
+			}
+			l += (size_t)w;
+		}
+done:
+	return md_fail(MD_ENOENT, "%s@%s: none of its %zu files matches%s", id, commit, n, f);
+}
+
 int pull_job(struct daemon *d, struct job *j, json_t **res)
 {
 	json_t *a = j->args;
@@ -541,7 +566,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if (rc)
 		goto out;
 	if (!nitems) {
-		rc = md_fail(MD_ENOENT, "%s@%s: no files match", id, model->commit);
+		rc = no_match(id, model->commit, tree->n, a);
 		goto out;
 	}
 	/* DIR/.kept holds this pull's own records (add_and_keep), beside the

@@ -947,3 +947,40 @@ def test_sigterm_tells_a_foreground_pull_modeld_is_stopping(tmp, hub):
         assert jobs and jobs[-1]["state"] == "interrupted", jobs
     finally:
         d2.stop()
+
+
+def test_unicode_names_globs_and_an_empty_repository(daemon, tmp):
+    """--include as huggingface_hub reads it: '?' is one character of a
+    non-ASCII name, a folder pattern takes a deep folder with spaces; an
+    empty repository and filters that select nothing each say which."""
+    root = os.path.join(tmp, "hub")
+    os.makedirs(os.path.join(root, "acme", "empty"))
+    uni = os.path.join(root, "acme", "uni")
+    files = {"café.json": b"{}", "日本語.txt": b"x", "a b+c%20d#e?f.txt": b"y",
+             "dir é/sub dir/a/b/c/d/e/f/deep.json": b"[]"}
+    for p, b in files.items():
+        os.makedirs(os.path.dirname(os.path.join(uni, p)), exist_ok=True)
+        open(os.path.join(uni, p), "wb").write(b)
+    h = Hub(root)
+    try:
+        r = daemon.ctl("pull", "acme/uni", "--hub", h.url, "--include", "caf?.json",
+                       "--include", "???.txt", "--include", "dir é/", "--json").json()
+        show = daemon.ctl("show", "acme/uni", "--json").json()
+        assert sorted(f["path"] for f in show["files"]) == sorted(
+            ["café.json", "日本語.txt", "dir é/sub dir/a/b/c/d/e/f/deep.json"]), show["files"]
+        assert daemon.ctl("cat", "acme/uni", "dir é/sub dir/a/b/c/d/e/f/deep.json").out == "[]"
+        assert show["provenance"]["partial"] is True
+        # the rest completes the commit (a '?' and '#' in a name are URL-encoded)
+        daemon.ctl("pull", "acme/uni", "--hub", h.url)
+        assert daemon.ctl("cat", "acme/uni", "a b+c%20d#e?f.txt").out == "y"
+        e = daemon.ctl("pull", "acme/uni", "--hub", h.url, "--include", "*.JSON",
+                       "--exclude", "x", "--name", "acme/other", check=False)
+        assert e.rc == 1 and e.err == ("modelctl: acme/uni@%s: none of its 4 files matches "
+                                       "--include '*.JSON' --exclude 'x'\n" % r["revision"]), e
+        e = daemon.ctl("pull", "acme/empty", "--hub", h.url, check=False)
+        assert e.rc == 1 and re.fullmatch(
+            r"modelctl: acme/empty@[0-9a-f]{40}: the repository has no files at this commit\n",
+            e.err), e
+        assert "acme/empty" not in daemon.ctl("list").out
+    finally:
+        h.stop()
