@@ -22,6 +22,9 @@
  *   X-Error-Code EntryNotFound    -> MD_ENOENT "acme/x: PATH: entry not found"
  *   X-Error-Code GatedRepo        -> MD_EAUTH  "acme/x: gated repository,
  *                                    accept its terms and set HF_TOKEN"
+ *                                    (with a token: "..., the token given has
+ *                                    no access: accept its terms with the
+ *                                    token's account")
  *   X-Error-Code DisabledRepo     -> MD_EPERM  "acme/x: repository disabled"
  *   401 with a token              -> MD_EAUTH  "acme/x: token refused (HTTP 401)"
  *   403                           -> MD_EAUTH  "acme/x: access denied (HTTP 403)"

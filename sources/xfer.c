@@ -1093,7 +1093,10 @@ static void conn_done(struct run *r, struct conn *c, CURLcode cc)
 				ra = xfer_parse_retry_after(c->retry_after, dflt(r->o->retry_after_max_s, 120));
 			snprintf(msg, sizeof msg, "%s: HTTP %ld", dest, st);
 		} else if (!strcmp(c->errcode, "GatedRepo")) {
-			snprintf(msg, sizeof msg, "%s: gated repository, accept its terms and set HF_TOKEN",
+			snprintf(msg, sizeof msg, r->o->token && *r->o->token
+				 ? "%s: gated repository, the token given has no access: accept its "
+				   "terms with the token's account"
+				 : "%s: gated repository, accept its terms and set HF_TOKEN",
 				 r->o->label ? r->o->label : dest);
 			file_fail(r, f, MD_EAUTH, msg);
 			return;

@@ -287,7 +287,10 @@ def test_gated_unknown_and_revision_errors(daemon, hub, tmp):
     env = dict(os.environ, HF_TOKEN="hf_nogate")
     p = subprocess.run([MODELCTL, "--socket", daemon.sock, "pull", "acme/gated", "--hub", hub.url],
                        env=env, capture_output=True, text=True)
-    assert p.returncode == 1 and "gated repository" in p.stderr
+    # a token was given: telling the user to set HF_TOKEN would mislead
+    assert p.returncode == 1 and p.stderr == (
+        "modelctl: acme/gated: gated repository, the token given has no access: "
+        "accept its terms with the token's account\n"), p.stderr
     r = daemon.ctl("pull", "acme/none", "--hub", hub.url, check=False)
     assert r.rc == 1 and "acme/none" in r.err and "not found" in r.err
     r = daemon.ctl("pull", "acme/tiny@v9", "--hub", hub.url, check=False)
