@@ -452,6 +452,32 @@ void pull_record_filters(json_t *prov, json_t *args, int partial, json_t *have)
 	}
 }
 
+static int cmp_path(const void *k, const void *e)
+{
+	return strcmp(k, ((const struct hf_entry *)e)->path);
+}
+
+/* Every file the model info names (siblings, when the hub gives them) must
+ * be in the tree listing: a listing that lost files (a mirror's broken
+ * pagination) would otherwise be stored as the whole commit. MD_EPROTO
+ * naming the first one missing. */
+static int check_siblings(const struct hf_model *m, const struct hf_tree *t)
+{
+	json_t *sib = json_object_get(m->info, "siblings"), *s;
+	size_t i, lost = 0;
+	const char *first = NULL;
+	json_array_foreach(sib, i, s) {
+		const char *p = json_string_value(json_object_get(s, "rfilename"));
+		if (p && !bsearch(p, t->v, t->n, sizeof *t->v, cmp_path) && !lost++)
+			first = p;
+	}
+	if (!lost)
+		return 0;
+	return md_fail(MD_EPROTO, "%s@%s: the hub's tree listing lacks %zu of the %zu files its "
+		       "model info names (%.200s%s); nothing stored", m->id, m->commit, lost,
+		       json_array_size(sib), first, lost > 1 ? ", ..." : "");
+}
+
 /* Nothing to fetch: say whether the commit has no files at all or the
  * filters (named) left none of its n. Returns MD_ENOENT. */
 static int no_match(const char *id, const char *commit, size_t n, json_t *args)
@@ -555,7 +581,8 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		rc = pull_repoint(d, name, model->commit, ref, res);
 		goto out;
 	}
-	if ((rc = util_mkdir_p(dir, 0755)) || (rc = hf_list(hc, id, model->commit, &tree)))
+	if ((rc = util_mkdir_p(dir, 0755)) || (rc = hf_list(hc, id, model->commit, &tree)) ||
+	    (rc = check_siblings(model, tree)))
 		goto out;
 	size_t ni, ne;
 	const char **inc = globs(json_object_get(a, "include"), &ni);

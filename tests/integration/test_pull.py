@@ -305,6 +305,21 @@ def test_tree_pagination(daemon, hub, hubroot):
     assert sum(1 for e in hub.log() if "/tree/" in e["path"]) >= 4
 
 
+def test_tree_listing_that_lacks_files_the_model_info_names(daemon, hub, hubroot):
+    """A mirror whose tree listing lost files (siblings still name them)
+    fails the pull naming one; nothing is stored as the whole commit."""
+    hub.fault("omit", count=-1, match="model-00002-of-00002.safetensors")
+    r = daemon.ctl("pull", "acme/tiny", "--hub", hub.url, check=False)
+    assert r.rc == 1 and re.fullmatch(
+        r"modelctl: acme/tiny@[0-9a-f]{40}: the hub's tree listing lacks 1 of the \d+ files its "
+        r"model info names \(model-00002-of-00002.safetensors\); nothing stored\n", r.err), r
+    assert daemon.ctl("list", "--json").json() == []
+    assert not [e for e in hub.log() if "/resolve/" in e["path"]]
+    hub.ctl("reset")
+    daemon.ctl("pull", "acme/tiny", "--hub", hub.url)
+    check_pulled(daemon, hubroot)
+
+
 def hub_with_copy(hubroot, name):
     """acme/tiny copied to acme/NAME (same LFS objects), and a hub started
     over it (the hubroot fixture's hub predates the copy): stop it after."""
