@@ -60,6 +60,11 @@ int cmd_license(struct cli *c)
 	printf("declared:  %s", s_or(l, "declared", "(none)"));
 	if (json_object_get(l, "spdx"))
 		printf(" -> %s", s_or(l, "spdx", ""));
+	json_t *all = json_object_get(l, "licenses"), *d;
+	size_t k;
+	json_array_foreach(all, k, d)
+		if (k && json_is_string(d)) /* a card listing several: each applies */
+			printf(", %s", json_string_value(d));
 	printf("\n");
 	if (json_is_object(det))
 		printf("detected:  %s (%s, score %.3f) from %s\n", s_or(det, "id", "?"),

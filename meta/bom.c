@@ -87,6 +87,42 @@ static char *declared_id(const json_t *m)
 	return out;
 }
 
+/* The other licenses a card lists besides the first (license.licenses[1..],
+ * borrowed), for records of cards with a `license` list. */
+static const json_t *more_declared(const json_t *m)
+{
+	const json_t *all = json_object_get(json_object_get(m, "license"), "licenses");
+	return json_array_size(all) > 1 ? all : NULL;
+}
+
+/* The declared licenses as one SPDX expression (malloc'd): every listed
+ * license applies, so a list is joined with AND. NULL when none or OOM. */
+static char *declared_expr(const json_t *m)
+{
+	const json_t *all = more_declared(m), *x;
+	if (!all)
+		return declared_id(m);
+	size_t i, n = 1;
+	json_array_foreach(all, i, x)
+		n += strlen(json_string_value(x) ? json_string_value(x) : "") + 5;
+	char *e = calloc(1, n);
+	if (!e)
+		return NULL;
+	json_array_foreach(all, i, x) {
+		const char *id = json_string_value(x);
+		if (!id || !strcmp(id, "NOASSERTION"))
+			continue;
+		if (*e)
+			strcat(e, " AND ");
+		strcat(e, id);
+	}
+	if (!*e) {
+		free(e);
+		return strdup("NOASSERTION");
+	}
+	return e;
+}
+
 /* The detected id when it matched, else NULL (borrowed). */
 static const char *concluded_id(const json_t *m)
 {
@@ -174,6 +210,11 @@ static json_t *cdx_component(const json_t *m, const char *name, int *bad)
 	const char *conc = concluded_id(m);
 	if (decl && strcmp(decl, "NOASSERTION"))
 		push(lics, cdx_license(decl, "declared", gs(card, "license_link"), bad), bad);
+	const json_t *more = more_declared(m), *x;
+	size_t k;
+	json_array_foreach(more, k, x)
+		if (k && json_is_string(x) && strcmp(json_string_value(x), "NOASSERTION"))
+			push(lics, cdx_license(json_string_value(x), "declared", NULL, bad), bad);
 	if (conc)
 		push(lics, cdx_license(conc, "concluded", NULL, bad), bad);
 	if (json_array_size(lics))
@@ -466,7 +507,7 @@ static void sp_model(struct sp *s, const json_t *m, size_t idx)
 	else
 		json_decref(to);
 	/* licenses */
-	char *decl = declared_id(m);
+	char *decl = declared_expr(m);
 	if (decl && strcmp(decl, "NOASSERTION"))
 		sp_license(s, pkg, decl, "hasDeclaredLicense", "declared");
 	free(decl);

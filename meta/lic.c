@@ -194,6 +194,51 @@ static json_t *lineage_entry(const struct lic_ancestor *a, const char *id)
 	return e;
 }
 
+/* Every license the card declares, normalized, as a new JSON array: the
+ * entries of a `license` list (card "licenses"), else the one `license`
+ * (NOASSERTION when none). license_name names an `other` entry. NULL: out
+ * of memory. */
+static json_t *declared_list(const json_t *card, const char *decl)
+{
+	json_t *all = json_array(), *x;
+	const char *lname = json_string_value(json_object_get(card, "license_name"));
+	size_t i;
+	if (!all)
+		return NULL;
+	json_array_foreach(json_object_get(card, "licenses"), i, x) {
+		char *id = NULL;
+		if (!json_is_string(x))
+			continue;
+		if (spdx_normalize(json_string_value(x), lname, &id) || json_array_append_new(all, json_string(id))) {
+			free(id);
+			json_decref(all);
+			return NULL;
+		}
+		free(id);
+	}
+	if (!json_array_size(all) && json_array_append_new(all, json_string(decl))) {
+		json_decref(all);
+		return NULL;
+	}
+	return all;
+}
+
+/* The ids of a "licenses" array as a C array (borrowed strings); NULL when
+ * empty or out of memory (*n 0 then). */
+static const char **id_vector(const json_t *arr, size_t *n)
+{
+	*n = 0;
+	size_t k = json_array_size(arr), i;
+	const char **v = k ? calloc(k, sizeof *v) : NULL;
+	json_t *x;
+	if (!v)
+		return NULL;
+	json_array_foreach(arr, i, x)
+		if (json_is_string(x))
+			v[(*n)++] = json_string_value(x);
+	return v;
+}
+
 int lic_assess(const json_t *card, const char *text, size_t text_len, const char *license_file,
 	       const struct lic_ancestor *anc, size_t nanc, const struct policy *pol, json_t **out)
 {
@@ -238,8 +283,20 @@ int lic_assess(const json_t *card, const char *text, size_t text_len, const char
 		bad |= json_array_append_new(lin, lineage_entry(&anc[i], owned[i]));
 	}
 	bad |= json_object_set(o, "lineage", lin);
+	/* every declared license applies: all entries of a list, and `other`
+	 * under its license_name (the normalized ids, not the raw card value) */
+	json_t *all = declared_list(card, decl);
+	if (!all)
+		goto oom;
+	bad |= json_object_set_new(o, "licenses", all);
+	size_t ndecl;
+	const char **dv = id_vector(all, &ndecl);
+	if (!dv)
+		goto oom;
 	struct policy_decision pd;
-	if (policy_evaluate(pol, declared, have_det && det.matched ? det.id : NULL, lids, nanc, &pd))
+	rc = policy_evaluate_list(pol, dv, ndecl, have_det && det.matched ? det.id : NULL, lids, nanc, &pd);
+	free(dv);
+	if (rc)
 		goto oom;
 	bad |= json_object_set_new(o, "verdict", json_string(policy_verdict_name(pd.verdict)));
 	bad |= json_object_set_new(o, "rule", json_string(pd.rule));
@@ -303,14 +360,18 @@ int lic_reevaluate(json_t *record, const struct policy *pol)
 				       ? json_string_value(json_object_get(det, "id"))
 				       : NULL;
 	json_t *lin = json_object_get(record, "lineage");
-	size_t n = json_array_size(lin);
+	size_t n = json_array_size(lin), ndecl = 0;
 	const char **ids = n ? calloc(n, sizeof *ids) : NULL;
 	if (n && !ids)
 		return md_fail(MD_ENOMEM, "license record: out of memory");
 	for (size_t i = 0; i < n; i++)
 		ids[i] = json_string_value(json_object_get(json_array_get(lin, i), "license"));
+	/* all declared licenses (records from before "licenses": the one spdx) */
+	const char **dv = id_vector(json_object_get(record, "licenses"), &ndecl);
 	struct policy_decision pd;
-	int rc = policy_evaluate(pol, decl, detected, ids, n, &pd);
+	int rc = dv ? policy_evaluate_list(pol, dv, ndecl, detected, ids, n, &pd)
+		    : policy_evaluate(pol, decl, detected, ids, n, &pd);
+	free(dv);
 	free(ids);
 	if (rc)
 		return rc;

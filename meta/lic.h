@@ -72,6 +72,8 @@ int lic_flags(const char *declared, const char *license_name, const struct licde
  * The full record, a new JSON object in *out (caller decrefs):
  *  { "declared": hub id or null, "license_name", "license_link",
  *    "spdx": normalized declared id, "classes": [class names],
+ *    "licenses": [every declared license, normalized: the entries of a
+ *                 `license` list, else [spdx]; each enters the verdict],
  *    "detected": null | { "file", "id", "score", "coverage", "matched",
  *                         "runner_up", "runner_up_score", "extra" },
  *    "lineage": [{ "name", "license" (normalized or null), "classes",

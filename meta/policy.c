@@ -311,10 +311,24 @@ static int consider(const struct policy *p, const char *raw, const char *source,
 int policy_evaluate(const struct policy *p, const char *declared, const char *detected,
 		    const char *const *lineage, size_t nlineage, struct policy_decision *d)
 {
+	return policy_evaluate_list(p, &declared, 1, detected, lineage, nlineage, d);
+}
+
+int policy_evaluate_list(const struct policy *p, const char *const *declared, size_t ndeclared,
+			 const char *detected, const char *const *lineage, size_t nlineage,
+			 struct policy_decision *d)
+{
 	memset(d, 0, sizeof *d);
 	int have = 0, rc;
-	if ((rc = consider(p, declared ? declared : "", "declared", d, &have)))
+	if (!ndeclared && (rc = consider(p, "", "declared", d, &have)))
 		return rc;
+	for (size_t i = 0; i < ndeclared; i++) {
+		char src[32] = "declared";
+		if (i)
+			snprintf(src, sizeof src, "declared[%zu]", i);
+		if ((rc = consider(p, declared[i] ? declared[i] : "", src, d, &have)))
+			return rc;
+	}
 	if (detected && *detected && (rc = consider(p, detected, "detected", d, &have)))
 		return rc;
 	for (size_t i = 0; i < nlineage; i++) {

@@ -79,6 +79,16 @@ int policy_enforce(const struct policy *p);
 int policy_evaluate(const struct policy *p, const char *declared, const char *detected,
 		    const char *const *lineage, size_t nlineage, struct policy_decision *d);
 
+/*
+ * The same with every license the card declares: a card may list several
+ * (`license: [apache-2.0, cc-by-nc-4.0]`), and each one applies, so each is
+ * evaluated like the declared one (sources "declared", "declared[1]", ...).
+ * ndeclared 0 means the card declares none. Returns 0 or MD_ENOMEM.
+ */
+int policy_evaluate_list(const struct policy *p, const char *const *declared, size_t ndeclared,
+			 const char *detected, const char *const *lineage, size_t nlineage,
+			 struct policy_decision *d);
+
 /* "allow", "review", "deny". */
 const char *policy_verdict_name(enum policy_verdict v);
 

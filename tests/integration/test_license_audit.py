@@ -319,3 +319,39 @@ def test_lineage_depth_cap(daemon, tmp):
         "the base models of x/m8 are not followed (lineage capped at 8 generations, 64 ancestors): "
         "their licenses are unknown"]
     assert ms["x/m1"]["license"]["verdict"] == "deny"  # x/m9 is its 8th generation
+
+
+def test_every_declared_license_enters_the_verdict(tmp):
+    """A card listing several licenses, or `other` with a license_name, is
+    judged on all of them: enforce refuses the import, audit says deny, and
+    the BOMs carry every declared license."""
+    pol = os.path.join(tmp, "policy.conf")
+    with open(pol, "w") as f:
+        f.write("enforce = true\ndeny = cc-by-nc-4.0\ndeny = qwen-research\n")
+    d = Daemon(tmp, extra=["--policy", pol]).start()
+    try:
+        r = d.ctl("import", model(tmp, "l", "---\nlicense:\n- apache-2.0\n- cc-by-nc-4.0\n---\n"),
+                  "--name", "acme/list", check=False)
+        assert r.rc == 1 and "CC-BY-NC-4.0" in r.err and "policy.conf:2" in r.err, r
+        r = d.ctl("import", model(tmp, "o", "---\nlicense: other\nlicense_name: qwen-research\n---\n"),
+                  "--name", "acme/other", check=False)
+        assert r.rc == 1 and "LicenseRef-qwen-research" in r.err and "policy.conf:3" in r.err, r
+        assert d.ctl("list", "--json").json() == []
+    finally:
+        d.stop()
+    d = Daemon(tmp).start()
+    try:
+        d.ctl("import", os.path.join(tmp, "l"), "--name", "acme/list")
+        lic = d.ctl("license", "acme/list", "--json").json()["license"]
+        assert lic["licenses"] == ["Apache-2.0", "CC-BY-NC-4.0"]
+        assert "CC-BY-NC-4.0" in d.ctl("license", "acme/list").out
+        r = d.ctl("audit", "--policy", pol, "--json", check=False)
+        assert r.rc == 1 and r.json()["models"][0]["license"]["verdict"] == "deny", r
+        cdx = json.loads(d.ctl("audit", "--format", "cyclonedx").out)
+        ids = [l["license"].get("id") for l in cdx["components"][0]["licenses"]]
+        assert ids == ["Apache-2.0", "CC-BY-NC-4.0"], cdx["components"][0]["licenses"]
+        spdx = d.ctl("audit", "--format", "spdx").out
+        assert "Apache-2.0 AND CC-BY-NC-4.0" in spdx
+        assert_boms_valid(d, tmp)
+    finally:
+        d.stop()
