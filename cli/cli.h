@@ -61,6 +61,15 @@ void cli_error_doc(int code, const char *msg);
 int cli_call(struct cli *c, json_t *req, json_t **res, int **fds, size_t *nfds);
 /* Wait for the reply to a request already sent (progress bar on a TTY). */
 int cli_wait(struct cli *c, json_t **res);
+/* Open a key file to send to the daemon (sign, verify --signature, export
+ * --sign, import --verify-key). It must be a regular file; a private key
+ * (is_private) must not be accessible to group or others, as ssh requires
+ * (`chmod 600 KEY`). On failure prints "modelctl: KEY: why" and returns
+ * EXIT_FAIL (*fd -1). */
+int cli_open_key(const char *path, int is_private, int *fd);
+/* cli_wait for a request that carried the key file `key`: the daemon's
+ * "key: ..." errors are reported as "KEY: ...", naming the file. */
+int cli_wait_key(struct cli *c, const char *key, json_t **res);
 /* cli_call for a result that is only printed as JSON: the daemon's text,
  * unparsed (malloc'd; rpc_wait_text). */
 int cli_call_text(struct cli *c, json_t *req, char **text);

@@ -21,20 +21,6 @@ static int ends_with(const char *s, const char *suf)
 	return n >= k && !strcmp(s + n - k, suf);
 }
 
-static int open_key(const char *path, int *fd)
-{
-	struct stat st;
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0 || fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int rc = md_fail(MD_EINVAL, "%s: %s", path, *fd < 0 ? strerror(errno) : "not a file");
-		if (*fd >= 0)
-			close(*fd);
-		*fd = -1;
-		return rc;
-	}
-	return 0;
-}
-
 int cmd_export_bundle(struct cli *c)
 {
 	if (c->argc < 1)
@@ -56,9 +42,9 @@ int cmd_export_bundle(struct cli *c)
 	int zst = ends_with(c->output, ".zst") || ends_with(c->output, ".tzst") ||
 		  ends_with(c->output, ".zstd");
 	int fds[2] = { -1, -1 }, rc;
-	if (c->sign_key && (rc = open_key(c->sign_key, &fds[1]))) {
+	if (c->sign_key && (rc = cli_open_key(c->sign_key, 1, &fds[1]))) {
 		json_decref(refs);
-		return cli_fail(rc);
+		return rc;
 	}
 	if ((rc = cli_connect(c))) {
 		json_decref(refs);
@@ -90,7 +76,7 @@ int cmd_export_bundle(struct cli *c)
 	if (fds[1] >= 0)
 		close(fds[1]);
 	json_t *res;
-	int ret = rc ? cli_fail(rc) : cli_wait(c, &res);
+	int ret = rc ? cli_fail(rc) : cli_wait_key(c, c->sign_key, &res);
 	if (!ret && !direct && rename(part, c->output) < 0)
 		ret = cli_fail(md_fail(MD_EIO, "%s: %s", c->output, strerror(errno)));
 	if (ret) {
@@ -139,9 +125,9 @@ int cmd_import_bundle(struct cli *c, const char *file)
 	fds[0] = open(file, O_RDONLY | O_CLOEXEC);
 	if (fds[0] < 0)
 		return cli_fail(md_fail(MD_EIO, "%s: %s", file, strerror(errno)));
-	if (c->verify_key && (rc = open_key(c->verify_key, &fds[1]))) {
+	if (c->verify_key && (rc = cli_open_key(c->verify_key, 0, &fds[1]))) {
 		close(fds[0]);
-		return cli_fail(rc);
+		return rc;
 	}
 	if ((rc = cli_connect(c))) {
 		close(fds[0]);
@@ -157,7 +143,7 @@ int cmd_import_bundle(struct cli *c, const char *file)
 	if (fds[1] >= 0)
 		close(fds[1]);
 	json_t *res;
-	int ret = rc ? cli_fail(rc) : cli_wait(c, &res);
+	int ret = rc ? cli_fail(rc) : cli_wait_key(c, c->verify_key, &res);
 	if (ret)
 		return ret;
 	if (c->json) {

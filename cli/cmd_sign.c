@@ -13,16 +13,16 @@
 
 #define SIG_FILE_MAX (64u << 20)
 
-static int send_with_key(struct cli *c, json_t *req, const char *key, json_t **res)
+static int send_with_key(struct cli *c, json_t *req, const char *key, int is_private, json_t **res)
 {
-	int fd = open(key, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cli_fail(md_fail(MD_EIO, "%s: %s", key, strerror(errno)));
-	int rc = cli_connect(c);
+	int fd, rc = cli_open_key(key, is_private, &fd);
+	if (rc)
+		return rc;
+	rc = cli_connect(c);
 	if (!rc && (rc = rpc_send(c->rpc, req, &fd, 1)))
 		rc = cli_fail(rc);
 	close(fd);
-	return rc ? rc : cli_wait(c, res);
+	return rc ? rc : cli_wait_key(c, key, res);
 }
 
 int cmd_sign(struct cli *c)
@@ -30,7 +30,7 @@ int cmd_sign(struct cli *c)
 	if (c->argc != 1 || !c->key)
 		return cli_usage("sign takes ORG/NAME[@REV] --key PRIVATE.pem [-o FILE]");
 	json_t *req = json_pack("{s:s,s:s}", "op", "sign", "ref", c->argv[0]), *res;
-	int rc = send_with_key(c, req, c->key, &res);
+	int rc = send_with_key(c, req, c->key, 1, &res);
 	json_decref(req);
 	if (rc)
 		return rc;
@@ -62,7 +62,7 @@ int cmd_verify_signature(struct cli *c)
 	}
 	json_t *req = json_pack("{s:s,s:s,s:o}", "op", "verify_signature", "ref", c->argv[0],
 				"bundle", bundle), *res;
-	int rc = send_with_key(c, req, c->key, &res);
+	int rc = send_with_key(c, req, c->key, 0, &res);
 	json_decref(req);
 	if (rc)
 		return rc;

@@ -4,7 +4,10 @@
 #include "common/progress.h"
 #include "common/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,16 +69,61 @@ static void progress(json_t *p, void *arg)
 	b->shown = 1;
 }
 
-static int wait_reply(struct cli *c, json_t **res, int **fds, size_t *nfds)
+static int wait_reply_key(struct cli *c, json_t **res, int **fds, size_t *nfds, const char *key)
 {
 	struct bar b = { 0 };
 	int tty = !c->quiet && isatty(2);
 	int rc = rpc_wait(c->rpc, tty ? progress : NULL, &b, res, fds, nfds);
 	if (b.shown)
 		fprintf(stderr, "\r\033[K");
+	const char *m = rc && key ? md_errmsg(rc) : NULL, *k = m ? strstr(m, "key: ") : NULL;
+	if (k && (k == m || (k - m >= 2 && k[-2] == ':' && k[-1] == ' '))) /* "[op: ]key: why" */
+		md_fail(rc, "%.*s%s: %s", (int)(k - m), m, key, k + 5);
 	if (rc == MD_EINVAL && c->einval_is_usage)
 		return cli_usage(md_errmsg(rc)); /* an argument the daemon checks */
 	return rc ? cli_fail(rc) : 0;
+}
+
+static int wait_reply(struct cli *c, json_t **res, int **fds, size_t *nfds)
+{
+	return wait_reply_key(c, res, fds, nfds, NULL);
+}
+
+int cli_wait_key(struct cli *c, const char *key, json_t **res)
+{
+	return wait_reply_key(c, res, NULL, NULL, key);
+}
+
+/* Whether a PEM file holds a private key (its first 4 KiB name one): only
+ * then are loose permissions a secret's exposure; anything else is left to
+ * the daemon's "not a PEM private key". */
+static int holds_private_key(int fd)
+{
+	char buf[4097];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	return memmem(buf, (size_t)n, "PRIVATE KEY-----", 16) != NULL;
+}
+
+int cli_open_key(const char *path, int is_private, int *fd)
+{
+	struct stat st;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return cli_fail(md_fail(MD_EIO, "%s: %s", path, strerror(errno)));
+	int rc = 0;
+	if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode))
+		rc = md_fail(MD_EINVAL, "%s: not a file", path);
+	else if (is_private && (st.st_mode & 077) && holds_private_key(*fd))
+		rc = md_fail(MD_EPERM, "%s: private key is accessible by group or others (mode %04o): chmod 600 it",
+			     path, (unsigned)(st.st_mode & 07777));
+	if (rc) {
+		close(*fd);
+		*fd = -1;
+		return cli_fail(rc);
+	}
+	return 0;
 }
 
 int cli_call_text(struct cli *c, json_t *req, char **text)

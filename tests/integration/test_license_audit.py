@@ -355,3 +355,37 @@ def test_every_declared_license_enters_the_verdict(tmp):
         assert_boms_valid(d, tmp)
     finally:
         d.stop()
+
+
+def test_sign_key_files_checked_and_named(daemon, tmp):
+    """A private key others can read is refused (as ssh does), and every key
+    error names the key file, not just "key"."""
+    daemon.ctl("import", model(tmp, "s", "---\nlicense: mit\n---\n"), "--name", "acme/signed")
+    priv, pub = os.path.join(tmp, "k.pem"), os.path.join(tmp, "k.pub")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", priv], check=True)
+    subprocess.run(["openssl", "pkey", "-in", priv, "-pubout", "-out", pub], check=True)
+    os.chmod(priv, 0o644)
+    sig = os.path.join(tmp, "model.sig")
+    r = daemon.ctl("sign", "acme/signed", "--key", priv, "-o", sig, check=False)
+    assert r.rc == 1 and r.err == "modelctl: %s: private key is accessible by group or others " \
+        "(mode 0644): chmod 600 it\n" % priv, r
+    assert not os.path.exists(sig)
+    r = daemon.ctl("export", "acme/signed", "-o", os.path.join(tmp, "b.tar"), "--sign", priv, check=False)
+    assert r.rc == 1 and priv + ": private key is accessible" in r.err, r
+    os.chmod(priv, 0o600)
+    daemon.ctl("sign", "acme/signed", "--key", priv, "-o", sig)
+    rsa = os.path.join(tmp, "rsa.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:1024",
+                    "-out", rsa], check=True, capture_output=True)
+    junk = os.path.join(tmp, "junk.pem")
+    with open(junk, "w") as f:
+        f.write("not a key\n")
+    for key, why in ((rsa, "not an Ed25519 key"), (junk, "not a PEM private key"),
+                     (pub, "not a PEM private key")):
+        r = daemon.ctl("sign", "acme/signed", "--key", key, "-o", sig + ".2", check=False)
+        assert r.rc == 1 and r.err == "modelctl: %s: %s\n" % (key, why), r
+    r = daemon.ctl("verify", "acme/signed", "--signature", sig, "--key", junk, check=False)
+    assert r.rc == 1 and r.err.startswith("modelctl: %s: not a PEM" % junk), r
+    r = daemon.ctl("export", "acme/signed", "-o", os.path.join(tmp, "b.tar"), "--sign", rsa, check=False)
+    assert r.rc == 1 and rsa + ": not an Ed25519 key" in r.err, r
+    assert "signature OK" in daemon.ctl("verify", "acme/signed", "--signature", sig, "--key", pub).out
