@@ -174,6 +174,31 @@ static void test_not_text(void **state)
 	policy_free(p);
 }
 
+/* Files saved by Windows editors: a UTF-8 byte-order mark and CRLF line
+ * ends are the same policy, not "unknown key '\xEF\xBB\xBFdeny'". */
+static void test_bom_and_crlf(void **state)
+{
+	(void)state;
+	struct policy *p = parse_ok("\xEF\xBB\xBF" "deny = cc-by-nc-4.0\r\ndefault = review\r\nenforce = true\r\n");
+	assert_true(policy_enforce(p));
+	eval(p, "cc-by-nc-4.0", NULL, NULL, 0, POLICY_DENY, "policy.conf:1: deny = cc-by-nc-4.0");
+	eval(p, "mit", NULL, NULL, 0, POLICY_REVIEW, "policy.conf:2: default = review");
+	policy_free(p);
+	/* a BOM anywhere else is still an error naming its line */
+	parse_err("deny = mit\n\xEF\xBB\xBF" "allow = gpl-3.0\n", MD_EINVAL, "policy.conf:2:");
+	/* every declared license is judged (a card listing several) */
+	p = parse_ok("deny = cc-by-nc-4.0\n");
+	const char *both[] = { "apache-2.0", "cc-by-nc-4.0" };
+	struct policy_decision d;
+	assert_int_equal(policy_evaluate_list(p, both, 2, NULL, NULL, 0, &d), 0);
+	assert_int_equal(d.verdict, POLICY_DENY);
+	assert_string_equal(d.source, "declared[1]");
+	assert_string_equal(d.license, "CC-BY-NC-4.0");
+	assert_int_equal(policy_evaluate_list(p, NULL, 0, NULL, NULL, 0, &d), 0);
+	assert_string_equal(d.license, "NOASSERTION");
+	policy_free(p);
+}
+
 static void test_load(void **state)
 {
 	(void)state;
@@ -204,6 +229,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_not_text),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_bom_and_crlf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
