@@ -23,7 +23,8 @@
  * repositories-licenses (every row), plus identifiers the Hub accepts for
  * model licenses added after that list (llama3, llama3.1, llama3.2, llama3.3,
  * llama4, apple-ascl, apple-amlr, intel-research, h-research,
- * fair-noncommercial-research-license, eupl-1.2, openmdw-1.0). Rows with hub
+ * fair-noncommercial-research-license, eupl-1.2, openmdw-1.0), and the
+ * license_name values of DeepSeek, Qwen and Mistral research models. Rows with hub
  * == NULL are SPDX ids that only appear through detection or policies.
  */
 static const struct spdx_license table[] = {
@@ -106,6 +107,12 @@ static const struct spdx_license table[] = {
 	{ "llama3.3", "LicenseRef-Llama-3.3-Community", "Llama 3.3 Community License Agreement", RU, "llama" },
 	{ "llama4", "LicenseRef-Llama-4-Community", "Llama 4 Community License Agreement", RU, "llama" },
 	{ "gemma", "LicenseRef-Gemma", "Gemma Terms of Use", RU, "gemma" },
+	/* not Hub ids: the license_name values these vendors put under
+	 * `license: other` (and that cards sometimes write as the license) */
+	{ "deepseek", "LicenseRef-DeepSeek", "DeepSeek License Agreement", RU, "deepseek" },
+	{ "qwen", "LicenseRef-Qwen", "Qwen License Agreement", RU, "qwen" },
+	{ "qwen-research", "LicenseRef-Qwen-Research", "Qwen Research License Agreement", NC | RU, "qwen" },
+	{ "mistral-research", "LicenseRef-Mistral-Research", "Mistral AI Research License", NC | RU, "mistral" },
 	{ "unknown", "NOASSERTION", "Unknown", UNK, NULL },
 	{ "other", "LicenseRef-other", "Other (see license_name / LICENSE)", UNK, NULL },
 	/* SPDX ids reachable only by detection or policy */
@@ -130,10 +137,22 @@ const struct spdx_license *spdx_at(size_t i)
 	return i < NTABLE ? &table[i] : NULL;
 }
 
+/* Other names cards use for a table row's license (license_name values). */
+static const struct {
+	const char *alias, *hub;
+} aliases[] = {
+	{ "deepseek-license", "deepseek" },
+	{ "tongyi-qianwen", "qwen" },
+	{ "mrl", "mistral-research" },
+};
+
 const struct spdx_license *spdx_lookup(const char *id)
 {
 	if (!id)
 		return NULL;
+	for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+		if (!strcasecmp(id, aliases[i].alias))
+			id = aliases[i].hub;
 	for (size_t i = 0; i < NTABLE; i++)
 		if ((table[i].hub && !strcasecmp(id, table[i].hub)) || !strcasecmp(id, table[i].id))
 			return &table[i];
@@ -170,6 +189,12 @@ int spdx_normalize(const char *id, const char *license_name, char **out)
 		id++;
 	if (!id || !*id || !strcasecmp(id, "unknown") || !strcasecmp(id, "NOASSERTION")) {
 		snprintf(buf, sizeof buf, "NOASSERTION");
+	} else if ((!strcasecmp(id, "other") || !strcasecmp(id, "LicenseRef-other")) && license_name &&
+		   spdx_lookup(license_name) && !strncmp(spdx_lookup(license_name)->id, "LicenseRef-", 11) &&
+		   strcmp(spdx_lookup(license_name)->id, "LicenseRef-other")) {
+		/* other + license_name: qwen / deepseek / mrl / llama3: a license
+		 * the table knows by that name, with its classes */
+		snprintf(buf, sizeof buf, "%s", spdx_lookup(license_name)->id);
 	} else if (!strcasecmp(id, "other") || !strcasecmp(id, "LicenseRef-other")) {
 		snprintf(buf, sizeof buf, "LicenseRef-");
 		if (license_name && *license_name) {

@@ -335,7 +335,7 @@ def test_every_declared_license_enters_the_verdict(tmp):
         assert r.rc == 1 and "CC-BY-NC-4.0" in r.err and "policy.conf:2" in r.err, r
         r = d.ctl("import", model(tmp, "o", "---\nlicense: other\nlicense_name: qwen-research\n---\n"),
                   "--name", "acme/other", check=False)
-        assert r.rc == 1 and "LicenseRef-qwen-research" in r.err and "policy.conf:3" in r.err, r
+        assert r.rc == 1 and "LicenseRef-Qwen-Research" in r.err and "policy.conf:3" in r.err, r
         assert d.ctl("list", "--json").json() == []
     finally:
         d.stop()

@@ -84,6 +84,20 @@ static void test_spdx_table(void **state)
 	norm_is("bigscience-bloom-rail-1.0", NULL, "LicenseRef-BigScience-BLOOM-RAIL-1.0");
 	norm_is("other", "Acme Research License v2", "LicenseRef-Acme-Research-License-v2");
 	norm_is("other", NULL, "LicenseRef-other");
+	/* vendor licenses named under other: known ids with their classes */
+	norm_is("other", "deepseek", "LicenseRef-DeepSeek");
+	norm_is("deepseek", NULL, "LicenseRef-DeepSeek");
+	norm_is("other", "tongyi-qianwen", "LicenseRef-Qwen");
+	norm_is("qwen", NULL, "LicenseRef-Qwen");
+	norm_is("other", "qwen-research", "LicenseRef-Qwen-Research");
+	norm_is("other", "mrl", "LicenseRef-Mistral-Research");
+	norm_is("mistral-research", NULL, "LicenseRef-Mistral-Research");
+	norm_is("other", "llama3", "LicenseRef-Llama-3-Community");
+	norm_is("other", "apache-2.0", "LicenseRef-apache-2.0"); /* "other" is not an SPDX license */
+	assert_true(spdx_classes("LicenseRef-Qwen-Research") & SPDX_NONCOMMERCIAL);
+	assert_true(spdx_classes("LicenseRef-Mistral-Research") & SPDX_NONCOMMERCIAL);
+	assert_true(spdx_classes("LicenseRef-DeepSeek") & SPDX_RESTRICTED);
+	assert_true(spdx_classes("LicenseRef-Qwen") & SPDX_RESTRICTED);
 	norm_is("unknown", NULL, "NOASSERTION");
 	norm_is(NULL, NULL, "NOASSERTION");
 	norm_is("", NULL, "NOASSERTION");
