@@ -42,11 +42,6 @@ static int same_license(const char *a, const char *b)
 	return fa && fb && !strcmp(fa, fb) && (fam_a || fam_b);
 }
 
-static int unknown_id(const char *id)
-{
-	return !strcmp(id, "NOASSERTION") || !strncmp(id, "LicenseRef-other", 16) || !spdx_lookup(id);
-}
-
 #define CARRY (SPDX_RESTRICTED | SPDX_NONCOMMERCIAL | SPDX_COPYLEFT | SPDX_NODERIVS)
 
 static void class_list(unsigned cls, char *buf, size_t n)
@@ -138,7 +133,9 @@ int lic_flags(const char *declared, const char *license_name, const struct licde
 				     det->id, det->score, det->coverage))
 				goto oom;
 		} else {
-			if (!decl_unknown && spdx_lookup(decl) && !unknown_id(decl) && !same_license(decl, det->id) &&
+			/* a LicenseRef- name the table does not know (other +
+			 * license_name) disagrees with any text that matched */
+			if (!decl_unknown && !same_license(decl, det->id) &&
 			    add_flag(*out, "declared-vs-detected",
 				     "the card declares %s (%s) but the LICENSE text is %s (score %.2f)",
 				     declared ? declared : "?", decl, det->id, det->score))

@@ -346,6 +346,17 @@ static void test_flags(void **state)
 	assert_int_equal(lic_flags("llama3", NULL, &det, NULL, 0, &f), 0);
 	assert_int_equal(json_array_size(f), 0);
 	json_decref(f);
+	assert_int_equal(lic_flags("other", "llama3", &det, NULL, 0, &f), 0);
+	assert_int_equal(json_array_size(f), 0);
+	json_decref(f);
+	/* card says "other" (a license not in the Hub's list) or an unknown
+	 * name, but the LICENSE text is a known license: they disagree */
+	assert_int_equal(lic_flags("other", "acme-research", &det, NULL, 0, &f), 0);
+	assert_true(has_flag(f, "declared-vs-detected"));
+	json_decref(f);
+	assert_int_equal(lic_flags("other", NULL, &det, NULL, 0, &f), 0);
+	assert_true(has_flag(f, "declared-vs-detected"));
+	json_decref(f);
 	/* card says apache-2.0 but the base model is Llama-licensed */
 	struct lic_ancestor anc[] = { { "meta-llama/Llama-3.1-8B", "llama3.1" },
 				      { "mistralai/Mistral-7B-v0.1", "apache-2.0" },
