@@ -478,9 +478,7 @@ static int check_siblings(const struct hf_model *m, const struct hf_tree *t)
 		       json_array_size(sib), first, lost > 1 ? ", ..." : "");
 }
 
-/* Nothing to fetch: say whether the commit has no files at all or the
- * filters (named) left none of its n. Returns MD_ENOENT. */
-static int no_match(const char *id, const char *commit, size_t n, json_t *args)
+int pull_no_match(const char *id, const char *commit, size_t n, json_t *args)
 {
 	if (!n)
 		return md_fail(MD_ENOENT, "%s@%s: the repository has no files at this commit", id,
@@ -593,7 +591,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if (rc)
 		goto out;
 	if (!nitems) {
-		rc = no_match(id, model->commit, tree->n, a);
+		rc = pull_no_match(id, model->commit, tree->n, a);
 		goto out;
 	}
 	/* DIR/.kept holds this pull's own records (add_and_keep), beside the

@@ -62,6 +62,10 @@ int pull_repoint(struct daemon *d, const char *name, const char *commit, const c
  */
 json_t *pull_stored_rev(struct daemon *d, const char *name, const char *commit);
 int pull_rev_complete(json_t *have);
+/* Nothing to fetch at id@commit: say whether the commit has no files at
+ * all or the filters in args (named) left none of its n. MD_ENOENT. */
+int pull_no_match(const char *id, const char *commit, size_t n, json_t *args);
+
 /* A file the converter refused (MD_EREFUSED: a pickle with a global no
  * state_dict needs, say): the message gains how to pull without it. Other
  * codes are returned as they are. */

@@ -337,7 +337,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			kept += !skip[i];
 		}
 		if (!kept) {
-			rc = md_fail(MD_ENOENT, "%s@%s: no files match", u->clean, commit);
+			rc = pull_no_match(u->clean, commit, nfiles, a);
 			goto out;
 		}
 	}

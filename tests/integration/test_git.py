@@ -358,6 +358,17 @@ def test_pull_waiting_for_the_same_remote_can_be_canceled(daemon, host):
     daemon.ctl("cancel", first)
 
 
+def test_filters_selecting_nothing_are_named(daemon, host):
+    work = host.repo("acme", "none")
+    tiny_llama(work, seed=16)
+    host.commit(work)
+    url = host.publish(work, "acme", "none")
+    r = daemon.ctl("pull", url, "--include", "*.nothing", check=False)
+    n = len(files_of(work))
+    assert r.rc == 1 and "none of its %d files matches --include '*.nothing'" % n in r.err, r
+    nothing_stored(daemon, "acme/none")
+
+
 def test_expired_links_requested_again(daemon, host):
     work = host.repo("acme", "exp")
     tiny_llama(work, seed=8)
