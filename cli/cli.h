@@ -75,6 +75,8 @@ int cli_wait_key(struct cli *c, const char *key, json_t **res);
 int cli_call_text(struct cli *c, json_t *req, char **text);
 /* Print one JSON document to stdout. */
 void cli_print_json(json_t *j);
+/* "" for 1, "s" otherwise: "%lld file%s". */
+const char *cli_plural(long long n);
 /* A detached job's reply ({"job": ID, "detached": true}) in text mode:
  * prints "job ID" and returns 1; 0 (nothing printed) for any other reply. */
 int cli_print_detached(const json_t *res);

@@ -90,10 +90,10 @@ int cmd_export_bundle(struct cli *c)
 	} else {
 		char sz[32];
 		util_human_size((uint64_t)json_integer_value(json_object_get(res, "bytes")), sz, sizeof sz);
-		printf("exported %zu revision%s, %lld files, %s to %s%s\n",
-		       json_array_size(json_object_get(res, "revisions")),
-		       json_array_size(json_object_get(res, "revisions")) == 1 ? "" : "s",
-		       (long long)json_integer_value(json_object_get(res, "files")), sz, c->output,
+		long long nr = (long long)json_array_size(json_object_get(res, "revisions"));
+		long long nf = (long long)json_integer_value(json_object_get(res, "files"));
+		printf("exported %lld revision%s, %lld file%s, %s to %s%s\n", nr, cli_plural(nr), nf,
+		       cli_plural(nf), sz, c->output,
 		       json_is_true(json_object_get(res, "signed")) ? " (signed)" : "");
 	}
 	json_decref(res);
@@ -155,11 +155,11 @@ int cmd_import_bundle(struct cli *c, const char *file)
 			char sz[32];
 			util_human_size((uint64_t)json_integer_value(json_object_get(r, "total_size")),
 					sz, sizeof sz);
-			printf("%s %s@%s: %lld files, %s\n",
+			long long nf = (long long)json_integer_value(json_object_get(r, "file_count"));
+			printf("%s %s@%s: %lld file%s, %s\n",
 			       json_is_true(json_object_get(r, "existed")) ? "unchanged" : "imported",
 			       json_string_value(json_object_get(r, "name")),
-			       json_string_value(json_object_get(r, "revision")),
-			       (long long)json_integer_value(json_object_get(r, "file_count")), sz);
+			       json_string_value(json_object_get(r, "revision")), nf, cli_plural(nf), sz);
 		}
 		printf("bundle %s: every file verified; signature %s\n", file,
 		       json_string_value(json_object_get(res, "signature")));

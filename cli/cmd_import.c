@@ -41,11 +41,11 @@ static void print_summary(json_t *r)
 {
 	char sz[32];
 	util_human_size((uint64_t)json_integer_value(json_object_get(r, "total_size")), sz, sizeof sz);
-	printf("%s %s@%s: %lld files, %s\n",
+	long long nf = (long long)json_integer_value(json_object_get(r, "file_count"));
+	printf("%s %s@%s: %lld file%s, %s\n",
 	       json_is_true(json_object_get(r, "existed")) ? "unchanged" : "imported",
 	       json_string_value(json_object_get(r, "name")),
-	       json_string_value(json_object_get(r, "revision")),
-	       (long long)json_integer_value(json_object_get(r, "file_count")), sz);
+	       json_string_value(json_object_get(r, "revision")), nf, cli_plural(nf), sz);
 }
 
 int cmd_import(struct cli *c)

@@ -40,10 +40,10 @@ int cmd_verify(struct cli *c)
 				fprintf(stderr, "modelctl: %s\n",
 					json_string_value(json_object_get(e, "error")));
 		}
-		printf("verified %lld files (%s) in %lld revisions: %s\n",
-		       (long long)json_integer_value(json_object_get(res, "files")), sz,
-		       (long long)json_integer_value(json_object_get(res, "revisions")),
-		       ok ? "OK" : "ERRORS");
+		long long nf = (long long)json_integer_value(json_object_get(res, "files"));
+		long long nr = (long long)json_integer_value(json_object_get(res, "revisions"));
+		printf("verified %lld file%s (%s) in %lld revision%s: %s\n", nf, cli_plural(nf), sz, nr,
+		       cli_plural(nr), ok ? "OK" : "ERRORS");
 		json_int_t orph = json_integer_value(json_object_get(res, "orphans"));
 		json_int_t stale = json_integer_value(json_object_get(res, "stale_staging"));
 		if (orph || stale)

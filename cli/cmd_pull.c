@@ -121,11 +121,11 @@ int cmd_pull(struct cli *c)
 	} else if (!cli_print_detached(res)) {
 		char sz[32];
 		util_human_size((uint64_t)json_integer_value(json_object_get(res, "total_size")), sz, sizeof sz);
-		printf("%s %s@%s: %lld files, %s\n",
+		long long nf = (long long)json_integer_value(json_object_get(res, "file_count"));
+		printf("%s %s@%s: %lld file%s, %s\n",
 		       json_is_true(json_object_get(res, "existed")) ? "up to date" : "pulled",
 		       json_string_value(json_object_get(res, "name")),
-		       json_string_value(json_object_get(res, "revision")),
-		       (long long)json_integer_value(json_object_get(res, "file_count")), sz);
+		       json_string_value(json_object_get(res, "revision")), nf, cli_plural(nf), sz);
 	}
 	json_decref(res);
 	return EXIT_OK;

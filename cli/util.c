@@ -260,3 +260,8 @@ void cli_cell(const char *s, int width, int cut)
 	for (; w < width; w++)
 		fputc(' ', stdout);
 }
+
+const char *cli_plural(long long n)
+{
+	return n == 1 ? "" : "s";
+}

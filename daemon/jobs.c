@@ -335,6 +335,16 @@ int jobs_cancel(struct jobs *js, uint64_t id)
 				atomic_store(&j->ctl.cancel, 1);
 				rc = 0;
 			}
+	if (rc) { /* one that ended: say how, not that there is none */
+		size_t i;
+		json_t *o;
+		json_array_foreach(js->recent, i, o)
+			if ((uint64_t)json_integer_value(json_object_get(o, "id")) == id &&
+			    json_string_value(json_object_get(o, "state")))
+				rc = md_fail(MD_ENOENT, "job %llu: already ended (%s)",
+					     (unsigned long long)id,
+					     json_string_value(json_object_get(o, "state")));
+	}
 	pthread_mutex_unlock(&js->mu);
 	return rc;
 }

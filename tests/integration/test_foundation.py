@@ -428,6 +428,22 @@ def test_detach_jobs_cancel(daemon, tmp):
     assert st[-1]["state"] in ("canceled", "done")
     if st[-1]["state"] == "canceled":
         assert daemon.ctl("list", "--json").json() == []
+    # a job that ended is not "no such job": say how it ended
+    r = daemon.ctl("cancel", job, check=False)
+    assert r.rc == 1 and "job %d: already ended (%s)" % (job, st[-1]["state"]) in r.err, r
+    r = daemon.ctl("cancel", "999999", check=False)
+    assert r.rc == 1 and "job 999999: no such running job" in r.err, r
+
+
+def test_summaries_count_in_the_singular_too(daemon, tmp):
+    m = os.path.join(tmp, "one")
+    os.makedirs(m)
+    with open(os.path.join(m, "a.txt"), "w") as f:
+        f.write("x")
+    r = daemon.ctl("import", m, "--name", "acme/one")
+    assert r.out.startswith("imported acme/one@") and ": 1 file, " in r.out, r
+    assert "verified 1 file (" in daemon.ctl("verify", "acme/one").out
+    daemon.ctl("rm", "acme/one")
     daemon.ctl("gc")
     v = daemon.ctl("verify", "--json").json()
     assert v["ok"] and v["orphans"] == 0 and v["stale_staging"] == 0
