@@ -118,6 +118,10 @@ int cli_open_key(const char *path, int is_private, int *fd)
 	else if (is_private && (st.st_mode & 077) && holds_private_key(*fd))
 		rc = md_fail(MD_EPERM, "%s: private key is accessible by group or others (mode %04o): chmod 600 it",
 			     path, (unsigned)(st.st_mode & 07777));
+	else if (!is_private && holds_private_key(*fd))
+		/* a verifier needs only the public half; do not spread the other */
+		rc = md_fail(MD_EINVAL, "%s: a private key; verify with the public key "
+					"(openssl pkey -in %s -pubout)", path, path);
 	if (rc) {
 		close(*fd);
 		*fd = -1;

@@ -389,3 +389,6 @@ def test_sign_key_files_checked_and_named(daemon, tmp):
     r = daemon.ctl("export", "acme/signed", "-o", os.path.join(tmp, "b.tar"), "--sign", rsa, check=False)
     assert r.rc == 1 and rsa + ": not an Ed25519 key" in r.err, r
     assert "signature OK" in daemon.ctl("verify", "acme/signed", "--signature", sig, "--key", pub).out
+    # the private key is no verification key: a verifier needs only the public half
+    r = daemon.ctl("verify", "acme/signed", "--signature", sig, "--key", priv, check=False)
+    assert r.rc != 0 and r.err.startswith("modelctl: %s: a private key; verify with the public key" % priv), r
