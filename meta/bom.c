@@ -147,6 +147,24 @@ static const char *url_of(const json_t *m)
 	return u;
 }
 
+/* Where a revision came from, for the CSV: its URL, else "file://PATH" for
+ * a local import and "bundle sha256:HEX" for a bundle. */
+static const char *source_of(const json_t *m, char *buf, size_t n)
+{
+	const char *u = url_of(m);
+	if (u)
+		return u;
+	const json_t *p = json_object_get(m, "provenance");
+	const char *type = gs(p, "type");
+	if (type && !strcmp(type, "local") && gs(p, "path"))
+		snprintf(buf, n, "file://%s", gs(p, "path"));
+	else if (type && !strcmp(type, "bundle") && gs(p, "bundle_sha256"))
+		snprintf(buf, n, "bundle sha256:%s", gs(p, "bundle_sha256"));
+	else
+		return type;
+	return buf;
+}
+
 /* ---- CycloneDX ----------------------------------------------------------- */
 
 /* SPDX ids CycloneDX 1.6's bundled license enumeration does not know yet
@@ -696,7 +714,8 @@ int bom_csv(const json_t *models, char **out, size_t *len)
 		cell(&b, gs(lic, "rule"), 0);
 		cell(&b, flags, 0);
 		cell(&b, bases, 0);
-		cell(&b, url_of(m), 0);
+		char src[4200];
+		cell(&b, source_of(m, src, sizeof src), 0);
 		cell(&b, nfiles, 0);
 		cell(&b, bytes, 1);
 		free(decl);

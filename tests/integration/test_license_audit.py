@@ -1,5 +1,6 @@
 """License records at import, `license`, `audit` and policy enforcement,
 end to end through the daemon."""
+import io
 import json
 import os
 import subprocess
@@ -89,6 +90,9 @@ def test_audit_formats_and_exit_code(daemon, tmp):
     assert verdicts == {"acme/ok": "allow", "acme/nc": "deny"}
     csv = daemon.ctl("audit", "--format", "csv").out
     assert csv.startswith("name,") and "acme/nc" in csv
+    import csv as csvmod
+    rows = {r["name"]: r for r in csvmod.DictReader(io.StringIO(csv))}
+    assert rows["acme/nc"]["source"] == "file://" + os.path.join(tmp, "b"), rows["acme/nc"]
     assert_boms_valid(daemon, tmp)
     with open(pol, "w") as f:
         f.write("dney = mit\n")
