@@ -34,7 +34,10 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 		if (rc)
 			goto out;
 	}
-	const char *lfile = lic_pick_file(files, n, json_string_value(json_object_get(card, "license_link")));
+	/* a hub URL into this repository: the repo id a pull came from, else the name */
+	const char *repo = json_string_value(json_object_get(json_object_get(extra, "source"), "repo_id"));
+	const char *lfile = lic_pick_file(files, n, json_string_value(json_object_get(card, "license_link")),
+					  repo ? repo : name);
 	if (lfile && (fd = ingest_open(ing, lfile)) >= 0) {
 		text = malloc(DESCRIBE_MAX_LICENSE);
 		tlen = text ? util_read_full(fd, text, DESCRIBE_MAX_LICENSE) : -1;

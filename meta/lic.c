@@ -326,9 +326,34 @@ fail:
 	return rc;
 }
 
-const char *lic_pick_file(const char *const *files, size_t nfiles, const char *license_link)
+/* "https://HOST/REPO/{blob,resolve,raw}/REV/PATH" with REPO = repo (any
+ * case): PATH, else NULL. */
+static const char *link_into_repo(const char *link, const char *repo)
 {
-	if (license_link && *license_link && !strstr(license_link, "://")) {
+	const char *p = strstr(link, "://");
+	size_t rl = repo ? strlen(repo) : 0;
+	if (!p || !rl || (strncmp(link, "https://", 8) && strncmp(link, "http://", 7)))
+		return NULL;
+	if (!(p = strchr(p + 3, '/')) || strncasecmp(p + 1, repo, rl) || p[1 + rl] != '/')
+		return NULL;
+	p += 2 + rl;
+	static const char *const kinds[] = { "blob/", "resolve/", "raw/" };
+	for (size_t k = 0; k < 3; k++) {
+		size_t kl = strlen(kinds[k]);
+		if (!strncmp(p, kinds[k], kl)) {
+			const char *rev_end = strchr(p + kl, '/');
+			return rev_end && rev_end[1] && !strpbrk(rev_end + 1, "?#") ? rev_end + 1 : NULL;
+		}
+	}
+	return NULL;
+}
+
+const char *lic_pick_file(const char *const *files, size_t nfiles, const char *license_link,
+			  const char *repo)
+{
+	if (license_link && *license_link && strstr(license_link, "://"))
+		license_link = link_into_repo(license_link, repo);
+	if (license_link && *license_link) {
 		const char *l = license_link;
 		while (l[0] == '.' && l[1] == '/')
 			l += 2;

@@ -117,11 +117,14 @@ void lic_verdict_message(const json_t *record, char *buf, size_t n);
 
 /*
  * Which file of a repository to run detection on: the file license_link
- * names when it is a relative path inside the repo, else the first of
- * LICENSE, LICENSE.md, LICENSE.txt, LICENCE, LICENCE.md, LICENCE.txt,
- * COPYING present in files (nfiles repo-relative paths). Returns a pointer
- * into files (borrowed) or NULL.
+ * names when it is a relative path inside the repo, or a hub URL of a file
+ * in this repository ("https://huggingface.co/REPO/blob/main/LICENSE-MODEL",
+ * also resolve/ and raw/, REPO = repo in any case; repo may be NULL), else
+ * the first of LICENSE, LICENSE.md, LICENSE.txt, LICENCE, LICENCE.md,
+ * LICENCE.txt, COPYING present in files (nfiles repo-relative paths).
+ * Returns a pointer into files (borrowed) or NULL.
  */
-const char *lic_pick_file(const char *const *files, size_t nfiles, const char *license_link);
+const char *lic_pick_file(const char *const *files, size_t nfiles, const char *license_link,
+			  const char *repo);
 
 #endif

@@ -664,12 +664,25 @@ static void test_pick_file(void **state)
 {
 	(void)state;
 	const char *files[] = { "README.md", "LICENSE.txt", "docs/TERMS.md", "LICENSE" };
-	assert_string_equal(lic_pick_file(files, 4, NULL), "LICENSE");
-	assert_string_equal(lic_pick_file(files, 4, "docs/TERMS.md"), "docs/TERMS.md");
-	assert_string_equal(lic_pick_file(files, 4, "./docs/TERMS.md"), "docs/TERMS.md");
-	assert_string_equal(lic_pick_file(files, 4, "../../etc/passwd"), "LICENSE");
-	assert_string_equal(lic_pick_file(files, 4, "https://example.org/terms"), "LICENSE");
-	assert_null(lic_pick_file(files, 1, NULL));
+	assert_string_equal(lic_pick_file(files, 4, NULL, "acme/x"), "LICENSE");
+	assert_string_equal(lic_pick_file(files, 4, "docs/TERMS.md", "acme/x"), "docs/TERMS.md");
+	assert_string_equal(lic_pick_file(files, 4, "./docs/TERMS.md", "acme/x"), "docs/TERMS.md");
+	assert_string_equal(lic_pick_file(files, 4, "../../etc/passwd", "acme/x"), "LICENSE");
+	assert_string_equal(lic_pick_file(files, 4, "https://example.org/terms", "acme/x"), "LICENSE");
+	assert_null(lic_pick_file(files, 1, NULL, "acme/x"));
+	/* a hub URL of a file in this repository, in any case; not another's */
+	assert_string_equal(lic_pick_file(files, 4, "https://huggingface.co/acme/x/blob/main/docs/TERMS.md",
+					  "acme/x"), "docs/TERMS.md");
+	assert_string_equal(lic_pick_file(files, 4, "https://huggingface.co/Acme/X/resolve/v1/docs/TERMS.md",
+					  "acme/x"), "docs/TERMS.md");
+	assert_string_equal(lic_pick_file(files, 4, "https://huggingface.co/other/y/blob/main/docs/TERMS.md",
+					  "acme/x"), "LICENSE");
+	assert_string_equal(lic_pick_file(files, 4, "https://huggingface.co/acme/x/blob/main/docs/TERMS.md",
+					  NULL), "LICENSE");
+	assert_string_equal(lic_pick_file(files, 4, "https://huggingface.co/acme/x/blob/main/../LICENSE2",
+					  "acme/x"), "LICENSE");
+	assert_string_equal(lic_pick_file(files, 4, "https://huggingface.co/acme/xy/blob/main/docs/TERMS.md",
+					  "acme/x"), "LICENSE");
 }
 
 /* Found by fuzz_card: a text ending in "copyright(c" (no NUL after it) made
