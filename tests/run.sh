@@ -49,12 +49,13 @@ if ls tests/integration/test_*.py >/dev/null 2>&1; then
 	[ $((f + e)) -ne 0 ] && failures+=("integration")
 	rm -f "$log"
 	# the same daemon tests against the ASan+UBSan binaries (not the
-	# valgrind or install tests, which need the plain build)
+	# valgrind or install tests, which need the plain build, nor the fuzz
+	# harness build, which does not use the daemon)
 	if [ -x build/asan/modeld ] && [ "${SKIP_ASAN_INTEGRATION:-}" != 1 ]; then
 		log=$(mktemp)
 		MODELD_BUILD=build/asan CRASH_ROUNDS=8 \
 			$PY -m pytest -q -p no:cacheprovider tests/integration \
-			-k "not valgrind and not install and not libmodeld_c_program and not pipelined_opens and not many_packs" "$@" 2>&1 | tee "$log"
+			-k "not valgrind and not install and not libmodeld_c_program and not pipelined_opens and not many_packs and not fuzz_harness" "$@" 2>&1 | tee "$log"
 		line=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$log" | tail -1)
 		p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+'); p=${p:-0}
 		f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+'); f=${f:-0}
