@@ -22,12 +22,21 @@ static const char *license_id(json_t *m)
 static const char *own_verdict(json_t *am, const struct policy *pol)
 {
 	json_t *l = json_object_get(am, "license"), *det = json_object_get(l, "detected");
+	json_t *all = json_object_get(l, "licenses");
+	const char *detected = json_is_true(json_object_get(det, "matched"))
+				       ? json_string_value(json_object_get(det, "id")) : NULL;
 	struct policy_decision pd;
-	if (policy_evaluate(pol, license_id(am),
-			    json_is_true(json_object_get(det, "matched"))
-				    ? json_string_value(json_object_get(det, "id")) : NULL,
-			    NULL, 0, &pd))
+	size_t n = json_array_size(all);
+	if (n > 1) { /* a card listing several: each enters the verdict */
+		const char *ids[64];
+		size_t k = 0;
+		for (; k < n && k < 64; k++)
+			ids[k] = json_string_value(json_array_get(all, k));
+		if (policy_evaluate_list(pol, ids, k, detected, NULL, 0, &pd))
+			return NULL;
+	} else if (policy_evaluate(pol, license_id(am), detected, NULL, 0, &pd)) {
 		return NULL;
+	}
 	return policy_verdict_name(pd.verdict);
 }
 
@@ -94,6 +103,10 @@ int audit_lineage(struct daemon *d, MDB_txn *txn, const char *name, const json_t
 				json_object_set_new(e, "in_store", json_boolean(stored));
 				const char *lic = stored ? license_id(am) : NULL;
 				json_object_set_new(e, "license", lic ? json_string(lic) : json_null());
+				json_t *all = stored ? json_object_get(json_object_get(am, "license"),
+								       "licenses") : NULL;
+				if (json_array_size(all) > 1) /* a card listing several */
+					json_object_set(e, "licenses", all);
 				if (stored) {
 					const char *v = own_verdict(am, pol);
 					json_object_set_new(e, "revision", json_string(rev));
@@ -121,6 +134,7 @@ int audit_lineage(struct daemon *d, MDB_txn *txn, const char *name, const json_t
 		a[i].depth = (unsigned)json_integer_value(json_object_get(e, "depth"));
 		a[i].loop = json_is_true(json_object_get(e, "loop"));
 		a[i].cut = json_is_true(json_object_get(e, "cut"));
+		a[i].licenses = json_object_get(e, "licenses");
 	}
 	*chain = out;
 	*anc = a;

@@ -188,6 +188,8 @@ static json_t *lineage_entry(const struct lic_ancestor *a, const char *id)
 		json_object_set_new(e, "loop", json_true());
 	if (e && a->cut)
 		json_object_set_new(e, "cut", json_true());
+	if (e && !a->loop && json_array_size(a->licenses) > 1)
+		json_object_set_new(e, "licenses", json_deep_copy(a->licenses));
 	return e;
 }
 
@@ -382,12 +384,32 @@ int lic_reevaluate(json_t *record, const struct policy *pol)
 				       ? json_string_value(json_object_get(det, "id"))
 				       : NULL;
 	json_t *lin = json_object_get(record, "lineage");
-	size_t n = json_array_size(lin), ndecl = 0;
+	/* each ancestor's license, and every one of those that list several */
+	size_t nlin = json_array_size(lin), n = 0, ndecl = 0;
+	for (size_t i = 0; i < nlin; i++) {
+		size_t k = json_array_size(json_object_get(json_array_get(lin, i), "licenses"));
+		n += k > 1 ? k : 1;
+	}
 	const char **ids = n ? calloc(n, sizeof *ids) : NULL;
-	if (n && !ids)
+	size_t *anc = n ? calloc(n, sizeof *anc) : NULL;   /* ids[j] is of lineage[anc[j]] */
+	if (n && (!ids || !anc)) {
+		free(ids);
+		free(anc);
 		return md_fail(MD_ENOMEM, "license record: out of memory");
-	for (size_t i = 0; i < n; i++)
-		ids[i] = json_string_value(json_object_get(json_array_get(lin, i), "license"));
+	}
+	n = 0;
+	for (size_t i = 0; i < nlin; i++) {
+		json_t *e = json_array_get(lin, i), *all = json_object_get(e, "licenses");
+		if (json_array_size(all) > 1)
+			for (size_t k = 0; k < json_array_size(all); k++) {
+				anc[n] = i;
+				ids[n++] = json_string_value(json_array_get(all, k));
+			}
+		else {
+			anc[n] = i;
+			ids[n++] = json_string_value(json_object_get(e, "license"));
+		}
+	}
 	/* all declared licenses (records from before "licenses": the one spdx) */
 	const char **dv = id_vector(json_object_get(record, "licenses"), &ndecl);
 	struct policy_decision pd;
@@ -395,6 +417,11 @@ int lic_reevaluate(json_t *record, const struct policy *pol)
 		    : policy_evaluate(pol, decl, detected, ids, n, &pd);
 	free(dv);
 	free(ids);
+	/* the source names the ancestor: "lineage[N]" indexes the lineage */
+	size_t j;
+	if (!rc && sscanf(pd.source, "lineage[%zu]", &j) == 1 && j < n)
+		snprintf(pd.source, sizeof pd.source, "lineage[%zu]", anc[j]);
+	free(anc);
 	if (rc)
 		return rc;
 	int bad = json_object_set_new(record, "verdict", json_string(policy_verdict_name(pd.verdict)));

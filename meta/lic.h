@@ -34,6 +34,9 @@ struct lic_ancestor {
 	                        descendants in the chain: a cycle, not followed */
 	int cut;             /* stored, but its base models were not followed
 	                        (LIC_MAX_DEPTH / LIC_MAX_ANCESTORS reached) */
+	const json_t *licenses; /* every license it declares (its record's
+	                        "licenses", normalized ids) when it lists more
+	                        than one, else NULL; each enters the verdict */
 };
 
 /* A LICENSE text is "modified" (flag license-text-modified) when it has at

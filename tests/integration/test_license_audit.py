@@ -234,6 +234,26 @@ def test_lineage_whole_chain(daemon, tmp):
     assert_boms_valid(daemon, tmp)
 
 
+def test_lineage_ancestor_listing_several_licenses(daemon, tmp):
+    """An ancestor whose card lists several licenses lends every one of them
+    to its descendants' verdict, and the source still names the ancestor."""
+    daemon.ctl("import", model(tmp, "mp", "---\nlicense: [apache-2.0, cc-by-nc-4.0]\n---\n"),
+               "--name", "x/multi")
+    daemon.ctl("import", model(tmp, "other", "---\nlicense: mit\n---\n"), "--name", "x/first")
+    daemon.ctl("import", model(tmp, "mc", "---\nlicense: mit\nbase_model: [x/first, x/multi]\n---\n"),
+               "--name", "x/multichild")
+    pol = os.path.join(tmp, "p.conf")
+    with open(pol, "w") as f:
+        f.write("deny = @non-commercial\n")
+    ms = _audit(daemon, pol)
+    lic = ms["x/multichild"]["license"]
+    assert lic["verdict"] == "deny", lic
+    assert lic["decided_by"] == {"license": "CC-BY-NC-4.0", "source": "lineage[1]"}, lic["decided_by"]
+    assert lic["lineage"][1]["name"] == "x/multi"
+    assert lic["lineage"][1]["licenses"] == ["Apache-2.0", "CC-BY-NC-4.0"], lic["lineage"][1]
+    assert ms["x/multi"]["license"]["verdict"] == "deny"
+
+
 def _nc_pair(daemon, tmp, pol, parent_first):
     child = model(tmp, "c", "---\nlicense: apache-2.0\nbase_model: x/ncparent\n---\n")
     parent = model(tmp, "p", "---\nlicense: cc-by-nc-4.0\n---\n")
