@@ -2,6 +2,7 @@
 #include "common/util.h"
 #include "common/err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -203,6 +204,60 @@ int util_fsync_dir(const char *path)
 	int rc = fsync(fd) < 0 ? MD_EIO : 0;
 	close(fd);
 	return rc;
+}
+
+int util_rmtree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : MD_EIO;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char p[4400];
+		if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) {
+			rc = MD_EIO;
+			continue;
+		}
+		struct stat st;
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (util_rmtree(p))
+				rc = MD_EIO;
+		} else if (unlink(p) < 0) {
+			rc = MD_EIO;
+		}
+	}
+	closedir(d);
+	if (rmdir(dir) < 0)
+		rc = MD_EIO;
+	return rc;
+}
+
+uint64_t util_tree_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	uint64_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char p[4400];
+		if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p)
+			continue;
+		struct stat sb;
+		if (lstat(p, &sb) < 0)
+			continue;
+		if (S_ISREG(sb.st_mode) && sb.st_nlink == 1)
+			n += (uint64_t)sb.st_blocks * 512;
+		else if (S_ISDIR(sb.st_mode))
+			n += util_tree_bytes(p);
+	}
+	closedir(d);
+	return n;
 }
 
 /* Length of the UTF-8 sequence at p, or 0 if invalid (overlongs, surrogates

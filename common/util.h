@@ -41,6 +41,12 @@ void util_human_size(uint64_t bytes, char *out, size_t n);
 int util_mkdir_p(const char *path, mode_t mode);
 /* fsync a directory by path. 0 or MD_EIO. */
 int util_fsync_dir(const char *path);
+/* rm -r of a directory tree (symlinks removed, not followed); a missing
+ * dir is 0. 0 or MD_EIO when something stayed. */
+int util_rmtree(const char *dir);
+/* Bytes removing the tree would free: allocated blocks of its regular
+ * files not also linked elsewhere (st_nlink 1), in every subdirectory. */
+uint64_t util_tree_bytes(const char *dir);
 
 /*
  * Check a relative path from untrusted input (a hub, an archive, a folder):

@@ -752,7 +752,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 out:
 	if (done_ok) {
 		xfer_clean(dir);
-		ingest_rmtree(dir);
+		util_rmtree(dir);
 	}
 	ingest_free(ing);
 	if (revkeyed)

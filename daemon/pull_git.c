@@ -582,7 +582,7 @@ out:
 		 * leaves nothing behind */
 		snprintf(sub, sizeof sub, "%s/lfs", dir);
 		xfer_clean(sub);
-		ingest_rmtree(dir);
+		util_rmtree(dir);
 	}
 	ingest_free(ing);
 	if (revkeyed)

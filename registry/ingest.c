@@ -788,38 +788,12 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 	return 0;
 }
 
-int ingest_rmtree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : MD_EIO;
-	struct dirent *e;
-	int rc = 0;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		char p[4400];
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		struct stat st;
-		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-			if (ingest_rmtree(p))
-				rc = MD_EIO;
-		} else if (unlink(p) < 0) {
-			rc = MD_EIO;
-		}
-	}
-	closedir(d);
-	if (rmdir(dir) < 0)
-		rc = MD_EIO;
-	return rc;
-}
-
 void ingest_free(struct ingest *ing)
 {
 	if (!ing)
 		return;
 	if (ing->dir[0])
-		ingest_rmtree(ing->dir);
+		util_rmtree(ing->dir);
 	if (ing->lock_fd >= 0)
 		close(ing->lock_fd);
 	json_decref(ing->files);

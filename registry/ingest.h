@@ -174,7 +174,4 @@ int ingest_commit(struct ingest *ing, const char *name, const char *rev, const c
 /* Remove the staging directory (whatever was not committed) and free. */
 void ingest_free(struct ingest *ing);
 
-/* Remove a staging directory tree (used by gc). 0 or MD_EIO. */
-int ingest_rmtree(const char *dir);
-
 #endif

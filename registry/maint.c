@@ -104,34 +104,6 @@ static int staging_dead_pull(const char *dir)
 	return dead;
 }
 
-/* Bytes a directory tree takes on disk (allocated blocks). */
-static uint64_t tree_bytes(const char *dir) /* dir < 4400 bytes */
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return 0;
-	uint64_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		char p[4700];
-		if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= 4400)
-			continue;
-		struct stat sb;
-		if (lstat(p, &sb) < 0)
-			continue;
-		/* a file also linked elsewhere (.kept/ links an ingest's
-		 * staged files) frees nothing by going from here */
-		if (S_ISREG(sb.st_mode) && sb.st_nlink == 1)
-			n += (uint64_t)sb.st_blocks * 512;
-		else if (S_ISDIR(sb.st_mode))
-			n += tree_bytes(p);
-	}
-	closedir(d);
-	return n;
-}
-
 static int scan_staging(struct store *st, const struct maint_gc_opts *o, int remove,
 			uint64_t *count, uint64_t *bytes)
 {
@@ -161,10 +133,10 @@ static int scan_staging(struct store *st, const struct maint_gc_opts *o, int rem
 		if (dead) {
 			(*count)++;
 			if (bytes)
-				*bytes += S_ISDIR(sb.st_mode) ? tree_bytes(p)
+				*bytes += S_ISDIR(sb.st_mode) ? util_tree_bytes(p)
 				       : sb.st_nlink == 1 ? (uint64_t)sb.st_blocks * 512 : 0;
 			if (remove)
-				S_ISDIR(sb.st_mode) ? ingest_rmtree(p) : unlink(p);
+				S_ISDIR(sb.st_mode) ? util_rmtree(p) : unlink(p);
 		}
 	}
 	closedir(d);

@@ -521,17 +521,6 @@ static int stale_cb(const char *p, const struct stat *sb, int type, struct FTW *
 	return 0;
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(p);
-	else
-		unlink(p);
-	return 0;
-}
-
 /* 1 when libgit2's last error came from the network side (the server, the
  * connection, TLS, ssh, our callbacks), 0 when from the cache on disk. */
 static int remote_side_error(void)
@@ -688,7 +677,7 @@ int gitsrc_open_fetch(const char *cache_dir, const struct gitsrc_url *u,
 		r->repo = NULL;
 		free(r->default_branch);
 		r->default_branch = NULL;
-		nftw(cache_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		util_rmtree(cache_dir);
 		rc = fetch_into(r, cache_dir, u, creds, cancel, &local_fail);
 		if (!rc)
 			r->rebuilt = 1;
@@ -707,16 +696,6 @@ int gitsrc_rebuilt(const struct gitsrc_repo *r)
 	return r->rebuilt;
 }
 
-static _Thread_local uint64_t du_bytes;
-static int du_cb(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)p;
-	(void)ftw;
-	if (type == FTW_F)
-		du_bytes += (uint64_t)sb->st_size;
-	return 0;
-}
-
 int gitsrc_cache_drop(const char *cache_dir, uint64_t *bytes)
 {
 	*bytes = 0;
@@ -732,10 +711,8 @@ int gitsrc_cache_drop(const char *cache_dir, uint64_t *bytes)
 		close(fd);
 		return 0;
 	}
-	du_bytes = 0;
-	nftw(cache_dir, du_cb, 16, FTW_PHYS);
-	*bytes = du_bytes;
-	nftw(cache_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	*bytes = util_tree_bytes(cache_dir);
+	util_rmtree(cache_dir);
 	int gone = lstat(cache_dir, &sb) != 0;
 	close(fd);
 	return gone ? 1 : md_fail(MD_EIO, "%s: could not be removed", cache_dir);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "registry/catalog.h"
 #include "registry/index.h"
 #include "registry/ingest.h"
@@ -141,7 +142,7 @@ static void test_index_lifecycle(void **state)
 	assert_int_equal(index_query(st, txn, &q, &h, &nh), MD_EINVAL);
 	mdb_txn_abort(txn);
 	store_close(st);
-	ingest_rmtree(root);
+	util_rmtree(root);
 }
 
 /* More candidates than INDEX_ORDERED_WALK: the sequential walk path. */
@@ -195,7 +196,7 @@ static void test_index_large(void **state)
 	free(h);
 	mdb_txn_abort(txn);
 	store_close(st);
-	ingest_rmtree(root);
+	util_rmtree(root);
 }
 
 int main(void)
