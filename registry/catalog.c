@@ -279,6 +279,27 @@ static int summary_refresh(struct store *st, MDB_txn *txn, const char *name, con
 	return rc;
 }
 
+/* Release one reference per blob the files of manifest m name; the hex of
+ * each whose last reference went is appended to freed (may be NULL). */
+static int unref_files(struct store *st, MDB_txn *txn, json_t *m, json_t *freed)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(m, "files"), i, f) {
+		const char *hx[STORE_ENTRY_MAX_BLOBS];
+		size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
+		for (size_t j = 0; j < n; j++) {
+			int was_last, rc = store_blob_unref(st, txn, hx[j], &was_last);
+			if (rc)
+				return rc;
+			if (was_last && freed)
+				json_array_append_new(freed, json_string(hx[j]));
+		}
+	}
+	return 0;
+}
+
+
 static int put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, int *existed,
 		   int replace)
 {
@@ -318,16 +339,8 @@ static int put_rev(struct store *st, MDB_txn *txn, json_t *m, const char *ref, i
 					goto fail;
 		}
 		if (old_m) {
-			json_array_foreach(json_object_get(old_m, "files"), i, f) {
-				const char *hx[STORE_ENTRY_MAX_BLOBS];
-				size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
-				for (size_t j = 0; j < n; j++) {
-					int was_last;
-					if ((rc = store_blob_unref(st, txn, hx[j], &was_last)))
-						goto fail;
-				}
-			}
-			if ((rc = index_del(st, txn, name, rev, old_m)))
+			if ((rc = unref_files(st, txn, old_m, NULL)) ||
+			    (rc = index_del(st, txn, name, rev, old_m)))
 				goto fail;
 			json_decref(old_m);
 			old_m = NULL;
@@ -459,19 +472,8 @@ int catalog_del_rev(struct store *st, MDB_txn *txn, const char *name,
 	int rc = catalog_get_rev(st, txn, name, rev, &m);
 	if (rc)
 		return rc;
-	size_t i;
-	json_t *f;
-	json_array_foreach(json_object_get(m, "files"), i, f) {
-		const char *hx[STORE_ENTRY_MAX_BLOBS];
-		size_t n = store_entry_blobs(f, hx, NULL, STORE_ENTRY_MAX_BLOBS);
-		for (size_t j = 0; j < n; j++) {
-			int was_last;
-			if ((rc = store_blob_unref(st, txn, hx[j], &was_last)))
-				goto out;
-			if (was_last)
-				json_array_append_new(freed, json_string(hx[j]));
-		}
-	}
+	if ((rc = unref_files(st, txn, m, freed)))
+		goto out;
 	char kb[512];
 	size_t kl = mkkey(kb, sizeof kb, name, rev);
 	MDB_val k = { kl, kb };
