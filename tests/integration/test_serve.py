@@ -240,14 +240,51 @@ def test_rm_refused_while_open_then_works(tmp, daemon):
         time.sleep(0.05)
 
 
-def test_64_clients_during_import_no_fd_leak(tmp, daemon):
-    g = torch.Generator().manual_seed(1)
+def small_models(daemon, tmp, g, n, rows, per):
+    """n models acme/c0.. of `per` float tensors [rows, 64], imported; their
+    state dicts by name."""
     models = {}
-    for i in range(3):
-        sd = {"w%d" % k: torch.randn(256, 64, generator=g) for k in range(4)}
+    for i in range(n):
+        sd = {"w%d" % k: torch.randn(rows, 64, generator=g) for k in range(per)}
         make_model(os.path.join(tmp, "c%d" % i), {"model.safetensors": st_file(sd)})
         daemon.ctl("import", os.path.join(tmp, "c%d" % i), "--name", "acme/c%d" % i)
         models["acme/c%d" % i] = sd
+    return models
+
+
+def run_together(n, body):
+    """body(i) in n threads released at once; the errors they raised."""
+    errors, start = [], threading.Barrier(n)
+
+    def client(i):
+        try:
+            start.wait()
+            body(i)
+        except Exception as e:  # collected for the caller to assert on
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return errors
+
+
+def md_check(tmp):
+    """tests/serve/md_check.c built against the plain libmodeld (also when
+    BUILD is build/asan), as a user builds against the library."""
+    exe, lib = os.path.join(tmp, "md_check"), os.path.join(ROOT, "build")
+    subprocess.run(["cc", "-std=c17", "-Wall", "-Werror", "-o", exe,
+                    os.path.join(ROOT, "tests/serve/md_check.c"),
+                    "-I" + os.path.join(ROOT, "client"), "-L" + lib, "-lmodeld",
+                    "-Wl,-rpath," + lib], check=True)
+    return exe
+
+
+def test_64_clients_during_import_no_fd_leak(tmp, daemon):
+    g = torch.Generator().manual_seed(1)
+    models = small_models(daemon, tmp, g, 3, 256, 4)
     make_model(os.path.join(tmp, "bulk"), {"model.safetensors": st_file(
         {"x%d" % k: torch.randn(1 << 20, generator=g) for k in range(12)})})
     gc.collect()
@@ -255,29 +292,18 @@ def test_64_clients_during_import_no_fd_leak(tmp, daemon):
     imp = subprocess.Popen([os.path.join(BUILD, "modelctl"), "--socket", daemon.sock, "import",
                             os.path.join(tmp, "bulk"), "--name", "acme/bulk"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    errors = []
-    start = threading.Barrier(64)
-
     def client(i):
-        try:
-            name = "acme/c%d" % (i % 3)
-            start.wait()
-            for _ in range(3):
-                with modeld.open_model(name, socket=daemon.sock) as m:
-                    for k, v in models[name].items():
-                        mm, off, n = m.buffer(k)
-                        assert mm[off:off + n] == v.numpy().tobytes(), (name, k)
-                    for mm in m.maps:
-                        if mm is not None:
-                            mm.close()
-        except Exception as e:  # collected and asserted below
-            errors.append(repr(e))
+        name = "acme/c%d" % (i % 3)
+        for _ in range(3):
+            with modeld.open_model(name, socket=daemon.sock) as m:
+                for k, v in models[name].items():
+                    mm, off, n = m.buffer(k)
+                    assert mm[off:off + n] == v.numpy().tobytes(), (name, k)
+                for mm in m.maps:
+                    if mm is not None:
+                        mm.close()
 
-    ts = [threading.Thread(target=client, args=(i,)) for i in range(64)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    errors = run_together(64, client)
     out, err = imp.communicate(timeout=120)
     assert imp.returncode == 0, err
     assert errors == []
@@ -367,11 +393,7 @@ def test_libmodeld_c_program(tmp, daemon):
           "y": torch.arange(7, dtype=torch.int64)}
     make_model(os.path.join(tmp, "m"), {"model.safetensors": st_file(sd)})
     daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/cee")
-    exe = os.path.join(tmp, "md_check")
-    subprocess.run(["cc", "-std=c17", "-Wall", "-Werror", "-o", exe,
-                    os.path.join(ROOT, "tests/serve/md_check.c"),
-                    "-I" + os.path.join(ROOT, "client"), "-L" + BUILD, "-lmodeld",
-                    "-Wl,-rpath," + BUILD], check=True)
+    exe = md_check(tmp)
     p = subprocess.run([exe, daemon.sock, "acme/cee"], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
@@ -427,10 +449,7 @@ def test_many_packs_split_across_frames(tmp, daemon):
         assert m.tensor("big09999.%s" % long).tolist() == [9999]
     finally:
         m.close()
-    exe = os.path.join(tmp, "md_check")
-    subprocess.run(["cc", "-std=c17", "-o", exe, os.path.join(ROOT, "tests/serve/md_check.c"),
-                    "-I" + os.path.join(ROOT, "client"), "-L" + BUILD, "-lmodeld",
-                    "-Wl,-rpath," + BUILD], check=True)
+    exe = md_check(tmp)
     p = subprocess.run([exe, daemon.sock, "acme/many"], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-2000:]
     assert p.stdout.splitlines()[0].split()[3:] == ["10205", "206"]
@@ -848,17 +867,8 @@ def test_64_clients_during_a_pull_no_fd_leak(tmp, daemon, tmp_path_factory):
     hub = Hub(root)
     try:
         g = torch.Generator().manual_seed(64)
-        models = {}
-        for i in range(2):
-            sd = {"w%d" % k: torch.randn(128, 64, generator=g) for k in range(3)}
-            make_model(os.path.join(tmp, "c%d" % i), {"model.safetensors": st_file(sd)})
-            daemon.ctl("import", os.path.join(tmp, "c%d" % i), "--name", "acme/c%d" % i)
-            models["acme/c%d" % i] = sd
-        exe = os.path.join(tmp, "md_check")
-        lib = os.path.join(ROOT, "build")   # the plain libmodeld, also when BUILD is build/asan
-        subprocess.run(["cc", "-std=c17", "-o", exe, os.path.join(ROOT, "tests/serve/md_check.c"),
-                        "-I" + os.path.join(ROOT, "client"), "-L" + lib, "-lmodeld",
-                        "-Wl,-rpath," + lib], check=True)
+        models = small_models(daemon, tmp, g, 2, 128, 3)
+        exe = md_check(tmp)
         gc.collect()
         before = daemon_fds(daemon)
         pull = subprocess.Popen([os.path.join(BUILD, "modelctl"), "--socket", daemon.sock,
@@ -869,30 +879,19 @@ def test_64_clients_during_a_pull_no_fd_leak(tmp, daemon, tmp_path_factory):
                       for j in daemon.ctl("jobs", "--json").json()):
             assert time.time() - t0 < 30 and pull.poll() is None, pull.communicate()
             time.sleep(0.05)
-        errors = []
-        start = threading.Barrier(64)
-
         def client(i):
-            try:
-                name = "acme/c%d" % (i % 2)
-                start.wait()
-                for _ in range(3):
-                    if i % 8 == 7:    # the C library
-                        p = subprocess.run([exe, daemon.sock, name], capture_output=True,
-                                           text=True, timeout=60)
-                        assert p.returncode == 0 and p.stdout.endswith("closed\n"), p.stdout
-                        continue
-                    with modeld.safe_open(name, socket=daemon.sock) as f:
-                        for k, v in models[name].items():
-                            assert torch.equal(f.get_tensor(k), v), (name, k)
-            except Exception as e:  # collected and asserted below
-                errors.append(repr(e))
+            name = "acme/c%d" % (i % 2)
+            for _ in range(3):
+                if i % 8 == 7:    # the C library
+                    p = subprocess.run([exe, daemon.sock, name], capture_output=True,
+                                       text=True, timeout=60)
+                    assert p.returncode == 0 and p.stdout.endswith("closed\n"), p.stdout
+                    continue
+                with modeld.safe_open(name, socket=daemon.sock) as f:
+                    for k, v in models[name].items():
+                        assert torch.equal(f.get_tensor(k), v), (name, k)
 
-        ts = [threading.Thread(target=client, args=(i,)) for i in range(64)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        errors = run_together(64, client)
         running = pull.poll() is None
         out, err = pull.communicate(timeout=120)
         assert errors == []
