@@ -87,6 +87,15 @@ def host(tmp_path):
     h.stop()
 
 
+def published(host, name, seed, **kw):
+    """tiny_llama(seed) committed and published as acme/NAME on host:
+    (work tree, commit, git+ URL)."""
+    work = host.repo("acme", name)
+    tiny_llama(work, seed=seed, **kw)
+    c = host.commit(work)
+    return work, c, host.publish(work, "acme", name)
+
+
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 
@@ -169,10 +178,7 @@ def test_pull_branch_tag_commit(daemon, host):
 
 
 def test_update_fetches_only_new(daemon, host):
-    work = host.repo("acme", "grow")
-    tiny_llama(work, seed=2)
-    host.commit(work)
-    url = host.publish(work, "acme", "grow")
+    work, _, url = published(host, "grow", 2)
     daemon.ctl("pull", url)
     n_batch, n_gets = len(host.batch_log()), len(host.object_gets())
     assert n_gets >= 1
@@ -299,10 +305,7 @@ def test_full_and_filtered_pulls_from_two_remotes_at_once_store_every_file(daemo
 def test_git_pull_under_valgrind(tmp, host):
     """A git pull (libgit2 fetch, LFS batch and download, conversion) leaves
     the daemon with no memory errors and no definite leaks."""
-    work = host.repo("acme", "vg")
-    tiny_llama(work, seed=13, weights=100000)
-    host.commit(work)
-    url = host.publish(work, "acme", "vg")
+    work, _, url = published(host, "vg", 13, weights=100000)
     d = Daemon(tmp, valgrind=True).start()
     try:
         d.ctl("pull", url, timeout=120)
@@ -316,10 +319,7 @@ def test_git_pull_under_valgrind(tmp, host):
 def test_batch_endpoint_redirect_followed(daemon, host):
     """A 307 from the LFS batch endpoint is followed (the POST repeated at
     the new address), as git-lfs does."""
-    work = host.repo("acme", "moved")
-    tiny_llama(work, seed=14)
-    host.commit(work)
-    url = host.publish(work, "acme", "moved")
+    work, _, url = published(host, "moved", 14)
     import urllib.request
     urllib.request.urlopen(host.url + "/acme/moved.git/info/lfs/_ctl/redirect?n=1").read()
     daemon.ctl("pull", url)
@@ -332,10 +332,7 @@ def test_batch_endpoint_redirect_followed(daemon, host):
 def test_pull_waiting_for_the_same_remote_can_be_canceled(daemon, host):
     """A second pull of a remote whose cache another pull holds waits for
     it, and a cancel stops it while it waits."""
-    work = host.repo("acme", "busy")
-    tiny_llama(work, seed=15, weights=8 << 20)
-    host.commit(work)
-    url = host.publish(work, "acme", "busy")
+    work, _, url = published(host, "busy", 15, weights=8 << 20)
 
     def state(job):
         return [j for j in daemon.ctl("jobs", "--json").json() if j["id"] == job][-1]
@@ -359,10 +356,7 @@ def test_pull_waiting_for_the_same_remote_can_be_canceled(daemon, host):
 
 
 def test_filters_selecting_nothing_are_named(daemon, host):
-    work = host.repo("acme", "none")
-    tiny_llama(work, seed=16)
-    host.commit(work)
-    url = host.publish(work, "acme", "none")
+    work, _, url = published(host, "none", 16)
     r = daemon.ctl("pull", url, "--include", "*.nothing", check=False)
     n = len(files_of(work))
     assert r.rc == 1 and "none of its %d files matches --include '*.nothing'" % n in r.err, r
@@ -370,10 +364,7 @@ def test_filters_selecting_nothing_are_named(daemon, host):
 
 
 def test_expired_links_requested_again(daemon, host):
-    work = host.repo("acme", "exp")
-    tiny_llama(work, seed=8)
-    host.commit(work)
-    url = host.publish(work, "acme", "exp")
+    work, _, url = published(host, "exp", 8)
     import urllib.request
     urllib.request.urlopen(host.url + "/acme/exp.git/info/lfs/_ctl/expire?n=1").read()
     daemon.ctl("pull", url)
@@ -389,10 +380,7 @@ def test_expired_links_requested_again(daemon, host):
 
 
 def test_kill9_mid_lfs_download_resumes(tmp, host):
-    work = host.repo("acme", "slow")
-    tiny_llama(work, seed=10, weights=8 << 20)
-    c = host.commit(work)
-    url = host.publish(work, "acme", "slow")
+    work, c, url = published(host, "slow", 10, weights=8 << 20)
     store = os.path.join(tmp, "store")
     d = Daemon(tmp, store=store).start()
     p = subprocess.Popen([MODELCTL, "--socket", d.sock, "-q", "pull", url, "--limit-rate", "2M"],
@@ -539,10 +527,7 @@ def test_wrong_size_refused_when_the_oid_is_already_stored(daemon, host):
 
 
 def test_bad_ref_and_urls(daemon, host):
-    work = host.repo("acme", "refs")
-    tiny_llama(work, seed=6)
-    host.commit(work)
-    url = host.publish(work, "acme", "refs")
+    work, _, url = published(host, "refs", 6)
     r = daemon.ctl("pull", url + "@nosuch", check=False)
     assert r.rc != 0 and "nosuch: no such branch, tag or commit" in r.err
     r = daemon.ctl("pull", url + "@" + "0" * 40, check=False)
@@ -559,10 +544,7 @@ def test_bad_ref_and_urls(daemon, host):
 def test_credentials_file_and_userinfo(tmp, tmp_path):
     h = Host(str(tmp_path / "authhost"), auth="bob:s3cr3t-t0ken")
     try:
-        work = h.repo("acme", "private")
-        tiny_llama(work, seed=7)
-        c = h.commit(work)
-        url = h.publish(work, "acme", "private")
+        work, c, url = published(h, "private", 7)
         d = Daemon(tmp).start()
         try:
             r = d.ctl("pull", url, check=False)
@@ -606,10 +588,7 @@ def test_percent_encoded_userinfo(tmp, tmp_path):
     without the token."""
     h = Host(str(tmp_path / "authhost"), auth="bob:p@ss/w#rd")
     try:
-        work = h.repo("acme", "private")
-        tiny_llama(work, seed=7)
-        c = h.commit(work)
-        url = h.publish(work, "acme", "private")
+        work, c, url = published(h, "private", 7)
         d = Daemon(tmp).start()
         try:
             r = d.ctl("pull", url.replace("http://", "http://bob:p%40ss%2Fw%23rd@"), "--json")
@@ -632,10 +611,7 @@ def test_damaged_cache_recovered(daemon, host):
     files are stale under modeld's own flock and are removed; a cache that
     fails to fetch for a local reason is dropped and fetched anew. A
     network failure leaves the cache alone."""
-    work = host.repo("acme", "dmg")
-    tiny_llama(work, seed=21)
-    host.commit(work)
-    url = host.publish(work, "acme", "dmg")
+    work, _, url = published(host, "dmg", 21)
     daemon.ctl("pull", url)
     cache = glob.glob(os.path.join(daemon.store, "git", "*.git"))[0]
 
