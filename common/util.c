@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +206,26 @@ int util_fsync_dir(const char *path)
 	int rc = fsync(fd) < 0 ? MD_EIO : 0;
 	close(fd);
 	return rc;
+}
+
+static locale_t utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void utf8_init(void)
+{
+	utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+locale_t util_utf8_enter(void)
+{
+	pthread_once(&utf8_once, utf8_init);
+	return utf8_locale ? uselocale(utf8_locale) : (locale_t)0;
+}
+
+void util_utf8_leave(locale_t old)
+{
+	if (old)
+		uselocale(old);
 }
 
 int util_rmtree(const char *dir)

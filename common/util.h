@@ -7,6 +7,7 @@
 #define MD_UTIL_H
 
 #include <stddef.h>
+#include <locale.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -41,6 +42,12 @@ void util_human_size(uint64_t bytes, char *out, size_t n);
 int util_mkdir_p(const char *path, mode_t mode);
 /* fsync a directory by path. 0 or MD_EIO. */
 int util_fsync_dir(const char *path);
+/* The calling thread's LC_CTYPE becomes C.UTF-8 until util_utf8_leave
+ * (libarchive's and fnmatch's idea of a character; the process locale
+ * stays "C"). Returns what to pass to util_utf8_leave: 0 when C.UTF-8 is
+ * missing and nothing changed. */
+locale_t util_utf8_enter(void);
+void util_utf8_leave(locale_t old);
 /* rm -r of a directory tree (symlinks removed, not followed); a missing
  * dir is 0. 0 or MD_EIO when something stayed. */
 int util_rmtree(const char *dir);

@@ -437,28 +437,13 @@ out:
  * converts names between the locale's charset and the tar headers; modeld
  * runs in the C locale (ASCII), where a path such as "sub/ü.txt" cannot be
  * converted ("Can't translate pathname"). The bundle jobs therefore run with
- * a UTF-8 LC_CTYPE for their own thread (uselocale), nothing else changes.
+ * a UTF-8 LC_CTYPE for their own thread (util_utf8_enter).
  */
-static locale_t utf8_enter(locale_t *old)
-{
-	locale_t l = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-	*old = l ? uselocale(l) : (locale_t)0;
-	return l;
-}
-
-static void utf8_leave(locale_t l, locale_t old)
-{
-	if (l) {
-		uselocale(old);
-		freelocale(l);
-	}
-}
-
 int bundle_export_job(struct daemon *d, struct job *j, json_t **res)
 {
-	locale_t old, l = utf8_enter(&old);
+	locale_t old = util_utf8_enter();
 	int rc = export_run(d, j, res);
-	utf8_leave(l, old);
+	util_utf8_leave(old);
 	return rc;
 }
 
@@ -1377,8 +1362,8 @@ out:
 
 int bundle_import_job(struct daemon *d, struct job *j, json_t **res)
 {
-	locale_t old, l = utf8_enter(&old);
+	locale_t old = util_utf8_enter();
 	int rc = import_run(d, j, res);
-	utf8_leave(l, old);
+	util_utf8_leave(old);
 	return rc;
 }

@@ -1,26 +1,16 @@
 /* sources/glob.c — see glob.h. */
 #include "sources/glob.h"
 #include "common/err.h"
+#include "common/util.h"
 
 #include <fnmatch.h>
-#include <locale.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define GLOB_MAX 1024
 
 /* fnmatch compares characters, not bytes, only in a UTF-8 locale: "?" must
- * match "é" in "café.json" as Python's fnmatch does. The process locale
- * stays "C"; this one is used by the calling thread around fnmatch only. */
-static locale_t utf8;
-static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
-
-static void utf8_init(void)
-{
-	utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-}
-
+ * match "é" in "café.json" as Python's fnmatch does (util_utf8_enter). */
 /*
  * Python's fnmatch syntax as glibc fnmatch (escapes on) reads it: '\' is a
  * literal character; a '[' without its ']' is literal; in a set, only a
@@ -75,11 +65,9 @@ int glob_match(const char *pattern, const char *path)
 	/* a folder ("onnx/") means everything under it, as in huggingface_hub */
 	snprintf(p, sizeof p, "%s%s", pattern, pattern[l - 1] == '/' ? "*" : "");
 	translate(p, t);
-	pthread_once(&utf8_once, utf8_init);
-	locale_t old = utf8 ? uselocale(utf8) : (locale_t)0;
+	locale_t old = util_utf8_enter();
 	int m = fnmatch(t, path, 0) == 0;
-	if (utf8)
-		uselocale(old);
+	util_utf8_leave(old);
 	return m;
 }
 
