@@ -445,11 +445,11 @@ static int map_error(struct hf_client *c, const struct resp *r, const char *id, 
 {
 	const char *ec = r->errcode;
 	long st = r->status;
-	if (!strcmp(ec, "GatedRepo"))
-		return md_fail(MD_EAUTH, c->token || c->basic
-				 ? "%s: gated repository, the token given has no access: accept its "
-				   "terms with the token's account"
-				 : "%s: gated repository, accept its terms and set HF_TOKEN", id);
+	if (!strcmp(ec, "GatedRepo")) {
+		char m[600];
+		xfer_gated_text(m, sizeof m, id, c->token || c->basic);
+		return md_fail(MD_EAUTH, "%s", m);
+	}
 	if (!strcmp(ec, "RevisionNotFound"))
 		return md_fail(MD_ENOENT, "%s@%s: revision not found", id, rev ? rev : "main");
 	if (!strcmp(ec, "EntryNotFound"))

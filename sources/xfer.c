@@ -1007,6 +1007,13 @@ static void file_restart(struct run *r, struct file *f)
 	pthread_mutex_unlock(&r->hm);
 }
 
+void xfer_gated_text(char *buf, size_t n, const char *who, int has_token)
+{
+	snprintf(buf, n, has_token ? "%s: gated repository, the token given has no access: accept "
+				     "its terms with the token's account"
+				   : "%s: gated repository, accept its terms and set HF_TOKEN", who);
+}
+
 const char *xfer_transient_cause(int cc, const char *curlerr)
 {
 	if ((cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR) && strcasestr(curlerr, "reset by peer"))
@@ -1093,11 +1100,8 @@ static void conn_done(struct run *r, struct conn *c, CURLcode cc)
 				ra = xfer_parse_retry_after(c->retry_after, dflt(r->o->retry_after_max_s, 120));
 			snprintf(msg, sizeof msg, "%s: HTTP %ld", dest, st);
 		} else if (!strcmp(c->errcode, "GatedRepo")) {
-			snprintf(msg, sizeof msg, r->o->token && *r->o->token
-				 ? "%s: gated repository, the token given has no access: accept its "
-				   "terms with the token's account"
-				 : "%s: gated repository, accept its terms and set HF_TOKEN",
-				 r->o->label ? r->o->label : dest);
+			xfer_gated_text(msg, sizeof msg, r->o->label ? r->o->label : dest,
+					r->o->token && *r->o->token);
 			file_fail(r, f, MD_EAUTH, msg);
 			return;
 		} else if (!strcmp(c->errcode, "RepoNotFound")) {

@@ -146,6 +146,11 @@ char *xfer_basic_auth(const char *userpass);
  * CURLOPT_ERRORBUFFER text ("" if none). A static string. */
 const char *xfer_transient_cause(int cc, const char *curlerr);
 
+/* The hub's GatedRepo answer in words, as huggingface_hub tells the two
+ * cases apart: with a token, that token's account has not accepted the
+ * terms; without one, accept them and set HF_TOKEN. who names the repo. */
+void xfer_gated_text(char *buf, size_t n, const char *who, int has_token);
+
 /* curl_global_init once per process, after md_lib_need(MD_LIB_CURL)
  * (common/lazylib.h). 0, MD_EUNSUP (libcurl cannot be loaded) or MD_ENOMEM,
  * with the detail. Idempotent and thread-safe (pthread_once); xfer_run,
