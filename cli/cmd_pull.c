@@ -15,33 +15,9 @@
 /* 50M, 1.5G, 800k, 1000 -> bytes per second; -1 when malformed. */
 static char *read_token(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		md_fail(MD_EIO, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	char *buf = calloc(1, TOKEN_MAX + 1);
-	size_t n = buf ? fread(buf, 1, TOKEN_MAX, f) : 0;
-	fclose(f);
-	if (!buf) {
-		md_fail(MD_ENOMEM, "%s: out of memory", path);
-		return NULL;
-	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	if (!n) {
-		free(buf);
-		md_fail(MD_EINVAL, "%s: empty token file", path);
-		return NULL;
-	}
-	/* a NUL would cut the token short, invalid UTF-8 would drop it from the
-	 * request (json_string refuses it) and the pull would go anonymous */
-	if (util_check_text(buf, n, path)) {
-		memset(buf, 0, n);
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	char what[4200], *tok;
+	snprintf(what, sizeof what, "--token-file %s", path);
+	return util_read_token_file(path, what, TOKEN_MAX, &tok) ? NULL : tok;
 }
 
 int cmd_pull(struct cli *c)

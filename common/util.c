@@ -208,6 +208,49 @@ int util_fsync_dir(const char *path)
 	return rc;
 }
 
+size_t util_bom_len(const char *buf, size_t len)
+{
+	return buf && len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3) ? 3 : 0;
+}
+
+int util_read_token_file(const char *path, const char *what, size_t max, char **out)
+{
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return md_fail(MD_EIO, "%s: %s", what, strerror(errno));
+	char *buf = calloc(1, max + 1);
+	if (!buf) {
+		close(fd);
+		return MD_ENOMEM;
+	}
+	ssize_t n = util_read_full(fd, buf, max);
+	int e = errno, rc = 0;
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return md_fail(MD_EIO, "%s: %s", what, strerror(e));
+	}
+	size_t b = util_bom_len(buf, (size_t)n), l = strcspn(buf + b, "\r\n");
+	memmove(buf, buf + b, l);
+	memset(buf + l, 0, (size_t)n + 1 - l);
+	while (l > 0 && (buf[l - 1] == ' ' || buf[l - 1] == '\t'))
+		buf[--l] = 0;
+	for (size_t i = 0; i < l && !rc; i++)
+		if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f)
+			rc = md_fail(MD_EINVAL, "%s: the token has spaces, control characters or "
+						"non-ASCII bytes", what);
+	if (!rc && !l)
+		rc = md_fail(MD_EINVAL, "%s: empty", what);
+	if (rc) {
+		explicit_bzero(buf, max + 1);
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
 static locale_t utf8_locale;
 static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
 

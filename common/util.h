@@ -48,6 +48,18 @@ int util_fsync_dir(const char *path);
  * missing and nothing changed. */
 locale_t util_utf8_enter(void);
 void util_utf8_leave(locale_t old);
+/* 3 when buf starts with a UTF-8 byte-order mark (Windows editors write
+ * one), else 0: it is no part of a text file's first line. */
+size_t util_bom_len(const char *buf, size_t len);
+/*
+ * An API token from a file: its first line (at most max bytes read), a
+ * leading byte-order mark and trailing spaces dropped. It must then be
+ * non-empty printable ASCII without spaces, as HTTP header tokens are. what
+ * names it in errors ("token_file /etc/modeld/hf"): MD_EIO (unreadable),
+ * MD_EINVAL (empty, or other characters), MD_ENOMEM. *out is malloc'd;
+ * wipe it before freeing.
+ */
+int util_read_token_file(const char *path, const char *what, size_t max, char **out);
 /* rm -r of a directory tree (symlinks removed, not followed); a missing
  * dir is 0. 0 or MD_EIO when something stayed. */
 int util_rmtree(const char *dir);

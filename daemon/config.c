@@ -195,7 +195,7 @@ int config_load(struct config *c, const char *path)
 		return rc;
 	}
 	int lineno = 0, seen[NKEYS] = { 0 };
-	for (char *p = buf; !rc && p < buf + len; ) {
+	for (char *p = buf + util_bom_len(buf, len); !rc && p < buf + len; ) {
 		char *line = p, *nl = strchr(p, '\n');
 		if (nl) {
 			*nl = 0;

@@ -959,25 +959,9 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 
 int mirror_read_token(const char *file, char **out)
 {
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return md_fail(MD_EINVAL, "http_token_file %s: %s", file, strerror(errno));
-	char buf[MIRROR_MAX_TOKEN + 1];
-	ssize_t n = util_read_full(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n < 0)
-		return md_fail(MD_EINVAL, "http_token_file %s: %s", file, strerror(errno));
-	buf[n] = 0;
-	buf[strcspn(buf, "\r\n")] = 0;
-	for (char *p = buf; *p; p++)
-		if (*p <= 0x20 || *p >= 0x7f)
-			return md_fail(MD_EINVAL, "http_token_file %s: the token has spaces or "
-						  "control characters", file);
-	if (!buf[0])
-		return md_fail(MD_EINVAL, "http_token_file %s: empty", file);
-	*out = strdup(buf);
-	explicit_bzero(buf, sizeof buf);
-	return *out ? 0 : MD_ENOMEM;
+	char what[4200];
+	snprintf(what, sizeof what, "http_token_file %s", file);
+	return util_read_token_file(file, what, MIRROR_MAX_TOKEN, out);
 }
 
 int mirror_start(struct daemon *d, const char *addr, const char *token_file, struct mirror **out)

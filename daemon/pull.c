@@ -108,30 +108,9 @@ static void progress(void *arg, uint64_t done, uint64_t total)
 
 int pull_read_token_file(const char *file, char **out)
 {
-	*out = NULL;
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return md_fail(MD_EIO, "token_file %s: %s", file, strerror(errno));
-	char *buf = calloc(1, PULL_MAX_TOKEN + 1);
-	if (!buf) {
-		close(fd);
-		return MD_ENOMEM;
-	}
-	ssize_t n = util_read_full(fd, buf, PULL_MAX_TOKEN);
-	int e = errno;
-	close(fd);
-	if (n < 0) {
-		free(buf);
-		return md_fail(MD_EIO, "token_file %s: %s", file, strerror(e));
-	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	if (n <= 0) {
-		free(buf);
-		return md_fail(MD_EINVAL, "token_file %s: empty", file);
-	}
-	*out = buf;
-	return 0;
+	char what[4200];
+	snprintf(what, sizeof what, "token_file %s", file);
+	return util_read_token_file(file, what, PULL_MAX_TOKEN, out);
 }
 
 /* The token: the request's, else the configured token_file's (*out

@@ -206,9 +206,7 @@ int policy_parse(const char *text, size_t len, const char *origin, struct policy
 	snprintf(p->origin, sizeof p->origin, "%s", origin);
 	p->def = POLICY_ALLOW;
 	int seen_default = 0, seen_enforce = 0, ln = 0;
-	size_t i = 0;
-	if (text && len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
-		i = 3; /* a UTF-8 byte-order mark (Windows editors) is not part of line 1 */
+	size_t i = util_bom_len(text, len);
 	char line[POLICY_MAX_LINE + 1];
 	while (text && i < len) {
 		const char *nl = memchr(text + i, '\n', len - i);

@@ -29,6 +29,13 @@ def test_config_file_errors_name_file_and_line(tmp, text, words):
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+def test_config_with_a_byte_order_mark_is_read(tmp):
+    """Windows editors start a UTF-8 file with a byte-order mark: it is no
+    part of the first key (the policy file reads it the same way)."""
+    p = check_config(tmp, b"\xef\xbb\xbfworkers = 2\n")
+    assert p.returncode == 0 and p.stdout == "configuration OK\n", p
+
+
 def test_config_directory_is_an_error(tmp):
     d = os.path.join(tmp, "conf.d")
     os.mkdir(d)

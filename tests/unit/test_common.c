@@ -140,6 +140,49 @@ static void test_framing(void **state)
 
 /* The bar shows no rate or ETA until it has measured one: not from the
  * job's start (resolving, listing), nor counting resumed bytes. */
+/* One reader for the hub token, the mirror's and --token-file's. */
+static void test_token_files(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/md-token-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	static const struct {
+		const char *text, *want; /* want NULL: refused with `why` */
+		const char *why;
+	} cases[] = {
+		{ "hf_abc\n", "hf_abc", NULL },
+		{ "\xEF\xBB\xBFhf_abc\r\n", "hf_abc", NULL },
+		{ "hf_abc  \nsecond line\n", "hf_abc", NULL },
+		{ "", NULL, "tok: empty" },
+		{ "\n\nhf_abc\n", NULL, "tok: empty" },
+		{ "hf a\n", NULL, "tok: the token has spaces" },
+		{ "hf_\xC3\xA9\n", NULL, "tok: the token has spaces" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(cases[i].text, f);
+		fclose(f);
+		char *tok = NULL;
+		int rc = util_read_token_file(path, "tok", 4096, &tok);
+		if (cases[i].want) {
+			assert_int_equal(rc, 0);
+			assert_string_equal(tok, cases[i].want);
+			free(tok);
+		} else {
+			assert_int_equal(rc, MD_EINVAL);
+			assert_null(tok);
+			assert_non_null(strstr(md_errmsg(rc), cases[i].why));
+		}
+	}
+	unlink(path);
+	char *tok = NULL;
+	assert_int_equal(util_read_token_file(path, "tok", 4096, &tok), MD_EIO);
+	assert_non_null(strstr(md_errmsg(MD_EIO), "tok: No such file"));
+}
+
 static void test_progress_eta(void **state)
 {
 	(void)state;
@@ -203,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_hex_sha),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_progress_eta),
+		cmocka_unit_test(test_token_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
