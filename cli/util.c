@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <locale.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,23 +189,19 @@ void cli_short_time(const char *iso, char *out, size_t n)
 struct chars {
 	const char *s;
 	mbstate_t st;
-	locale_t loc, old;
+	locale_t old;   /* util_utf8_enter's: 0 when there is no C.UTF-8 */
 };
 
 static void chars_begin(struct chars *c, const char *s)
 {
 	memset(c, 0, sizeof *c);
 	c->s = s;
-	c->loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-	c->old = c->loc ? uselocale(c->loc) : (locale_t)0;
+	c->old = util_utf8_enter();
 }
 
 static void chars_end(struct chars *c)
 {
-	if (c->loc) {
-		uselocale(c->old);
-		freelocale(c->loc);
-	}
+	util_utf8_leave(c->old);
 }
 
 /* The next character's bytes (0 at the end) and columns in *cols. */
@@ -215,7 +210,7 @@ static size_t chars_next(struct chars *c, int *cols)
 	if (!*c->s)
 		return 0;
 	wchar_t w;
-	size_t n = c->loc ? mbrtowc(&w, c->s, MB_CUR_MAX, &c->st) : (size_t)-1;
+	size_t n = c->old ? mbrtowc(&w, c->s, MB_CUR_MAX, &c->st) : (size_t)-1;
 	int cw = -1;
 	if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
 		memset(&c->st, 0, sizeof c->st);
