@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -140,15 +141,6 @@ static char *trim(char *s)
 	return s;
 }
 
-/* The keys config_set knows, for the duplicate check (a key given twice is
- * an error: which one wins would be a guess). */
-static const char *const known_keys[] = {
-	"store", "socket", "socket_group", "hub", "token_file", "ca_file", "git_credentials",
-	"http", "upstream", "http_token_file", "policy", "size_classes", "log_level",
-	"workers", "limit_rate",
-};
-#define NKEYS (sizeof known_keys / sizeof known_keys[0])
-
 /* The whole file, at most CONFIG_MAX_FILE bytes: a directory or a read
  * error is an error naming the file, not an empty configuration
  * (/dev/null still reads as an empty one). */
@@ -194,7 +186,14 @@ int config_load(struct config *c, const char *path)
 		free(buf);
 		return rc;
 	}
-	int lineno = 0, seen[NKEYS] = { 0 };
+	/* key -> its line: a key given twice is an error (which one wins
+	 * would be a guess) */
+	json_t *seen = json_object();
+	if (!seen) {
+		free(buf);
+		return MD_ENOMEM;
+	}
+	int lineno = 0;
 	for (char *p = buf + util_bom_len(buf, len); !rc && p < buf + len; ) {
 		char *line = p, *nl = strchr(p, '\n');
 		if (nl) {
@@ -221,22 +220,18 @@ int config_load(struct config *c, const char *path)
 		}
 		*eq = 0;
 		char *k = trim(s), *v = trim(eq + 1);
-		for (size_t i = 0; i < NKEYS; i++) {
-			if (strcmp(k, known_keys[i]))
-				continue;
-			if (seen[i]) {
-				rc = md_fail(MD_EINVAL, "%s:%d: duplicate key '%s' (first on line %d)",
-					     path, lineno, k, seen[i]);
-				break;
-			}
-			seen[i] = lineno;
-		}
-		if (!rc && (rc = config_set(c, k, v))) {
+		if ((rc = config_set(c, k, v))) {
 			char where[4200];
 			snprintf(where, sizeof where, "%s:%d", path, lineno);
 			md_fail_prefix(rc, where);
+		} else if (json_object_get(seen, k)) { /* a known key: config_set took it */
+			rc = md_fail(MD_EINVAL, "%s:%d: duplicate key '%s' (first on line %d)", path,
+				     lineno, k, (int)json_integer_value(json_object_get(seen, k)));
+		} else if (json_object_set_new(seen, k, json_integer(lineno))) {
+			rc = MD_ENOMEM;
 		}
 	}
+	json_decref(seen);
 	free(buf);
 	if (!rc && setstr(&c->config_path, path))
 		rc = MD_ENOMEM;
