@@ -251,6 +251,30 @@ int util_read_token_file(const char *path, const char *what, size_t max, char **
 	return 0;
 }
 
+char *util_pct_decode(const char *s, size_t n)
+{
+	char *o = malloc(n + 1), *w = o;
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int h, l;
+		if (s[i] != '%') {
+			*w++ = s[i];
+			continue;
+		}
+		if (n - i < 3 || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0 ||
+		    !(h | l)) {
+			explicit_bzero(o, n + 1);
+			free(o);
+			return NULL;
+		}
+		*w++ = (char)(h << 4 | l);
+		i += 2;
+	}
+	*w = 0;
+	return o;
+}
+
 static locale_t utf8_locale;
 static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
 

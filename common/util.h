@@ -60,6 +60,10 @@ size_t util_bom_len(const char *buf, size_t len);
  * wipe it before freeing.
  */
 int util_read_token_file(const char *path, const char *what, size_t max, char **out);
+/* RFC 3986 percent-decoding of n bytes of URL user info ("p%40ss" ->
+ * "p@ss"), as git and curl do: malloc'd, or NULL for ENOMEM, a bad escape
+ * or an escaped NUL. */
+char *util_pct_decode(const char *s, size_t n);
 /* rm -r of a directory tree (symlinks removed, not followed); a missing
  * dir is 0. 0 or MD_EIO when something stayed. */
 int util_rmtree(const char *dir);

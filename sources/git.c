@@ -80,33 +80,6 @@ void gitsrc_url_free(struct gitsrc_url *u)
 	free(u);
 }
 
-/* RFC 3986 percent-decoding of n bytes of user info ("p%40ss" -> "p@ss"),
- * as git and curl do: a token with '@', ':' or '/' can only be written
- * encoded. malloc'd; NULL on ENOMEM or a bad or NUL escape. */
-static char *pct_decode(const char *s, size_t n)
-{
-	char *o = malloc(n + 1), *w = o;
-	if (!o)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '%') {
-			*w++ = s[i];
-			continue;
-		}
-		unsigned v = 0;
-		if (n - i < 3 || !isxdigit((unsigned char)s[i + 1]) ||
-		    !isxdigit((unsigned char)s[i + 2]) || sscanf(s + i + 1, "%2x", &v) != 1 || !v) {
-			explicit_bzero(o, n + 1);
-			free(o);
-			return NULL;
-		}
-		*w++ = (char)v;
-		i += 2;
-	}
-	*w = 0;
-	return o;
-}
-
 /* Split "scheme://[user[:pass]@]host[:port]/path" — authority and path
  * pointers into s. */
 static int split_url(const char *s, char **scheme, const char **auth, size_t *authlen,
@@ -186,9 +159,9 @@ int gitsrc_url_parse(const char *in, int plain, struct gitsrc_url **out)
 	const char *host = auth;
 	if (ui_end) {
 		const char *colon = memchr(auth, ':', (size_t)(ui_end - auth));
-		u->user = pct_decode(auth, (size_t)((colon ? colon : ui_end) - auth));
+		u->user = util_pct_decode(auth, (size_t)((colon ? colon : ui_end) - auth));
 		if (colon)
-			u->pass = pct_decode(colon + 1, (size_t)(ui_end - colon - 1));
+			u->pass = util_pct_decode(colon + 1, (size_t)(ui_end - colon - 1));
 		host = ui_end + 1;
 		if (!u->user || (colon && !u->pass)) {
 			rc = md_fail(MD_EINVAL, "git source: bad %%-escape in the URL's user info");
@@ -279,8 +252,8 @@ static int parse_origin(const char *url, struct cred *o, int want_userinfo)
 		const char *colon = memchr(auth, ':', (size_t)(host - 1 - auth));
 		if (colon) {
 			/* git-credential-store's format: both %-encoded */
-			o->user = pct_decode(auth, (size_t)(colon - auth));
-			o->pass = pct_decode(colon + 1, (size_t)(host - 2 - colon));
+			o->user = util_pct_decode(auth, (size_t)(colon - auth));
+			o->pass = util_pct_decode(colon + 1, (size_t)(host - 2 - colon));
 		}
 	}
 	const char *end = auth + alen;

@@ -66,58 +66,37 @@ char *hf_urlencode(const char *s, int keep_slash)
 	return o;
 }
 
-static int unhex1(int ch)
-{
-	return ch >= '0' && ch <= '9' ? ch - '0'
-	       : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-	       : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
-/* Percent-decode s in place (URL user info); a bad escape stays as is. */
-static void pct_decode(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		int h, l;
-		if (*p == '%' && (h = unhex1(p[1])) >= 0 && (l = unhex1(p[2])) >= 0) {
-			*o++ = (char)(h << 4 | l);
-			p += 2;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = 0;
-}
-
 /* *out = "Authorization: Basic base64(user:pass)" from URL user info
  * "user[:pass]" (percent-encoded), malloc'd. 0, MD_EINVAL, MD_ENOMEM. */
 static int basic_header(const char *ui, char **out)
 {
-	char *up = strdup(ui), *h = NULL;
 	*out = NULL;
-	if (!up)
-		return MD_ENOMEM;
-	char *colon = strchr(up, ':');
-	if (colon)
-		*colon = 0;
-	pct_decode(up); /* the user name cannot hold ':' once decoded */
-	size_t un = strlen(up);
-	if (colon) {
-		pct_decode(colon + 1);
-		up[un] = ':';
-		memmove(up + un + 1, colon + 1, strlen(colon + 1) + 1);
+	const char *colon = strchr(ui, ':');
+	size_t un = colon ? (size_t)(colon - ui) : strlen(ui);
+	char *user = util_pct_decode(ui, un);
+	char *pass = colon ? util_pct_decode(colon + 1, strlen(colon + 1)) : NULL;
+	char *up = NULL;
+	int rc = 0;
+	if (!user || (colon && !pass))
+		rc = md_fail(MD_EINVAL, "hub: bad %%-escape in the URL's user info");
+	else if (strpbrk(user, "\r\n:") || (pass && strpbrk(pass, "\r\n")))
+		rc = md_fail(MD_EINVAL, "hub: user info contains a line break or a ':' in the user");
+	else if (asprintf(&up, "%s:%s", user, pass ? pass : "") < 0) {
+		up = NULL;
+		rc = MD_ENOMEM;
 	}
-	size_t n = strlen(up);
-	if (strpbrk(up, "\r\n")) {
-		explicit_bzero(up, n);
-		free(up);
-		return md_fail(MD_EINVAL, "hub: user info contains a line break");
-	}
-	h = xfer_basic_auth(up);
-	explicit_bzero(up, n);
+	if (!rc && !(*out = xfer_basic_auth(up)))
+		rc = MD_ENOMEM;
+	if (user)
+		explicit_bzero(user, strlen(user));
+	if (pass)
+		explicit_bzero(pass, strlen(pass));
+	if (up)
+		explicit_bzero(up, strlen(up));
+	free(user);
+	free(pass);
 	free(up);
-	*out = h;
-	return h ? 0 : MD_ENOMEM;
+	return rc;
 }
 
 int hf_open(const char *hub, const struct hf_opts *opts, struct hf_client **out)

@@ -183,6 +183,21 @@ static void test_token_files(void **state)
 	assert_non_null(strstr(md_errmsg(MD_EIO), "tok: No such file"));
 }
 
+/* URL user info for git remotes, credential files and hub URLs alike. */
+static void test_pct_decode(void **state)
+{
+	(void)state;
+	char *d = util_pct_decode("p%40ss%2Fw%23rd%3a", 18);
+	assert_string_equal(d, "p@ss/w#rd:");
+	free(d);
+	assert_null(util_pct_decode("p%4", 3));
+	assert_null(util_pct_decode("p%zz", 4));
+	assert_null(util_pct_decode("p%00", 4));
+	d = util_pct_decode("abc%41def", 6); /* n bytes only: "abc%41" */
+	assert_string_equal(d, "abcA");
+	free(d);
+}
+
 static void test_progress_eta(void **state)
 {
 	(void)state;
@@ -247,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_progress_eta),
 		cmocka_unit_test(test_token_files),
+		cmocka_unit_test(test_pct_decode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
