@@ -231,6 +231,12 @@ int util_read_token_file(const char *path, const char *what, size_t max, char **
 		free(buf);
 		return md_fail(MD_EIO, "%s: %s", what, strerror(e));
 	}
+	/* "FILE:1: invalid UTF-8 byte 0xFF at offset 6", "...: NUL byte ..." */
+	if ((rc = util_check_text(buf, (size_t)n, path))) {
+		explicit_bzero(buf, max + 1);
+		free(buf);
+		return rc;
+	}
 	size_t b = util_bom_len(buf, (size_t)n), l = strcspn(buf + b, "\r\n");
 	memmove(buf, buf + b, l);
 	memset(buf + l, 0, (size_t)n + 1 - l);

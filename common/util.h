@@ -54,8 +54,10 @@ size_t util_bom_len(const char *buf, size_t len);
 /*
  * An API token from a file: its first line (at most max bytes read), a
  * leading byte-order mark and trailing spaces dropped. It must then be
- * non-empty printable ASCII without spaces, as HTTP header tokens are. what
- * names it in errors ("token_file /etc/modeld/hf"): MD_EIO (unreadable),
+ * non-empty printable ASCII without spaces, as HTTP header tokens are. A
+ * file that is not UTF-8 text fails as util_check_text says (naming path,
+ * line and offset); other errors name it as what ("token_file
+ * /etc/modeld/hf"): MD_EIO (unreadable),
  * MD_EINVAL (empty, or other characters), MD_ENOMEM. *out is malloc'd;
  * wipe it before freeing.
  */
