@@ -185,6 +185,8 @@ static int add_and_keep(struct ingest *ing, const char *dir, const struct xfer_i
 	    ingest_keep(ing, it->dest, kept, key))
 		log_debug("pull: %s: not kept for a resume: %s", it->dest, md_errmsg(MD_EIO));
 	md_clearerr();
+	/* only now: a kill before the keep finds the download and uses it */
+	unlink(p);
 	return 0;
 }
 

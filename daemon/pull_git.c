@@ -406,6 +406,7 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			if ((rc = mkparent(p)) || (rc = gitsrc_write_blob(repo, f->blob, p, 0, sha)) ||
 			    (rc = pull_refused_hint(ingest_add_file(ing, f->path, p, sha), f->path)))
 				break;
+			unlink(p);
 			atomic_fetch_add(&j->ctl.done, f->size);
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s,s:s}", "path", f->path,
 				"sha256", sha, "git_blob", f->blob, "verified_against", "git object id"));
@@ -543,6 +544,8 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			rc = pull_refused_hint(ingest_add_file(ing, lfs_todo[i]->path, p,
 							       lfs_todo[i]->lfs_oid),
 					       lfs_todo[i]->path);
+			if (!rc)
+				unlink(p);
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s,s:s}", "path",
 				lfs_todo[i]->path, "sha256", lfs_todo[i]->lfs_oid, "git_blob",
 				lfs_todo[i]->blob, "verified_against", "LFS oid (sha256) and size"));

@@ -546,8 +546,6 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 	if (claims(ing, fd, relpath)) {
 		rc = add_converted(ing, relpath, fd, (uint64_t)sb.st_size, sha256);
 		close(fd);
-		if (rc == 0)
-			unlink(abs_path);
 		if (rc != MD_EUNSUP)
 			return rc;
 		if ((fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
@@ -562,7 +560,7 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 	char staged[32], p[4200];
 	snprintf(staged, sizeof staged, "f%06u", next_seq(ing));
 	snprintf(p, sizeof p, "%s/%s", ing->dir, staged);
-	if (rename(abs_path, p) < 0)
+	if (link(abs_path, p) < 0)
 		return md_fail(md_from_errno(errno), "%s: %s", relpath, strerror(errno));
 	chmod(p, 0444);
 	if (ing->ctl)

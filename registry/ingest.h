@@ -117,8 +117,11 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
 /*
  * Hand over a file another part of the store wrote at abs_path (a pull's
  * staging directory, same filesystem) whose sha256 the writer verified
- * while writing: it is moved (plain, fsync'd first) or converted (weight
- * files; the source is not hashed again), not re-hashed. Errors as
+ * while writing: it is hard-linked (plain, fsync'd first) or converted
+ * (weight files; the source is not hashed again), not re-hashed. abs_path
+ * is left in place for the caller to remove once what was staged is safe
+ * from a kill (ingest_keep): a pull killed in between finds the download
+ * still there and does not fetch it again. Errors as
  * ingest_add_staged. Several threads may call it at once on one ingest
  * (a pull converts two files at a time); no other call may run meanwhile.
  */
