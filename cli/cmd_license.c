@@ -167,7 +167,10 @@ int cmd_audit(struct cli *c)
 	if (rc)
 		return rc;
 	json_int_t deny = json_integer_value(json_object_get(json_object_get(res, "counts"), "deny"));
-	json_t *doc = json_object_get(res, "document");
+	json_t *doc = json_object_get(res, "document"), *w;
+	size_t wi;
+	json_array_foreach(json_object_get(res, "policy_warnings"), wi, w)
+		fprintf(stderr, "modelctl: warning: %s\n", json_string_value(w));
 	if (!strcmp(fmt, "csv")) {
 		fwrite(json_string_value(doc), 1, json_string_length(doc), stdout);
 	} else if (!strcmp(fmt, "cyclonedx") || !strcmp(fmt, "spdx")) {
@@ -175,6 +178,8 @@ int cmd_audit(struct cli *c)
 	} else if (!strcmp(fmt, "json")) {
 		json_t *out = json_pack("{s:O,s:O}", "models", json_object_get(res, "models"),
 					"counts", json_object_get(res, "counts"));
+		if (out && json_object_get(res, "policy_warnings"))
+			json_object_set(out, "policy_warnings", json_object_get(res, "policy_warnings"));
 		cli_print_json(out);
 		json_decref(out);
 	} else {

@@ -264,8 +264,15 @@ int audit_run(struct daemon *d, json_t *req, json_t **res)
 	struct actx a = { d, txn, own ? own : d->pol, json_array(), { 0, 0, 0 } };
 	rc = catalog_foreach_rev(d->st, txn, NULL, audit_one, &a);
 	mdb_txn_abort(txn);
+	/* rules that likely do not say what was meant (a typo'd id) */
+	json_t *warn = json_array();
+	for (const char *w = policy_warnings(a.pol), *e; warn && w && *w; w = e + 1) {
+		e = strchr(w, '\n');
+		json_array_append_new(warn, json_stringn(w, (size_t)(e - w)));
+	}
 	policy_free(own);
 	if (rc) {
+		json_decref(warn);
 		json_decref(a.models);
 		return rc;
 	}
@@ -284,11 +291,15 @@ int audit_run(struct daemon *d, json_t *req, json_t **res)
 		}
 	}
 	if (rc) {
+		json_decref(warn);
 		json_decref(a.models);
 		return rc;
 	}
 	*res = json_pack("{s:o,s:{s:i,s:i,s:i},s:o}", "models", a.models, "counts", "allow",
 			 a.counts[0], "review", a.counts[1], "deny", a.counts[2], "document",
 			 doc ? doc : json_null());
+	if (*res && json_array_size(warn))
+		json_object_set(*res, "policy_warnings", warn);
+	json_decref(warn);
 	return 0;
 }

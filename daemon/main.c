@@ -66,11 +66,17 @@ static void on_signal(int sig)
 static int load_policy(struct config *c, struct policy **out)
 {
 	*out = NULL;
+	int rc = 0;
 	if (c->policy)
-		return policy_load(c->policy, out);
-	if (access("/etc/modeld/policy.conf", F_OK) == 0)
-		return policy_load("/etc/modeld/policy.conf", out);
-	return 0;
+		rc = policy_load(c->policy, out);
+	else if (access("/etc/modeld/policy.conf", F_OK) == 0)
+		rc = policy_load("/etc/modeld/policy.conf", out);
+	/* a rule that likely does not say what was meant (a typo'd id) */
+	for (const char *w = rc ? NULL : policy_warnings(*out), *e; w && *w; w = e + 1) {
+		e = strchr(w, '\n');
+		log_warn("policy: %.*s", (int)(e - w), w);
+	}
+	return rc;
 }
 
 static void reload(struct daemon *d)

@@ -1,7 +1,9 @@
 /*
  * meta/policy.c — policy file parsing and evaluation. See policy.h.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@ struct policy {
 	int def_line;
 	int enforce;
 	char origin[128];
+	char *warnings;  /* "ORIGIN:LINE: ...\n" lines, or NULL */
 };
 
 const char *policy_verdict_name(enum policy_verdict v)
@@ -46,7 +49,80 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->rules[i].id);
 	free(p->rules);
+	free(p->warnings);
 	free(p);
+}
+
+const char *policy_warnings(const struct policy *p)
+{
+	return p ? p->warnings : NULL;
+}
+
+static int add_warning(struct policy *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int add_warning(struct policy *p, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	size_t have = p->warnings ? strlen(p->warnings) : 0, n = strlen(line);
+	char *w = realloc(p->warnings, have + n + 2);
+	if (!w)
+		return md_fail(MD_ENOMEM, "policy: out of memory");
+	memcpy(w + have, line, n);
+	memcpy(w + have + n, "\n", 2);
+	p->warnings = w;
+	return 0;
+}
+
+/* Edit distance between a and b, ASCII case folded; stops counting past
+ * cap (returns cap + 1). */
+static size_t distance(const char *a, const char *b, size_t cap)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 200 || lb > 200 || (la > lb ? la - lb : lb - la) > cap)
+		return cap + 1;
+	size_t row[201];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0], best = row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t sub = diag + (tolower((unsigned char)a[i - 1]) !=
+					     tolower((unsigned char)b[j - 1]));
+			size_t v = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+			row[j] = sub < v ? sub : v;
+			diag = up;
+			if (row[j] < best)
+				best = row[j];
+		}
+		if (best > cap)
+			return cap + 1;
+	}
+	return row[lb];
+}
+
+/* The table id (or Hub id) nearest to item when it is a likely typo of
+ * one: within 1 edit for a short item, 2 for one of 6 characters or more.
+ * NULL when none is that close. */
+static const char *near_id(const char *item)
+{
+	size_t cap = strlen(item) >= 6 ? 2 : 1, best = cap + 1;
+	const char *hit = NULL;
+	for (size_t i = 0; i < spdx_count(); i++) {
+		const struct spdx_license *l = spdx_at(i);
+		const char *cand[2] = { l->id, l->hub };
+		for (int k = 0; k < 2; k++) {
+			size_t d = cand[k] ? distance(item, cand[k], cap) : cap + 1;
+			if (d < best) {
+				best = d;
+				hit = cand[k];
+			}
+		}
+	}
+	return hit;
 }
 
 int policy_enforce(const struct policy *p)
@@ -104,6 +180,20 @@ static int add_rule(struct policy *p, enum policy_verdict v, const char *item, i
 		r.kind = K_ID;
 		if (spdx_normalize(item, NULL, &r.id))
 			return MD_ENOMEM;
+		/* an id the table does not know, not written as LicenseRef-:
+		 * a rule that silently matches nothing is worth a word when
+		 * the id is one typo away from a known one */
+		const char *near = NULL;
+		if (!spdx_lookup(item) && strncasecmp(item, "LicenseRef-", 11) &&
+		    strcasecmp(item, "unknown") && strcasecmp(item, "NOASSERTION") &&
+		    strcasecmp(item, "other") &&
+		    (near = near_id(item)) &&
+		    add_warning(p, "%s:%d: '%s' is not a license id modeld knows; did you mean '%s'? "
+			        "(as written it matches only a license declared as '%s')",
+			        origin, line, item, near, item)) {
+			free(r.id);
+			return MD_ENOMEM;
+		}
 	}
 	struct rule *nr = realloc(p->rules, (p->n + 1) * sizeof *nr);
 	if (!nr) {

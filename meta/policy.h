@@ -66,6 +66,12 @@ int policy_load(const char *path, struct policy **out);
 
 void policy_free(struct policy *p);
 
+/* Lines "ORIGIN:LINE: ...\n" about rules that parse but likely do not mean
+ * what was written: an id the license table does not know that is one or
+ * two edits from one it does ("GPL-3.O": did you mean 'GPL-3.0'?). NULL
+ * when there are none; borrowed. */
+const char *policy_warnings(const struct policy *p);
+
 /* Whether `enforce = true` was set: the daemon then refuses denied pulls. */
 int policy_enforce(const struct policy *p);
 

@@ -416,3 +416,28 @@ def test_sign_key_files_checked_and_named(daemon, tmp):
     # the private key is no verification key: a verifier needs only the public half
     r = daemon.ctl("verify", "acme/signed", "--signature", sig, "--key", priv, check=False)
     assert r.rc != 0 and r.err.startswith("modelctl: %s: a private key; verify with the public key" % priv), r
+
+
+def test_policy_typo_is_named(tmp):
+    """`deny = GPL-3.O` (a letter O) parses, since an id of one's own is
+    allowed, but denies nothing GPL: audit and the daemon's log say which
+    line and which known id was likely meant; the verdicts do not change."""
+    pol = os.path.join(tmp, "policy.conf")
+    with open(pol, "w") as f:
+        f.write("deny = @non-commercial\ndeny = GPL-3.O\n")
+    d = Daemon(tmp, extra=["--policy", pol]).start()
+    try:
+        assert ("policy: " + pol + ":2: 'GPL-3.O' is not a license id modeld knows; "
+                "did you mean 'gpl-3.0'?") in d.read_log()
+        d.ctl("import", model(tmp, "g", "---\nlicense: gpl-3.0\n---\n"), "--name", "acme/gpl")
+        r = d.ctl("audit", check=False)
+        assert r.rc == 0 and "modelctl: warning: " + pol + ":2: 'GPL-3.O'" in r.err, r
+        j = d.ctl("audit", "--policy", pol, "--json", check=False)
+        assert j.rc == 0 and j.json()["models"][0]["license"]["verdict"] == "allow", j
+        assert len(j.json()["policy_warnings"]) == 1 and "did you mean 'gpl-3.0'" in j.err
+        with open(pol, "w") as f:
+            f.write("deny = GPL-3.0\n")
+        r = d.ctl("audit", "--policy", pol, "--json", check=False)
+        assert r.rc == 1 and "policy_warnings" not in r.json() and r.err == "", r
+    finally:
+        d.stop()

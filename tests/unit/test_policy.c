@@ -221,6 +221,33 @@ static void test_load(void **state)
 	assert_string_equal(policy_verdict_name(POLICY_REVIEW), "review");
 }
 
+/* A rule naming an id one typo away from a known one parses (the id could
+ * be a license of one's own) but says so; known ids, Hub ids, LicenseRef-
+ * ids, unknown and ids far from every known one say nothing. */
+static void test_typo_warnings(void **state)
+{
+	(void)state;
+	struct policy *p = parse_ok("deny = GPL-3.O, apache2.0\n"
+				    "allow = MIT, llama3.1, LicenseRef-GPL-3.O, unknown, other\n"
+				    "review = MIT-0, EUPL-1.2, Frobnicate-License\n");
+	const char *w = policy_warnings(p);
+	assert_non_null(w);
+	assert_non_null(strstr(w, "policy.conf:1: 'GPL-3.O' is not a license id modeld knows; "
+				  "did you mean 'gpl-3.0'?"));
+	assert_non_null(strstr(w, "policy.conf:1: 'apache2.0' is not a license id modeld knows; "
+				  "did you mean 'Apache-2.0'?"));
+	size_t lines = 0;
+	for (const char *c = w; *c; c++)
+		lines += *c == '\n';
+	assert_int_equal(lines, 2);
+	/* the rule still means what it says: only that id */
+	eval(p, "other", NULL, NULL, 0, POLICY_ALLOW, "policy.conf:2: allow = other");
+	policy_free(p);
+	p = parse_ok("allow = MIT, apache-2.0\ndeny = @non-commercial\n");
+	assert_null(policy_warnings(p));
+	policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +257,7 @@ int main(void)
 		cmocka_unit_test(test_not_text),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_bom_and_crlf),
+		cmocka_unit_test(test_typo_warnings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
