@@ -402,6 +402,7 @@ struct wstate {
 	const uint8_t *src;      /* the mapping */
 	int pack_fd;
 	pthread_mutex_t mu;
+	pthread_mutex_t wmu;     /* one pwrite at a time (see write_tensor) */
 	size_t next;             /* next job (index into lay->order) */
 	int err;                 /* first failure; stops everyone */
 	uint8_t (*digest)[32];   /* [n] */
@@ -445,7 +446,13 @@ static int write_tensor(struct wstate *s, size_t ti)
 			p = buf;
 		}
 		sha256_update(&h, p, n);
+		/* ext4 (and others) serialise buffered writes to one file on
+		 * the inode lock, and its waiters spin: two workers writing at
+		 * once burnt a third of the CPU spinning. Waiting here sleeps
+		 * instead, and the spare worker (nthreads) hashes meanwhile. */
+		pthread_mutex_lock(&s->wmu);
 		rc = pwrite_all(s->pack_fd, p, n, s->lay->off[ti] + o);
+		pthread_mutex_unlock(&s->wmu);
 		if (!rc && (o & ((64u << 20) - 1)) == 0)
 			rc = failed(s);
 	}
@@ -477,10 +484,11 @@ static void *tensor_worker(void *arg)
 	return NULL;
 }
 
+/* One worker per CPU, plus one to hash while another waits to write. */
 static int nthreads(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+	long n = sysconf(_SC_NPROCESSORS_ONLN) + 1;
+	return n < 2 ? 2 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
 /* Gaps in source order, then (when wanted) the whole-source hash. */
@@ -533,6 +541,7 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	s.lay = lay;
 	s.pack_fd = pack_fd;
 	pthread_mutex_init(&s.mu, NULL);
+	pthread_mutex_init(&s.wmu, NULL);
 	if (fstat(src_fd, &st0) < 0) {
 		rc = md_fail(MD_EIO, "pack: cannot stat the source: %s", strerror(errno));
 		goto out;
@@ -629,6 +638,7 @@ out:
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)lay->src_size);
 	pthread_mutex_destroy(&s.mu);
+	pthread_mutex_destroy(&s.wmu);
 	return rc;
 }
 
