@@ -47,6 +47,8 @@ size=$(stat -c %s "$SRC")
 cat "$SRC" >/dev/null
 now() { date +%s.%N; }
 best_cp=999999 best_cv=999999 best_kn=999999
+all_cp=() all_kn=() all_cv=()
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 SHA=$(sha256sum "$SRC" | cut -d' ' -f1)
 run_cv() {   # seconds of one conversion ($1: extra args)
 	rm -f "$DIR/pack" "$DIR/recipe"
@@ -66,6 +68,7 @@ for i in $(seq "$ROUNDS"); do
 	cv_s=$(run_cv "")
 	printf 'round %d: cp %.2fs  convert (sha256 known) %.2fs  convert + source sha256 %.2fs\n' \
 		"$i" "$cp_s" "$kn_s" "$cv_s"
+	all_cp+=("$cp_s") all_kn+=("$kn_s") all_cv+=("$cv_s")
 	best_cp=$(min "$cp_s" "$best_cp")
 	best_kn=$(min "$kn_s" "$best_kn")
 	best_cv=$(min "$cv_s" "$best_cv")
@@ -84,5 +87,9 @@ printf '  convert, source sha256 known (pull): %.2fs (%.0f MiB/s), ratio %.2f (g
 	"$best_kn" "$(rate "$best_kn")" "$(echo "$best_cp / $best_kn" | bc -l)"
 printf '  convert + source sha256 (import):    %.2fs (%.0f MiB/s), ratio %.2f\n' \
 	"$best_cv" "$(rate "$best_cv")" "$(echo "$best_cp / $best_cv" | bc -l)"
+# this VM's wall times swing with its neighbours' load: the medians too
+med_cp=$(median "${all_cp[@]}") med_kn=$(median "${all_kn[@]}") med_cv=$(median "${all_cv[@]}")
+printf 'medians over %d rounds: cp %.2fs, convert (sha256 known) %.2fs ratio %.2f, convert + source sha256 %.2fs ratio %.2f\n' \
+	"$ROUNDS" "$med_cp" "$med_kn" "$(echo "$med_cp / $med_kn" | bc -l)" "$med_cv" "$(echo "$med_cp / $med_cv" | bc -l)"
 [ "$SHA" = "$src_sha" ] && echo "sha256 of the source computed during conversion agrees with sha256sum"
 rm -f "$DIR/pack" "$DIR/recipe" "$DIR/copy" "$DIR/out"
