@@ -49,6 +49,10 @@ int cli_connect(struct cli *c);
 int cli_fail(int rc);
 /* Print "modelctl: <msg>" and the command's usage line; return EXIT_USAGE. */
 int cli_usage(const char *msg);
+/* A model reference operand (ORG/NAME[@REV]) checked before it is sent: a
+ * malformed one is a bad argument value, so a usage error (exit 2) naming it;
+ * returns 0 when well-formed, else cli_usage's EXIT_USAGE. */
+int cli_check_ref(const char *ref);
 /* With --json (on != 0), cli_fail and cli_usage also print
  * {"error": {"code": MD_E* (negative, as in the protocol; usage: MD_EINVAL),
  * "message": "<the stderr line>"}} on stdout, unless a document is already

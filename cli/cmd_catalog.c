@@ -271,6 +271,9 @@ int cmd_compare(struct cli *c)
 {
 	if (c->argc < 2)
 		return cli_usage("compare takes two or more ORG/NAME[@REV]");
+	for (int i = 0; i < c->argc; i++)
+		if (cli_check_ref(c->argv[i]))
+			return EXIT_USAGE;
 	json_t *refs = json_array();
 	for (int i = 0; i < c->argc; i++)
 		json_array_append_new(refs, json_string(c->argv[i]));

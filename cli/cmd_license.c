@@ -44,6 +44,8 @@ int cmd_license(struct cli *c)
 {
 	if (c->argc != 1)
 		return cli_usage("license takes one ORG/NAME[@REV]");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_t *req = json_pack("{s:s,s:s}", "op", "license", "ref", c->argv[0]), *res;
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);

@@ -13,6 +13,8 @@ int cmd_verify(struct cli *c)
 		return cmd_verify_signature(c);
 	if (c->argc > 1)
 		return cli_usage("verify takes at most one ORG/NAME[@REV]");
+	if (c->argc && cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_t *req = json_pack("{s:s,s:b}", "op", "verify", "detach", c->detach), *res;
 	if (c->argc)
 		json_object_set_new(req, "ref", json_string(c->argv[0]));
@@ -58,6 +60,8 @@ int cmd_rm(struct cli *c)
 {
 	if (c->argc != 1)
 		return cli_usage("rm takes one ORG/NAME[@REV]");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_t *req = json_pack("{s:s,s:s}", "op", "rm", "ref", c->argv[0]), *res;
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);

@@ -27,6 +27,9 @@ int cmd_list(struct cli *c)
 		return cmd_find(c); /* indexed; the plain list stays on the raw path */
 	if (c->argc > 1)
 		return cli_usage("list takes at most one model name");
+	int nrc;
+	if (c->argc == 1 && (nrc = util_check_model_name(c->argv[0])))
+		return cli_usage(md_errmsg(nrc));
 	json_t *req = json_pack("{s:s}", "op", "list"), *res;
 	if (c->argc == 1)
 		json_object_set_new(req, "name", json_string(c->argv[0]));
@@ -80,6 +83,8 @@ int cmd_show(struct cli *c)
 {
 	if (c->argc != 1)
 		return cli_usage("show takes one ORG/NAME[@REV]");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_t *req = json_pack("{s:s,s:s}", "op", "show", "ref", c->argv[0]), *res;
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);
@@ -168,6 +173,8 @@ int cmd_cat(struct cli *c)
 {
 	if (c->argc != 2)
 		return cli_usage("cat takes ORG/NAME[@REV] PATH");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	if (c->json) /* its output is the file's bytes, not a document */
 		return cli_usage("cat writes the file's bytes and takes no --json "
 				 "(show --json gives each file's size and sha256)");

@@ -29,6 +29,8 @@ int cmd_sign(struct cli *c)
 {
 	if (c->argc != 1 || !c->key)
 		return cli_usage("sign takes ORG/NAME[@REV] --key PRIVATE.pem [-o FILE]");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_t *req = json_pack("{s:s,s:s}", "op", "sign", "ref", c->argv[0]), *res;
 	int rc = send_with_key(c, req, c->key, 1, &res);
 	json_decref(req);
@@ -54,6 +56,8 @@ int cmd_verify_signature(struct cli *c)
 {
 	if (c->argc != 1 || !c->key)
 		return cli_usage("verify --signature FILE takes ORG/NAME[@REV] --key PUBLIC.pem");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_error_t e;
 	json_t *bundle = json_load_file(c->signature, JSON_REJECT_DUPLICATES, &e);
 	if (!json_is_object(bundle)) {

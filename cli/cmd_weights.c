@@ -15,6 +15,8 @@ int cmd_tensors(struct cli *c)
 {
 	if (c->argc != 1)
 		return cli_usage("tensors takes one ORG/NAME[@REV]");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_t *req = json_pack("{s:s,s:s}", "op", "tensors", "ref", c->argv[0]), *res;
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);
@@ -117,6 +119,8 @@ int cmd_export_weights(struct cli *c)
 		return cli_usage("export takes ORG/NAME[@REV] --format safetensors|gguf -o DIR");
 	if (strcmp(fmt, "safetensors") && strcmp(fmt, "gguf"))
 		return cli_usage("--format: want safetensors or gguf");
+	if (cli_check_ref(c->argv[0]))
+		return EXIT_USAGE;
 	json_t *req = json_pack("{s:s,s:s}", "op", "weights", "ref", c->argv[0]), *res;
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);

@@ -39,6 +39,17 @@ int cli_fail(int rc)
 	return EXIT_FAIL;
 }
 
+int cli_check_ref(const char *ref)
+{
+	char *name, *rev;
+	int rc = util_parse_modelref(ref, &name, &rev);
+	if (rc)
+		return cli_usage(md_errmsg(rc));
+	free(name);
+	free(rev);
+	return 0;
+}
+
 int cli_connect(struct cli *c)
 {
 	if (c->rpc)

@@ -468,7 +468,7 @@ int util_check_model_name(const char *name)
 	if (!slash || !name_part_ok(name, (size_t)(slash - name)) ||
 	    !name_part_ok(slash + 1, strlen(slash + 1)))
 		return md_fail(MD_EINVAL, "%s: not a model name (expected ORG/NAME)",
-			       util_printable(name, shown, sizeof shown));
+			       *name ? util_printable(name, shown, sizeof shown) : "''");
 	return 0;
 }
 
@@ -499,6 +499,11 @@ int util_parse_modelref(const char *ref, char **name, char **rev)
 	int rc = util_check_model_name(*name);
 	if (rc == 0 && at) {
 		rc = util_check_ref(at + 1);
+		if (rc == MD_EINVAL) { /* name the whole reference, not just what follows '@' */
+			char shown[300];
+			rc = md_fail(MD_EINVAL, "%s: not a revision after '@' (want a ref or a revision id)",
+				     util_printable(ref, shown, sizeof shown));
+		}
 		if (rc == 0 && !(*rev = strdup(at + 1)))
 			rc = MD_ENOMEM;
 	}

@@ -1,0 +1,47 @@
+"""Wrong arguments to modelctl and modeld: one line naming the argument at
+fault, the exit status modelctl(1) and modeld(8) document (2 for a usage
+error: a missing argument or a bad argument value, whether modelctl or the
+daemon checks it; 1 for an operation that failed), and nothing stored."""
+import json
+import os
+
+import pytest
+
+from conftest import tiny_llama
+
+BAD_REFS = ["", "acme", "acme/", "/tiny", "acme/a b", "acme/t\u00efny", "acme/..", "acme/-x", "acme/x@-main", "../x",
+            "acme/tiny/", "acme/" + "a" * 300, "acme/tiny@", "acme/tiny@main@x", "acme/tiny@a..b"]
+
+
+def _one_ref_cmds(ref, tmp):
+    return [["show", ref], ["cat", ref, "config.json"], ["verify", ref], ["rm", ref],
+            ["license", ref], ["tensors", ref], ["compare", "acme/tiny", ref],
+            ["export", ref, "--format", "safetensors", "-o", os.path.join(tmp, "out")]]
+
+
+def _store_files(store):
+    return sorted(os.path.join(d, f)[len(store):] for d, _, fs in os.walk(store) for f in fs
+                  if not f.startswith("lock") and "catalog" not in d)
+
+
+@pytest.mark.parametrize("ref", BAD_REFS)
+def test_malformed_reference_is_a_usage_error(daemon, tmp, ref):
+    """A reference that is not ORG/NAME[@REV] is a bad argument value: exit
+    2, and the message names it (quoted when empty) whatever the command."""
+    tiny_llama(os.path.join(tmp, "m"))
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/tiny")
+    before = _store_files(daemon.store)
+    for args in _one_ref_cmds(ref, tmp):
+        r = daemon.ctl(*args, check=False)
+        assert r.rc == 2, (args, r)
+        first = r.err.splitlines()[0]
+        assert first.startswith("modelctl: ") and ("not a model name" in first or
+                                                    "not a revision" in first), (args, r)
+        shown = ref[:100] if ref else "''"
+        assert shown in first, (args, r)
+        r = daemon.ctl("--json", *args, check=False)
+        assert r.rc == 2 and r.json()["error"]["code"] == -1, (args, r)
+    assert not os.path.exists(os.path.join(tmp, "out"))
+    assert _store_files(daemon.store) == before
+    assert daemon.ctl("show", "acme/tiny").rc == 0
+
