@@ -271,6 +271,8 @@ int cmd_compare(struct cli *c)
 {
 	if (c->argc < 2)
 		return cli_usage("compare takes two or more ORG/NAME[@REV]");
+	if (c->argc > 16) /* the daemon's FIND_MAX_COMPARE, modelctl(1) */
+		return cli_usage("compare takes at most 16 ORG/NAME[@REV]");
 	for (int i = 0; i < c->argc; i++)
 		if (cli_check_ref(c->argv[i]))
 			return EXIT_USAGE;

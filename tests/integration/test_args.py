@@ -45,3 +45,10 @@ def test_malformed_reference_is_a_usage_error(daemon, tmp, ref):
     assert _store_files(daemon.store) == before
     assert daemon.ctl("show", "acme/tiny").rc == 0
 
+
+def test_compare_over_sixteen_is_a_usage_error(daemon, tmp):
+    tiny_llama(os.path.join(tmp, "m"))
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/tiny")
+    r = daemon.ctl("compare", *(["acme/tiny"] * 17), check=False)
+    assert r.rc == 2 and "16" in r.err.splitlines()[0], r
+    assert daemon.ctl("compare", *(["acme/tiny"] * 16)).rc == 0
