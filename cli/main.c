@@ -71,6 +71,23 @@ int cli_usage(const char *msg)
 	return EXIT_USAGE;
 }
 
+/* An option that takes one value, given twice: which one was meant would be a
+ * guess (--include and --exclude are the repeatable ones). */
+static int given_twice(const char *flag, const char *first, const char *second)
+{
+	char msg[600];
+	snprintf(msg, sizeof msg, "%s given twice ('%.200s' and '%.200s'); give it once", flag, first,
+		 second);
+	return cli_usage(msg);
+}
+
+#define SET_ONCE(field, flag)                                          \
+	do {                                                           \
+		if (field)                                             \
+			return given_twice(flag, field, optarg);       \
+		field = optarg;                                        \
+	} while (0)
+
 int main(int argc, char **argv)
 {
 	struct cli c = { 0 };
@@ -116,18 +133,18 @@ int main(int argc, char **argv)
 			cli_json_errors(1);
 	while ((ch = getopt_long(argc, argv, "qho:", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'S': c.socket = optarg; break;
+		case 'S': SET_ONCE(c.socket, "--socket"); break;
 		case 'j': c.json = 1; break;
 		case 'q': c.quiet = 1; break;
-		case 'N': c.name = optarg; break;
+		case 'N': SET_ONCE(c.name, "--name"); break;
 		case 'd': c.detach = 1; break;
-		case 'P': c.policy = optarg; break;
-		case 'F': c.format = optarg; break;
-		case 'o': c.output = optarg; break;
-		case 'H': c.hub = optarg; break;
-		case 'T': c.token_file = optarg; break;
-		case 'G': c.source = optarg; break;
-		case 'R': c.limit_rate = optarg; break;
+		case 'P': SET_ONCE(c.policy, "--policy"); break;
+		case 'F': SET_ONCE(c.format, "--format"); break;
+		case 'o': SET_ONCE(c.output, "-o"); break;
+		case 'H': SET_ONCE(c.hub, "--hub"); break;
+		case 'T': SET_ONCE(c.token_file, "--token-file"); break;
+		case 'G': SET_ONCE(c.source, "--source"); break;
+		case 'R': SET_ONCE(c.limit_rate, "--limit-rate"); break;
 		case 'I':
 			if (c.ninclude == 64)
 				return cli_usage("too many --include patterns (64 at most)");
@@ -138,21 +155,21 @@ int main(int argc, char **argv)
 				return cli_usage("too many --exclude patterns (64 at most)");
 			c.exclude[c.nexclude++] = optarg;
 			break;
-		case 'K': c.sign_key = optarg; break;
-		case 'V': c.verify_key = optarg; break;
-		case 1100: c.key = optarg; break;
-		case 1101: c.signature = optarg; break;
+		case 'K': SET_ONCE(c.sign_key, "--sign"); break;
+		case 'V': SET_ONCE(c.verify_key, "--verify-key"); break;
+		case 1100: SET_ONCE(c.key, "--key"); break;
+		case 1101: SET_ONCE(c.signature, "--signature"); break;
 		case 1102: c.partial = 1; break;
-		case 1000: c.task = optarg; break;
-		case 1001: c.provider = optarg; break;
-		case 1002: c.license = optarg; break;
-		case 1003: c.library = optarg; break;
-		case 1004: c.size = optarg; break;
-		case 1005: c.min_params = optarg; break;
-		case 1006: c.max_params = optarg; break;
-		case 1007: c.fits = optarg; break;
-		case 1008: c.sort = optarg; break;
-		case 1010: c.limit = optarg; break;
+		case 1000: SET_ONCE(c.task, "--task"); break;
+		case 1001: SET_ONCE(c.provider, "--provider"); break;
+		case 1002: SET_ONCE(c.license, "--license"); break;
+		case 1003: SET_ONCE(c.library, "--library"); break;
+		case 1004: SET_ONCE(c.size, "--size"); break;
+		case 1005: SET_ONCE(c.min_params, "--min-params"); break;
+		case 1006: SET_ONCE(c.max_params, "--max-params"); break;
+		case 1007: SET_ONCE(c.fits, "--fits"); break;
+		case 1008: SET_ONCE(c.sort, "--sort"); break;
+		case 1010: SET_ONCE(c.limit, "--limit"); break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		case 1200: version = 1; break;
 		default: {

@@ -52,3 +52,32 @@ def test_compare_over_sixteen_is_a_usage_error(daemon, tmp):
     r = daemon.ctl("compare", *(["acme/tiny"] * 17), check=False)
     assert r.rc == 2 and "16" in r.err.splitlines()[0], r
     assert daemon.ctl("compare", *(["acme/tiny"] * 16)).rc == 0
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["import", "M", "--name", "acme/x", "--name", "acme/y"], "--name"),
+    (["export", "acme/tiny", "--format", "safetensors", "-o", "O1", "-o", "O2"], "-o"),
+    (["list", "--task", "a", "--task", "b"], "--task"),
+    (["audit", "--format", "csv", "--format", "json"], "--format"),
+    (["--socket", "SOCK", "status"], "--socket"),  # the fixture gives one already
+])
+def test_single_value_option_given_twice_is_a_usage_error(daemon, tmp, args, flag):
+    """Which of two values was meant would be a guess: the last one used to
+    win silently (an import stored under the second --name)."""
+    tiny_llama(os.path.join(tmp, "M"))
+    sub = {"M": os.path.join(tmp, "M"), "O1": os.path.join(tmp, "o1"),
+           "O2": os.path.join(tmp, "o2"), "SOCK": daemon.sock}
+    args = [sub.get(a, a) for a in args]
+    daemon.ctl("import", os.path.join(tmp, "M"), "--name", "acme/tiny")
+    before = daemon.ctl("list", "--json").json()
+    r = daemon.ctl(*args, check=False)
+    assert r.rc == 2 and r.err.startswith("modelctl: %s given twice" % flag), r
+    assert daemon.ctl("list", "--json").json() == before
+    assert not os.path.exists(os.path.join(tmp, "o1")) and not os.path.exists(os.path.join(tmp, "o2"))
+    if flag != "--name":
+        return
+    # the repeatable ones stay repeatable
+    r = daemon.ctl("pull", "acme/x", "--hub", "http://127.0.0.1:1", "--include", "a",
+                   "--include", "b", check=False, timeout=60)
+    assert "given twice" not in r.err, r
+
