@@ -204,6 +204,11 @@ int main(int argc, char **argv)
 		    strcmp(cmd, "pull") && strcmp(cmd, "search"))
 			return cli_usage("--hub, --token-file, --source, --limit-rate, --include and "
 					 "--exclude apply to pull");
+		if (c.hub && strncmp(c.hub, "http://", 7) && strncmp(c.hub, "https://", 8)) {
+			char msg[300];
+			snprintf(msg, sizeof msg, "--hub '%.200s': want an http:// or https:// URL", c.hub);
+			return cli_usage(msg);
+		}
 		if (c.policy && strcmp(cmd, "audit"))
 			return cli_usage("--policy only applies to audit");
 		if (c.format && strcmp(cmd, "audit") && strcmp(cmd, "export"))

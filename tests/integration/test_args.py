@@ -81,3 +81,15 @@ def test_single_value_option_given_twice_is_a_usage_error(daemon, tmp, args, fla
                    "--include", "b", check=False, timeout=60)
     assert "given twice" not in r.err, r
 
+
+@pytest.mark.parametrize("cmd", [["pull", "acme/x"], ["search", "llama"]])
+@pytest.mark.parametrize("hub", ["", "ftp://h", "notaurl"])
+def test_bad_hub_is_a_usage_error(daemon, cmd, hub):
+    """--hub must be an http(s) URL; an empty one used to fall back to the
+    default hub (and a pull then tried huggingface.co)."""
+    r = daemon.ctl(*cmd, "--hub", hub, check=False, timeout=30)
+    assert r.rc == 2 and r.err.splitlines()[0] == (
+        "modelctl: --hub '%s': want an http:// or https:// URL" % hub), r
+    r = daemon.ctl("--json", *cmd, "--hub", hub, check=False, timeout=30)
+    assert r.rc == 2 and r.json()["error"]["code"] == -1, r
+

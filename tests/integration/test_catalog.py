@@ -438,8 +438,9 @@ def test_hub_search_refusals(daemon, hub):
     Hub.mode = "junk"
     r = daemon.ctl("search", "x", "--hub", hub, check=False)
     assert r.rc == 1 and "not a JSON array" in r.err
+    # a bad argument value: a usage error, checked before connecting (modelctl(1))
     r = daemon.ctl("search", "x", "--hub", "file:///etc/passwd", check=False)
-    assert r.rc == 1 and "http" in r.err
+    assert r.rc == 2 and "http" in r.err
     r = daemon.ctl("search", "x", "--hub", "http://127.0.0.1:1", check=False)
     assert r.rc == 1 and "127.0.0.1:1" in r.err
 
