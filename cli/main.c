@@ -219,6 +219,8 @@ int main(int argc, char **argv)
 			return cli_usage("-o only applies to export and sign");
 		if (c.key && strcmp(cmd, "sign") && strcmp(cmd, "verify"))
 			return cli_usage("--key only applies to sign and verify --signature");
+		if (c.key && !strcmp(cmd, "verify") && !c.signature)
+			return cli_usage("--key with verify needs --signature FILE");
 		if (c.signature && strcmp(cmd, "verify"))
 			return cli_usage("--signature only applies to verify");
 		if (c.partial && strcmp(cmd, "gc"))

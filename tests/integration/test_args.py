@@ -93,3 +93,11 @@ def test_bad_hub_is_a_usage_error(daemon, cmd, hub):
     r = daemon.ctl("--json", *cmd, "--hub", hub, check=False, timeout=30)
     assert r.rc == 2 and r.json()["error"]["code"] == -1, r
 
+
+def test_verify_key_without_signature_is_a_usage_error(daemon, tmp):
+    """--key belongs to verify --signature; without it the key was ignored and
+    a plain verify reported OK, as if a signature had been checked."""
+    tiny_llama(os.path.join(tmp, "m"))
+    daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/tiny")
+    r = daemon.ctl("verify", "acme/tiny", "--key", os.path.join(tmp, "pub.pem"), check=False)
+    assert r.rc == 2 and "--signature" in r.err.splitlines()[0] and r.out == "", r
