@@ -238,7 +238,13 @@ int main(int argc, char **argv)
 	log_init("modeld");
 	lazy_install(); /* libcurl, libgit2, libarchive, libmicrohttpd: on first use */
 	int ch;
-	while ((ch = getopt_long(argc, argv, "nfc:h", lo, NULL)) != -1) {
+	/* -n anywhere makes a bad command line exit 1 (modeld(8)): know it first */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (argv[i][0] == '-' && argv[i][1] && argv[i][1] != '-' &&
+		    strspn(argv[i] + 1, "nf") == strlen(argv[i] + 1) && strchr(argv[i], 'n'))
+			check = 1; /* -n, -fn, -nf */
+	opterr = 0; /* one line of our own naming the argument, not getopt's and the usage */
+	while ((ch = getopt_long(argc, argv, ":nfc:h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 's': opt_store = optarg; break;
 		case 'S': opt_socket = optarg; break;
@@ -252,12 +258,26 @@ int main(int argc, char **argv)
 		case 'f': foreground = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("modeld %s\n", MODELD_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case ':':
+			fprintf(stderr, "modeld: %.200s: missing value (see modeld --help)\n",
+				argv[optind - 1]);
+			return check ? 1 : 2;
+		default:
+			/* a long option is named by its word; a short one, maybe inside
+			 * a cluster such as -nx, by its letter */
+			if (!strncmp(argv[optind - 1], "--", 2) || !optopt || optopt >= 256)
+				fprintf(stderr, "modeld: unknown option '%.200s' (see modeld --help)\n",
+					argv[optind - 1]);
+			else
+				fprintf(stderr, "modeld: unknown option '-%c' (see modeld --help)\n",
+					optopt);
+			return check ? 1 : 2;
 		}
 	}
 	if (optind != argc) {
-		usage(stderr);
-		return 2;
+		fprintf(stderr, "modeld: unexpected argument '%.200s' (modeld takes only options; "
+				"see modeld --help)\n", argv[optind]);
+		return check ? 1 : 2;
 	}
 	if (config_defaults(&cfg)) {
 		fprintf(stderr, "modeld: %s\n", md_errmsg(MD_ENOMEM));

@@ -4,10 +4,11 @@ error: a missing argument or a bad argument value, whether modelctl or the
 daemon checks it; 1 for an operation that failed), and nothing stored."""
 import json
 import os
+import subprocess
 
 import pytest
 
-from conftest import tiny_llama
+from conftest import MODELD, tiny_llama
 
 BAD_REFS = ["", "acme", "acme/", "/tiny", "acme/a b", "acme/t\u00efny", "acme/..", "acme/-x", "acme/x@-main", "../x",
             "acme/tiny/", "acme/" + "a" * 300, "acme/tiny@", "acme/tiny@main@x", "acme/tiny@a..b"]
@@ -101,3 +102,21 @@ def test_verify_key_without_signature_is_a_usage_error(daemon, tmp):
     daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/tiny")
     r = daemon.ctl("verify", "acme/tiny", "--key", os.path.join(tmp, "pub.pem"), check=False)
     assert r.rc == 2 and "--signature" in r.err.splitlines()[0] and r.out == "", r
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--bogus"], "modeld: unknown option '--bogus'"),
+    (["-x"], "modeld: unknown option '-x'"),
+    (["extra"], "modeld: unexpected argument 'extra'"),
+    (["--workers"], "modeld: --workers: missing value"),
+])
+def test_modeld_bad_command_line_one_line_naming_it(tmp, args, line):
+    """modeld(8): a bad command line exits 2 (1 with -n) with one line naming
+    the flag; getopt's own message (with the binary's full path) and the
+    usage text named nothing for a stray operand, and -n exited 2."""
+    base = [MODELD, "--store", os.path.join(tmp, "st"), "--socket", os.path.join(tmp, "s.sock")]
+    for check, want in ((["-n"], 1), ([], 2)):
+        p = subprocess.run(base + check + args, capture_output=True, text=True, timeout=30)
+        assert p.returncode == want and p.stdout == "", (check, p)
+        assert p.stderr.count("\n") == 1 and p.stderr.startswith(line), (check, p)
+    assert not os.path.exists(os.path.join(tmp, "s.sock"))
