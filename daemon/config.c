@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define CONFIG_MAX_LINE 4096   /* longer lines are an error */
@@ -90,7 +91,14 @@ int config_set(struct config *c, const char *k, const char *v)
 		return md_fail(MD_EINVAL, "%s '': want a value", util_printable(k, pk, sizeof pk));
 	}
 	if (!strcmp(k, "store")) return setstr(&c->store, v);
-	if (!strcmp(k, "socket")) return setstr(&c->socket, v);
+	if (!strcmp(k, "socket")) {
+		/* checked here, so that -n sees what bind() would refuse at start */
+		if (strlen(v) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+			return md_fail(MD_EINVAL, "socket '%.200s%s': %zu bytes, longer than a Unix "
+				       "socket path can be (%zu)", v, strlen(v) > 200 ? "..." : "",
+				       strlen(v), sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+		return setstr(&c->socket, v);
+	}
 	if (!strcmp(k, "socket_group")) return setstr(&c->socket_group, v);
 	if (!strcmp(k, "hub")) return seturl(&c->hub, k, v);
 	if (!strcmp(k, "token_file")) return setstr(&c->token_file, v);

@@ -120,3 +120,23 @@ def test_modeld_bad_command_line_one_line_naming_it(tmp, args, line):
         assert p.returncode == want and p.stdout == "", (check, p)
         assert p.stderr.count("\n") == 1 and p.stderr.startswith(line), (check, p)
     assert not os.path.exists(os.path.join(tmp, "s.sock"))
+
+
+def test_modeld_socket_path_longer_than_sun_path(tmp):
+    """-n checks what start-up would refuse: a socket path that does not fit
+    sun_path (107 bytes) said 'configuration OK' and start then failed."""
+    long_sock = os.path.join(tmp, "s" * 120 + ".sock")
+    base = [MODELD, "--store", os.path.join(tmp, "st")]
+    p = subprocess.run(base + ["-n", "--socket", long_sock], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and p.stdout == "" and p.stderr.count("\n") == 1, p
+    assert p.stderr.startswith("modeld: --socket '") and "longer than a Unix socket path" in p.stderr, p
+    cfg = os.path.join(tmp, "m.conf")
+    with open(cfg, "w") as f:
+        f.write("workers = 2\nsocket = %s\n" % long_sock)
+    p = subprocess.run(base + ["-n", "--config", cfg], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and p.stderr.startswith("modeld: %s:2: socket '" % cfg), p
+    p = subprocess.run(base + ["-f", "--config", cfg], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and p.stderr.startswith("modeld: %s:2: socket '" % cfg), p
+    ok = os.path.join(tmp, "s" * 40 + ".sock")  # well under the limit
+    p = subprocess.run(base + ["-n", "--socket", ok], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout == "configuration OK\n", p
