@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,9 +157,15 @@ int cmd_cancel(struct cli *c)
 	char *end;
 	if (c->argc != 1)
 		return cli_usage("cancel takes one job id");
+	errno = 0;
 	long long id = strtoll(c->argv[0], &end, 10);
-	if (*end || id <= 0)
-		return cli_usage("cancel: job id must be a positive number");
+	if (end == c->argv[0] || *end || id <= 0 || errno == ERANGE || c->argv[0][0] < '0' ||
+	    c->argv[0][0] > '9') {
+		char msg[300];
+		snprintf(msg, sizeof msg, "cancel: job id '%.200s': want a positive whole number "
+			 "(see modelctl jobs)", c->argv[0]);
+		return cli_usage(msg);
+	}
 	json_t *req = json_pack("{s:s,s:I}", "op", "cancel", "id", (json_int_t)id), *res;
 	int rc = cli_call(c, req, &res, NULL, NULL);
 	json_decref(req);

@@ -140,3 +140,12 @@ def test_modeld_socket_path_longer_than_sun_path(tmp):
     ok = os.path.join(tmp, "s" * 40 + ".sock")  # well under the limit
     p = subprocess.run(base + ["-n", "--socket", ok], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stdout == "configuration OK\n", p
+
+
+@pytest.mark.parametrize("jid", ["99999999999999999999", "abc", "0", "1e5", " 5", "+5", ""])
+def test_cancel_bad_job_id_names_it(daemon, jid):
+    """A job id out of range was clamped to LLONG_MAX and reported as 'job
+    9223372036854775807: no such running job', naming a number never given."""
+    r = daemon.ctl("cancel", jid, check=False)
+    assert r.rc == 2 and r.err.splitlines()[0] == (
+        "modelctl: cancel: job id '%s': want a positive whole number (see modelctl jobs)" % jid), r
