@@ -27,7 +27,7 @@ static int collect_rev(const char *name, const char *rev, json_t *m, void *arg)
 	return 0;
 }
 
-int maint_rm(struct store *st, const char *name, const char *want, json_t **result)
+static int rm_once(struct store *st, const char *name, const char *want, json_t **result)
 {
 	MDB_txn *txn;
 	int rc = store_txn(st, 1, &txn);
@@ -76,6 +76,16 @@ int maint_rm(struct store *st, const char *name, const char *want, json_t **resu
 			    "bytes_freed", (json_int_t)bytes);
 	json_decref(freed);
 	return 0;
+}
+
+int maint_rm(struct store *st, const char *name, const char *want, json_t **result)
+{
+	int rc = rm_once(st, name, want, result);
+	if (rc == MD_ENOSPC && store_reserve_release(st))
+		rc = rm_once(st, name, want, result); /* the commit failed: nothing changed */
+	if (!rc)
+		store_reserve_fill(st); /* best effort: the rm freed its blobs */
+	return rc;
 }
 
 /* Staging directories whose .lock nobody holds are dead. */
@@ -209,6 +219,7 @@ int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result)
 	uint64_t pruned = 0;   /* tensor index entries of packs that are gone */
 	if ((rc = tindex_prune(st, &pruned)))
 		return rc;
+	store_reserve_fill(st); /* best effort: rm's room, if it was used or never made */
 	*result = json_pack("{s:I,s:I,s:I,s:I,s:I}", "blobs_removed", (json_int_t)n,
 			    "bytes_freed", (json_int_t)bytes, "staging_removed", (json_int_t)staged,
 			    "staging_bytes_freed", (json_int_t)sbytes, "tensor_index_pruned",

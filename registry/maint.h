@@ -16,7 +16,9 @@
  * Remove name@rev (rev as the user wrote it, resolved like catalog_resolve),
  * or every revision of name when rev is NULL, in one transaction; then unlink
  * blobs nothing refers to any more. *result: {"name","removed":[revs],
- * "blobs_freed":N,"bytes_freed":N}. 0, MD_ENOENT, MD_EDB.
+ * "blobs_freed":N,"bytes_freed":N}. On a full disk the commit uses the room
+ * of STORE/reserve (store.h), which is made again afterwards.
+ * 0, MD_ENOENT, MD_EDB, MD_ENOSPC.
  */
 int maint_rm(struct store *st, const char *name, const char *rev, json_t **result);
 
@@ -35,7 +37,8 @@ struct maint_gc_opts {
  * writer while it scans blobs/. *result: {"blobs_removed","bytes_freed",
  * "staging_removed","staging_bytes_freed"} (bytes_freed: the blobs';
  * staging_bytes_freed: blocks of the staging files, those also linked
- * elsewhere not counted).
+ * elsewhere not counted). Then makes STORE/reserve (store.h) again if it is
+ * missing and there is room.
  */
 int maint_gc(struct store *st, const struct maint_gc_opts *o, json_t **result);
 

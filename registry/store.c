@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* Virtual size reserved for the catalog; LMDB grows the file on demand. */
@@ -115,6 +116,8 @@ int store_open(const char *root, int flags, struct store **out)
 	mdb_reader_check(st->env, &dead);
 	if ((rc = open_dbs(st)))
 		goto fail;
+	if (!(flags & STORE_NOLOCK))
+		store_reserve_fill(st); /* best effort: the disk may be full already */
 	*out = st;
 	return 0;
 fail:
@@ -168,10 +171,55 @@ int store_txn(struct store *st, int write, MDB_txn **txn)
 	return rc ? store_mdb_err(rc, "catalog transaction") : 0;
 }
 
+/* LMDB reports a short write of its pages as EIO ("TODO: Use which error
+ * code?"): on a filesystem with no room left that is a full disk. */
+static int full_fs(MDB_env *env)
+{
+	int fd;
+	struct statvfs sv;
+	return mdb_env_get_fd(env, &fd) == 0 && fstatvfs(fd, &sv) == 0 &&
+	       (uint64_t)sv.f_bavail * sv.f_frsize < STORE_FULL_BELOW;
+}
+
 int store_commit(MDB_txn *txn)
 {
+	MDB_env *env = mdb_txn_env(txn);
 	int rc = mdb_txn_commit(txn);
+	if (rc == EIO && full_fs(env))
+		rc = ENOSPC;
 	return rc ? store_mdb_err(rc, "catalog commit") : 0;
+}
+
+static void reserve_path(const struct store *st, char *out, size_t n)
+{
+	snprintf(out, n, "%s/reserve", st->root);
+}
+
+int store_reserve_fill(struct store *st)
+{
+	char p[4096];
+	struct stat sb;
+	reserve_path(st, p, sizeof p);
+	if (stat(p, &sb) == 0 && sb.st_size == STORE_RESERVE &&
+	    (uint64_t)sb.st_blocks * 512 >= (uint64_t)STORE_RESERVE)
+		return 0;
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return md_fail(md_from_errno(errno), "%s: %s", p, strerror(errno));
+	int e = posix_fallocate(fd, 0, STORE_RESERVE);
+	close(fd);
+	if (e) {
+		unlink(p); /* a part of it would only hide the full disk */
+		return md_fail(e == ENOSPC ? MD_ENOSPC : MD_EIO, "%s: %s", p, strerror(e));
+	}
+	return 0;
+}
+
+int store_reserve_release(struct store *st)
+{
+	char p[4096];
+	reserve_path(st, p, sizeof p);
+	return unlink(p) == 0;
 }
 
 static int blob_key(const char *hex, uint8_t key[32])

@@ -6,6 +6,8 @@
  *   STORE/tmp/                    staging directories of running imports
  *   STORE/catalog/                the LMDB environment
  *   STORE/lock                    flock'd by the one modeld using the store
+ *   STORE/reserve                 STORE_RESERVE allocated bytes that rm gives
+ *                                 up when the disk is full (store_reserve_*)
  *
  * A struct store is thread-safe: any thread may read (LMDB readers never
  * block) and writes are serialized by LMDB's single writer. Blobs enter
@@ -17,6 +19,7 @@
 #define MD_STORE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 #include <lmdb.h>
@@ -74,9 +77,27 @@ void store_close(struct store *st);
 /* Path of a blob: ROOT/blobs/sha256/ab/<hex>. out must hold 4096 bytes. */
 void store_blob_path(const struct store *st, const char *hex, char *out, size_t n);
 
+/*
+ * Room kept for the catalog commit of an rm on a full disk. A commit needs
+ * new pages (LMDB copies on write), so with no free page in the catalog and
+ * no free byte on the filesystem even a removal fails, and the store's space
+ * could not be given back at all. The owning modeld (not STORE_NOLOCK) keeps
+ * STORE/reserve allocated; maint_rm removes it and tries again when its
+ * commit finds no room, and fills it again once the removal freed space.
+ */
+#define STORE_RESERVE ((off_t)4 << 20)
+/* Below this many free bytes a commit's EIO (LMDB's short write) is ENOSPC. */
+#define STORE_FULL_BELOW ((uint64_t)1 << 20)
+/* Create STORE/reserve with STORE_RESERVE allocated bytes (no-op when it is
+ * there). 0, MD_ENOSPC (nothing is left behind), MD_EIO, MD_EPERM. */
+int store_reserve_fill(struct store *st);
+/* Remove STORE/reserve: 1 when that freed it, 0 when there was none. */
+int store_reserve_release(struct store *st);
+
 /* Begin a transaction; MD_EDB with detail on failure. */
 int store_txn(struct store *st, int write, MDB_txn **txn);
-/* Commit; maps MDB_MAP_FULL to MD_ENOSPC. */
+/* Commit; maps MDB_MAP_FULL, ENOSPC, and EIO on a full filesystem (LMDB's
+ * short write) to MD_ENOSPC. */
 int store_commit(MDB_txn *txn);
 
 /* Map an LMDB return code to MD_E* with a detail prefixed by what. */
