@@ -66,12 +66,18 @@ struct xrev {
 	json_t *meta;       /* [{"path","data"(string)}] metadata entries of this revision */
 };
 
+/* libarchive's own text for a failed write(2) is a bare "Write error" with
+ * the errno beside it: a system error is said with its strerror, so a full
+ * disk reads "No space left on device". */
 static int awerr(struct archive *a, const char *what)
 {
 	const char *m = archive_error_string(a);
 	int e = archive_errno(a);
-	return md_fail(e == ENOSPC ? MD_ENOSPC : MD_EIO, "bundle: writing %s: %s", what,
-		       m ? m : "archive error");
+	int sys = e > 0 && e != EILSEQ && e != EINVAL; /* libarchive: format, misuse */
+	if (sys)
+		return md_fail(md_from_errno(e) == MD_ENOSPC ? MD_ENOSPC : MD_EIO,
+			       "bundle: writing %s to the output file: %s", what, strerror(e));
+	return md_fail(MD_EIO, "bundle: writing %s: %s", what, m ? m : "archive error");
 }
 
 static int write_header(struct archive *a, struct archive_entry *e, const char *path,

@@ -75,3 +75,36 @@ def test_rm_frees_space_on_a_full_disk(tmp, small_fs):
         alive_and_ok(d, ["acme/one", "acme/two"])
     finally:
         d.stop()
+
+
+def test_bundle_export_to_a_full_disk_says_no_space(tmp, small_fs):
+    """export -o FILE.tar on a disk that fills: one line naming the bundle
+    entry being written and 'No space left on device' (libarchive's bare
+    'Write error' said neither why nor that it was the output), exit 1, no
+    FILE.tar nor FILE.tar.part left; with room the same export works."""
+    d = Daemon(tmp).start()
+    try:
+        d.ctl("import", tiny_llama(os.path.join(tmp, "m"), seed=3, weights=8 << 20),
+              "--name", "acme/one")
+        out = os.path.join(small_fs, "b.tar")
+        fill(small_fs)
+        unfill_at = os.path.join(small_fs, "filler")
+        # leave 2 MiB: the index and sums fit, the weights do not
+        with open(unfill_at, "r+b") as f:
+            f.truncate(os.path.getsize(unfill_at) - (2 << 20))
+        r = d.ctl("export", "acme/one", "-o", out, check=False)
+        assert r.rc == 1 and r.out == "", r
+        err = r.err.strip()
+        assert "\n" not in err and err.startswith("modelctl: "), err
+        assert "No space left on device" in err and "model.safetensors" in err, err
+        assert "Write error" not in err, err
+        assert not os.path.exists(out) and not os.path.exists(out + ".part")
+        assert d.proc.poll() is None
+        fill(small_fs)
+        r = d.ctl("export", "acme/one", "-o", out, check=False)
+        assert r.rc == 1 and "No space left on device" in r.err and "Write error" not in r.err, r
+        unfill(small_fs)
+        d.ctl("export", "acme/one", "-o", out)
+        assert "OK" in d.ctl("verify").out
+    finally:
+        d.stop()
