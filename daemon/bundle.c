@@ -879,7 +879,7 @@ static int take_file(struct imp *im, struct irev *ir, struct archive_entry *e,
 			break;
 		}
 		if ((rc = util_write_all(out, blk, n))) {
-			rc = md_fail(rc, "%s: write to the store: %s", rel,
+			rc = md_fail(rc, "%s: %s: write to the store: %s", ir->name, rel,
 				     rc == MD_ENOSPC ? "no space left on device" : strerror(errno));
 			break;
 		}
@@ -917,8 +917,10 @@ static int take_file(struct imp *im, struct irev *ir, struct archive_entry *e,
 			rc = md_fail(MD_ECORRUPT, "bundle refused: %s: sha256 %s does not match the "
 						  "manifest (%s)", apath, hex, jstr(f, "sha256"));
 	}
+	/* the store's own trouble (a full disk, I/O, memory) is not the bundle's */
 	if (!rc && (rc = ingest_add_hashed(ir->ing, rel, staged, hex)))
-		md_fail_prefix(rc, "bundle refused");
+		md_fail_prefix(rc, rc == MD_ENOSPC || rc == MD_EIO || rc == MD_ENOMEM ||
+				   rc == MD_ECANCELED ? ir->name : "bundle refused");
 	if (rc)
 		unlink(p);
 	else

@@ -108,3 +108,40 @@ def test_bundle_export_to_a_full_disk_says_no_space(tmp, small_fs):
         assert "OK" in d.ctl("verify").out
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize("room_mb", [2, 12])
+def test_bundle_import_into_a_full_store_names_the_model(tmp, small_fs, room_mb):
+    """import FILE.tar into a store with too little room: with 2 MiB the
+    copy of model.safetensors fails, with 12 MiB its conversion to a pack
+    does. Either way one line naming the model, the file and the full disk,
+    not 'bundle refused' (the bundle is fine); nothing half-imported, the
+    store verifies, no staging left; with room the same import works."""
+    src = Daemon(os.path.join(tmp, "src"), store=os.path.join(tmp, "src", "store"))
+    os.makedirs(src.tmp)
+    d = Daemon(tmp, store=os.path.join(small_fs, "store"))
+    try:
+        src.start()
+        src.ctl("import", tiny_llama(os.path.join(tmp, "m"), seed=4, weights=8 << 20),
+                "--name", "acme/big")
+        b = os.path.join(tmp, "b.tar")
+        src.ctl("export", "acme/big", "-o", b)
+        d.start()
+        d.ctl("import", tiny_llama(os.path.join(tmp, "m1"), seed=1), "--name", "acme/one")
+        fill(small_fs)
+        filler = os.path.join(small_fs, "filler")
+        with open(filler, "r+b") as f:
+            f.truncate(os.path.getsize(filler) - (room_mb << 20))
+        r = d.ctl("import", b, check=False)
+        assert r.rc == 1 and r.out == "", r
+        err = r.err.strip()
+        assert "\n" not in err and err.startswith("modelctl: acme/big: "), err
+        assert "model.safetensors" in err and "no space left on device" in err.lower(), err
+        assert "refused" not in err, err
+        alive_and_ok(d, ["acme/one"])
+        unfill(small_fs)
+        d.ctl("import", b)
+        alive_and_ok(d, ["acme/one", "acme/big"])
+    finally:
+        d.stop()
+        src.stop()
