@@ -112,6 +112,20 @@ static int out_names(json_t *files, const char *ext, json_t **names)
 	return rc;
 }
 
+/* Move a finished FILE.part to FILE without replacing a FILE that appeared
+ * meanwhile (link where the filesystem cannot rename without replacing). */
+static int place_output(const char *part, const char *full)
+{
+	if (renameat2(AT_FDCWD, part, AT_FDCWD, full, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(part, full) < 0)
+		return -1;
+	unlink(part);
+	return 0;
+}
+
 int cmd_export_weights(struct cli *c)
 {
 	const char *fmt = c->format;
@@ -158,12 +172,27 @@ int cmd_export_weights(struct cli *c)
 			*slash = '/';
 		}
 		/* never overwrite: an existing file is refused, and only files
-		 * this export created are removed on failure */
-		fds[i] = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fds[i] < 0) {
-			ret = cli_fail(errno == EEXIST
+		 * this export created are removed on failure. Each is written
+		 * as FILE.part and renamed when the whole export is done, so a
+		 * modelctl killed mid-export leaves no half-written FILE that
+		 * the next run would refuse; that run replaces the stale
+		 * FILE.part with a new file (a writer still on the old one
+		 * keeps its own inode). */
+		struct stat sb;
+		char part[8500];
+		snprintf(part, sizeof part, "%s.part", full);
+		int there = lstat(full, &sb) == 0;
+		if (there || errno != ENOENT) {
+			ret = cli_fail(there
 				       ? md_fail(MD_EEXIST, "%s: exists; not overwritten", full)
 				       : md_fail(MD_EIO, "%s: %s", full, strerror(errno)));
+			n = i;
+			break;
+		}
+		unlink(part);
+		fds[i] = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fds[i] < 0) {
+			ret = cli_fail(md_fail(MD_EIO, "%s: %s", part, strerror(errno)));
 			n = i;
 			break;
 		}
@@ -190,9 +219,29 @@ int cmd_export_weights(struct cli *c)
 	}
 	for (i = 0; i < n; i++)
 		close(fds[i]);
+	size_t placed = 0;
+	json_array_foreach(outs, i, f) {
+		if (ret != EXIT_OK)
+			break;
+		char part[8500];
+		snprintf(part, sizeof part, "%s.part", json_string_value(f));
+		if (place_output(part, json_string_value(f)) < 0)
+			ret = cli_fail(errno == EEXIST
+				       ? md_fail(MD_EEXIST, "%s: exists; not overwritten",
+						 json_string_value(f))
+				       : md_fail(MD_EIO, "%s: %s", json_string_value(f),
+						 strerror(errno)));
+		else
+			placed++;
+	}
 	if (ret != EXIT_OK) {
-		json_array_foreach(outs, i, f)
-			unlink(json_string_value(f));
+		json_array_foreach(outs, i, f) {
+			char part[8500];
+			snprintf(part, sizeof part, "%s.part", json_string_value(f));
+			unlink(part);
+			if (i < placed)
+				unlink(json_string_value(f));
+		}
 	}
 	free(fds);
 	json_decref(paths);
