@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,30 @@ static int send_with_key(struct cli *c, json_t *req, const char *key, int is_pri
 	return rc ? rc : cli_wait_key(c, key, res);
 }
 
+/* The signature into FILE.part, flushed, then renamed over FILE: a kill or
+ * a full disk leaves the old FILE as it was, never a truncated one. */
+static int write_replacing(const char *path, const json_t *doc)
+{
+	char part[PATH_MAX];
+	if (snprintf(part, sizeof part, "%s.part", path) >= (int)sizeof part)
+		return md_fail(MD_EINVAL, "%s: path too long", path);
+	char *text = json_dumps(doc, JSON_INDENT(2));
+	if (!text)
+		return md_fail(MD_ENOMEM, "%s: out of memory", path);
+	unlink(part);
+	int fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rc = 0;
+	if (fd < 0 || util_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0)
+		rc = md_fail(md_from_errno(errno), "%s: %s", path, strerror(errno));
+	if (fd >= 0 && close(fd) < 0 && !rc)
+		rc = md_fail(md_from_errno(errno), "%s: %s", path, strerror(errno));
+	if (!rc && rename(part, path) < 0)
+		rc = md_fail(md_from_errno(errno), "%s: %s", path, strerror(errno));
+	if (rc && fd >= 0)
+		unlink(part);
+	free(text);
+	return rc;
+}
+
 int cmd_sign(struct cli *c)
 {
 	if (c->argc != 1 || !c->key)
@@ -37,9 +62,9 @@ int cmd_sign(struct cli *c)
 	if (rc)
 		return rc;
 	if (c->output) {
-		if (json_dump_file(res, c->output, JSON_INDENT(2))) {
+		if ((rc = write_replacing(c->output, res))) {
 			json_decref(res);
-			return cli_fail(md_fail(MD_EIO, "%s: cannot write", c->output));
+			return cli_fail(rc);
 		}
 		if (!c->json)
 			printf("signed %s: %s\n", c->argv[0], c->output);

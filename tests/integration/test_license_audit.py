@@ -157,6 +157,28 @@ def test_sign_and_verify_signature(daemon, tmp):
     assert r.rc == 1 and "config.json" in r.err
 
 
+def test_sign_output_replaces_the_old_file_whole(daemon, tmp):
+    """sign -o writes FILE.part and renames it over FILE: a kill or a full
+    disk meanwhile leaves the old signature, never a truncated one; an
+    unwritable place is one line naming the file."""
+    daemon.ctl("import", model(tmp, "s2", "---\nlicense: mit\n---\n"), "--name", "acme/s2")
+    priv = os.path.join(tmp, "k2.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", priv], check=True)
+    sig = os.path.join(tmp, "s2.sig")
+    with open(sig, "w") as f:
+        f.write("old")
+    ino = os.stat(sig).st_ino
+    keep = os.path.join(tmp, "s2.keep")
+    os.link(sig, keep)          # holds the old inode, so it cannot be reused
+    daemon.ctl("sign", "acme/s2", "--key", priv, "-o", sig)
+    assert os.stat(sig).st_ino != ino and open(keep).read() == "old"
+    assert json.load(open(sig))["dsseEnvelope"]
+    assert not os.path.exists(sig + ".part")
+    bad = os.path.join(tmp, "no-such-dir", "x.sig")
+    r = daemon.ctl("sign", "acme/s2", "--key", priv, "-o", bad, check=False)
+    assert r.rc == 1 and r.err.count("\n") == 1 and bad in r.err and "No such file" in r.err, r
+
+
 def test_policy_file_not_text_is_refused(daemon, tmp):
     """A policy file that is not UTF-8, or holds a NUL, fails naming the file,
     the line and the offset; it is never dropped from the request (audit
