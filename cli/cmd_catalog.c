@@ -15,38 +15,6 @@ int cli_has_filters(const struct cli *c)
 	       c->max_params || c->fits;
 }
 
-/* Printable copy of an untrusted string (control characters -> '?'). */
-static const char *safe(const char *s, char *buf, size_t n)
-{
-	if (!s)
-		return "-";
-	size_t i = 0;
-	for (; s[i] && i + 1 < n; i++)
-		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-	if (s[i]) { /* cut: not inside a UTF-8 character */
-		size_t j = i;
-		while (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0x80)
-			j--;
-		if (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0xC0) {
-			unsigned char lead = (unsigned char)buf[j - 1];
-			size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-			if (i - (j - 1) < want)
-				i = j - 1;
-		}
-	}
-	buf[i] = 0;
-	return buf;
-}
-
-/* safe() into one of 8 rotating buffers, so a printf may take several. */
-static const char *S(const char *x)
-{
-	static char sb[8][256];
-	static int sbi;
-	sbi = (sbi + 1) % 8;
-	return safe(x, sb[sbi], sizeof sb[0]);
-}
-
 static const char *jstr(json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
@@ -108,7 +76,7 @@ static int col_width(json_t *arr, const char *key, int min, int max)
 	json_t *m;
 	int w = min;
 	json_array_foreach(arr, i, m) {
-		int x = cli_width(S(jstr(m, key)));
+		int x = cli_width(cli_text(jstr(m, key)));
 		if (x > w)
 			w = x;
 	}
@@ -133,11 +101,11 @@ static void print_rows(json_t *arr, int score)
 		util_human_size((uint64_t)json_integer_value(json_object_get(m, "total_size")), sz,
 				sizeof sz);
 		cli_short_time(jstr(m, "imported_at"), when, sizeof when);
-		cli_cell(S(jstr(m, "name")), nw, 0);
-		printf(" %-12.12s %8s %10s %10s ", S(jstr(m, "revision")), p, sz, mem);
-		cli_cell(S(jstr(m, "task")), tw, 40);
+		cli_cell(cli_text(jstr(m, "name")), nw, 0);
+		printf(" %-12.12s %8s %10s %10s ", cli_text(jstr(m, "revision")), p, sz, mem);
+		cli_cell(cli_text(jstr(m, "task")), tw, 40);
 		printf(" ");
-		cli_cell(S(jstr(m, "license")), score ? 0 : lw, 40);
+		cli_cell(cli_text(jstr(m, "license")), score ? 0 : lw, 40);
 		printf("%s%s\n", score ? "" : " ", score ? "" : when);
 	}
 }
@@ -179,16 +147,16 @@ static void print_hub(json_t *res)
 	json_array_foreach(arr, i, m) {
 		char p[32];
 		fmt_params(m, p, sizeof p);
-		cli_cell(S(jstr(m, "id")), iw, 0);
+		cli_cell(cli_text(jstr(m, "id")), iw, 0);
 		printf(" %-6s ", json_is_true(json_object_get(m, "stored")) ? "yes" : "-");
-		cli_cell(S(jstr(m, "pipeline_tag")), tw, 40);
+		cli_cell(cli_text(jstr(m, "pipeline_tag")), tw, 40);
 		printf(" ");
-		cli_cell(S(jstr(m, "library_name")), lw, 40);
+		cli_cell(cli_text(jstr(m, "library_name")), lw, 40);
 		printf(" %10lld %7lld %8s\n",
 		       (long long)json_integer_value(json_object_get(m, "downloads")),
 		       (long long)json_integer_value(json_object_get(m, "likes")), p);
 	}
-	printf("%zu results from %s (%lld pages)\n", json_array_size(arr), S(jstr(res, "hub")),
+	printf("%zu results from %s (%lld pages)\n", json_array_size(arr), cli_text(jstr(res, "hub")),
 	       (long long)json_integer_value(json_object_get(res, "pages")));
 }
 
@@ -245,7 +213,7 @@ static void fmt_val(json_t *v, char *out, size_t n)
 	else if (json_is_real(v))
 		snprintf(out, n, "%.4g", json_real_value(v));
 	else if (json_is_string(v))
-		snprintf(out, n, "%s", safe(json_string_value(v), (char[64]){ 0 }, 64));
+		snprintf(out, n, "%s", cli_safe(json_string_value(v), (char[64]){ 0 }, 64));
 	else
 		snprintf(out, n, "%s", ""); /* a gap is a gap */
 }
@@ -263,8 +231,8 @@ static void fmt_bytes(json_t *v, char *out, size_t n)
 static void bench_label(json_t *b, char *out, size_t n)
 {
 	const char *cfg = jstr(b, "config");
-	snprintf(out, n, "%s / %s%s%s%s / %s", S(jstr(b, "task")), S(jstr(b, "dataset")),
-		 cfg ? " (" : "", cfg ? S(cfg) : "", cfg ? ")" : "", S(jstr(b, "metric")));
+	snprintf(out, n, "%s / %s%s%s%s / %s", cli_text(jstr(b, "task")), cli_text(jstr(b, "dataset")),
+		 cfg ? " (" : "", cfg ? cli_text(cfg) : "", cfg ? ")" : "", cli_text(jstr(b, "metric")));
 }
 
 int cmd_compare(struct cli *c)
@@ -305,7 +273,7 @@ int cmd_compare(struct cli *c)
 	printf("%-*s", lw, "");
 	json_array_foreach(ms, i, m) {
 		printf(" ");
-		cli_cell(S(jstr(m, "name")), w, w);
+		cli_cell(cli_text(jstr(m, "name")), w, w);
 	}
 	printf("\n");
 	static const char *const rows[] = { "revision", "parameters", "size_class", "size_tier",
@@ -324,9 +292,9 @@ int cmd_compare(struct cli *c)
 				units_format_count((uint64_t)json_integer_value(json_object_get(m, "parameters")),
 						   cell, sizeof cell);
 			else if (!strcmp(rows[r], "license"))
-				snprintf(cell, sizeof cell, "%s", S(jstr(m, "license_id")));
+				snprintf(cell, sizeof cell, "%s", cli_text(jstr(m, "license_id")));
 			else if (!strcmp(rows[r], "revision"))
-				snprintf(cell, sizeof cell, "%.12s", S(jstr(m, "revision")));
+				snprintf(cell, sizeof cell, "%.12s", cli_text(jstr(m, "revision")));
 			else {
 				fmt_val(json_object_get(m, rows[r]), cell, sizeof cell);
 				if (!cell[0])
@@ -362,7 +330,7 @@ void cli_show_facts(json_t *m)
 		char h[32];
 		units_format_count((uint64_t)json_integer_value(p), h, sizeof h);
 		printf("params:    %s (%lld), size class %s (%s)\n", h, (long long)json_integer_value(p),
-		       S(jstr(m, "size_class")), S(jstr(m, "size_tier")));
+		       cli_text(jstr(m, "size_class")), cli_text(jstr(m, "size_tier")));
 	} else {
 		printf("params:    -\n");
 	}
@@ -378,7 +346,7 @@ void cli_show_facts(json_t *m)
 		}
 		printf("  (weights only)\n");
 	}
-	printf("arch:      %s", S(jstr(m, "architecture")));
+	printf("arch:      %s", cli_text(jstr(m, "architecture")));
 	static const char *const dims[][2] = { { "context_length", "context" },
 					       { "hidden_size", "hidden" }, { "num_layers", "layers" },
 					       { "num_heads", "heads" }, { "vocab_size", "vocab" } };
@@ -388,8 +356,8 @@ void cli_show_facts(json_t *m)
 			printf(", %s %lld", dims[i][1], (long long)json_integer_value(v));
 	}
 	printf("\n");
-	printf("task:      %s; provider %s; library %s\n", S(jstr(m, "task")), S(jstr(m, "provider")),
-	       S(jstr(m, "library")));
+	printf("task:      %s; provider %s; library %s\n", cli_text(jstr(m, "task")), cli_text(jstr(m, "provider")),
+	       cli_text(jstr(m, "library")));
 	static const char *const lists[][2] = { { "languages", "languages" },
 						{ "datasets", "datasets" },
 						{ "base_model", "base model" } };
@@ -405,7 +373,7 @@ void cli_show_facts(json_t *m)
 				printf(", ... (%zu)", json_array_size(a));
 				break;
 			}
-			printf("%s%s", i ? ", " : "", S(json_string_value(x)));
+			printf("%s%s", i ? ", " : "", cli_text(json_string_value(x)));
 		}
 		printf("\n");
 	}
@@ -415,7 +383,7 @@ void cli_show_facts(json_t *m)
 	const char *cst = jstr(card, "status");
 	if (cst && !strcmp(cst, "unknown"))
 		printf("card:      ignored, README.md front matter unusable: %s\n",
-		       S(jstr(card, "reason")));
+		       cli_text(jstr(card, "reason")));
 	json_t *ws = json_object_get(card, "warnings");
 	for (size_t i = 0; i < json_array_size(ws); i++) {
 		if (i == 5) {
@@ -423,7 +391,7 @@ void cli_show_facts(json_t *m)
 			break;
 		}
 		printf("%s%s\n", i ? "           " : "card:      ",
-		       S(json_string_value(json_array_get(ws, i))));
+		       cli_text(json_string_value(json_array_get(ws, i))));
 	}
 	json_t *bs = json_object_get(m, "benchmarks");
 	if (json_array_size(bs)) {
@@ -434,14 +402,14 @@ void cli_show_facts(json_t *m)
 			char v[64], ds[600];
 			const char *cfg = jstr(b, "dataset_config");
 			fmt_val(json_object_get(b, "value"), v, sizeof v);
-			snprintf(ds, sizeof ds, "%s%s%s%s", S(jstr(b, "dataset")), cfg ? " (" : "",
-				 cfg ? S(cfg) : "", cfg ? ")" : "");
+			snprintf(ds, sizeof ds, "%s%s%s%s", cli_text(jstr(b, "dataset")), cfg ? " (" : "",
+				 cfg ? cli_text(cfg) : "", cfg ? ")" : "");
 			printf("  ");
-			cli_cell(S(jstr(b, "task")), 24, 0);
+			cli_cell(cli_text(jstr(b, "task")), 24, 0);
 			printf(" ");
 			cli_cell(ds, 28, 0);
 			printf(" ");
-			cli_cell(S(jstr(b, "metric")), 16, 0);
+			cli_cell(cli_text(jstr(b, "metric")), 16, 0);
 			printf(" %s\n", v);
 		}
 	}

@@ -29,11 +29,11 @@ static void print_lineage(json_t *lin, const char *via, int depth)
 			continue;
 		if (json_is_true(json_object_get(x, "loop"))) {
 			printf("  %*s%s  (loop: already in this lineage, not followed)\n", 2 * (depth - 1), "",
-			       s_or(x, "name", "?"));
+			       cli_text(s_or(x, "name", "?")));
 			continue;
 		}
-		printf("  %*s%s  %s%s%s\n", 2 * (depth - 1), "", s_or(x, "name", "?"),
-		       s_or(x, "license", "unknown"),
+		printf("  %*s%s  %s%s%s\n", 2 * (depth - 1), "", cli_text(s_or(x, "name", "?")),
+		       cli_text(s_or(x, "license", "unknown")),
 		       json_is_true(json_object_get(x, "in_store")) ? "" : " (not in the store)",
 		       json_is_true(json_object_get(x, "cut")) ? " (its base models not followed: cap)" : "");
 		print_lineage(lin, s_or(x, "name", ""), depth + 1);
@@ -59,26 +59,27 @@ int cmd_license(struct cli *c)
 	json_t *l = json_object_get(res, "license");
 	json_t *det = json_object_get(l, "detected");
 	printf("model:     %s@%.12s\n", s_or(res, "name", "?"), s_or(res, "revision", "?"));
-	printf("declared:  %s", s_or(l, "declared", "(none)"));
+	/* the card's own words: a hostile card may hold escapes and newlines */
+	printf("declared:  %s", cli_text(s_or(l, "declared", "(none)")));
 	if (json_object_get(l, "spdx"))
-		printf(" -> %s", s_or(l, "spdx", ""));
+		printf(" -> %s", cli_text(s_or(l, "spdx", "")));
 	json_t *all = json_object_get(l, "licenses"), *d;
 	size_t k;
 	json_array_foreach(all, k, d)
 		if (k && json_is_string(d)) /* a card listing several: each applies */
-			printf(", %s", json_string_value(d));
+			printf(", %s", cli_text(json_string_value(d)));
 	printf("\n");
 	if (json_is_object(det))
-		printf("detected:  %s (%s, score %.3f) from %s\n", s_or(det, "id", "?"),
+		printf("detected:  %s (%s, score %.3f) from %s\n", cli_text(s_or(det, "id", "?")),
 		       json_is_true(json_object_get(det, "matched")) ? "match" : "no match",
-		       json_real_value(json_object_get(det, "score")), s_or(det, "file", "?"));
+		       json_real_value(json_object_get(det, "score")), cli_text(s_or(det, "file", "?")));
 	else
 		printf("detected:  (no license file)\n");
 	printf("verdict:   %s (%s)\n", s_or(l, "verdict", "unknown"), s_or(l, "rule", "-"));
 	size_t i;
 	json_t *x;
 	json_array_foreach(json_object_get(l, "flags"), i, x)
-		printf("flag:      %s: %s\n", s_or(x, "kind", "?"), s_or(x, "message", ""));
+		printf("flag:      %s: %s\n", s_or(x, "kind", "?"), cli_text(s_or(x, "message", "")));
 	json_t *lin = json_object_get(res, "lineage");
 	if (json_array_size(lin)) {
 		printf("lineage:\n");
@@ -201,8 +202,8 @@ int cmd_audit(struct cli *c)
 					 s_or(f, "kind", "?"));
 			}
 			printf("%-40s %-12.12s %-22s %-22s %-7s %s\n", s_or(m, "name", "?"),
-			       s_or(m, "commit", "?"), s_or(l, "spdx", s_or(l, "declared", "-")),
-			       json_is_true(json_object_get(det, "matched")) ? s_or(det, "id", "-") : "-",
+			       s_or(m, "commit", "?"), cli_text(s_or(l, "spdx", s_or(l, "declared", "-"))),
+			       json_is_true(json_object_get(det, "matched")) ? cli_text(s_or(det, "id", "-")) : "-",
 			       s_or(l, "verdict", "?"), flags[0] ? flags : "-");
 		}
 		json_t *cnt = json_object_get(res, "counts");

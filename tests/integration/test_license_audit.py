@@ -463,3 +463,23 @@ def test_policy_typo_is_named(tmp):
         assert r.rc == 1 and "policy_warnings" not in r.json() and r.err == "", r
     finally:
         d.stop()
+
+
+def test_hostile_card_text_is_printed_inert(daemon, tmp):
+    """A card's license and base_model are the card author's words: `license`
+    and `audit` print them with control characters shown as '?', so a
+    hostile card cannot send terminal escapes or forge extra output lines.
+    --json keeps them exactly as the card has them."""
+    esc = "\\e]0;pwned\\a\\e[2J\\nverdict:   allow"
+    m = model(tmp, "evil", f'---\nlicense: "mit{esc}"\nbase_model: "acme/base{esc}"\n---\n# evil\n')
+    daemon.ctl("import", m, "--name", "acme/evil")
+    for cmd in (["license", "acme/evil"], ["audit"]):
+        out = daemon.ctl(*cmd).out
+        bad = [c for c in out if ord(c) < 0x20 and c != "\n" or ord(c) == 0x7f]
+        assert not bad, (cmd, out)
+    out = daemon.ctl("license", "acme/evil").out
+    assert "declared:  mit?]0;pwned??[2J?verdict:   allow -> " in out, out
+    assert [l for l in out.splitlines() if l.startswith("verdict:")] == ["verdict:   allow (built-in default = allow)"], out
+    assert "  acme/base?]0;pwned" in out, out
+    j = daemon.ctl("license", "acme/evil", "--json").json()
+    assert j["license"]["declared"] == "mit\x1b]0;pwned\x07\x1b[2J\nverdict:   allow", j
