@@ -42,8 +42,10 @@ int cmd_tensors(struct cli *c)
 			s += w;
 		}
 		snprintf(s, (size_t)(shape + sizeof shape - s), "]");
+		/* names come from the weight files' headers: untrusted text */
+		char name[1024];
 		printf("%-48s %-8s %-22s %12lld %12lld %s%s\n",
-		       json_string_value(json_object_get(t, "name")),
+		       cli_safe(json_string_value(json_object_get(t, "name")), name, sizeof name),
 		       json_string_value(json_object_get(t, "dtype")), shape,
 		       (long long)json_integer_value(json_object_get(t, "bytes")),
 		       (long long)json_integer_value(json_object_get(t, "offset")),

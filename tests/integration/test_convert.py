@@ -522,3 +522,19 @@ def test_export_gguf_zero_dims(daemon, tmp):
     r = daemon.ctl("export", "acme/z2", "--format", "gguf", "-o", out, check=False)
     assert r.rc == 1 and "cache" in r.err and "(0,4)" in r.err, r
     assert not os.path.exists(os.path.join(out, "model.gguf"))
+
+
+def test_tensor_names_are_printed_inert(daemon, tmp):
+    """A tensor's name is whatever the weight file's header says: `tensors`
+    prints control characters in it as '?' (no terminal escapes, no forged
+    rows); --json and the stored name keep it exactly."""
+    name = "w\x1b[2J\nevil.weight\tF32"
+    m = make_model(os.path.join(tmp, "m"), {
+        "config.json": b"{}",
+        "model.safetensors": safetensors_bytes({name: ("F32", [4], bytes(16))})})
+    daemon.ctl("import", m, "--name", "acme/names")
+    out = daemon.ctl("tensors", "acme/names").out
+    assert not [c for c in out if ord(c) < 0x20 and c != "\n"], repr(out)
+    assert out.splitlines()[1].startswith("w?[2J?evil.weight?F32 "), repr(out)
+    assert len(out.splitlines()) == 2, repr(out)
+    assert [t["name"] for t in daemon.ctl("tensors", "acme/names", "--json").json()] == [name]
