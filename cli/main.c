@@ -81,10 +81,21 @@ static int given_twice(const char *flag, const char *first, const char *second)
 	return cli_usage(msg);
 }
 
+/* No option that takes one value means anything by an empty one ('' would
+ * otherwise reach a message as ": path too long" or an unnamed socket). */
+static int empty_value(const char *flag)
+{
+	char msg[120];
+	snprintf(msg, sizeof msg, "%s: empty value", flag);
+	return cli_usage(msg);
+}
+
 #define SET_ONCE(field, flag)                                          \
 	do {                                                           \
 		if (field)                                             \
 			return given_twice(flag, field, optarg);       \
+		if (!*optarg)                                          \
+			return empty_value(flag);                      \
 		field = optarg;                                        \
 	} while (0)
 

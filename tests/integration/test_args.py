@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import MODELD, tiny_llama
+from conftest import MODELCTL, MODELD, tiny_llama
 
 BAD_REFS = ["", "acme", "acme/", "/tiny", "acme/a b", "acme/t\u00efny", "acme/..", "acme/-x", "acme/x@-main", "../x",
             "acme/tiny/", "acme/" + "a" * 300, "acme/tiny@", "acme/tiny@main@x", "acme/tiny@a..b"]
@@ -90,7 +90,8 @@ def test_bad_hub_is_a_usage_error(daemon, cmd, hub):
     default hub (and a pull then tried huggingface.co)."""
     r = daemon.ctl(*cmd, "--hub", hub, check=False, timeout=30)
     assert r.rc == 2 and r.err.splitlines()[0] == (
-        "modelctl: --hub '%s': want an http:// or https:// URL" % hub), r
+        "modelctl: --hub '%s': want an http:// or https:// URL" % hub if hub
+        else "modelctl: --hub: empty value"), r
     r = daemon.ctl("--json", *cmd, "--hub", hub, check=False, timeout=30)
     assert r.rc == 2 and r.json()["error"]["code"] == -1, r
 
@@ -149,3 +150,16 @@ def test_cancel_bad_job_id_names_it(daemon, jid):
     r = daemon.ctl("cancel", jid, check=False)
     assert r.rc == 2 and r.err.splitlines()[0] == (
         "modelctl: cancel: job id '%s': want a positive whole number (see modelctl jobs)" % jid), r
+
+
+@pytest.mark.parametrize("args", [["export", "acme/x", "-o", ""],
+                                  ["list", "--task", ""], ["audit", "--policy", ""],
+                                  ["import", "/tmp", "--name", ""], ["sign", "acme/x", "--key", ""]])
+def test_empty_option_value_is_named(daemon, args):
+    """An empty value for an option that takes one used to reach messages
+    that named nothing (': path too long', 'cannot connect to modeld at :')."""
+    r = daemon.ctl(*args, check=False, timeout=30)
+    flag = [a for a in args if a.startswith("-")][0]
+    assert r.rc == 2 and r.err.splitlines()[0] == "modelctl: %s: empty value" % flag, r
+    p = subprocess.run([MODELCTL, "--socket", "", "list"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and p.stderr.splitlines()[0] == "modelctl: --socket: empty value", p
