@@ -102,14 +102,14 @@ static char *read_small(const char *path, size_t *len)
 	}
 	char *buf = malloc(POLICY_FILE_MAX + 2);
 	size_t n = buf ? fread(buf, 1, POLICY_FILE_MAX + 1, f) : 0;
-	int err = ferror(f);
+	int err = ferror(f) ? (errno ? errno : EIO) : 0;
 	fclose(f);
 	if (!buf || err || n > POLICY_FILE_MAX) {
 		free(buf);
 		if (!buf)
 			md_fail(MD_ENOMEM, "%s: out of memory", path);
 		else if (err)
-			md_fail(MD_EIO, "%s: read error", path);
+			md_fail(MD_EIO, "%s: %s", path, strerror(err));
 		else
 			md_fail(MD_ETOOBIG, "%s: larger than %u bytes", path, POLICY_FILE_MAX);
 		return NULL;

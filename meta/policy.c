@@ -333,8 +333,9 @@ int policy_load(const char *path, struct policy **out)
 	ssize_t n = util_read_full(fd, buf, POLICY_MAX_TEXT + 1);
 	close(fd);
 	if (n < 0) {
+		int e = errno;
 		free(buf);
-		return md_fail(MD_EIO, "%s: read error", path);
+		return md_fail(MD_EIO, "%s: %s", path, strerror(e));
 	}
 	int rc = policy_parse(buf, (size_t)n, path, out);
 	free(buf);

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 
-from conftest import ROOT, Daemon, make_model
+from conftest import MODELD, ROOT, Daemon, make_model
 
 APACHE = open("/usr/share/common-licenses/Apache-2.0", "rb").read()
 
@@ -483,3 +483,12 @@ def test_hostile_card_text_is_printed_inert(daemon, tmp):
     assert "  acme/base?]0;pwned" in out, out
     j = daemon.ctl("license", "acme/evil", "--json").json()
     assert j["license"]["declared"] == "mit\x1b]0;pwned\x07\x1b[2J\nverdict:   allow", j
+
+
+def test_policy_that_is_a_directory_says_so(daemon, tmp):
+    """A directory given as the policy said only 'read error'."""
+    r = daemon.ctl("audit", "--policy", tmp, check=False)
+    assert r.rc == 1 and r.err == "modelctl: %s: Is a directory\n" % tmp, r
+    p = subprocess.run([MODELD, "-n", "--store", os.path.join(tmp, "st"), "--policy", tmp],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "%s: Is a directory" % tmp in p.stderr, p
