@@ -244,16 +244,17 @@ int main(int argc, char **argv)
 		    strspn(argv[i] + 1, "nf") == strlen(argv[i] + 1) && strchr(argv[i], 'n'))
 			check = 1; /* -n, -fn, -nf */
 	opterr = 0; /* one line of our own naming the argument, not getopt's and the usage */
+	const char **one = NULL; /* the option's variable, when it takes one value */
 	while ((ch = getopt_long(argc, argv, ":nfc:h", lo, NULL)) != -1) {
 		switch (ch) {
-		case 's': opt_store = optarg; break;
-		case 'S': opt_socket = optarg; break;
-		case 'c': opt_config = optarg; break;
-		case 'l': opt_level = optarg; break;
-		case 'w': opt_workers = optarg; break;
-		case 'p': opt_policy = optarg; break;
-		case 'u': opt_upstream = optarg; break;
-		case 'H': opt_http = optarg; break;
+		case 's': one = &opt_store; break;
+		case 'S': one = &opt_socket; break;
+		case 'c': one = &opt_config; break;
+		case 'l': one = &opt_level; break;
+		case 'w': one = &opt_workers; break;
+		case 'p': one = &opt_policy; break;
+		case 'u': one = &opt_upstream; break;
+		case 'H': one = &opt_http; break;
 		case 'n': check = 1; break;
 		case 'f': foreground = 1; break;
 		case 'h': usage(stdout); return 0;
@@ -272,6 +273,21 @@ int main(int argc, char **argv)
 				fprintf(stderr, "modeld: unknown option '-%c' (see modeld --help)\n",
 					optopt);
 			return check ? 1 : 2;
+		}
+		if (one) {
+			/* as a repeated key in the configuration file: which one
+			 * was meant would be a guess */
+			if (*one) {
+				const char *flag = "?";
+				for (const struct option *o = lo; o->name; o++)
+					if (o->val == ch)
+						flag = o->name;
+				fprintf(stderr, "modeld: --%s given twice ('%.200s' and '%.200s'); "
+						"give it once\n", flag, *one, optarg);
+				return check ? 1 : 2;
+			}
+			*one = optarg;
+			one = NULL;
 		}
 	}
 	if (optind != argc) {

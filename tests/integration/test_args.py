@@ -163,3 +163,14 @@ def test_empty_option_value_is_named(daemon, args):
     assert r.rc == 2 and r.err.splitlines()[0] == "modelctl: %s: empty value" % flag, r
     p = subprocess.run([MODELCTL, "--socket", "", "list"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and p.stderr.splitlines()[0] == "modelctl: --socket: empty value", p
+
+
+@pytest.mark.parametrize("args", [["--workers", "2", "--workers=3"], ["-c", "a", "--config", "b"]])
+def test_modeld_option_given_twice(tmp_path, args):
+    """As a repeated key in the configuration file: the last one used to win
+    silently."""
+    p = subprocess.run([MODELD, "-n", "--store", str(tmp_path / "st")] + args,
+                       capture_output=True, text=True, timeout=30)
+    flag = "--workers" if "--workers" in args else "--config"
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p
+    assert p.stderr.startswith("modeld: %s given twice (" % flag), p
