@@ -118,6 +118,20 @@ def tmp():
 
 
 @pytest.fixture
+def small_fs(tmp):
+    """A 24 MiB tmpfs under tmp, for full-disk tests (skipped where mount is
+    not allowed)."""
+    mt = os.path.join(tmp, "mt")
+    os.mkdir(mt)
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mt],
+                       capture_output=True, text=True)
+    if m.returncode:
+        pytest.skip("cannot mount a small tmpfs here: " + m.stderr.strip())
+    yield mt
+    subprocess.run(["umount", "-l", mt])
+
+
+@pytest.fixture
 def daemon(tmp):
     d = Daemon(tmp).start()
     yield d

@@ -12,18 +12,6 @@ import pytest
 from conftest import Daemon, tiny_llama
 
 
-@pytest.fixture
-def small_fs(tmp):
-    mt = os.path.join(tmp, "mt")
-    os.mkdir(mt)
-    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mt],
-                       capture_output=True, text=True)
-    if m.returncode:
-        pytest.skip("cannot mount a small tmpfs here: " + m.stderr.strip())
-    yield mt
-    subprocess.run(["umount", "-l", mt])
-
-
 def fill(mt):
     """Take every free byte of the filesystem with a file outside the store."""
     with open(os.path.join(mt, "filler"), "ab") as f:
