@@ -82,10 +82,10 @@ void cli_print_json(json_t *j);
 /* "" for 1, "s" otherwise: "%lld file%s". */
 const char *cli_plural(long long n);
 /* Untrusted text (a card's license, a hub's tag, a base model's name) made fit
- * for the terminal: control characters and DEL shown as '?', cut at 255 bytes
- * on a UTF-8 boundary; NULL gives "-". The result lives in one of 8 static
- * buffers, reused on the 9th call: a printf may take up to 8. cli_safe() is
- * the same into the caller's buf of n bytes (n >= 1); it returns buf. */
+ * for the terminal: util_printable (control characters and DEL shown as '?',
+ * cut with "..." past 255 bytes); NULL gives "-". The result lives in one of 8
+ * static buffers, reused on the 9th call: a printf may take up to 8. cli_safe()
+ * is the same into the caller's buf of n bytes (n >= 4). */
 const char *cli_text(const char *s);
 const char *cli_safe(const char *s, char *buf, size_t n);
 /* A detached job's reply ({"job": ID, "detached": true}) in text mode:

@@ -276,27 +276,9 @@ const char *cli_plural(long long n)
 	return n == 1 ? "" : "s";
 }
 
-/* Printable copy of an untrusted string (control characters -> '?'). */
 const char *cli_safe(const char *s, char *buf, size_t n)
 {
-	if (!s)
-		return "-";
-	size_t i = 0;
-	for (; s[i] && i + 1 < n; i++)
-		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-	if (s[i]) { /* cut: not inside a UTF-8 character */
-		size_t j = i;
-		while (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0x80)
-			j--;
-		if (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0xC0) {
-			unsigned char lead = (unsigned char)buf[j - 1];
-			size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-			if (i - (j - 1) < want)
-				i = j - 1;
-		}
-	}
-	buf[i] = 0;
-	return buf;
+	return s ? util_printable(s, buf, n) : "-";
 }
 
 /* cli_safe() into one of 8 rotating buffers, so a printf may take several. */

@@ -441,8 +441,19 @@ char *util_printable(const char *s, char *buf, size_t n)
 		buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
 	}
 	buf[i] = 0;
-	if (i < len)
-		memcpy(buf + n - 4, "...", 4);
+	if (i < len) {
+		/* cut before "...", and not inside a UTF-8 character */
+		size_t k = n - 4, j = k;
+		while (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0x80)
+			j--;
+		if (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0xC0) {
+			unsigned char lead = (unsigned char)buf[j - 1];
+			size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+			if (k - (j - 1) < want)
+				k = j - 1;
+		}
+		memcpy(buf + k, "...", 4);
+	}
 	return buf;
 }
 

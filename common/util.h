@@ -93,7 +93,7 @@ int util_check_text(const char *buf, size_t len, const char *what);
 /*
  * An untrusted string made fit for a one-line message: copied into buf (n
  * bytes, n >= 4), control characters and DEL shown as '?', cut with "..."
- * when it does not fit. Returns buf.
+ * when it does not fit (never inside a UTF-8 character). Returns buf.
  */
 char *util_printable(const char *s, char *buf, size_t n);
 

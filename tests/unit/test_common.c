@@ -75,6 +75,9 @@ static void test_fail_wraps_own_detail(void **state)
 	assert_string_equal(util_printable("a\nb\x7f", buf, sizeof buf), "a?b?");
 	assert_string_equal(util_printable("0123456789abcdefghij", buf, sizeof buf), "0123456789ab...");
 	assert_string_equal(util_printable("0123456789abcde", buf, sizeof buf), "0123456789abcde");
+	/* a cut never splits a UTF-8 character: 'é' (2 bytes) at offsets 11-12 */
+	assert_string_equal(util_printable("0123456789a\xc3\xa9" "cdefgh", buf, sizeof buf), "0123456789a...");
+	assert_string_equal(util_printable("0123456789\xc3\xa9" "bcdefgh", buf, sizeof buf), "0123456789\xc3\xa9" "...");
 }
 
 static void test_hex_sha(void **state)
