@@ -266,10 +266,8 @@ int audit_run(struct daemon *d, json_t *req, json_t **res)
 	mdb_txn_abort(txn);
 	/* rules that likely do not say what was meant (a typo'd id) */
 	json_t *warn = json_array();
-	for (const char *w = policy_warnings(a.pol), *e; warn && w && *w; w = e + 1) {
-		e = strchr(w, '\n');
-		json_array_append_new(warn, json_stringn(w, (size_t)(e - w)));
-	}
+	for (size_t i = 0; warn && i < policy_nwarnings(a.pol); i++)
+		json_array_append_new(warn, json_string(policy_warning(a.pol, i)));
 	policy_free(own);
 	if (rc) {
 		json_decref(warn);

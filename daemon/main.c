@@ -72,10 +72,8 @@ static int load_policy(struct config *c, struct policy **out)
 	else if (access("/etc/modeld/policy.conf", F_OK) == 0)
 		rc = policy_load("/etc/modeld/policy.conf", out);
 	/* a rule that likely does not say what was meant (a typo'd id) */
-	for (const char *w = rc ? NULL : policy_warnings(*out), *e; w && *w; w = e + 1) {
-		e = strchr(w, '\n');
-		log_warn("policy: %.*s", (int)(e - w), w);
-	}
+	for (size_t i = 0; !rc && i < policy_nwarnings(*out); i++)
+		log_warn("policy: %s", policy_warning(*out, i));
 	return rc;
 }
 

@@ -34,7 +34,8 @@ struct policy {
 	int def_line;
 	int enforce;
 	char origin[128];
-	char *warnings;  /* "ORIGIN:LINE: ...\n" lines, or NULL */
+	char **warnings; /* "ORIGIN:LINE: ..." */
+	size_t nwarnings;
 };
 
 const char *policy_verdict_name(enum policy_verdict v)
@@ -49,29 +50,36 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->rules[i].id);
 	free(p->rules);
+	for (size_t i = 0; i < p->nwarnings; i++)
+		free(p->warnings[i]);
 	free(p->warnings);
 	free(p);
 }
 
-const char *policy_warnings(const struct policy *p)
+size_t policy_nwarnings(const struct policy *p)
 {
-	return p ? p->warnings : NULL;
+	return p ? p->nwarnings : 0;
+}
+
+const char *policy_warning(const struct policy *p, size_t i)
+{
+	return p && i < p->nwarnings ? p->warnings[i] : NULL;
 }
 
 static int add_warning(struct policy *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int add_warning(struct policy *p, const char *fmt, ...)
 {
-	char line[600];
+	char *line = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	int n = vasprintf(&line, fmt, ap);
 	va_end(ap);
-	size_t have = p->warnings ? strlen(p->warnings) : 0, n = strlen(line);
-	char *w = realloc(p->warnings, have + n + 2);
-	if (!w)
+	char **w = n < 0 ? NULL : realloc(p->warnings, (p->nwarnings + 1) * sizeof *w);
+	if (!w) {
+		free(n < 0 ? NULL : line);
 		return md_fail(MD_ENOMEM, "policy: out of memory");
-	memcpy(w + have, line, n);
-	memcpy(w + have + n, "\n", 2);
+	}
+	w[p->nwarnings++] = line;
 	p->warnings = w;
 	return 0;
 }

@@ -66,11 +66,13 @@ int policy_load(const char *path, struct policy **out);
 
 void policy_free(struct policy *p);
 
-/* Lines "ORIGIN:LINE: ...\n" about rules that parse but likely do not mean
- * what was written: an id the license table does not know that is one or
- * two edits from one it does ("GPL-3.O": did you mean 'GPL-3.0'?). NULL
- * when there are none; borrowed. */
-const char *policy_warnings(const struct policy *p);
+/* Warnings about rules that parse but likely do not mean what was written:
+ * an id the license table does not know that is one or two edits from one
+ * it does ("ORIGIN:LINE: 'GPL-3.O' is not a license id modeld knows; did you
+ * mean 'gpl-3.0'? ..."). policy_nwarnings() counts them (0 for NULL);
+ * policy_warning() returns the i-th, borrowed, or NULL past the end. */
+size_t policy_nwarnings(const struct policy *p);
+const char *policy_warning(const struct policy *p, size_t i);
 
 /* Whether `enforce = true` was set: the daemon then refuses denied pulls. */
 int policy_enforce(const struct policy *p);
