@@ -62,12 +62,15 @@ static const struct {
 	{ "search", cmd_search }, { "compare", cmd_compare },
 };
 
+/* One line naming what is wrong (modelctl(1): errors are one line); the
+ * summary only when no command was given at all. */
 int cli_usage(const char *msg)
 {
 	if (msg)
 		fprintf(stderr, "modelctl: %s\n", msg);
-	fputs(usage_text, stderr);
-	cli_error_doc(MD_EINVAL, msg ? msg : "usage error");
+	else
+		fputs(usage_text, stderr);
+	cli_error_doc(MD_EINVAL, msg ? msg : "no command given");
 	return EXIT_USAGE;
 }
 
@@ -192,7 +195,8 @@ int main(int argc, char **argv)
 			    strchr(argv[optind] + 1, optopt))
 				bad = argv[optind];
 			char msg[300];
-			snprintf(msg, sizeof msg, "unknown or incomplete option '%.200s'", bad);
+			snprintf(msg, sizeof msg, "unknown or incomplete option '%.200s' (see modelctl --help)",
+				 bad);
 			return cli_usage(msg);
 		}
 		}
@@ -202,7 +206,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (optind >= argc)
-		return cli_usage("no command given");
+		return cli_usage(NULL);
 	const char *cmd = argv[optind];
 	c.argc = argc - optind - 1;
 	c.argv = argv + optind + 1;
@@ -254,6 +258,6 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	char msg[300];
-	snprintf(msg, sizeof msg, "unknown command '%.200s'", cmd);
+	snprintf(msg, sizeof msg, "unknown command '%.200s' (see modelctl --help)", cmd);
 	return cli_usage(msg);
 }
