@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,49 @@ static int place_output(const char *part, const char *full)
 	return 0;
 }
 
+static int rmdir_one(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(p);   /* fails, and keeps it, when something else is in it */
+	return 0;
+}
+
+/* The shallowest folder of DIR that does not exist yet (what mkdir -p will
+ * create first), or NULL when DIR exists. */
+static char *first_missing(const char *dir)
+{
+	struct stat sb;
+	if (lstat(dir, &sb) == 0 || errno != ENOENT)
+		return NULL;
+	char *top = strdup(dir);
+	if (!top)
+		return NULL;
+	for (;;) {
+		char *slash = strrchr(top, '/');
+		while (slash && slash > top && slash[1] == 0) {   /* trailing '/' */
+			*slash = 0;
+			slash = strrchr(top, '/');
+		}
+		if (!slash || slash == top)
+			return top;
+		*slash = 0;
+		if (lstat(top, &sb) == 0 || errno != ENOENT) {
+			*slash = '/';
+			return top;
+		}
+	}
+}
+
+/* A failed export removes the folders it created, not only its files: a
+ * rerun (or a user's ls) should not find an empty DIR nobody asked to keep. */
+static void remove_made_dirs(const char *top)
+{
+	if (top)
+		nftw(top, rmdir_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int cmd_export_weights(struct cli *c)
 {
 	const char *fmt = c->format;
@@ -147,13 +191,17 @@ int cmd_export_weights(struct cli *c)
 		json_decref(res);
 		return cli_fail(md_fail(MD_ENOENT, "%s: no converted weight files", c->argv[0]));
 	}
+	char *made_dir = first_missing(c->output);
 	if ((rc = util_mkdir_p(c->output, 0755))) {
 		json_decref(res);
+		free(made_dir);
 		return cli_fail(rc);
 	}
 	json_t *names;
 	if ((rc = out_names(files, fmt, &names))) {
 		json_decref(res);
+		remove_made_dirs(made_dir);
+		free(made_dir);
 		return cli_fail(rc);
 	}
 	size_t n = json_array_size(files);
@@ -244,7 +292,9 @@ int cmd_export_weights(struct cli *c)
 			if (i < placed)
 				unlink(json_string_value(f));
 		}
+		remove_made_dirs(made_dir);
 	}
+	free(made_dir);
 	free(fds);
 	json_decref(paths);
 	json_decref(outs);

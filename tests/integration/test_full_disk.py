@@ -133,3 +133,32 @@ def test_bundle_import_into_a_full_store_names_the_model(tmp, small_fs, room_mb)
     finally:
         d.stop()
         src.stop()
+
+
+def test_weights_export_to_a_full_disk_leaves_no_folder(tmp, small_fs):
+    """export --format safetensors -o DIR on a disk that fills: one line
+    saying no space, exit 1, and neither the files nor the folders this
+    export created are left (an empty DIR used to stay behind); a folder that
+    was there before stays. With room the same export works."""
+    d = Daemon(tmp).start()
+    try:
+        d.ctl("import", tiny_llama(os.path.join(tmp, "m"), seed=4, weights=8 << 20),
+              "--name", "acme/one")
+        keep = os.path.join(small_fs, "keep")
+        os.mkdir(keep)
+        for out in (os.path.join(small_fs, "new", "deeper"), keep):
+            fill(small_fs)
+            r = d.ctl("export", "acme/one", "--format", "safetensors", "-o", out, check=False)
+            assert r.rc == 1 and r.out == "", r
+            err = r.err.strip()
+            assert "\n" not in err and err.startswith("modelctl: "), err
+            assert "No space left on device" in err or "no space left" in err, err
+            unfill(small_fs)
+        assert not os.path.exists(os.path.join(small_fs, "new"))
+        assert os.listdir(keep) == []
+        out = os.path.join(small_fs, "new", "deeper")
+        d.ctl("export", "acme/one", "--format", "safetensors", "-o", out)
+        assert any(n.endswith(".safetensors") for n in os.listdir(out))
+        assert d.proc.poll() is None
+    finally:
+        d.stop()
