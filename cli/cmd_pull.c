@@ -43,8 +43,6 @@ int cmd_pull(struct cli *c)
 	uint64_t rate = 0;
 	if (c->limit_rate && (rc = units_parse_rate(c->limit_rate, "--limit-rate", &rate)))
 		return cli_usage(md_errmsg(rc));
-	if (c->limit_rate && !rate)
-		return cli_usage("--limit-rate '0': want a cap above 0 bytes per second");
 	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "pull", "ref", c->argv[0], "detach", c->detach);
 	const char *hub = c->hub ? c->hub : getenv("HF_ENDPOINT");
 	if (hub && *hub && !git)
@@ -53,7 +51,7 @@ int cmd_pull(struct cli *c)
 		json_object_set_new(req, "source", json_string("git"));
 	if (c->name)
 		json_object_set_new(req, "name", json_string(c->name));
-	if (rate)
+	if (c->limit_rate)   /* 0: no cap, whatever the config says */
 		json_object_set_new(req, "limit_rate", json_integer((json_int_t)rate));
 	json_t *inc = json_array(), *exc = json_array();
 	for (int i = 0; i < c->ninclude; i++)

@@ -482,6 +482,18 @@ done:
 	return md_fail(MD_ENOENT, "%s@%s: none of its %zu files matches%s", id, commit, n, f);
 }
 
+int pull_rate(const struct daemon *d, json_t *args, uint64_t *rate)
+{
+	json_t *v = json_object_get(args, "limit_rate");
+	*rate = d->cfg->limit_rate;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return md_fail(MD_EINVAL, "limit_rate: want bytes per second, 0 for no cap");
+	*rate = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
 int pull_job(struct daemon *d, struct job *j, json_t **res)
 {
 	json_t *a = j->args;
@@ -497,6 +509,9 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 
 	const char *refarg = json_string_value(json_object_get(a, "ref"));
 	const char *src = json_string_value(json_object_get(a, "source"));
+	uint64_t rate;
+	if ((rc = pull_rate(d, a, &rate)))
+		return rc;
 	if ((refarg && !strncmp(refarg, "git+", 4)) || (src && !strcmp(src, "git")))
 		return pull_git_job(d, j, res); /* daemon/pull_git.c */
 	if (!(prov_files = json_array())) {
@@ -631,9 +646,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	atomic_store(&j->ctl.total, total);
 	struct xfer_opts xo = { .token = token, .auth_origin = hf_hub(hc),
 				.auth_headers = hf_auth_headers(hc), .label = id,
-				.rate_limit = json_integer_value(json_object_get(a, "limit_rate")) > 0
-					      ? (uint64_t)json_integer_value(json_object_get(a, "limit_rate"))
-					      : d->cfg->limit_rate,
+				.rate_limit = rate,
 				.progress = progress, .progress_arg = j, .cancel = &j->ctl.cancel };
 
 	/* Phase 1: the card and license first, so an enforced policy refuses a

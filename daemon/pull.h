@@ -27,6 +27,10 @@ struct ingest;
  * for the first and starts from what it stored. Interrupted pulls keep
  * STORE/tmp/pull-KEY and continue from it.
  */
+/* The cap for a pull: its "limit_rate" (0: none, even when the config sets
+ * one), else the config's limit_rate; MD_EINVAL for a negative or non-integer
+ * value. */
+int pull_rate(const struct daemon *d, json_t *args, uint64_t *rate);
 int pull_job(struct daemon *d, struct job *j, json_t **res);
 
 /*

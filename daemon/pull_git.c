@@ -515,9 +515,9 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 			lfs_how = "LFS batch API";
 			if ((rc = md_lib_need(MD_LIB_CURL, "pull")))
 				goto out;
-			uint64_t rate = json_integer_value(json_object_get(a, "limit_rate")) > 0
-						? (uint64_t)json_integer_value(json_object_get(a, "limit_rate"))
-						: d->cfg->limit_rate;
+			uint64_t rate;
+			if ((rc = pull_rate(d, a, &rate)))
+				goto out;
 			snprintf(sub, sizeof sub, "%s/lfs", dir);
 			struct lfs_job L = { .d = d, .j = j, .u = u, .creds = creds, .endpoint = endpoint,
 					     .refname = fullref, .dir = sub, .rate = rate };

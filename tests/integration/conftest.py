@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import tempfile
@@ -192,3 +193,17 @@ def tiny_llama(path, seed=0, weights=1 << 20):
         "model.safetensors": st,
         "sub/notes.txt": b"hello\n",
     })
+
+
+def raw_call(sock, req):
+    """One request to the daemon's socket as a client that skips modelctl's
+    checks would send it (docs/protocol.md framing); the reply document."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    b = json.dumps(req).encode()
+    s.sendall(b"MD" + struct.pack("<HII", 1, len(b), 0) + b)
+    h = s.recv(12, socket.MSG_WAITALL)
+    n = struct.unpack("<I", h[4:8])[0]
+    msg = json.loads(s.recv(n, socket.MSG_WAITALL))
+    s.close()
+    return msg

@@ -5,7 +5,6 @@ results, and safetensors files whose headers give the parameter count."""
 import http.server
 import json
 import os
-import socket
 import struct
 import threading
 import subprocess
@@ -13,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MODELD, Daemon
+from conftest import MODELD, Daemon, raw_call
 
 
 def safetensors(path, tensors):
@@ -296,18 +295,6 @@ def test_compare(daemon, catalog):
     assert daemon.ctl("compare", "acme/alpha", check=False).rc == 2
     r = daemon.ctl("compare", "acme/alpha", "acme/nope", check=False)
     assert r.rc == 1 and "acme/nope" in r.err
-
-
-def raw_call(sock, req):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    b = json.dumps(req).encode()
-    s.sendall(b"MD" + struct.pack("<HII", 1, len(b), 0) + b)
-    h = s.recv(12, socket.MSG_WAITALL)
-    n = struct.unpack("<I", h[4:8])[0]
-    msg = json.loads(s.recv(n, socket.MSG_WAITALL))
-    s.close()
-    return msg
 
 
 def test_find_reports_server_time_and_bench_put_is_guarded(daemon, catalog):

@@ -294,7 +294,7 @@ def test_check_refuses_what_startup_refuses_config(tmp, line, words):
 def test_rate_forms_are_the_same_for_config_and_cli(tmp):
     """limit_rate and --limit-rate take the same forms (one parser)."""
     cfg = os.path.join(tmp, "modeld.conf")
-    for form in ("50M", "50m", "50MB", "50MiB", "52428800"):
+    for form in ("50M", "50m", "50MB", "50MiB", "52428800", "0"):   # 0: no cap
         with open(cfg, "w") as f:
             f.write("store = %s/st\nlimit_rate = %s\n" % (tmp, form))
         p = subprocess.run([MODELD, "-n", "--config", cfg], capture_output=True, text=True)
@@ -303,7 +303,7 @@ def test_rate_forms_are_the_same_for_config_and_cli(tmp):
         p = subprocess.run([MODELCTL, "--socket", os.path.join(tmp, "none.sock"), "pull",
                             "acme/x", "--limit-rate", form], capture_output=True, text=True)
         assert p.returncode == 1, (form, p)
-    for form in ("50Mxyz", "50MBx", "0"):
+    for form in ("50Mxyz", "50MBx", "-1"):
         p = subprocess.run([MODELCTL, "--socket", os.path.join(tmp, "none.sock"), "pull",
                             "acme/x", "--limit-rate", form], capture_output=True, text=True)
         assert p.returncode == 2, (form, p)

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MODELCTL, MODELD, ROOT, Daemon, blob_bytes, safetensors_bytes
+from conftest import MODELCTL, MODELD, ROOT, Daemon, blob_bytes, raw_call, safetensors_bytes
 
 PY = "/usr/bin/python3"
 HUBD = os.path.join(ROOT, "tests/fixtures/hubd.py")
@@ -152,6 +152,34 @@ def test_hf_endpoint_and_include_exclude(tmp, hub, hubroot):
         paths = {f["path"] for f in d.ctl("show", "acme/tiny", "--json").json()["files"]}
         assert "config.json" in paths and "model-00001-of-00002.safetensors" in paths
         assert "tokenizer.json" not in paths and "pytorch_model.bin" not in paths
+    finally:
+        d.stop()
+
+
+def test_config_rate_cap_holds_and_limit_rate_0_lifts_it(tmp, hub):
+    """limit_rate in modeld.conf caps a pull's download rate; --limit-rate 0
+    lifts the cap for one pull (as curl's --limit-rate 0 does), where it used
+    to be refused, leaving no way past a configured cap."""
+    cfg = os.path.join(tmp, "modeld.conf")
+    with open(cfg, "w") as f:
+        f.write("limit_rate = 2M\n")
+    d = Daemon(tmp, extra=["--config", cfg]).start()
+    try:
+        args = ("pull", "acme/tiny", "--hub", hub.url, "--include", "*.safetensors")
+        t0 = time.monotonic()
+        d.ctl(*args, timeout=60)
+        capped = time.monotonic() - t0
+        size = sum(f["size"] for f in d.ctl("show", "acme/tiny", "--json").json()["files"])
+        assert size > 6 << 20 and capped >= 0.8 * size / (2 << 20), (size, capped)
+        d.ctl("rm", "acme/tiny")
+        d.ctl("gc")
+        t0 = time.monotonic()
+        d.ctl(*args, "--limit-rate", "0", timeout=60)
+        free = time.monotonic() - t0
+        assert free < capped / 2, (free, capped)
+        # a negative cap from a client that skips modelctl's parser
+        r = raw_call(d.sock, {"op": "pull", "ref": "acme/tiny", "hub": hub.url, "limit_rate": -1})
+        assert not r["ok"] and "limit_rate" in r["error"], r
     finally:
         d.stop()
 
