@@ -364,14 +364,19 @@ int main(int argc, char **argv)
 			explicit_bzero(tok, strlen(tok));
 			free(tok);
 		}
-		/* the store must be creatable and openable; the lock is not taken */
+		/* an existing store must open (the lock is not taken); a missing
+		 * one must be creatable, and -n creates nothing */
+		struct stat sb;
+		int missing = stat(cfg.store, &sb) < 0 && errno == ENOENT;
 		struct store *st;
-		if ((rc = store_open(cfg.store, STORE_NOLOCK, &st))) {
+		if ((rc = missing ? store_creatable(cfg.store)
+				  : store_open(cfg.store, STORE_NOLOCK, &st))) {
 			fprintf(stderr, "modeld: %s\n", md_errmsg(rc));
 			config_free(&cfg);
 			return 1;
 		}
-		store_close(st);
+		if (!missing)
+			store_close(st);
 		printf("configuration OK\n");
 		config_free(&cfg);
 		return 0;

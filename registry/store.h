@@ -72,6 +72,12 @@ void store_release_memory(struct store *st);
  * MD_EPERM, MD_EBUSY, MD_EDB, MD_EUNSUP (newer schema) with detail.
  */
 int store_open(const char *root, int flags, struct store **out);
+
+/* Whether store_open could create a store at ROOT, which does not exist:
+ * its nearest existing ancestor is a directory this process may write.
+ * Creates nothing (modeld -n). 0, or MD_EPERM / MD_EIO naming that
+ * ancestor. */
+int store_creatable(const char *root);
 void store_close(struct store *st);
 
 /* Path of a blob: ROOT/blobs/sha256/ab/<hex>. out must hold 4096 bytes. */

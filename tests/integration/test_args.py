@@ -4,7 +4,9 @@ error: a missing argument or a bad argument value, whether modelctl or the
 daemon checks it; 1 for an operation that failed), and nothing stored."""
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -121,6 +123,31 @@ def test_modeld_bad_command_line_one_line_naming_it(tmp, args, line):
         assert p.returncode == want and p.stdout == "", (check, p)
         assert p.stderr.count("\n") == 1 and p.stderr.startswith(line), (check, p)
     assert not os.path.exists(os.path.join(tmp, "s.sock"))
+
+
+def test_modeld_check_creates_no_store(tmp):
+    """-n checks that a missing store could be created, and creates nothing
+    (it used to make STORE with its blobs/, catalog/ and tmp/); a store under
+    a folder the daemon's user may not write is named."""
+    store = os.path.join(tmp, "new", "store")
+    p = subprocess.run([MODELD, "-n", "--store", store, "--socket", os.path.join(tmp, "s.sock")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout == "configuration OK\n", p
+    assert not os.path.exists(os.path.join(tmp, "new")), p
+    ro = tempfile.mkdtemp(prefix="modeld-ro-")   # under /tmp: 'nobody' can reach it
+    try:
+        os.chmod(ro, 0o555)
+        p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            MODELD, "-n", "--store", os.path.join(ro, "a", "store"),
+                            "--socket", os.path.join(ro, "s.sock")],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and p.stdout == "", p
+        assert p.stderr == "modeld: store %s/a/store: cannot be created: %s: Permission denied\n" % (
+            ro, ro), p
+        assert os.listdir(ro) == []
+    finally:
+        os.chmod(ro, 0o755)
+        shutil.rmtree(ro)
 
 
 def test_modeld_socket_path_longer_than_sun_path(tmp):
