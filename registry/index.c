@@ -16,7 +16,7 @@ static int wordch(unsigned char c)
 	       c >= 0x80;
 }
 
-int index_words(const char *text, size_t len, index_word_fn *fn, void *arg)
+int index_words(const char *text, size_t len, size_t min, index_word_fn *fn, void *arg)
 {
 	size_t i = 0;
 	while (i < len) {
@@ -26,7 +26,7 @@ int index_words(const char *text, size_t len, index_word_fn *fn, void *arg)
 		while (i < len && wordch((unsigned char)text[i]))
 			i++;
 		size_t wl = i - s;
-		if (wl < 2 || wl > 40)
+		if (wl < min || wl == 0 || wl > 40)
 			continue;
 		char w[41];
 		for (size_t k = 0; k < wl; k++) {
@@ -153,11 +153,18 @@ static int add_word(const char *w, size_t len, void *arg)
 	return json_object_set_new_nocheck(ws->set, w, json_true()) ? MD_ENOMEM : 0;
 }
 
-static int words_of(json_t *set, const char *s)
+/* Words of 2..40 bytes of s; min 1 for a model's name, whose one-letter
+ * parts ("acme/x-b") are how people find it. */
+static int words_of_min(json_t *set, const char *s, size_t min)
 {
 	struct wset ws = { set };
-	int rc = s ? index_words(s, strlen(s), add_word, &ws) : 0;
+	int rc = s ? index_words(s, strlen(s), min, add_word, &ws) : 0;
 	return rc < 0 ? rc : 0;
+}
+
+static int words_of(json_t *set, const char *s)
+{
+	return words_of_min(set, s, 2);
 }
 
 static int words_of_json(json_t *set, json_t *v)
@@ -281,8 +288,8 @@ static int apply(struct store *st, MDB_txn *txn, const char *name, const char *r
 	}
 	static const char *const wfields[] = { "tags", "task", "library", "languages", "datasets",
 					       "base_model", "architecture", NULL };
-	rc = words_of(nset, name) ? MD_ENOMEM : 0;
-	if (!rc && words_of(wset, name))
+	rc = words_of_min(nset, name, 1) ? MD_ENOMEM : 0;
+	if (!rc && words_of_min(wset, name, 1))
 		rc = MD_ENOMEM;
 	if (!rc)
 		rc = words_of(wset, index_license(m));
@@ -764,9 +771,9 @@ int index_query(struct store *st, MDB_txn *txn, const struct index_query *q,
 		have = 1;
 	}
 	if (!rc && q->text) {
-		index_words(q->text, strlen(q->text), add_qword, &qw);
+		index_words(q->text, strlen(q->text), 1, add_qword, &qw);
 		if (!qw.n)
-			rc = md_fail(MD_EINVAL, "search '%.100s': no word of 2 to 40 letters or digits",
+			rc = md_fail(MD_EINVAL, "search '%.100s': no word of 1 to 40 letters or digits",
 				     q->text);
 		for (size_t i = 0; i < qw.n && !rc; i++) {
 			struct vec *dst = have ? &tmp : &cand;

@@ -42,7 +42,7 @@
 
 #include "registry/store.h"
 
-#define INDEX_VERSION 1
+#define INDEX_VERSION 2         /* 2: one-letter words of names */
 #define INDEX_MAX_VALUE 200     /* bytes of an indexed value; longer ones are cut */
 #define INDEX_MAX_WORDS 128     /* search words kept per revision */
 #define INDEX_MAX_QUERY_WORDS 8 /* words of a search query used */
@@ -113,10 +113,11 @@ int index_query(struct store *st, MDB_txn *txn, const struct index_query *q,
 
 /*
  * Split text into lower-cased words (runs of letters, digits and UTF-8
- * bytes; 2..40 bytes; ASCII only is case-folded) and call fn for each one.
- * Pure. A nonzero return from fn stops and is returned.
+ * bytes; min (at least 1)..40 bytes; ASCII only is case-folded) and call fn
+ * for each one. Pure. A nonzero return from fn stops and is returned.
+ * Indexed text uses min 2, except a model's name (min 1); queries min 1.
  */
 typedef int index_word_fn(const char *word, size_t len, void *arg);
-int index_words(const char *text, size_t len, index_word_fn *fn, void *arg);
+int index_words(const char *text, size_t len, size_t min, index_word_fn *fn, void *arg);
 
 #endif

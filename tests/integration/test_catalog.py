@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MODELD, Daemon, raw_call
+from conftest import MODELD, Daemon, raw_call, tiny_llama
 
 
 def safetensors(path, tensors):
@@ -268,6 +268,21 @@ def test_search_local(daemon, catalog):
     assert r.rc == 2 and "no word" in r.err   # a bad argument: usage error
     assert daemon.ctl("search", check=False).rc == 2
     assert daemon.ctl("search", "x", "--limit", "0", check=False).rc == 2
+
+
+def test_one_letter_words_of_names_are_searchable(daemon, tmp):
+    """A model is found by the one-letter parts of its name ('search x-b'
+    used to be refused with 'no word of 2 to 40 letters or digits')."""
+    daemon.ctl("import", tiny_llama(os.path.join(tmp, "a"), seed=1), "--name", "acme/x-b")
+    daemon.ctl("import", tiny_llama(os.path.join(tmp, "b"), seed=2), "--name", "acme/xenon")
+    def hits(q):
+        return [r["name"] for r in daemon.ctl("--json", "search", q).json()["results"]]
+    assert hits("x-b") == ["acme/x-b"]
+    assert hits("b x") == ["acme/x-b"]
+    assert hits("x") == ["acme/x-b", "acme/xenon"]   # a word, or the start of one
+    assert hits("acme b") == ["acme/x-b"]
+    r = daemon.ctl("search", "-", check=False)
+    assert r.rc == 2 and "no word of 1 to 40" in r.err, r
 
 
 def test_compare(daemon, catalog):

@@ -312,8 +312,11 @@ static void test_words(void **state)
 	(void)state;
 	struct words ws = { "" };
 	const char *t = "Meta-Llama/Llama-3.1-8B-Instruct: a *chat* model; x ÜberModel";
-	assert_int_equal(index_words(t, strlen(t), collect, &ws), 0);
+	assert_int_equal(index_words(t, strlen(t), 2, collect, &ws), 0);
 	assert_string_equal(ws.all, "meta|llama|llama|8b|instruct|chat|model|Übermodel|");
+	ws.all[0] = 0;   /* names: one-letter words too */
+	assert_int_equal(index_words(t, strlen(t), 1, collect, &ws), 0);
+	assert_string_equal(ws.all, "meta|llama|llama|3|1|8b|instruct|a|chat|model|x|Übermodel|");
 }
 
 int main(void)
