@@ -777,13 +777,16 @@ int index_query(struct store *st, MDB_txn *txn, const struct index_query *q,
 				     q->text);
 		for (size_t i = 0; i < qw.n && !rc; i++) {
 			struct vec *dst = have ? &tmp : &cand;
+			/* a word or the start of one; a one-letter word only as
+			 * itself (its prefix would run into the expansion cap) */
+			int prefix = qw.w[i][1] != 0;
 			tmp.n = 0;
-			if ((rc = idx_set(st, txn, "w", qw.w[i], 1, dst)))
+			if ((rc = idx_set(st, txn, "w", qw.w[i], prefix, dst)))
 				break;
 			if (have)
 				vec_and(&cand, &tmp);
 			have = 1;
-			rc = idx_set(st, txn, "n", qw.w[i], 1, &names[i]);
+			rc = idx_set(st, txn, "n", qw.w[i], prefix, &names[i]);
 		}
 	}
 	uint64_t lo = q->has_min ? q->min_params : 0, hi = q->has_max ? q->max_params : UINT64_MAX;

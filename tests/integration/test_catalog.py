@@ -279,7 +279,8 @@ def test_one_letter_words_of_names_are_searchable(daemon, tmp):
         return [r["name"] for r in daemon.ctl("--json", "search", q).json()["results"]]
     assert hits("x-b") == ["acme/x-b"]
     assert hits("b x") == ["acme/x-b"]
-    assert hits("x") == ["acme/x-b", "acme/xenon"]   # a word, or the start of one
+    assert hits("x") == ["acme/x-b"]      # one letter: a whole word, not a prefix
+    assert hits("xe") == ["acme/xenon"]   # two or more: a word or the start of one
     assert hits("acme b") == ["acme/x-b"]
     r = daemon.ctl("search", "-", check=False)
     assert r.rc == 2 and "no word of 1 to 40" in r.err, r
