@@ -211,6 +211,14 @@ def test_policy_file_not_text_is_refused(daemon, tmp):
     assert r.rc == 1 and r.err == f"modelctl: {tok}:1: NUL byte at offset 6\n", r
 
 
+def _policy(tmp, text):
+    """A policy file under tmp holding text; its path."""
+    pol = os.path.join(tmp, "p.conf")
+    with open(pol, "w") as f:
+        f.write(text)
+    return pol
+
+
 def _audit(daemon, pol):
     j = daemon.ctl("audit", "--policy", pol, "--format", "json", check=False).json()
     return {m["name"]: m for m in j["models"]}
@@ -228,9 +236,7 @@ def test_lineage_whole_chain(daemon, tmp):
                "--name", "acme/ft")
     daemon.ctl("import", model(tmp, "f2", "---\nlicense: mit\nbase_model: [acme/ft, nobody/missing]\n---\n"),
                "--name", "x/ft2")
-    pol = os.path.join(tmp, "p.conf")
-    with open(pol, "w") as f:
-        f.write("deny = @restricted-use\n")
+    pol = _policy(tmp, "deny = @restricted-use\n")
     ms = _audit(daemon, pol)
     assert ms["acme/ft"]["license"]["verdict"] == "deny"
     lic = ms["x/ft2"]["license"]
@@ -264,9 +270,7 @@ def test_lineage_ancestor_listing_several_licenses(daemon, tmp):
     daemon.ctl("import", model(tmp, "other", "---\nlicense: mit\n---\n"), "--name", "x/first")
     daemon.ctl("import", model(tmp, "mc", "---\nlicense: mit\nbase_model: [x/first, x/multi]\n---\n"),
                "--name", "x/multichild")
-    pol = os.path.join(tmp, "p.conf")
-    with open(pol, "w") as f:
-        f.write("deny = @non-commercial\n")
+    pol = _policy(tmp, "deny = @non-commercial\n")
     ms = _audit(daemon, pol)
     lic = ms["x/multichild"]["license"]
     assert lic["verdict"] == "deny", lic
@@ -296,9 +300,7 @@ def test_lineage_child_imported_before_parent(daemon, tmp):
     """Lineage is read from the catalog when audit/license run, not frozen at
     import: the parent imported after the child still counts; rm of the
     parent makes it unknown again."""
-    pol = os.path.join(tmp, "p.conf")
-    with open(pol, "w") as f:
-        f.write("deny = @non-commercial\n")
+    pol = _policy(tmp, "deny = @non-commercial\n")
     _nc_pair(daemon, tmp, pol, parent_first=False)
     daemon.ctl("rm", "x/ncparent")
     lic = _audit(daemon, pol)["x/child"]["license"]
@@ -309,9 +311,7 @@ def test_lineage_child_imported_before_parent(daemon, tmp):
 
 
 def test_lineage_parent_imported_first(daemon, tmp):
-    pol = os.path.join(tmp, "p.conf")
-    with open(pol, "w") as f:
-        f.write("deny = @non-commercial\n")
+    pol = _policy(tmp, "deny = @non-commercial\n")
     _nc_pair(daemon, tmp, pol, parent_first=True)
     assert daemon.ctl("audit", "--policy", pol, check=False).rc == 1
 
@@ -323,9 +323,7 @@ def test_lineage_cycle_and_self_reference(daemon, tmp):
     daemon.ctl("import", model(tmp, "b", "---\nlicense: cc-by-nc-4.0\nbase_model: x/a\n---\n"),
                "--name", "x/b")
     daemon.ctl("import", model(tmp, "s", "---\nlicense: mit\nbase_model: x/s\n---\n"), "--name", "x/s")
-    pol = os.path.join(tmp, "p.conf")
-    with open(pol, "w") as f:
-        f.write("deny = @non-commercial\n")
+    pol = _policy(tmp, "deny = @non-commercial\n")
     ms = _audit(daemon, pol)
     a = ms["x/a"]["license"]
     assert a["verdict"] == "deny" and "lineage-unknown" not in _kinds(a), a
@@ -353,9 +351,7 @@ def test_lineage_depth_cap(daemon, tmp):
         base = f"base_model: x/m{i + 1}\n" if i < 9 else ""
         lic = "cc-by-nc-4.0" if i == 9 else "mit"
         daemon.ctl("import", model(tmp, f"m{i}", f"---\nlicense: {lic}\n{base}---\n"), "--name", f"x/m{i}")
-    pol = os.path.join(tmp, "p.conf")
-    with open(pol, "w") as f:
-        f.write("deny = @non-commercial\n")
+    pol = _policy(tmp, "deny = @non-commercial\n")
     ms = _audit(daemon, pol)
     m0 = ms["x/m0"]["license"]
     assert [e["depth"] for e in m0["lineage"]] == list(range(1, 9))
