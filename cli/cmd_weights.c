@@ -138,32 +138,6 @@ static int rmdir_one(const char *p, const struct stat *sb, int type, struct FTW 
 	return 0;
 }
 
-/* The shallowest folder of DIR that does not exist yet (what mkdir -p will
- * create first), or NULL when DIR exists. */
-static char *first_missing(const char *dir)
-{
-	struct stat sb;
-	if (lstat(dir, &sb) == 0 || errno != ENOENT)
-		return NULL;
-	char *top = strdup(dir);
-	if (!top)
-		return NULL;
-	for (;;) {
-		char *slash = strrchr(top, '/');
-		while (slash && slash > top && slash[1] == 0) {   /* trailing '/' */
-			*slash = 0;
-			slash = strrchr(top, '/');
-		}
-		if (!slash || slash == top)
-			return top;
-		*slash = 0;
-		if (lstat(top, &sb) == 0 || errno != ENOENT) {
-			*slash = '/';
-			return top;
-		}
-	}
-}
-
 /* A failed export removes the folders it created, not only its files: a
  * rerun (or a user's ls) should not find an empty DIR nobody asked to keep. */
 static void remove_made_dirs(const char *top)
@@ -191,7 +165,7 @@ int cmd_export_weights(struct cli *c)
 		json_decref(res);
 		return cli_fail(md_fail(MD_ENOENT, "%s: no converted weight files", c->argv[0]));
 	}
-	char *made_dir = first_missing(c->output);
+	char *made_dir = util_first_missing(c->output);   /* NULL: DIR exists */
 	if ((rc = util_mkdir_p(c->output, 0755))) {
 		json_decref(res);
 		free(made_dir);

@@ -301,6 +301,53 @@ void util_utf8_leave(locale_t old)
 		uselocale(old);
 }
 
+static void strip_slashes(char *p)
+{
+	size_t l = strlen(p);
+	while (l > 1 && p[l - 1] == '/')
+		p[--l] = 0;
+}
+
+void util_parent(char *path)
+{
+	strip_slashes(path);
+	char *slash = strrchr(path, '/');
+	if (!slash) {
+		if (*path)   /* a name's parent, and "."'s own, is "." */
+			strcpy(path, ".");
+		return;
+	}
+	slash[slash == path ? 1 : 0] = 0;
+	strip_slashes(path);
+}
+
+char *util_first_missing(const char *path)
+{
+	struct stat sb;
+	if (lstat(path, &sb) == 0) {
+		errno = EEXIST;
+		return NULL;
+	}
+	if (errno != ENOENT)
+		return NULL;
+	char *top = strdup(path), *up = strdup(path);
+	if (!top || !up) {
+		free(top);
+		free(up);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (;;) {
+		strcpy(up, top);   /* a parent is never longer */
+		util_parent(up);
+		if (!strcmp(up, top) || lstat(up, &sb) == 0 || errno != ENOENT)
+			break;
+		strcpy(top, up);
+	}
+	free(up);
+	return top;
+}
+
 int util_rmtree(const char *dir)
 {
 	DIR *d = opendir(dir);

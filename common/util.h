@@ -66,6 +66,13 @@ int util_read_token_file(const char *path, const char *what, size_t max, char **
  * "p@ss"), as git and curl do: malloc'd, or NULL for ENOMEM, a bad escape
  * or an escaped NUL. */
 char *util_pct_decode(const char *s, size_t n);
+/* In place, path becomes its parent folder: "a/b/" -> "a", "a" -> ".",
+ * "/a" -> "/" ("." and "/" stay as they are). */
+void util_parent(char *path);
+/* The shallowest folder of path that does not exist (the first one
+ * mkdir -p would create), malloc'd; NULL with errno EEXIST when path
+ * exists, ENOMEM, or lstat's errno when that fails otherwise. */
+char *util_first_missing(const char *path);
 /* rm -r of a directory tree (symlinks removed, not followed); a missing
  * dir is 0. 0 or MD_EIO when something stayed. */
 int util_rmtree(const char *dir);

@@ -76,38 +76,16 @@ static int open_dbs(struct store *st)
 
 int store_creatable(const char *root)
 {
-	char *p = strdup(root);
-	if (!p)
-		return MD_ENOMEM;
-	struct stat sb;
+	char *dir = util_first_missing(root);
+	if (!dir)
+		return md_fail(errno == ENOMEM ? MD_ENOMEM : MD_EIO, "store %s: %s", root,
+			       strerror(errno));
+	util_parent(dir);   /* the nearest folder that exists */
 	int rc = 0;
-	for (;;) {
-		char *slash = strrchr(p, '/');
-		while (slash && slash > p && slash[1] == 0) {   /* trailing '/' */
-			*slash = 0;
-			slash = strrchr(p, '/');
-		}
-		if (!slash) {
-			strcpy(p, ".");
-		} else if (slash == p) {
-			p[1] = 0;
-		} else {
-			*slash = 0;
-		}
-		if (stat(p, &sb) == 0) {
-			if (access(p, W_OK | X_OK) < 0)
-				rc = md_fail(errno == EACCES || errno == EROFS ? MD_EPERM : MD_EIO,
-					     "store %s: cannot be created: %s: %s", root, p,
-					     strerror(errno));
-			break;
-		}
-		if (errno != ENOENT || !strcmp(p, ".") || !strcmp(p, "/")) {
-			rc = md_fail(MD_EIO, "store %s: cannot be created: %s: %s", root, p,
-				     strerror(errno));
-			break;
-		}
-	}
-	free(p);
+	if (access(dir, W_OK | X_OK) < 0)
+		rc = md_fail(errno == EACCES || errno == EROFS ? MD_EPERM : MD_EIO,
+			     "store %s: cannot be created: %s: %s", root, dir, strerror(errno));
+	free(dir);
 	return rc;
 }
 

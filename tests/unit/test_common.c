@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,34 @@ static void test_progress_eta(void **state)
 	assert_string_equal(l, "gc      5 B --/s");
 }
 
+static void test_parent_and_first_missing(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{ "a/b/", "a" }, { "a//b", "a" }, { "a", "." }, { ".", "." }, { "/a", "/" },
+		{ "/", "/" }, { "/x/y/z", "/x/y" }, { "", "" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char b[32];
+		strcpy(b, cases[i][0]);
+		util_parent(b);
+		assert_string_equal(b, cases[i][1]);
+	}
+	char tmpl[] = "/tmp/md-test-fm-XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	char deep[128], want[128];
+	snprintf(deep, sizeof deep, "%s/new/deeper/", tmpl);
+	snprintf(want, sizeof want, "%s/new", tmpl);
+	char *top = util_first_missing(deep);
+	assert_non_null(top);
+	assert_string_equal(top, want);
+	free(top);
+	errno = 0;
+	assert_null(util_first_missing(tmpl));
+	assert_int_equal(errno, EEXIST);
+	rmdir(tmpl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_progress_eta),
 		cmocka_unit_test(test_token_files),
 		cmocka_unit_test(test_pct_decode),
+		cmocka_unit_test(test_parent_and_first_missing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
