@@ -513,7 +513,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 	if ((rc = pull_rate(d, a, &rate)))
 		return rc;
 	if ((refarg && !strncmp(refarg, "git+", 4)) || (src && !strcmp(src, "git")))
-		return pull_git_job(d, j, res); /* daemon/pull_git.c */
+		return pull_git_job(d, j, rate, res); /* daemon/pull_git.c */
 	if (!(prov_files = json_array())) {
 		rc = MD_ENOMEM;
 		goto out;

@@ -244,7 +244,7 @@ out:
 	return rc;
 }
 
-int pull_git_job(struct daemon *d, struct job *j, json_t **res)
+int pull_git_job(struct daemon *d, struct job *j, uint64_t rate, json_t **res)
 {
 	json_t *a = j->args;
 	struct gitsrc_url *u = NULL;
@@ -514,9 +514,6 @@ int pull_git_job(struct daemon *d, struct job *j, json_t **res)
 		} else {
 			lfs_how = "LFS batch API";
 			if ((rc = md_lib_need(MD_LIB_CURL, "pull")))
-				goto out;
-			uint64_t rate;
-			if ((rc = pull_rate(d, a, &rate)))
 				goto out;
 			snprintf(sub, sizeof sub, "%s/lfs", dir);
 			struct lfs_job L = { .d = d, .j = j, .u = u, .creds = creds, .endpoint = endpoint,

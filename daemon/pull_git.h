@@ -15,15 +15,17 @@
 /*
  * args: {"ref": "git+URL[@REF]" (or a plain URL with "source": "git"),
  * "name"?: ORG/NAME, "include"?: [glob], "exclude"?: [glob] (as hub pulls;
- * the whole tree is still checked for refused entries), "limit_rate"?}. Credentials: the URL's user info, else
+ * the whole tree is still checked for refused entries)}. Credentials: the URL's user info, else
  * the daemon's git_credentials file; never logged or stored (provenance and
  * errors carry the URL without user info). A commit already stored in part
  * by a filtered pull (provenance "partial") is completed as by pull_job:
  * the missing selected files are taken and the union committed again. A refused tree (submodule,
  * symlink, bad path), an unknown ref, a missing or wrong-size LFS object:
  * an error naming the thing, nothing stored.
+ * rate: the LFS downloads' cap in bytes per second (0: none), as pull_job
+ * worked it out (pull_rate).
  */
-int pull_git_job(struct daemon *d, struct job *j, json_t **res);
+int pull_git_job(struct daemon *d, struct job *j, uint64_t rate, json_t **res);
 
 /*
  * gc of the bare caches: STORE/git/<key>.git whose remote no stored
