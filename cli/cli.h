@@ -47,7 +47,8 @@ struct cli {
 int cli_connect(struct cli *c);
 /* Print "modelctl: <detail>" for rc and return EXIT_FAIL. */
 int cli_fail(int rc);
-/* Print "modelctl: <msg>" and the command's usage line; return EXIT_USAGE. */
+/* Print the one line "modelctl: <msg>" (msg NULL: no command given, the
+ * whole usage summary) on stderr; return EXIT_USAGE. */
 int cli_usage(const char *msg);
 /* A model reference operand (ORG/NAME[@REV]) checked before it is sent: a
  * malformed one is a bad argument value, so a usage error (exit 2) naming it;

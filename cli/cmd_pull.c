@@ -12,7 +12,7 @@
 
 #define TOKEN_MAX 4096
 
-/* 50M, 1.5G, 800k, 1000 -> bytes per second; -1 when malformed. */
+/* --token-file's token (util_read_token_file); NULL with md_fail detail. */
 static char *read_token(const char *path)
 {
 	char what[4200], *tok;
