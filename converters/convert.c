@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int find_and_parse(int src_fd, uint64_t src_size, const char *path,
@@ -130,9 +131,11 @@ int conv_convert(int src_fd, uint64_t src_size, const char *path, const uint8_t 
 	return rc;
 }
 
-int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip,
-		      const uint8_t *src_sha256, int pack_fd, int recipe_fd,
-		      struct conv_result *out)
+/* conv_convert_info, or with placed_fd >= 0 the same from a placed file
+ * (pack_write_placed; pack_fd unused). */
+static int convert_info(int src_fd, int placed_fd, uint64_t src_size, const struct conv_info *cip,
+			const uint8_t *src_sha256, int pack_fd, int recipe_fd,
+			struct conv_result *out)
 {
 	const struct conv_info ci = *cip;
 	struct pack_layout lay = { 0 };
@@ -149,7 +152,13 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *cip
 		goto out;
 	}
 	struct lit_arg la = { recipe_fd, recipe_lit_base(&rb), 0 };
-	if ((rc = pack_write(src_fd, &ci, &lay, src_sha256, pack_fd, lit_write, &la, &pw)))
+	if (placed_fd >= 0) {
+		pack_fd = placed_fd;
+		rc = pack_write_placed(placed_fd, &ci, &lay, src_sha256, lit_write, &la, &pw);
+	} else {
+		rc = pack_write(src_fd, &ci, &lay, src_sha256, pack_fd, lit_write, &la, &pw);
+	}
+	if (rc)
 		goto out;
 	if (la.pos != rb.lit_len) {
 		rc = md_fail(MD_EIO, "recipe: %llu literal bytes written, %llu planned",
@@ -192,5 +201,90 @@ out:
 		memset(out, 0, sizeof *out);
 	recipe_builder_free(&rb);
 	pack_layout_free(&lay);
+	return rc;
+}
+
+int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci,
+		      const uint8_t *src_sha256, int pack_fd, int recipe_fd,
+		      struct conv_result *out)
+{
+	return convert_info(src_fd, -1, src_size, ci, src_sha256, pack_fd, recipe_fd, out);
+}
+
+/* ---- placed files ---- */
+
+/* Parse the head as a safetensors file of src_size bytes and lay it out. */
+static int placed_layout(int head_fd, uint64_t src_size, const char *path, struct conv_info *ci,
+			 struct pack_layout *lay)
+{
+	int rc = find_and_parse(head_fd, src_size, path, ci);
+	if (rc)
+		return rc;
+	if (strcmp(ci->format, "safetensors"))
+		return md_fail(MD_EUNSUP, "%s: only safetensors files are placed", path);
+	if ((rc = pack_layout_init(ci, src_size, lay)) || (rc = check_growth(ci, lay, src_size)))
+		return path ? md_fail_prefix(rc, path) : rc;
+	return 0;
+}
+
+int conv_plan(int head_fd, uint64_t src_size, const char *path, struct pack_seg **segs,
+	      size_t *nseg, uint64_t *placed_size)
+{
+	struct conv_info ci = { 0 };
+	struct pack_layout lay = { 0 };
+	int rc = placed_layout(head_fd, src_size, path, &ci, &lay);
+	if (!rc)
+		rc = pack_place(&ci, &lay, segs, nseg, placed_size);
+	pack_layout_free(&lay);
+	conv_info_free(&ci);
+	return rc;
+}
+
+/* The head's bytes must be the placed file's: the plan was made from the
+ * head, the download (verified) is what the pack holds. */
+static int same_head(int head_fd, int placed_fd, const struct pack_seg *seg, size_t nseg,
+		     const char *path)
+{
+	struct stat st;
+	uint8_t a[1 << 16], b[1 << 16];
+	if (fstat(head_fd, &st) < 0)
+		return md_fail(MD_EIO, "%s: head: %s", path, strerror(errno));
+	uint64_t hs = (uint64_t)st.st_size;
+	for (size_t i = 0; i < nseg && seg[i].src < hs; i++) {
+		uint64_t end = seg[i].src + seg[i].len < hs ? seg[i].src + seg[i].len : hs;
+		for (uint64_t o = seg[i].src; o < end;) {
+			size_t k = end - o < sizeof a ? (size_t)(end - o) : sizeof a;
+			if (util_pread_full(head_fd, a, k, (off_t)o) != (ssize_t)k ||
+			    util_pread_full(placed_fd, b, k, (off_t)(seg[i].dst + o - seg[i].src)) !=
+				    (ssize_t)k)
+				return md_fail(MD_EIO, "%s: cannot read the placed file back", path);
+			if (memcmp(a, b, k))
+				return md_fail(MD_ECORRUPT, "%s: the hub sent other header bytes "
+					       "to a ranged request than in the file", path);
+			o += k;
+		}
+	}
+	return 0;
+}
+
+int conv_convert_placed(int head_fd, int placed_fd, uint64_t src_size, const char *path,
+			const uint8_t *src_sha256, int recipe_fd, struct conv_result *out)
+{
+	struct conv_info ci = { 0 };
+	struct pack_layout lay = { 0 };
+	struct pack_seg *seg = NULL;
+	size_t nseg = 0;
+	uint64_t psize;
+	memset(out, 0, sizeof *out);
+	int rc = placed_layout(head_fd, src_size, path, &ci, &lay);
+	if (!rc && !(rc = pack_place(&ci, &lay, &seg, &nseg, &psize)) &&
+	    !(rc = same_head(head_fd, placed_fd, seg, nseg, path ? path : "file"))) {
+		rc = convert_info(-1, placed_fd, src_size, &ci, src_sha256, -1, recipe_fd, out);
+		if (rc && path)
+			md_fail_prefix(rc, path);
+	}
+	free(seg);
+	pack_layout_free(&lay);
+	conv_info_free(&ci);
 	return rc;
 }

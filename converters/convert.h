@@ -86,4 +86,24 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci,
  * conv_info_free also on failure. Same errors as conv_convert. */
 int conv_inspect(int src_fd, uint64_t src_size, const char *path, struct conv_info *ci);
 
+/* ---- placed files (a pull writes a safetensors file in pack layout) ----
+ * head_fd holds the file's first bytes (at least its header; more is
+ * fine), src_size is the whole file's size. */
+struct pack_seg;
+
+/* Where each source byte goes (pack_place, converters/pack.h): *segs
+ * malloc'd (free), *placed_size the placed file's size. Same errors as
+ * conv_inspect, and MD_EUNSUP for a file that is not safetensors or cannot
+ * be placed (then download it as it is). */
+int conv_plan(int head_fd, uint64_t src_size, const char *path, struct pack_seg **segs,
+	      size_t *nseg, uint64_t *placed_size);
+
+/* conv_convert for a file downloaded as conv_plan said: placed_fd
+ * (read-write, borrowed) becomes the pack, in place (pack_write_placed);
+ * the bytes of head_fd must equal the placed file's (MD_ECORRUPT
+ * otherwise: a hub that served two versions). src_sha256 as for
+ * conv_convert. On failure the placed file and the recipe are truncated. */
+int conv_convert_placed(int head_fd, int placed_fd, uint64_t src_size, const char *path,
+			const uint8_t *src_sha256, int recipe_fd, struct conv_result *out);
+
 #endif

@@ -400,6 +400,8 @@ struct wstate {
 	const struct conv_info *ci;
 	const struct pack_layout *lay;
 	const uint8_t *src;      /* the mapping */
+	int placed;              /* 1: src maps a placed file (pack_write_placed):
+				    tensors are hashed where they lie, not copied */
 	int pack_fd;
 	pthread_mutex_t mu;
 	pthread_mutex_t wmu;     /* one pwrite at a time (see write_tensor) */
@@ -440,7 +442,13 @@ static int write_tensor(struct wstate *s, size_t ti)
 	 * every element size) */
 	for (uint64_t o = 0; o < t->len && !rc; o += STEP) {
 		size_t n = t->len - o < STEP ? (size_t)(t->len - o) : STEP;
-		const uint8_t *p = s->src + t->src_off + o;
+		const uint8_t *p = s->src + (s->placed ? s->lay->off[ti] : t->src_off) + o;
+		if (s->placed) {
+			sha256_update(&h, p, n);
+			if ((o & ((64u << 20) - 1)) == 0)
+				rc = failed(s);
+			continue;
+		}
 		if (buf) {
 			conv_gather(s->src, t, o, n, buf);
 			p = buf;
@@ -637,6 +645,187 @@ out:
 	free(s.digest);
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)lay->src_size);
+	pthread_mutex_destroy(&s.mu);
+	pthread_mutex_destroy(&s.wmu);
+	return rc;
+}
+
+/* ---- placed files ---- */
+
+static int seg_add(struct pack_seg **v, size_t *n, size_t *cap, uint64_t src, uint64_t dst,
+		   uint64_t len)
+{
+	if (!len)
+		return 0;
+	struct pack_seg *l = *n ? &(*v)[*n - 1] : NULL;
+	if (l && l->src + l->len == src && l->dst + l->len == dst) {
+		l->len += len;
+		return 0;
+	}
+	if (*n == PACK_PLACE_MAX_SEGS)
+		return md_fail(MD_EUNSUP, "pack: more than %u pieces to place", PACK_PLACE_MAX_SEGS);
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		struct pack_seg *nv = realloc(*v, nc * sizeof *nv);
+		if (!nv)
+			return MD_ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = (struct pack_seg){ src, dst, len };
+	return 0;
+}
+
+int pack_place(const struct conv_info *ci, const struct pack_layout *lay, struct pack_seg **segs,
+	       size_t *nseg, uint64_t *placed_size)
+{
+	struct pack_seg *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t cov = 0, tail = align_up(lay->file_size), t0 = tail;
+	int rc = 0;
+	*segs = NULL;
+	*nseg = 0;
+	if (lay->overlap)
+		return md_fail(MD_EUNSUP, "pack: tensors overlap in the source");
+	for (size_t j = 0; j < lay->nstored && !rc; j++) {
+		size_t ti = lay->order[j];
+		const struct conv_tensor *t = &ci->t[ti];
+		if (t->stride)
+			rc = md_fail(MD_EUNSUP, "pack: %s is a strided view", t->name);
+		else if (t->len == 0)
+			continue;
+		else if (t->src_off > cov && !(rc = seg_add(&v, &n, &cap, cov, tail, t->src_off - cov)))
+			tail += t->src_off - cov;
+		if (!rc)
+			rc = seg_add(&v, &n, &cap, t->src_off, lay->off[ti], t->len);
+		cov = t->src_off + t->len;
+	}
+	if (!rc && cov < lay->src_size && !(rc = seg_add(&v, &n, &cap, cov, tail, lay->src_size - cov)))
+		tail += lay->src_size - cov;
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*segs = v;
+	*nseg = n;
+	*placed_size = tail > t0 ? tail : lay->file_size;
+	return 0;
+}
+
+int pack_write_placed(int fd, const struct conv_info *ci, const struct pack_layout *lay,
+		      const uint8_t *src_sha256, pack_gap_fn gap, void *arg,
+		      struct pack_written *out)
+{
+	struct wstate s;
+	struct sha256 sh = { 0 };
+	struct pack_seg *seg = NULL;
+	size_t nseg = 0;
+	uint64_t psize = 0;
+	uint8_t *blk = NULL;
+	pthread_t thr[MAX_THREADS];
+	int nt = 0, rc;
+	void *map = MAP_FAILED;
+	struct stat st;
+	memset(&s, 0, sizeof s);
+	s.ci = ci;
+	s.lay = lay;
+	s.placed = 1;
+	s.pack_fd = fd;
+	pthread_mutex_init(&s.mu, NULL);
+	pthread_mutex_init(&s.wmu, NULL);
+	if ((rc = pack_place(ci, lay, &seg, &nseg, &psize)))
+		goto out;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < psize) {
+		rc = md_fail(MD_ECORRUPT, "pack: placed file shorter than %llu bytes",
+			     (unsigned long long)psize);
+		goto out;
+	}
+	map = mmap(NULL, (size_t)psize, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		rc = md_fail(errno == ENOMEM ? MD_ENOMEM : MD_EIO, "pack: cannot map the file: %s",
+			     strerror(errno));
+		goto out;
+	}
+	madvise(map, (size_t)psize, MADV_WILLNEED);
+	s.src = map;
+	if (!(s.digest = calloc(lay->n ? lay->n : 1, sizeof *s.digest)) ||
+	    !(blk = calloc(1, PACK_ALIGN)) || (!src_sha256 && sha256_init(&sh))) {
+		rc = MD_ENOMEM;
+		goto out;
+	}
+	int want = nthreads() - 1;
+	if ((size_t)want > lay->nstored)
+		want = (int)lay->nstored;
+	for (; nt < want; nt++)
+		if (pthread_create(&thr[nt], NULL, tensor_worker, &s))
+			break;
+	if (nt == 0 && lay->nstored) {
+		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
+		set_err(&s, rc);
+	}
+	/* meanwhile: the bytes no tensor covers (in the tail), in source
+	 * order, and the source's digest over the pieces in that order */
+	for (size_t i = 0; i < nseg && !failed(&s); i++) {
+		const uint8_t *p = s.src + seg[i].dst;
+		if (gap && seg[i].dst >= lay->file_size && (rc = gap(arg, seg[i].src, p, seg[i].len)))
+			set_err(&s, rc);
+		for (uint64_t o = 0; !src_sha256 && o < seg[i].len && !failed(&s); o += CHUNK)
+			sha256_update(&sh, p + o, seg[i].len - o < CHUNK ? seg[i].len - o : CHUNK);
+	}
+	for (int i = 0; i < nt; i++)
+		pthread_join(thr[i], NULL);
+	nt = 0;
+	if ((rc = s.err))
+		goto out;
+	/* padding is zero in a pack: write it, whatever the file held */
+	for (size_t j = 0; j < lay->nstored && !rc; j++) {
+		size_t ti = lay->order[j];
+		uint64_t e = lay->off[ti] + ci->t[ti].len, pe = align_up(e);
+		if (ci->t[ti].len == 0) {
+			struct sha256 h;
+			if (sha256_init(&h)) {
+				rc = MD_ENOMEM;
+				goto out;
+			}
+			sha256_final(&h, s.digest[ti]);
+		} else if (pe > e && e < lay->table_off) {
+			rc = pwrite_all(fd, blk, (size_t)(pe - e), e);
+		}
+	}
+	build_header(lay, blk);
+	uint8_t hdr[PACK_HDR_SIZE];
+	memcpy(hdr, blk, PACK_HDR_SIZE);
+	if (rc || (rc = pwrite_all(fd, blk, PACK_ALIGN, 0)))
+		goto out;
+	uint8_t *idx;
+	size_t idxlen;
+	if ((rc = build_index(ci, lay, hdr, s.digest, &idx, &idxlen, out->root)))
+		goto out;
+	rc = pwrite_all(fd, idx, idxlen, lay->table_off);
+	free(idx);
+	if (rc)
+		goto out;
+	munmap(map, (size_t)psize);
+	map = MAP_FAILED;
+	if (ftruncate(fd, (off_t)lay->file_size) < 0) {
+		rc = md_fail(MD_EIO, "pack: cannot cut the placed file: %s", strerror(errno));
+		goto out;
+	}
+	if (src_sha256)
+		memcpy(out->src_sha256, src_sha256, 32);
+	else
+		sha256_final(&sh, out->src_sha256);
+	out->size = lay->file_size;
+out:
+	for (int i = 0; i < nt; i++)
+		pthread_join(thr[i], NULL);
+	if (sh.ctx)
+		sha256_free(&sh);
+	free(s.digest);
+	free(blk);
+	free(seg);
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)psize);
 	pthread_mutex_destroy(&s.mu);
 	pthread_mutex_destroy(&s.wmu);
 	return rc;

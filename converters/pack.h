@@ -90,6 +90,37 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	       const uint8_t *src_sha256, int pack_fd, pack_gap_fn gap, void *arg,
 	       struct pack_written *out);
 
+/* ---- placed files ----
+ *
+ * A pull can write a safetensors file straight into pack layout instead of
+ * downloading it and copying every tensor: pack_place() says where each byte
+ * of the source goes: a stored tensor's bytes to its place in the pack, the
+ * bytes no tensor covers (the header, holes) one after another from
+ * align4096(lay->file_size) on (the tail). Header, padding and index are left
+ * for pack_write_placed(). */
+struct pack_seg {
+	uint64_t src, dst, len;   /* source bytes [src, src+len) go to [dst, dst+len) */
+};
+#define PACK_PLACE_MAX_SEGS 16384u   /* cap on the pieces of one placed file */
+
+/* The pieces, in source order, adjacent ones merged (malloc'd in *segs, the
+ * caller frees), covering [0, src_size) exactly once; *placed_size is the
+ * placed file's size (the tail's end). 0, MD_EUNSUP (a strided view,
+ * overlapping tensors, more than PACK_PLACE_MAX_SEGS pieces), MD_ENOMEM. */
+int pack_place(const struct conv_info *ci, const struct pack_layout *lay, struct pack_seg **segs,
+	       size_t *nseg, uint64_t *placed_size);
+
+/* Turn fd (read-write; borrowed), a file holding the source placed as
+ * pack_place says, into the pack for (ci, lay): every tensor hashed where
+ * it lies, the tail handed to gap in source order, header, padding and index
+ * written, then the file cut to lay->file_size. src_sha256 as for
+ * pack_write (NULL: hash the pieces in source order). Same errors as
+ * pack_write, and MD_ECORRUPT when fd is shorter than the placed size. On
+ * failure the file's contents are unspecified. */
+int pack_write_placed(int fd, const struct conv_info *ci, const struct pack_layout *lay,
+		      const uint8_t *src_sha256, pack_gap_fn gap, void *arg,
+		      struct pack_written *out);
+
 /* ---- reading ---- */
 
 struct pack_tensor {
