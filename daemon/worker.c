@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,10 +42,11 @@ int worker_init(void)
 	return 0;
 }
 
-int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha256,
-		   int pack_fd, int recipe_fd, _Atomic int *cancel, json_t **info)
+/* Run modeld-worker with argv and fds[k] as descriptor 3+k (-1: none);
+ * its JSON result in *info. path names the file in details. */
+static int run(char *const argv[], const int fds[3], const char *path, _Atomic int *cancel,
+	       json_t **info)
 {
-	(void)size;
 	int out[2];
 	*info = NULL;
 	if (!worker_path[0] && worker_init())
@@ -54,12 +56,11 @@ int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha2
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	/* dup2 clears close-on-exec on the targets; the originals stay closed */
-	posix_spawn_file_actions_adddup2(&fa, src_fd, 3);
-	posix_spawn_file_actions_adddup2(&fa, pack_fd, 4);
-	posix_spawn_file_actions_adddup2(&fa, recipe_fd, 5);
+	for (int k = 0; k < 3; k++)
+		if (fds[k] >= 0)
+			posix_spawn_file_actions_adddup2(&fa, fds[k], 3 + k);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	char *argv[] = { "modeld-worker", "convert", (char *)path, (char *)sha256, NULL };
 	char *envp[] = { "LC_ALL=C", NULL }; /* nothing of ours leaks in */
 	pid_t pid;
 	int rc = posix_spawn(&pid, worker_path, &fa, NULL, argv, envp);
@@ -128,6 +129,64 @@ int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha2
 	}
 	*info = j;
 	return 0;
+}
+
+int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha256,
+		   int pack_fd, int recipe_fd, _Atomic int *cancel, json_t **info)
+{
+	(void)size;
+	char *argv[] = { "modeld-worker", "convert", (char *)path, (char *)sha256, NULL };
+	return run(argv, (int[3]){ src_fd, pack_fd, recipe_fd }, path, cancel, info);
+}
+
+int worker_plan(int head_fd, uint64_t size, const char *path, _Atomic int *cancel,
+		struct xfer_seg **segs, size_t *nseg, uint64_t *placed_size)
+{
+	char sz[24];
+	json_t *j;
+	snprintf(sz, sizeof sz, "%" PRIu64, size);
+	char *argv[] = { "modeld-worker", "plan", (char *)path, sz, NULL };
+	*segs = NULL;
+	*nseg = 0;
+	int rc = run(argv, (int[3]){ head_fd, -1, -1 }, path, cancel, &j);
+	if (rc)
+		return rc;
+	json_t *a = json_object_get(j, "segments"), *e;
+	json_int_t ps = json_integer_value(json_object_get(j, "placed_size"));
+	size_t n = json_array_size(a), i;
+	struct xfer_seg *v = n ? calloc(n, sizeof *v) : NULL;
+	if (n && !v)
+		rc = MD_ENOMEM;
+	json_array_foreach(a, i, e) {
+		json_int_t x[3];
+		if (rc || json_unpack(e, "[III!]", &x[0], &x[1], &x[2]) || x[0] < 0 || x[1] < 0 ||
+		    x[2] <= 0) {
+			rc = rc ? rc : md_fail(MD_EIO, "%s: malformed plan from the worker", path);
+			break;
+		}
+		v[i] = (struct xfer_seg){ (uint64_t)x[0], (uint64_t)x[1], (uint64_t)x[2] };
+	}
+	if (!rc && (!n || ps <= 0))
+		rc = md_fail(MD_EIO, "%s: malformed plan from the worker", path);
+	json_decref(j);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	/* xfer checks the pieces (xfer_item.place) before it writes a byte */
+	*segs = v;
+	*nseg = n;
+	*placed_size = (uint64_t)ps;
+	return 0;
+}
+
+int worker_convert_placed(int head_fd, int placed_fd, uint64_t size, const char *path,
+			  const char *sha256, int recipe_fd, _Atomic int *cancel, json_t **info)
+{
+	char sz[24];
+	snprintf(sz, sizeof sz, "%" PRIu64, size);
+	char *argv[] = { "modeld-worker", "convert-placed", (char *)path, sz, (char *)sha256, NULL };
+	return run(argv, (int[3]){ head_fd, placed_fd, recipe_fd }, path, cancel, info);
 }
 
 /* The same test the worker's conv_convert makes (conv_find_fd: the same

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "sources/xfer.h"
+
 #define WORKER_MAX_OUTPUT (1u << 20) /* bytes of worker output read */
 
 /* Find modeld-worker next to the running modeld (or $MODELD_WORKER).
@@ -31,6 +33,22 @@ int worker_init(void);
  */
 int worker_convert(int src_fd, uint64_t size, const char *path, const char *sha256,
 		   int pack_fd, int recipe_fd, _Atomic int *cancel, json_t **info);
+
+/*
+ * Ask a worker where each byte of a safetensors file of size bytes should
+ * be written so that the download is already in pack layout (conv_plan):
+ * head_fd holds at least the file's header. 0 with *segs (malloc'd, free)
+ * and *placed_size, MD_EUNSUP when the file cannot be placed (download it
+ * as it is), or a parse error of the head.
+ */
+int worker_plan(int head_fd, uint64_t size, const char *path, _Atomic int *cancel,
+		struct xfer_seg **segs, size_t *nseg, uint64_t *placed_size);
+
+/* worker_convert for a file downloaded as worker_plan said: placed_fd
+ * (read-write) becomes the pack in place (conv_convert_placed); head_fd is
+ * the head the plan was made from. Same results as worker_convert. */
+int worker_convert_placed(int head_fd, int placed_fd, uint64_t size, const char *path,
+			  const char *sha256, int recipe_fd, _Atomic int *cancel, json_t **info);
 
 /* Fill conv (a struct ingest_converter, registry/ingest.h) with hooks that
  * send the files a converter claims (conv_find_fd: path and the first

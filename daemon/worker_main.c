@@ -7,6 +7,14 @@
  *                                 fd 4: the pack, fd 5: the recipe (empty, rw)
  *   SHA256: the source's digest, already verified by the daemon (it is not
  *   hashed again).
+ *   modeld-worker plan PATH SIZE  fd 3: the first bytes of a safetensors file
+ *                                 of SIZE bytes (at least its header)
+ *   -> {"ok":true,"segments":[[src,dst,len],...],"placed_size":N}: where a
+ *   pull should write each byte (conv_plan).
+ *   modeld-worker convert-placed PATH SIZE SHA256
+ *                                 fd 3: the head the plan was made from,
+ *                                 fd 4: the file downloaded as planned (rw;
+ *                                 it becomes the pack), fd 5: the recipe
  *
  * It can open no path, reach no network and start no program; it sees only
  * those descriptors. One JSON object goes to stdout: {"ok":true, ...conv
@@ -15,10 +23,12 @@
  * the daemon reports as such.
  */
 #include "converters/convert.h"
+#include "converters/pack.h"
 #include "daemon/sandbox.h"
 #include "common/err.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +59,51 @@ static int fail(int code)
 	return emit(json_pack("{s:b,s:i,s:s}", "ok", 0, "code", code, "error", md_errmsg(code)));
 }
 
+static int usage(void)
+{
+	fprintf(stderr, "usage: modeld-worker convert PATH [SHA256] (fds 3, 4, 5)\n"
+			"       modeld-worker plan PATH SIZE (fd 3)\n"
+			"       modeld-worker convert-placed PATH SIZE SHA256 (fds 3, 4, 5)\n");
+	return 2;
+}
+
+static int plan(const char *path, uint64_t size)
+{
+	struct pack_seg *seg;
+	size_t n;
+	uint64_t psize;
+	int rc = conv_plan(3, size, path, &seg, &n, &psize);
+	if (rc)
+		return fail(rc);
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("[I,I,I]", (json_int_t)seg[i].src,
+						   (json_int_t)seg[i].dst, (json_int_t)seg[i].len));
+	free(seg);
+	return emit(json_pack("{s:b,s:o,s:I}", "ok", 1, "segments", a, "placed_size",
+			      (json_int_t)psize));
+}
+
 int main(int argc, char **argv)
 {
 	uint8_t sha[32];
-	int known = argc == 4;
-	if (argc < 3 || argc > 4 || strcmp(argv[1], "convert") ||
-	    (known && (!util_is_hex(argv[3], 64) || util_unhex(argv[3], sha, 32)))) {
-		fprintf(stderr, "usage: modeld-worker convert PATH [SHA256] (fds 3, 4, 5)\n");
-		return 2;
+	uint64_t size = 0;
+	int placed = argc == 5 && !strcmp(argv[1], "convert-placed");
+	int planning = argc == 4 && !strcmp(argv[1], "plan");
+	int known = (argc == 4 && !planning) || placed;
+	const char *hex = placed ? argv[4] : argv[3];
+	if (placed || planning) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(argv[3], &end, 10);
+		if (errno || end == argv[3] || *end)
+			return usage();
+		size = v;
+	} else if (argc < 3 || argc > 4 || strcmp(argv[1], "convert")) {
+		return usage();
 	}
+	if (known && (!util_is_hex(hex, 64) || util_unhex(hex, sha, 32)))
+		return usage();
 	struct rlimit core = { 0, 0 };
 	setrlimit(RLIMIT_CORE, &core);
 	struct stat st;
@@ -66,9 +112,12 @@ int main(int argc, char **argv)
 	int sb = sandbox_enter();
 	if (sb < 0)
 		return fail(sb);
+	if (planning)
+		return plan(argv[2], size);
 	struct conv_result r;
 	memset(&r, 0, sizeof r);
-	int rc = conv_convert(3, (uint64_t)st.st_size, argv[2], known ? sha : NULL, 4, 5, &r);
+	int rc = placed ? conv_convert_placed(3, 4, size, argv[2], sha, 5, &r)
+			: conv_convert(3, (uint64_t)st.st_size, argv[2], known ? sha : NULL, 4, 5, &r);
 	if (rc)
 		return fail(rc);
 	json_t *dt = json_object();

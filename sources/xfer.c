@@ -56,6 +56,7 @@ struct file {
 	int verify_fails;
 	int no_range;     /* server ignored Range: fetch sequentially */
 	int in_place;     /* fd is the final file found already there */
+	char place_id[65];/* placed file (it->place): sha256 of its pieces, "" if not */
 	int dirty;        /* state file out of date */
 	char *redir;      /* cached redirect target (after the hub) */
 	/* hashing, shared with the hasher thread under run.hm */
@@ -268,9 +269,10 @@ long xfer_parse_retry_after(const char *v, long cap)
 static size_t state_header(const struct file *f, char *buf, size_t cap)
 {
 	int n = snprintf(buf, cap,
-		"modeld-xfer-state 1\nsize %" PRIu64 "\nsha256 %s\nsha1 %s\nchunk %" PRIu64 "\nchunks %zu\n",
+		"modeld-xfer-state 1\nsize %" PRIu64 "\nsha256 %s\nsha1 %s\nchunk %" PRIu64 "\nchunks %zu\n%s%s%s",
 		f->it->size, f->it->sha256 ? f->it->sha256 : "-",
-		f->it->blob_sha1 ? f->it->blob_sha1 : "-", f->cs, f->nch);
+		f->it->blob_sha1 ? f->it->blob_sha1 : "-", f->cs, f->nch,
+		f->place_id[0] ? "placed " : "", f->place_id, f->place_id[0] ? "\n" : "");
 	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
@@ -379,6 +381,123 @@ out:
 	return ok;
 }
 
+/* ---------- placed files ---------- */
+
+/* The piece of a placed file holding source offset off (pieces are in
+ * source order and cover [0, size)). */
+static const struct xfer_seg *piece(const struct file *f, uint64_t off)
+{
+	size_t lo = 0, hi = f->it->nplace;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->it->place[mid].src <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &f->it->place[lo];
+}
+
+/* pwrite of source bytes [off, off+n) to where they go: 0 or an errno. */
+static int place_write(struct file *f, const char *p, size_t n, uint64_t off)
+{
+	while (n) {
+		size_t k = n;
+		uint64_t at = off;
+		if (f->it->place) {
+			const struct xfer_seg *s = piece(f, off);
+			at = s->dst + (off - s->src);
+			if (k > s->src + s->len - off)
+				k = (size_t)(s->src + s->len - off);
+		}
+		ssize_t w = pwrite(f->fd, p, k, (off_t)at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		p += w, n -= (size_t)w, off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* pread of source bytes [off, off+n): n, or less at the end of the file,
+ * or -1. */
+static ssize_t place_read(struct file *f, int fd, uint8_t *buf, size_t n, uint64_t off)
+{
+	if (!f->it->place)
+		return util_pread_full(fd, buf, n, (off_t)off);
+	size_t done = 0;
+	while (done < n) {
+		const struct xfer_seg *s = piece(f, off);
+		size_t k = n - done;
+		if (k > s->src + s->len - off)
+			k = (size_t)(s->src + s->len - off);
+		ssize_t g = util_pread_full(fd, buf + done, k, (off_t)(s->dst + (off - s->src)));
+		if (g < 0)
+			return -1;
+		done += (size_t)g;
+		off += (uint64_t)g;
+		if ((size_t)g < k)
+			break;
+	}
+	return (ssize_t)done;
+}
+
+/* The size the file has on disk. */
+static uint64_t disk_size(const struct file *f)
+{
+	return f->it->place ? f->it->placed_size : f->it->size;
+}
+
+/* Check an item's pieces and name them (place_id, in the state file). */
+static int check_place(struct file *f)
+{
+	const struct xfer_item *it = f->it;
+	f->place_id[0] = 0;
+	if (!it->place)
+		return 0;
+	uint64_t pos = 0, cap = 3 * it->size + (64u << 20) + 8192;
+	if (!it->nplace || it->nplace > XFER_MAX_PLACE || it->placed_size > cap)
+		return md_fail(MD_EINVAL, "%s: bad placement", it->dest);
+	struct xfer_seg *v = malloc(it->nplace * sizeof *v);
+	struct sha256 h;
+	if (!v || sha256_init(&h)) {
+		free(v);
+		return MD_ENOMEM;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < it->nplace && !rc; i++) {
+		const struct xfer_seg *s = &it->place[i];
+		if (s->src != pos || !s->len || s->len > it->size - pos ||
+		    s->dst > it->placed_size || s->len > it->placed_size - s->dst)
+			rc = md_fail(MD_EINVAL, "%s: bad placement", it->dest);
+		pos += s->len;
+		v[i] = *s;
+		sha256_update(&h, s, sizeof *s);
+	}
+	if (!rc && pos != it->size)
+		rc = md_fail(MD_EINVAL, "%s: bad placement", it->dest);
+	/* disjoint on disk: sort by dst (insertion order is source order) */
+	for (size_t i = 1; i < it->nplace && !rc; i++) {
+		struct xfer_seg x = v[i];
+		size_t j = i;
+		while (j && v[j - 1].dst > x.dst) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+	for (size_t i = 1; i < it->nplace && !rc; i++)
+		if (v[i - 1].dst + v[i - 1].len > v[i].dst)
+			rc = md_fail(MD_EINVAL, "%s: bad placement", it->dest);
+	uint8_t d[32];
+	sha256_update(&h, &it->placed_size, sizeof it->placed_size);
+	sha256_final(&h, d);
+	util_hex(d, 32, f->place_id);
+	free(v);
+	return rc;
+}
+
 /* ---------- hashing ---------- */
 
 static int hash_reset(struct file *f)
@@ -457,7 +576,7 @@ static void *hasher(void *arg)
 			size_t want = avail > HASH_BLOCK ? HASH_BLOCK : (size_t)avail;
 			uint64_t off = w->hashed;
 			pthread_mutex_unlock(&r->hm);
-			ssize_t got = util_pread_full(fd, buf, want, (off_t)off);
+			ssize_t got = place_read(w, fd, buf, want, off);
 			if (got == (ssize_t)want) {
 				sha256_update(&w->h256, buf, want);
 				if (w->h1)
@@ -530,7 +649,7 @@ static int file_open(struct run *r, struct file *f)
 	if ((rc = hash_reset(f)) < 0)
 		return rc;
 	if (!f->in_place && f->verify_fails == 0 && stat(f->final_path, &st) == 0 &&
-	    S_ISREG(st.st_mode) && (uint64_t)st.st_size == f->it->size) {
+	    S_ISREG(st.st_mode) && (uint64_t)st.st_size == disk_size(f)) {
 		f->fd = open(f->final_path, O_RDONLY | O_CLOEXEC);
 		if (f->fd >= 0) {
 			f->in_place = 1;
@@ -545,8 +664,12 @@ static int file_open(struct run *r, struct file *f)
 		return md_fail(md_from_errno(errno), "%s: %s", f->it->dest, strerror(errno));
 	if (fstat(f->fd, &st) < 0)
 		return md_fail(MD_EIO, "%s: %s", f->it->dest, strerror(errno));
-	if (!load_state(f, (uint64_t)st.st_size)) {
-		if (st.st_size && ftruncate(f->fd, 0) < 0)
+	/* a placed file is sized at once (its pieces land anywhere in it): a
+	 * state is only trusted for a file of that size */
+	if ((f->it->place && (uint64_t)st.st_size != f->it->placed_size) ||
+	    !load_state(f, f->it->place ? f->it->size : (uint64_t)st.st_size)) {
+		if ((st.st_size && ftruncate(f->fd, 0) < 0) ||
+		    (f->it->place && ftruncate(f->fd, (off_t)f->it->placed_size) < 0))
 			return md_fail(md_from_errno(errno), "%s: %s", f->it->dest, strerror(errno));
 		unlink_state(f);
 		/* a file of several parts starting from zero gets its state
@@ -565,8 +688,11 @@ static int file_open(struct run *r, struct file *f)
 
 static void file_discard(struct file *f)
 {
-	if (f->fd >= 0 && !f->in_place && ftruncate(f->fd, 0) < 0) {
-		/* the bytes are reset below either way */
+	if (f->fd >= 0 && !f->in_place &&
+	    (ftruncate(f->fd, 0) < 0 ||
+	     (f->it->place && ftruncate(f->fd, (off_t)f->it->placed_size) < 0))) {
+		/* the bytes are reset below either way (a short placed file
+		 * fails its digest) */
 	}
 	for (size_t i = 0; i < f->nch; i++) {
 		atomic_store(&f->ch[i].done, 0);
@@ -702,21 +828,12 @@ static size_t on_body(char *b, size_t sz, size_t nm, void *arg)
 	if (take > c->end - c->pos)
 		take = (size_t)(c->end - c->pos);
 	if (take) {
-		ssize_t w;
-		size_t left = take;
-		const char *p = b + i;
-		uint64_t off = c->pos;
-		while (left) {
-			w = pwrite(f->fd, p, left, (off_t)off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				c->fatal = md_from_errno(w < 0 ? errno : EIO);
-				snprintf(c->fatal_msg, sizeof c->fatal_msg, "%s: write: %s",
-					 f->it->dest, strerror(w < 0 ? errno : EIO));
-				return 0;
-			}
-			p += w, left -= (size_t)w, off += (uint64_t)w;
+		int werr = place_write(f, b + i, take, c->pos);
+		if (werr) {
+			c->fatal = md_from_errno(werr);
+			snprintf(c->fatal_msg, sizeof c->fatal_msg, "%s: write: %s", f->it->dest,
+				 strerror(werr));
+			return 0;
 		}
 		/* advance chunk progress over [pos, pos+take) */
 		uint64_t s = c->pos, e = c->pos + take;
@@ -1352,6 +1469,8 @@ static int setup_files(struct run *r, const char *dir, struct xfer_item *items, 
 		f->cs = file_chunk(r, it->size);
 		for (uint64_t off = 0; off < it->size; off += chunk_len(it->size - off, f->cs))
 			nch++;
+		if ((rc = check_place(f)) < 0)
+			return rc;
 		if (nch > MAX_CHUNKS)
 			return md_fail(MD_ETOOBIG, "%s: too many chunks, raise chunk_size", it->dest);
 		f->nch = (size_t)nch;

@@ -55,6 +55,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A piece of a placed file: bytes [src, src+len) of the file as served are
+ * written at [dst, dst+len) on disk (xfer_item.place). */
+struct xfer_seg {
+	uint64_t src, dst, len;
+};
+#define XFER_MAX_PLACE 65536u   /* cap on the pieces of one placed item */
+
 /* One file to fetch. The caller fills the inputs; xfer_run fills the outputs. */
 struct xfer_item {
 	/* inputs, borrowed for the duration of xfer_run */
@@ -69,6 +76,16 @@ struct xfer_item {
 	                          sha256 set: after a power loss the resume finds
 	                          bytes the state file promised missing by the
 	                          hash, and fetches the file again */
+
+	/* NULL, or a placed file (nplace pieces, in source order, covering
+	 * [0, size) exactly once, their dst ranges disjoint and below
+	 * placed_size): each byte lands where its piece says, and the file
+	 * on disk (.part, then DIR/<dest>) is placed_size bytes, zero where
+	 * no piece goes. Digests and size checks are of the bytes as served.
+	 * A pull writes a safetensors file straight into pack layout so. */
+	const struct xfer_seg *place;
+	size_t nplace;
+	uint64_t placed_size;
 
 	/* outputs */
 	int status;            /* 0 verified in place, MD_E* failure, or 1 not
