@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +155,7 @@ struct addq {
 	struct ingest *ing;
 	const char *dir;
 	struct xfer_item *todo;
+	const int *heads;         /* [nt]: a placed item's head (plan_placed) */
 	size_t nt, *queue, nq, head;
 	unsigned char *added;     /* [nt]: handed to the ingest */
 	int closed, rc;
@@ -172,11 +174,13 @@ int pull_refused_hint(int rc, const char *path)
 /* Add a downloaded file, then keep what was stored in dir/.kept so that a
  * pull interrupted before its commit (kill, cancel, a failure elsewhere)
  * does not fetch it again (ingest_keep/ingest_adopt). */
-static int add_and_keep(struct ingest *ing, const char *dir, const struct xfer_item *it)
+static int add_and_keep(struct ingest *ing, const char *dir, const struct xfer_item *it,
+			int head_fd)
 {
 	char p[8400], kept[4300], key[65];
 	snprintf(p, sizeof p, "%s/%s", dir, it->dest);
-	int rc = ingest_add_file(ing, it->dest, p, it->sha256_out);
+	int rc = it->place ? ingest_add_placed(ing, it->dest, p, head_fd, it->size, it->sha256_out)
+			   : ingest_add_file(ing, it->dest, p, it->sha256_out);
 	if (rc)
 		return pull_refused_hint(rc, it->dest);
 	snprintf(kept, sizeof kept, "%s/" PULL_KEPT_DIR, dir);
@@ -236,7 +240,7 @@ static void *addq_thread(void *arg)
 			continue;
 		pthread_mutex_unlock(&q->mu);
 		double t0 = util_mono();
-		int rc = add_and_keep(q->ing, q->dir, &q->todo[i]);
+		int rc = add_and_keep(q->ing, q->dir, &q->todo[i], q->heads[i]);
 		log_debug("pull: %s stored in %.3f s", q->todo[i].dest, util_mono() - t0);
 		pthread_mutex_lock(&q->mu);
 		q->added[i] = 1;
@@ -250,11 +254,78 @@ static void *addq_thread(void *arg)
 	return NULL;
 }
 
+/* Placed downloads: a safetensors file of at least PLACE_MIN bytes is
+ * downloaded straight into pack layout (the worker plans where each byte
+ * goes from the file's header, fetched first with a ranged GET), so its
+ * conversion hashes the tensors where they lie instead of copying them. */
+#define PLACE_MIN (16u << 20)
+#define PLACE_HEAD (1u << 20)   /* bytes asked for first; more if the header is longer */
+
+struct placed {
+	int head;                 /* memfd with the head, or -1 */
+	struct xfer_seg *segs;
+};
+
+static int placeable(const struct xfer_item *it)
+{
+	size_t n = strlen(it->dest);
+	return it->sha256 && it->size >= PLACE_MIN && n > 12 &&
+	       !strcasecmp(it->dest + n - 12, ".safetensors");
+}
+
+/* Plan it (see above); 0 when placed or left as it is, MD_ECANCELED. Any
+ * other failure only means a plain download (a bad header fails the
+ * conversion later, with its own message). */
+static int plan_placed(struct job *j, struct hf_client *hc, struct xfer_item *it,
+		       struct placed *pl)
+{
+	uint8_t *b = NULL;
+	size_t len = 0;
+	uint64_t want = it->size < PLACE_HEAD ? it->size : PLACE_HEAD, psize;
+	int rc = hf_file_head(hc, it->url, it->dest, want, &b, &len);
+	if (!rc && len >= 8) {
+		uint64_t hl = 0;
+		for (int k = 7; k >= 0; k--)
+			hl = hl << 8 | b[k];
+		if (hl > HF_MAX_JSON - 8 || hl > it->size - 8) {
+			rc = MD_EUNSUP;
+		} else if (8 + hl > len) {
+			free(b);
+			b = NULL;
+			rc = hf_file_head(hc, it->url, it->dest, 8 + hl, &b, &len);
+		}
+	}
+	int fd = rc ? -1 : memfd_create("head", MFD_CLOEXEC);
+	if (fd >= 0 && util_write_all(fd, b, len) == 0)
+		rc = worker_plan(fd, it->size, it->dest, &j->ctl.cancel, &pl->segs, &it->nplace,
+				 &psize);
+	else if (!rc)
+		rc = MD_EIO;
+	free(b);
+	if (rc || atomic_load(&j->ctl.cancel)) {
+		if (fd >= 0)
+			close(fd);
+		free(pl->segs);
+		pl->segs = NULL;
+		it->nplace = 0;
+		if (rc == MD_ECANCELED || atomic_load(&j->ctl.cancel))
+			return md_fail(MD_ECANCELED, "canceled");
+		log_debug("pull: %s: downloaded as it is: %s", it->dest, md_errmsg(rc));
+		md_clearerr();
+		return 0;
+	}
+	pl->head = fd;
+	it->place = pl->segs;
+	it->placed_size = psize;
+	log_debug("pull: %s: placed in %zu pieces", it->dest, it->nplace);
+	return 0;
+}
+
 /* Download todo[0..nt) into dir and add each file to ing as it completes. */
 static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
-			 struct xfer_item *todo, size_t nt, struct xfer_opts *xo)
+			 struct xfer_item *todo, const int *heads, size_t nt, struct xfer_opts *xo)
 {
-	struct addq q = { .ing = ing, .dir = dir, .todo = todo, .nt = nt,
+	struct addq q = { .ing = ing, .dir = dir, .todo = todo, .heads = heads, .nt = nt,
 			  .job_cancel = &j->ctl.cancel };
 	pthread_t th[ADD_THREADS];
 	int started = 0;
@@ -296,7 +367,7 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 		 * it started) */
 		for (size_t i = 0; i < nt && !rc; i++) {
 			if (!q.added[i])
-				rc = add_and_keep(ing, dir, &todo[i]);
+				rc = add_and_keep(ing, dir, &todo[i], heads[i]);
 		}
 	}
 	free(q.err);
@@ -704,10 +775,28 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 			todo[nt].no_fsync = todo[nt].sha256 != NULL;
 			nt++;
 		}
+		struct placed *pl = calloc(nt ? nt : 1, sizeof *pl);
+		int *heads = calloc(nt ? nt : 1, sizeof *heads);
+		if (!pl || !heads)
+			rc = MD_ENOMEM;
+		for (size_t i = 0; pl && i < nt; i++)
+			pl[i].head = -1;
+		for (size_t i = 0; i < nt && !rc; i++) {
+			heads[i] = -1;
+			if (placeable(&todo[i]) && !(rc = plan_placed(j, hc, &todo[i], &pl[i])))
+				heads[i] = pl[i].head;
+		}
 		if (!rc && nt) {
 			j->ctl_base = atomic_load(&j->ctl.done);
-			rc = fetch_and_add(j, ing, dir, todo, nt, &xo);
+			rc = fetch_and_add(j, ing, dir, todo, heads, nt, &xo);
 		}
+		for (size_t i = 0; pl && i < nt; i++) {
+			if (pl[i].head >= 0)
+				close(pl[i].head);
+			free(pl[i].segs);
+		}
+		free(pl);
+		free(heads);
 		for (size_t i = 0; i < nt && !rc; i++) {
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s}", "path", todo[i].dest,
 				"sha256", todo[i].sha256_out, "verified_against",

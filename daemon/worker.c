@@ -208,9 +208,17 @@ static int convert(void *arg, int src_fd, uint64_t size, const char *relpath,
 	return worker_convert(src_fd, size, relpath, sha256, pack_fd, recipe_fd, arg, info);
 }
 
+static int convert_placed(void *arg, int head_fd, int placed_fd, uint64_t size,
+			  const char *relpath, const char *sha256, int recipe_fd, json_t **info)
+{
+	return worker_convert_placed(head_fd, placed_fd, size, relpath, sha256, recipe_fd, arg,
+				     info);
+}
+
 void worker_converter(struct ingest_converter *conv, _Atomic int *cancel)
 {
 	conv->claims = claims;
 	conv->convert = convert;
+	conv->convert_placed = convert_placed;
 	conv->arg = (void *)cancel;
 }

@@ -279,6 +279,10 @@ static int share_staged(struct ingest *ing, const char *relpath, int *pfd, char 
 	return 0;
 }
 
+static int record_converted(struct ingest *ing, const char *relpath, uint64_t size,
+			    const char *expect, int rc, json_t *info, int pfd, char *pn, int rfd,
+			    char *rn);
+
 /* Convert fd into a staged pack and recipe through the daemon's worker.
  * MD_EUNSUP when it turns out not to be a weight file. */
 static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64_t size,
@@ -296,6 +300,16 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 	}
 	json_t *info = NULL;
 	int rc = ing->conv->convert(ing->conv->arg, fd, size, relpath, expect, pfd, rfd, &info);
+	return record_converted(ing, relpath, size, expect, rc, info, pfd, pn, rfd, rn);
+}
+
+/* What a conversion (rc, info) gave for relpath: checked, shared, fsync'd
+ * and recorded; the staged outputs (pfd/pn, rfd/rn, closed here) are
+ * removed on failure. */
+static int record_converted(struct ingest *ing, const char *relpath, uint64_t size,
+			    const char *expect, int rc, json_t *info, int pfd, char *pn, int rfd,
+			    char *rn)
+{
 	const char *sha = json_string_value(json_object_get(info, "sha256"));
 	const char *pack = json_string_value(json_object_get(info, "pack"));
 	const char *recipe = json_string_value(json_object_get(info, "recipe"));
@@ -566,6 +580,48 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 	if (ing->ctl)
 		atomic_fetch_add(&ing->ctl->done, (uint64_t)sb.st_size);
 	return record(ing, relpath, (uint64_t)sb.st_size, sha256, staged);
+}
+
+int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_path,
+		      int head_fd, uint64_t size, const char *sha256)
+{
+	struct stat sb;
+	int rc = claim_path(ing, relpath);
+	if (rc)
+		return rc;
+	if (!sha256 || !util_is_hex(sha256, 64))
+		return md_fail(MD_EINVAL, "%s: no verified sha256", relpath);
+	if (!ing->conv || !ing->conv->convert_placed)
+		return md_fail(MD_EINVAL, "%s: no converter for a placed file", relpath);
+	int fd = open(abs_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		rc = md_fail(MD_EIO, "%s: %s", relpath, fd < 0 ? strerror(errno) : "not a file");
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	/* the download becomes the staged pack (a second name for it: the
+	 * caller removes abs_path once what was staged is kept) */
+	char pn[32], rn[32], p[4200];
+	snprintf(pn, sizeof pn, "p%06u", next_seq(ing));
+	snprintf(p, sizeof p, "%s/%s", ing->dir, pn);
+	if (link(abs_path, p) < 0) {
+		rc = md_fail(md_from_errno(errno), "%s: %s", relpath, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	int rfd = stage_open(ing, rn, sizeof rn, 'r');
+	if (rfd < 0) {
+		close(fd);
+		stage_unlink(ing, pn);
+		return rfd;
+	}
+	json_t *info = NULL;
+	rc = ing->conv->convert_placed(ing->conv->arg, head_fd, fd, size, relpath, sha256, rfd,
+				       &info);
+	if (!rc && fchmod(fd, 0444) < 0)
+		rc = md_fail(MD_EIO, "%s: chmod: %s", relpath, strerror(errno));
+	return record_converted(ing, relpath, size, sha256, rc, info, fd, pn, rfd, rn);
 }
 
 int ingest_add_hashed(struct ingest *ing, const char *relpath, const char *staged_name,

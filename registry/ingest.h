@@ -44,6 +44,11 @@ struct ingest_converter {
 	int (*claims)(void *arg, int fd, const char *relpath);
 	int (*convert)(void *arg, int src_fd, uint64_t size, const char *relpath,
 		       const char *sha256, int pack_fd, int recipe_fd, json_t **info);
+	/* A file downloaded in pack layout (xfer_item.place) as planned from
+	 * head_fd: placed_fd becomes the pack in place; NULL: none. */
+	int (*convert_placed)(void *arg, int head_fd, int placed_fd, uint64_t size,
+			      const char *relpath, const char *sha256, int recipe_fd,
+			      json_t **info);
 	void *arg;
 };
 
@@ -127,6 +132,18 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
  */
 int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
 		    const char *sha256);
+
+/*
+ * ingest_add_file for a safetensors file a pull downloaded in pack layout
+ * (size: the file's size as served; head_fd: the head its placement was
+ * planned from): abs_path is converted in place by the converter's
+ * convert_placed and staged as the pack under a second name, so a kill
+ * before ingest_keep may leave abs_path half converted (its size then is
+ * no longer the placed size: xfer fetches it again). Errors as
+ * ingest_add_file.
+ */
+int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_path,
+		      int head_fd, uint64_t size, const char *sha256);
 
 /*
  * Resuming an interrupted pull without fetching again what it had stored:

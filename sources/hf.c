@@ -305,7 +305,8 @@ static void sleep_ms(const struct hf_client *c, long ms)
  * caller looks at out->status (any non-transient status, 2xx or 4xx).
  * label names the repository in details.
  */
-static int http_get(struct hf_client *c, const char *url, const char *label, struct resp *out)
+static int http_get(struct hf_client *c, const char *url, const char *label, const char *range,
+		    struct resp *out)
 {
 	int attempts = c->o.max_attempts > 0 ? c->o.max_attempts : 5;
 	long back = dflt(c->o.backoff_ms, 500);
@@ -333,6 +334,8 @@ static int http_get(struct hf_client *c, const char *url, const char *label, str
 			curl_easy_setopt(e, CURLOPT_TIMEOUT, dflt(c->o.timeout_s, 60));
 			curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
 			curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+			if (range)
+				curl_easy_setopt(e, CURLOPT_RANGE, range);
 			curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
 					 c->o.http1 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
 			int auth = c->h_auth && xfer_same_origin(cur, c->hub);
@@ -496,7 +499,7 @@ int hf_resolve(struct hf_client *c, const char *id, const char *rev, struct hf_m
 	}
 	free(erev);
 	struct resp r;
-	int rc = http_get(c, url, id, &r);
+	int rc = http_get(c, url, id, NULL, &r);
 	free(url);
 	if (rc < 0)
 		return rc;
@@ -717,7 +720,7 @@ int hf_list(struct hf_client *c, const char *id, const char *commit, struct hf_t
 			goto fail;
 		}
 		struct resp r;
-		rc = http_get(c, url, id, &r);
+		rc = http_get(c, url, id, NULL, &r);
 		free(url);
 		url = NULL;
 		if (rc < 0)
@@ -847,4 +850,35 @@ void hf_items_free(struct xfer_item *items, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free((char *)items[i].url);
 	free(items);
+}
+
+int hf_file_head(struct hf_client *c, const char *url, const char *label, uint64_t n,
+		 uint8_t **out, size_t *len)
+{
+	char range[48];
+	struct resp r;
+	*out = NULL;
+	*len = 0;
+	if (n == 0 || n > HF_MAX_JSON)
+		return md_fail(MD_EINVAL, "%s: bad head length", label);
+	snprintf(range, sizeof range, "0-%" PRIu64, n - 1);
+	int rc = http_get(c, url, label, range, &r);
+	if (rc)
+		return rc;
+	if (r.status != 206 && !(r.status == 200 && r.len <= n)) {
+		rc = md_fail(r.status == 200 ? MD_EUNSUP : MD_ENET, "%s: HTTP %ld to a ranged request",
+			     label, r.status);
+		resp_reset(&r);
+		return rc;
+	}
+	if (r.len > n) {
+		rc = md_fail(MD_EPROTO, "%s: %zu bytes for a range of %" PRIu64, label, r.len, n);
+		resp_reset(&r);
+		return rc;
+	}
+	*out = (uint8_t *)r.body;
+	*len = r.len;
+	r.body = NULL;
+	resp_reset(&r);
+	return 0;
 }

@@ -153,6 +153,17 @@ int hf_items(const struct hf_client *c, const char *id, const char *commit,
 	     const char *const *exclude, size_t ne, struct xfer_item **items, size_t *n);
 void hf_items_free(struct xfer_item *items, size_t n);
 
+/*
+ * The first n bytes (1..HF_MAX_JSON) of a file: GET url (a download URL)
+ * with "Range: bytes=0-(n-1)", following redirects, retrying like the API
+ * calls; the token goes only to the hub, as for them. *out (malloc'd) holds
+ * *len <= n bytes (fewer when the file is shorter). 0; MD_EUNSUP when the
+ * server ignores the range (a 200 with more bytes); the errors of an API
+ * call otherwise, named by label. For a file's header before its download.
+ */
+int hf_file_head(struct hf_client *c, const char *url, const char *label, uint64_t n,
+		 uint8_t **out, size_t *len);
+
 /* Percent-encode s (all but A-Za-z0-9-._~, and '/' when keep_slash).
  * malloc'd or NULL. */
 char *hf_urlencode(const char *s, int keep_slash);

@@ -534,6 +534,7 @@ def test_interrupted_pull_keeps_what_it_stored(tmp, hub, hubroot, how):
         assert v["ok"] and v["stale_staging"] == 0, v
     finally:
         d2.stop()
+        hub.stop()
 
 
 def test_kill9_mid_multigigabyte_pull_resumes(tmp_path_factory):
@@ -1024,3 +1025,80 @@ def test_unicode_names_globs_and_an_empty_repository(daemon, tmp):
         assert "acme/empty" not in daemon.ctl("list").out
     finally:
         h.stop()
+
+
+def placed_repo(hubroot):
+    """acme/placed: a 20 MiB safetensors file whose tensors do not fill
+    whole 4 KiB pages (a 1000-float bias between the big ones), so placing
+    it pads every tensor after the first."""
+    import random
+    base = os.path.join(hubroot, "acme", "placed")
+    if os.path.exists(os.path.join(base, "model.safetensors")):
+        return base
+    os.makedirs(base, exist_ok=True)
+    rnd = random.Random(11)
+    shapes = [("embed.weight", "F16", [2048, 1025]), ("layers.0.bias", "F32", [1000]),
+              ("layers.0.weight", "BF16", [2048, 2047]), ("layers.1.weight", "F32", [1500, 1001]),
+              ("norm.weight", "F32", [7])]
+    size = {"F16": 2, "BF16": 2, "F32": 4}
+    hdr, off, data = {"__metadata__": {"format": "pt"}}, 0, []
+    for name, dt, shape in shapes:
+        n = size[dt]
+        for s in shape:
+            n *= s
+        hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + n]}
+        data.append(rnd.randbytes(n))
+        off += n
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(os.path.join(base, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(data))
+    with open(os.path.join(base, "config.json"), "w") as f:
+        f.write('{"model_type": "llama"}\n')
+    return base
+
+
+def test_placed_download_killed_resumes_into_the_same_pack(tmp, hubroot):
+    """A safetensors file of 16 MiB or more is downloaded straight into pack
+    layout (its header fetched first with a ranged GET): kill -9 in the
+    middle, restart, pull again: it resumes (ranges past 0), and the stored
+    pack and the file served back are those of an ordinary import."""
+    base = placed_repo(hubroot)
+    src = os.path.join(base, "model.safetensors")
+    hub = Hub(hubroot)
+    store = os.path.join(tmp, "store")
+    d = Daemon(tmp, store=store).start()
+    hub.fault("drip", count=-1, match="*.safetensors", arg="500000")
+    p = subprocess.Popen([MODELCTL, "--socket", d.sock, "-q", "pull", "acme/placed", "--hub", hub.url],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if "model.safetensors: placed in" in d.read_log():
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("never placed: " + d.read_log()[-2000:])
+    time.sleep(2.5)
+    d.kill9()
+    p.wait(30)
+    heads = [e["range"] for e in hub.log() if "/acme/placed/" in e["path"] and e["path"].endswith("/model.safetensors")]
+    assert "bytes=0-1048575" in heads, heads
+    hub.ctl("reset")
+    d2 = Daemon(tmp, store=store).start()
+    try:
+        d2.ctl("pull", "acme/placed", "--hub", hub.url)
+        check_pulled(d2, hubroot, "acme/placed")
+        got = [e["range"] for e in hub.log() if e["method"] == "GET" and e["path"].endswith("/model.safetensors")]
+        assert any(r and not r.startswith("bytes=0-") for r in got), got
+        show = d2.ctl("show", "acme/placed", "--json").json()
+        f = [x for x in show["files"] if x["path"] == "model.safetensors"][0]
+        assert f["format"] == "safetensors" and f["tensors"] == 5, f
+        # the same pack (same root digest, offsets, tensor digests) as importing the file
+        d2.ctl("import", base, "--name", "local/placed")
+        pulled = d2.ctl("tensors", "acme/placed", "--json").json()
+        local = d2.ctl("tensors", "local/placed", "--json").json()
+        assert pulled == local and len(pulled) == 5, (pulled, local)
+        v = d2.ctl("verify", "--json").json()
+        assert v["ok"] and v["stale_staging"] == 0, v
+    finally:
+        d2.stop()
+        hub.stop()
