@@ -807,6 +807,14 @@ int pack_write_placed(int fd, const struct conv_info *ci, const struct pack_layo
 		goto out;
 	munmap(map, (size_t)psize);
 	map = MAP_FAILED;
+	/* Until the cut, the file still holds every source byte (a killed
+	 * pull finds it, verifies it and converts it again); after it, only
+	 * the pack and the recipe do, and the caller must record them before
+	 * a kill costs a download. Syncing first keeps that window short. */
+	if (fdatasync(fd) < 0) {
+		rc = md_fail(errno == ENOSPC ? MD_ENOSPC : MD_EIO, "pack: fsync: %s", strerror(errno));
+		goto out;
+	}
 	if (ftruncate(fd, (off_t)lay->file_size) < 0) {
 		rc = md_fail(MD_EIO, "pack: cannot cut the placed file: %s", strerror(errno));
 		goto out;

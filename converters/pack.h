@@ -113,7 +113,8 @@ int pack_place(const struct conv_info *ci, const struct pack_layout *lay, struct
 /* Turn fd (read-write; borrowed), a file holding the source placed as
  * pack_place says, into the pack for (ci, lay): every tensor hashed where
  * it lies, the tail handed to gap in source order, header, padding and index
- * written, then the file cut to lay->file_size. src_sha256 as for
+ * written, the file fdatasync'd, then cut to lay->file_size (until then it
+ * still holds every source byte where pack_place put it). src_sha256 as for
  * pack_write (NULL: hash the pieces in source order). Same errors as
  * pack_write, and MD_ECORRUPT when fd is shorter than the placed size. On
  * failure the file's contents are unspecified. */

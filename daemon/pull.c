@@ -149,13 +149,20 @@ static int is_license_name(const char *p)
  * one's serial parts (worker start, parse, fsync). The ingest is theirs
  * alone until they are joined. */
 #define ADD_THREADS 2
+
+/* A placed download's plan (see plan_placed). */
+struct placed {
+	int head;                 /* memfd with the file's head, or -1: not placed */
+	struct xfer_seg *segs;
+};
+
 struct addq {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct ingest *ing;
 	const char *dir;
 	struct xfer_item *todo;
-	const int *heads;         /* [nt]: a placed item's head (plan_placed) */
+	const struct placed *pl;  /* [nt] */
 	size_t nt, *queue, nq, head;
 	unsigned char *added;     /* [nt]: handed to the ingest */
 	int closed, rc;
@@ -240,7 +247,7 @@ static void *addq_thread(void *arg)
 			continue;
 		pthread_mutex_unlock(&q->mu);
 		double t0 = util_mono();
-		int rc = add_and_keep(q->ing, q->dir, &q->todo[i], q->heads[i]);
+		int rc = add_and_keep(q->ing, q->dir, &q->todo[i], q->pl[i].head);
 		log_debug("pull: %s stored in %.3f s", q->todo[i].dest, util_mono() - t0);
 		pthread_mutex_lock(&q->mu);
 		q->added[i] = 1;
@@ -260,11 +267,6 @@ static void *addq_thread(void *arg)
  * conversion hashes the tensors where they lie instead of copying them. */
 #define PLACE_MIN (16u << 20)
 #define PLACE_HEAD (1u << 20)   /* bytes asked for first; more if the header is longer */
-
-struct placed {
-	int head;                 /* memfd with the head, or -1 */
-	struct xfer_seg *segs;
-};
 
 static int placeable(const struct xfer_item *it)
 {
@@ -323,9 +325,10 @@ static int plan_placed(struct job *j, struct hf_client *hc, struct xfer_item *it
 
 /* Download todo[0..nt) into dir and add each file to ing as it completes. */
 static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
-			 struct xfer_item *todo, const int *heads, size_t nt, struct xfer_opts *xo)
+			 struct xfer_item *todo, const struct placed *pl, size_t nt,
+			 struct xfer_opts *xo)
 {
-	struct addq q = { .ing = ing, .dir = dir, .todo = todo, .heads = heads, .nt = nt,
+	struct addq q = { .ing = ing, .dir = dir, .todo = todo, .pl = pl, .nt = nt,
 			  .job_cancel = &j->ctl.cancel };
 	pthread_t th[ADD_THREADS];
 	int started = 0;
@@ -367,7 +370,7 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 		 * it started) */
 		for (size_t i = 0; i < nt && !rc; i++) {
 			if (!q.added[i])
-				rc = add_and_keep(ing, dir, &todo[i], heads[i]);
+				rc = add_and_keep(ing, dir, &todo[i], pl[i].head);
 		}
 	}
 	free(q.err);
@@ -776,19 +779,16 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 			nt++;
 		}
 		struct placed *pl = calloc(nt ? nt : 1, sizeof *pl);
-		int *heads = calloc(nt ? nt : 1, sizeof *heads);
-		if (!pl || !heads)
+		if (!pl)
 			rc = MD_ENOMEM;
 		for (size_t i = 0; pl && i < nt; i++)
 			pl[i].head = -1;
-		for (size_t i = 0; i < nt && !rc; i++) {
-			heads[i] = -1;
-			if (placeable(&todo[i]) && !(rc = plan_placed(j, hc, &todo[i], &pl[i])))
-				heads[i] = pl[i].head;
-		}
+		for (size_t i = 0; i < nt && !rc; i++)
+			if (placeable(&todo[i]))
+				rc = plan_placed(j, hc, &todo[i], &pl[i]);
 		if (!rc && nt) {
 			j->ctl_base = atomic_load(&j->ctl.done);
-			rc = fetch_and_add(j, ing, dir, todo, heads, nt, &xo);
+			rc = fetch_and_add(j, ing, dir, todo, pl, nt, &xo);
 		}
 		for (size_t i = 0; pl && i < nt; i++) {
 			if (pl[i].head >= 0)
@@ -796,7 +796,6 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 			free(pl[i].segs);
 		}
 		free(pl);
-		free(heads);
 		for (size_t i = 0; i < nt && !rc; i++) {
 			json_array_append_new(prov_files, json_pack("{s:s,s:s,s:s}", "path", todo[i].dest,
 				"sha256", todo[i].sha256_out, "verified_against",

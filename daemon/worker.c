@@ -61,7 +61,9 @@ static int run(char *const argv[], const int fds[3], const char *path, _Atomic i
 			posix_spawn_file_actions_adddup2(&fa, fds[k], 3 + k);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	char *envp[] = { "LC_ALL=C", NULL }; /* nothing of ours leaks in */
+	char parent[40];
+	snprintf(parent, sizeof parent, "MODELD_PARENT=%ld", (long)getpid());
+	char *envp[] = { "LC_ALL=C", parent, NULL }; /* nothing else of ours leaks in */
 	pid_t pid;
 	int rc = posix_spawn(&pid, worker_path, &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);

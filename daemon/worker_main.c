@@ -32,8 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifdef __SANITIZE_ADDRESS__
 /* LeakSanitizer stops the world with ptrace and a new process at exit,
@@ -104,6 +107,12 @@ int main(int argc, char **argv)
 	}
 	if (known && (!util_is_hex(hex, 64) || util_unhex(hex, sha, 32)))
 		return usage();
+	/* die with modeld: a worker left running after a kill -9 would go on
+	 * converting (a placed download in place) under the next modeld's feet */
+	const char *parent = getenv("MODELD_PARENT");
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (parent && strtol(parent, NULL, 10) != (long)getppid())
+		return fail(md_fail(MD_ECANCELED, "%s: modeld is gone", argv[2]));
 	struct rlimit core = { 0, 0 };
 	setrlimit(RLIMIT_CORE, &core);
 	struct stat st;
