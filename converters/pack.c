@@ -526,6 +526,30 @@ static int gaps_and_source(struct wstate *s, pack_gap_fn gap, void *arg, struct 
 	return rc;
 }
 
+/* The digests of zero-length tensors, then the index (built over hdr and
+ * every digest) written at lay->table_off; its root goes to root. */
+static int write_index(int fd, const struct conv_info *ci, const struct pack_layout *lay,
+		       const uint8_t *hdr, uint8_t (*digest)[32], uint8_t root[32])
+{
+	for (size_t i = 0; i < lay->nstored; i++) {
+		size_t ti = lay->order[i];
+		struct sha256 h;
+		if (ci->t[ti].len == 0) {
+			if (sha256_init(&h))
+				return MD_ENOMEM;
+			sha256_final(&h, digest[ti]);
+		}
+	}
+	uint8_t *idx;
+	size_t idxlen;
+	int rc = build_index(ci, lay, hdr, digest, &idx, &idxlen, root);
+	if (rc)
+		return rc;
+	rc = pwrite_all(fd, idx, idxlen, lay->table_off);
+	free(idx);
+	return rc;
+}
+
 static int same_file_state(const struct stat *a, const struct stat *b)
 {
 	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
@@ -610,29 +634,11 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	nt = 0;
 	if ((rc = s.err))
 		goto out;
-	/* zero-length tensors */
-	for (size_t i = 0; i < lay->nstored; i++) {
-		size_t ti = lay->order[i];
-		struct sha256 h;
-		if (ci->t[ti].len == 0) {
-			if (sha256_init(&h)) {
-				rc = MD_ENOMEM;
-				goto out;
-			}
-			sha256_final(&h, s.digest[ti]);
-		}
-	}
 	if (fstat(src_fd, &st1) < 0 || !same_file_state(&st0, &st1)) {
 		rc = md_fail(MD_ECORRUPT, "pack: the source changed while being converted");
 		goto out;
 	}
-	uint8_t *idx;
-	size_t idxlen;
-	if ((rc = build_index(ci, lay, hdr, s.digest, &idx, &idxlen, out->root)))
-		goto out;
-	rc = pwrite_all(pack_fd, idx, idxlen, lay->table_off);
-	free(idx);
-	if (rc)
+	if ((rc = write_index(pack_fd, ci, lay, hdr, s.digest, out->root)))
 		goto out;
 	if (src_sha256)
 		memcpy(out->src_sha256, src_sha256, 32);
@@ -781,29 +787,12 @@ int pack_write_placed(int fd, const struct conv_info *ci, const struct pack_layo
 	for (size_t j = 0; j < lay->nstored && !rc; j++) {
 		size_t ti = lay->order[j];
 		uint64_t e = lay->off[ti] + ci->t[ti].len, pe = align_up(e);
-		if (ci->t[ti].len == 0) {
-			struct sha256 h;
-			if (sha256_init(&h)) {
-				rc = MD_ENOMEM;
-				goto out;
-			}
-			sha256_final(&h, s.digest[ti]);
-		} else if (pe > e && e < lay->table_off) {
+		if (ci->t[ti].len && pe > e && e < lay->table_off)
 			rc = pwrite_all(fd, blk, (size_t)(pe - e), e);
-		}
 	}
 	build_header(lay, blk);
-	uint8_t hdr[PACK_HDR_SIZE];
-	memcpy(hdr, blk, PACK_HDR_SIZE);
-	if (rc || (rc = pwrite_all(fd, blk, PACK_ALIGN, 0)))
-		goto out;
-	uint8_t *idx;
-	size_t idxlen;
-	if ((rc = build_index(ci, lay, hdr, s.digest, &idx, &idxlen, out->root)))
-		goto out;
-	rc = pwrite_all(fd, idx, idxlen, lay->table_off);
-	free(idx);
-	if (rc)
+	if (rc || (rc = pwrite_all(fd, blk, PACK_ALIGN, 0)) ||
+	    (rc = write_index(fd, ci, lay, blk, s.digest, out->root)))
 		goto out;
 	munmap(map, (size_t)psize);
 	map = MAP_FAILED;
