@@ -240,8 +240,10 @@ int conv_plan(int head_fd, uint64_t src_size, const char *path, struct pack_seg 
 	return rc;
 }
 
-/* The head's bytes must be the placed file's: the plan was made from the
- * head, the download (verified) is what the pack holds. */
+/* The header the plan was made from (the head's first piece: the header
+ * and any hole after it) must be the placed file's: the download is what
+ * was verified. Tensor bytes the head holds past it do not matter (a byte
+ * damaged there in transit changes no plan). */
 static int same_head(int head_fd, int placed_fd, const struct pack_seg *seg, size_t nseg,
 		     const char *path)
 {
@@ -249,20 +251,18 @@ static int same_head(int head_fd, int placed_fd, const struct pack_seg *seg, siz
 	uint8_t a[1 << 16], b[1 << 16];
 	if (fstat(head_fd, &st) < 0)
 		return md_fail(MD_EIO, "%s: head: %s", path, strerror(errno));
-	uint64_t hs = (uint64_t)st.st_size;
-	for (size_t i = 0; i < nseg && seg[i].src < hs; i++) {
-		uint64_t end = seg[i].src + seg[i].len < hs ? seg[i].src + seg[i].len : hs;
-		for (uint64_t o = seg[i].src; o < end;) {
-			size_t k = end - o < sizeof a ? (size_t)(end - o) : sizeof a;
-			if (util_pread_full(head_fd, a, k, (off_t)o) != (ssize_t)k ||
-			    util_pread_full(placed_fd, b, k, (off_t)(seg[i].dst + o - seg[i].src)) !=
-				    (ssize_t)k)
-				return md_fail(MD_EIO, "%s: cannot read the placed file back", path);
-			if (memcmp(a, b, k))
-				return md_fail(MD_ECORRUPT, "%s: the hub sent other header bytes "
-					       "to a ranged request than in the file", path);
-			o += k;
-		}
+	uint64_t end = nseg && seg[0].src == 0 ? seg[0].len : 0;
+	if (end > (uint64_t)st.st_size)
+		end = (uint64_t)st.st_size;
+	for (uint64_t o = 0; o < end;) {
+		size_t k = end - o < sizeof a ? (size_t)(end - o) : sizeof a;
+		if (util_pread_full(head_fd, a, k, (off_t)o) != (ssize_t)k ||
+		    util_pread_full(placed_fd, b, k, (off_t)(seg[0].dst + o)) != (ssize_t)k)
+			return md_fail(MD_EIO, "%s: cannot read the placed file back", path);
+		if (memcmp(a, b, k))
+			return md_fail(MD_ECORRUPT, "%s: the hub sent other header bytes to a "
+				       "ranged request than in the file", path);
+		o += k;
 	}
 	return 0;
 }

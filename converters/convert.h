@@ -100,8 +100,8 @@ int conv_plan(int head_fd, uint64_t src_size, const char *path, struct pack_seg 
 
 /* conv_convert for a file downloaded as conv_plan said: placed_fd
  * (read-write, borrowed) becomes the pack, in place (pack_write_placed);
- * the bytes of head_fd must equal the placed file's (MD_ECORRUPT
- * otherwise: a hub that served two versions). src_sha256 as for
+ * the header in head_fd (its first piece) must equal the placed file's
+ * (MD_ECORRUPT otherwise: a hub that served two versions). src_sha256 as for
  * conv_convert. On failure the placed file and the recipe are truncated. */
 int conv_convert_placed(int head_fd, int placed_fd, uint64_t src_size, const char *path,
 			const uint8_t *src_sha256, int recipe_fd, struct conv_result *out);
