@@ -1100,5 +1100,7 @@ def test_placed_download_killed_resumes_into_the_same_pack(tmp, hubroot):
         v = d2.ctl("verify", "--json").json()
         assert v["ok"] and v["stale_staging"] == 0, v
     finally:
-        d2.stop()
+        rc = d2.stop()
         hub.stop()
+    if d2.valgrind:   # MODELD_VALGRIND=1: the placed pull's daemon side
+        assert rc == 0, "valgrind reported errors: " + open(d2.log + ".vg").read()[-3000:]
