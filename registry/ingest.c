@@ -283,6 +283,18 @@ static int record_converted(struct ingest *ing, const char *relpath, uint64_t si
 			    const char *expect, int rc, json_t *info, int pfd, char *pn, int rfd,
 			    char *rn);
 
+/* Stage the recipe (rn[32]) beside the staged pack pn; on failure the pack
+ * is closed and unstaged. The recipe's fd, or an MD_E* code. */
+static int stage_recipe(struct ingest *ing, int pfd, const char *pn, char *rn)
+{
+	int rfd = stage_open(ing, rn, 32, 'r');
+	if (rfd < 0) {
+		close(pfd);
+		stage_unlink(ing, pn);
+	}
+	return rfd;
+}
+
 /* Convert fd into a staged pack and recipe through the daemon's worker.
  * MD_EUNSUP when it turns out not to be a weight file. */
 static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64_t size,
@@ -292,12 +304,9 @@ static int add_converted(struct ingest *ing, const char *relpath, int fd, uint64
 	int pfd = stage_open(ing, pn, sizeof pn, 'p');
 	if (pfd < 0)
 		return pfd;
-	int rfd = stage_open(ing, rn, sizeof rn, 'r');
-	if (rfd < 0) {
-		close(pfd);
-		stage_unlink(ing, pn);
+	int rfd = stage_recipe(ing, pfd, pn, rn);
+	if (rfd < 0)
 		return rfd;
-	}
 	json_t *info = NULL;
 	int rc = ing->conv->convert(ing->conv->arg, fd, size, relpath, expect, pfd, rfd, &info);
 	return record_converted(ing, relpath, size, expect, rc, info, pfd, pn, rfd, rn);
@@ -610,12 +619,9 @@ int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_p
 		close(fd);
 		return rc;
 	}
-	int rfd = stage_open(ing, rn, sizeof rn, 'r');
-	if (rfd < 0) {
-		close(fd);
-		stage_unlink(ing, pn);
+	int rfd = stage_recipe(ing, fd, pn, rn);
+	if (rfd < 0)
 		return rfd;
-	}
 	json_t *info = NULL;
 	rc = ing->conv->convert_placed(ing->conv->arg, head_fd, fd, size, relpath, sha256, rfd,
 				       &info);

@@ -449,6 +449,22 @@ static uint64_t disk_size(const struct file *f)
 	return f->it->place ? f->it->placed_size : f->it->size;
 }
 
+static int cmp_dst(const void *a, const void *b)
+{
+	const struct xfer_seg *x = a, *y = b;
+	return x->dst < y->dst ? -1 : x->dst > y->dst;
+}
+
+/* Empty the .part and give a placed one its size (its pieces land
+ * anywhere in it): 0 or an errno. */
+static int part_reset(struct file *f)
+{
+	if (ftruncate(f->fd, 0) < 0 ||
+	    (f->it->place && ftruncate(f->fd, (off_t)f->it->placed_size) < 0))
+		return errno;
+	return 0;
+}
+
 /* Check an item's pieces and name them (place_id, in the state file). */
 static int check_place(struct file *f)
 {
@@ -477,16 +493,9 @@ static int check_place(struct file *f)
 	}
 	if (!rc && pos != it->size)
 		rc = md_fail(MD_EINVAL, "%s: bad placement", it->dest);
-	/* disjoint on disk: sort by dst (insertion order is source order) */
-	for (size_t i = 1; i < it->nplace && !rc; i++) {
-		struct xfer_seg x = v[i];
-		size_t j = i;
-		while (j && v[j - 1].dst > x.dst) {
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = x;
-	}
+	/* disjoint on disk */
+	if (!rc)
+		qsort(v, it->nplace, sizeof *v, cmp_dst);
 	for (size_t i = 1; i < it->nplace && !rc; i++)
 		if (v[i - 1].dst + v[i - 1].len > v[i].dst)
 			rc = md_fail(MD_EINVAL, "%s: bad placement", it->dest);
@@ -664,13 +673,13 @@ static int file_open(struct run *r, struct file *f)
 		return md_fail(md_from_errno(errno), "%s: %s", f->it->dest, strerror(errno));
 	if (fstat(f->fd, &st) < 0)
 		return md_fail(MD_EIO, "%s: %s", f->it->dest, strerror(errno));
-	/* a placed file is sized at once (its pieces land anywhere in it): a
-	 * state is only trusted for a file of that size */
+	/* a placed file is sized at once: a state is only trusted for a file
+	 * of that size */
 	if ((f->it->place && (uint64_t)st.st_size != f->it->placed_size) ||
 	    !load_state(f, f->it->place ? f->it->size : (uint64_t)st.st_size)) {
-		if ((st.st_size && ftruncate(f->fd, 0) < 0) ||
-		    (f->it->place && ftruncate(f->fd, (off_t)f->it->placed_size) < 0))
-			return md_fail(md_from_errno(errno), "%s: %s", f->it->dest, strerror(errno));
+		int e = st.st_size || f->it->place ? part_reset(f) : 0;
+		if (e)
+			return md_fail(md_from_errno(e), "%s: %s", f->it->dest, strerror(e));
 		unlink_state(f);
 		/* a file of several parts starting from zero gets its state
 		 * and spare now, while there is room (write_state): failures
@@ -688,9 +697,7 @@ static int file_open(struct run *r, struct file *f)
 
 static void file_discard(struct file *f)
 {
-	if (f->fd >= 0 && !f->in_place &&
-	    (ftruncate(f->fd, 0) < 0 ||
-	     (f->it->place && ftruncate(f->fd, (off_t)f->it->placed_size) < 0))) {
+	if (f->fd >= 0 && !f->in_place && part_reset(f)) {
 		/* the bytes are reset below either way (a short placed file
 		 * fails its digest) */
 	}
