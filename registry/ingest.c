@@ -550,22 +550,34 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry)
 	return 0;
 }
 
-int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
-		    const char *sha256)
+/* Claim relpath for a download at abs_path whose writer verified sha256,
+ * and open it (flags: O_RDONLY or O_RDWR) into *sb: the fd, or an MD_E*
+ * code naming relpath. */
+static int open_download(struct ingest *ing, const char *relpath, const char *abs_path,
+			 const char *sha256, int flags, struct stat *sb)
 {
-	struct stat sb;
 	int rc = claim_path(ing, relpath);
 	if (rc)
 		return rc;
 	if (!sha256 || !util_is_hex(sha256, 64))
 		return md_fail(MD_EINVAL, "%s: no verified sha256", relpath);
-	int fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+	int fd = open(abs_path, flags | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, sb) < 0 || !S_ISREG(sb->st_mode)) {
 		rc = md_fail(MD_EIO, "%s: %s", relpath, fd < 0 ? strerror(errno) : "not a file");
 		if (fd >= 0)
 			close(fd);
 		return rc;
 	}
+	return fd;
+}
+
+int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
+		    const char *sha256)
+{
+	struct stat sb;
+	int rc, fd = open_download(ing, relpath, abs_path, sha256, O_RDONLY, &sb);
+	if (fd < 0)
+		return fd;
 	if (claims(ing, fd, relpath)) {
 		rc = add_converted(ing, relpath, fd, (uint64_t)sb.st_size, sha256);
 		close(fd);
@@ -595,20 +607,12 @@ int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_p
 		      int head_fd, uint64_t size, const char *sha256)
 {
 	struct stat sb;
-	int rc = claim_path(ing, relpath);
-	if (rc)
-		return rc;
-	if (!sha256 || !util_is_hex(sha256, 64))
-		return md_fail(MD_EINVAL, "%s: no verified sha256", relpath);
+	int rc;
 	if (!ing->conv || !ing->conv->convert_placed)
 		return md_fail(MD_EINVAL, "%s: no converter for a placed file", relpath);
-	int fd = open(abs_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		rc = md_fail(MD_EIO, "%s: %s", relpath, fd < 0 ? strerror(errno) : "not a file");
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
+	int fd = open_download(ing, relpath, abs_path, sha256, O_RDWR, &sb);
+	if (fd < 0)
+		return fd;
 	/* the download becomes the staged pack (a second name for it: the
 	 * caller removes abs_path once what was staged is kept) */
 	char pn[32], rn[32], p[4200];
