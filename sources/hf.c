@@ -34,6 +34,7 @@ struct resp {
 	long status;
 	char *body;
 	size_t len;
+	size_t cap; /* most body bytes taken (HF_MAX_JSON, or a range's length) */
 	int over;
 	char *url; /* URL of the final hop (owned) */
 	char errcode[MAX_HDR];
@@ -216,7 +217,7 @@ static size_t on_body(char *b, size_t sz, size_t nm, void *arg)
 {
 	struct resp *r = arg;
 	size_t n = sz * nm;
-	if (r->len + n > HF_MAX_JSON) {
+	if (r->len + n > r->cap) {
 		r->over = 1;
 		return 0;
 	}
@@ -303,10 +304,12 @@ static void sleep_ms(const struct hf_client *c, long ms)
 /*
  * GET url; follows redirects; retries transient failures. On return 0 the
  * caller looks at out->status (any non-transient status, 2xx or 4xx).
- * label names the repository in details.
+ * label names the repository in details. At most cap body bytes are taken
+ * (HF_MAX_JSON for API answers; a range's length, so that a server ignoring
+ * Range stops being read there: MD_EUNSUP).
  */
 static int http_get(struct hf_client *c, const char *url, const char *label, const char *range,
-		    struct resp *out)
+		    size_t cap, struct resp *out)
 {
 	int attempts = c->o.max_attempts > 0 ? c->o.max_attempts : 5;
 	long back = dflt(c->o.backoff_ms, 500);
@@ -322,6 +325,7 @@ static int http_get(struct hf_client *c, const char *url, const char *label, con
 		char errbuf[CURL_ERROR_SIZE];
 		for (;;) {
 			resp_reset(out);
+			out->cap = cap;
 			CURL *e = c->e;
 			curl_easy_reset(e);
 			xfer_apply_tls(e);
@@ -367,7 +371,11 @@ static int http_get(struct hf_client *c, const char *url, const char *label, con
 			out->url = cur;
 			cur = NULL;
 			if (out->over) {
+				long st = out->status;
 				resp_reset(out);
+				if (cap < HF_MAX_JSON)   /* a ranged request answered whole */
+					return md_fail(MD_EUNSUP, "%s: HTTP %ld with more than the "
+						       "%zu bytes asked for", label, st, cap);
 				return md_fail(MD_ETOOBIG, "%s: hub response over %u MiB", label,
 					       HF_MAX_JSON >> 20);
 			}
@@ -499,7 +507,7 @@ int hf_resolve(struct hf_client *c, const char *id, const char *rev, struct hf_m
 	}
 	free(erev);
 	struct resp r;
-	int rc = http_get(c, url, id, NULL, &r);
+	int rc = http_get(c, url, id, NULL, HF_MAX_JSON, &r);
 	free(url);
 	if (rc < 0)
 		return rc;
@@ -720,7 +728,7 @@ int hf_list(struct hf_client *c, const char *id, const char *commit, struct hf_t
 			goto fail;
 		}
 		struct resp r;
-		rc = http_get(c, url, id, NULL, &r);
+		rc = http_get(c, url, id, NULL, HF_MAX_JSON, &r);
 		free(url);
 		url = NULL;
 		if (rc < 0)
@@ -862,7 +870,7 @@ int hf_file_head(struct hf_client *c, const char *url, const char *label, uint64
 	if (n == 0 || n > HF_MAX_JSON)
 		return md_fail(MD_EINVAL, "%s: bad head length", label);
 	snprintf(range, sizeof range, "0-%" PRIu64, n - 1);
-	int rc = http_get(c, url, label, range, &r);
+	int rc = http_get(c, url, label, range, (size_t)n, &r);
 	if (rc)
 		return rc;
 	if (r.status != 206 && !(r.status == 200 && r.len <= n)) {

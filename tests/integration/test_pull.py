@@ -1104,3 +1104,31 @@ def test_placed_download_killed_resumes_into_the_same_pack(tmp, hubroot):
         hub.stop()
     if d2.valgrind:   # MODELD_VALGRIND=1: the placed pull's daemon side
         assert rc == 0, "valgrind reported errors: " + open(d2.log + ".vg").read()[-3000:]
+
+
+@pytest.mark.parametrize("count", [1, -1])
+def test_placed_head_answered_whole_downloads_as_it_is(tmp, hubroot, count):
+    """A server that ignores Range for the header's ranged GET (count=1), or
+    for every request (count=-1), answers 200 with the whole file: the pull
+    stops reading after the bytes it asked for, downloads the file as it is
+    and converts it to the same pack as a local import."""
+    base = placed_repo(hubroot)
+    hub = Hub(hubroot)
+    d = Daemon(tmp, store=os.path.join(tmp, "store")).start()
+    try:
+        hub.fault("norange", count=count, match="*.safetensors")
+        d.ctl("pull", "acme/placed", "--hub", hub.url)
+        check_pulled(d, hubroot, "acme/placed")
+        log = d.read_log()
+        assert ("model.safetensors: downloaded as it is: model.safetensors: HTTP 200 with more "
+                "than the 1048576 bytes asked for") in log, log[-3000:]
+        assert "model.safetensors: placed in" not in log
+        gets = [e["range"] for e in hub.log()
+                if e["method"] == "GET" and e["path"].endswith("/model.safetensors")]
+        assert gets[0] == "bytes=0-1048575", gets
+        d.ctl("import", base, "--name", "local/placed")
+        pulled = d.ctl("tensors", "acme/placed", "--json").json()
+        assert pulled == d.ctl("tensors", "local/placed", "--json").json() and len(pulled) == 5
+    finally:
+        d.stop()
+        hub.stop()
