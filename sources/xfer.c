@@ -1140,6 +1140,20 @@ void xfer_gated_text(char *buf, size_t n, const char *who, int has_token)
 
 const char *xfer_transient_cause(int cc, const char *curlerr)
 {
+	static _Thread_local char named[300];
+	/* libcurl's own text names the host ("Failed to connect to H port P
+	 * after N ms: ...", "Could not resolve host: H"); its strerror does not */
+	static const char conn[] = "Failed to connect to ", res[] = "Could not resolve host: ";
+	if (cc == CURLE_COULDNT_CONNECT && !strncmp(curlerr, conn, sizeof conn - 1)) {
+		const char *h = curlerr + sizeof conn - 1, *e = strstr(h, " after ");
+		snprintf(named, sizeof named, "cannot connect to %.*s",
+			 (int)(e ? (size_t)(e - h) : strlen(h)), h);
+		return named;
+	}
+	if (cc == CURLE_COULDNT_RESOLVE_HOST && !strncmp(curlerr, res, sizeof res - 1)) {
+		snprintf(named, sizeof named, "cannot resolve host %.200s", curlerr + sizeof res - 1);
+		return named;
+	}
 	if ((cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR) && strcasestr(curlerr, "reset by peer"))
 		return "connection reset by peer";
 	if (cc == CURLE_OPERATION_TIMEDOUT)

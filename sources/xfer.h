@@ -159,8 +159,10 @@ char *xfer_basic_auth(const char *userpass);
 
 /* What ended a request with a transient error, in words for the user:
  * a reset is named as such ("connection reset by peer"), not as curl's
- * "failure when receiving data"; cc is a CURLcode, curlerr the transfer's
- * CURLOPT_ERRORBUFFER text ("" if none). A static string. */
+ * "failure when receiving data", and a failed connect or lookup names the
+ * host ("cannot connect to 127.0.0.1 port 1", "cannot resolve host h");
+ * cc is a CURLcode, curlerr the transfer's CURLOPT_ERRORBUFFER text ("" if
+ * none). A static string (thread-local where it names a host). */
 const char *xfer_transient_cause(int cc, const char *curlerr);
 
 /* The hub's GatedRepo answer in words, as huggingface_hub tells the two

@@ -1132,3 +1132,18 @@ def test_placed_head_answered_whole_downloads_as_it_is(tmp, hubroot, count):
     finally:
         d.stop()
         hub.stop()
+
+
+def test_unreachable_hub_is_named(daemon):
+    """Nothing listening at the hub's address: after the retries the pull
+    fails naming the host and port it could not reach, not curl's bare
+    "Couldn't connect to server"."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    r = daemon.ctl("pull", "acme/tiny", "--hub", "http://127.0.0.1:%d" % port, check=False)
+    assert r.rc == 1, r
+    assert r.err.strip() == ("modelctl: acme/tiny: cannot connect to 127.0.0.1 port %d "
+                             "after 5 attempts" % port), r
+    assert daemon.ctl("list", "--json").json() == []
