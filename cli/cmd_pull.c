@@ -45,6 +45,12 @@ int cmd_pull(struct cli *c)
 		return cli_usage(md_errmsg(rc));
 	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "pull", "ref", c->argv[0], "detach", c->detach);
 	const char *hub = c->hub ? c->hub : getenv("HF_ENDPOINT");
+	const char *why = !c->hub && hub && *hub && !git ? util_hub_url_problem(hub) : NULL;
+	if (why) {   /* (--hub was checked with the other options) */
+		char msg[300];
+		snprintf(msg, sizeof msg, "$HF_ENDPOINT '%.200s': %s", hub, why);
+		return cli_usage(msg);
+	}
 	if (hub && *hub && !git)
 		json_object_set_new(req, "hub", json_string(hub));
 	if (git)

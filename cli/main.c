@@ -219,9 +219,10 @@ int main(int argc, char **argv)
 		    strcmp(cmd, "pull") && strcmp(cmd, "search"))
 			return cli_usage("--hub, --token-file, --source, --limit-rate, --include and "
 					 "--exclude apply to pull");
-		if (c.hub && strncmp(c.hub, "http://", 7) && strncmp(c.hub, "https://", 8)) {
+		const char *why = c.hub ? util_hub_url_problem(c.hub) : NULL;
+		if (why) {
 			char msg[300];
-			snprintf(msg, sizeof msg, "--hub '%.200s': want an http:// or https:// URL", c.hub);
+			snprintf(msg, sizeof msg, "--hub '%.200s': %s", c.hub, why);
 			return cli_usage(msg);
 		}
 		if (c.policy && strcmp(cmd, "audit"))

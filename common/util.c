@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -594,4 +595,47 @@ int util_url_strip_userinfo(const char *url, char *out, size_t n, char **userinf
 	if (userinfo && !(*userinfo = strndup(auth, (size_t)(at - auth))))
 		return MD_ENOMEM;
 	return 1;
+}
+
+const char *util_hub_url_problem(const char *url)
+{
+	if (!url || (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)))
+		return "want an http:// or https:// URL";
+	if (strlen(url) > 2048)
+		return "URL longer than 2048 bytes";
+	for (const char *c = url; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return "space or control character in the URL";
+	if (strpbrk(url, "?#"))
+		return "a hub URL takes no query or fragment";
+	const char *auth = strstr(url, "://") + 3;
+	const char *end = auth + strcspn(auth, "/"), *host = auth;
+	for (const char *c = auth; c < end; c++)
+		if (*c == '@')
+			host = c + 1;
+	const char *port = NULL;
+	if (host < end && *host == '[') {
+		const char *rb = memchr(host, ']', (size_t)(end - host));
+		if (!rb || rb == host + 1 || strspn(host + 1, "0123456789abcdefABCDEF:.") !=
+						     (size_t)(rb - host - 1))
+			return "bad IPv6 address in the URL (want [ADDRESS])";
+		if (rb + 1 < end && rb[1] != ':')
+			return "bad host in the URL";
+		port = rb + 1 < end ? rb + 1 : NULL;
+	} else {
+		port = memchr(host, ':', (size_t)(end - host));
+		const char *he = port ? port : end;
+		if (he == host)
+			return "no host in the URL";
+		for (const char *c = host; c < he; c++)
+			if (strchr("[]@\\", *c))
+				return "bad host in the URL";
+	}
+	if (port) {
+		size_t nd = (size_t)(end - port - 1);
+		if (nd == 0 || nd > 5 || strspn(port + 1, "0123456789") < nd ||
+		    atol(port + 1) < 1 || atol(port + 1) > 65535)
+			return "bad port in the URL";
+	}
+	return NULL;
 }

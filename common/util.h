@@ -129,4 +129,13 @@ int util_parse_modelref(const char *ref, char **name, char **rev);
  */
 int util_url_strip_userinfo(const char *url, char *out, size_t n, char **userinfo);
 
+/*
+ * What is wrong with url as a hub's address, in words for a message
+ * ("want an http:// or https:// URL", "no host in the URL", "bad port in the
+ * URL", ...), or NULL when it is http(s)://[user@]HOST[:PORT][/path] with a
+ * host (a name, an IPv4 address or a [bracketed] IPv6 one) and no spaces,
+ * control characters, query or fragment. A static string.
+ */
+const char *util_hub_url_problem(const char *url);
+
 #endif

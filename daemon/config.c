@@ -79,8 +79,9 @@ int config_http_addr(const char *addr, struct addrinfo **out)
 
 static int seturl(char **dst, const char *key, const char *v)
 {
-	if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-		return md_fail(MD_EINVAL, "%s '%s': want an http:// or https:// URL", key, v);
+	const char *why = util_hub_url_problem(v);
+	if (why)
+		return md_fail(MD_EINVAL, "%s '%s': %s", key, v, why);
 	return setstr(dst, v);
 }
 

@@ -364,8 +364,9 @@ int find_op_search(struct daemon *d, struct ops_peer *p, json_t *req)
 		return md_fail(MD_EINVAL, "search: want a query string of at most 1024 bytes");
 	if (json_object_get(req, "hub")) {
 		const char *hub = json_string_value(json_object_get(req, "hub"));
-		if (!hub || (strncmp(hub, "http://", 7) && strncmp(hub, "https://", 8)))
-			return md_fail(MD_EINVAL, "hub: want an http:// or https:// URL");
+		const char *why = util_hub_url_problem(hub);
+		if (why)
+			return md_fail(MD_EINVAL, "hub: %s", why);
 		/* the daemon makes the request: readers may only point it at the
 		 * configured hub, so the socket is no HTTP proxy for them */
 		char shown[2048], cfgshown[2048] = "(none)"; /* without user info */

@@ -106,9 +106,9 @@ int hf_open(const char *hub, const struct hf_opts *opts, struct hf_client **out)
 	if (grc)
 		return grc;
 	*out = NULL;
-	if (!hub || (strncasecmp(hub, "http://", 7) && strncasecmp(hub, "https://", 8)) ||
-	    strpbrk(hub, "?# \r\n") || strlen(hub) > 2048)
-		return md_fail(MD_EINVAL, "%s: hub must be an http(s) URL", hub ? hub : "(null)");
+	const char *why = util_hub_url_problem(hub);
+	if (why)
+		return md_fail(MD_EINVAL, "hub '%.200s': %s", hub ? hub : "(null)", why);
 	struct hf_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return MD_ENOMEM;

@@ -211,10 +211,11 @@ int hubsearch_query(const struct hubsearch_req *r, json_t **out, int *pages)
 	char url[HUBSEARCH_MAX_HEADER], org[1024];
 	*out = NULL;
 	*pages = 0;
-	if (!r->hub || (strncmp(r->hub, "http://", 7) && strncmp(r->hub, "https://", 8)) ||
-	    strlen(r->hub) > 1024 || origin(r->hub, org, sizeof org))
-		return md_fail(MD_EINVAL, "hub '%.200s': want an http:// or https:// URL",
-			       r->hub ? r->hub : "");
+	const char *why = util_hub_url_problem(r->hub);
+	if (!why && (strlen(r->hub) > 1024 || origin(r->hub, org, sizeof org)))
+		why = "want an http:// or https:// URL of at most 1024 bytes";
+	if (why)
+		return md_fail(MD_EINVAL, "hub '%.200s': %s", r->hub ? r->hub : "", why);
 	size_t limit = r->limit ? r->limit : 20;
 	if (limit > HUBSEARCH_MAX_LIMIT)
 		limit = HUBSEARCH_MAX_LIMIT;

@@ -98,6 +98,28 @@ def test_bad_hub_is_a_usage_error(daemon, cmd, hub):
     assert r.rc == 2 and r.json()["error"]["code"] == -1, r
 
 
+@pytest.mark.parametrize("hub,why", [
+    ("http://", "no host in the URL"),
+    ("https://user@/x", "no host in the URL"),
+    ("http://[::1", "bad IPv6 address in the URL (want [ADDRESS])"),
+    ("http://h:99999", "bad port in the URL"),
+    ("http://h:", "bad port in the URL"),
+    ("http://a b", "space or control character in the URL"),
+    ("http://h/?q=1", "a hub URL takes no query or fragment"),
+])
+def test_malformed_hub_url_is_a_usage_error(daemon, hub, why):
+    """An http(s) URL with no host, a bad port or an unclosed [IPv6] was sent
+    on to the daemon, which tried it 5 times ("cannot resolve host api",
+    "URL using bad/illegal format"): now refused at once, saying what is
+    wrong; from $HF_ENDPOINT too."""
+    r = daemon.ctl("pull", "acme/x", "--hub", hub, check=False, timeout=30)
+    assert r.rc == 2 and r.err.splitlines()[0] == "modelctl: --hub '%s': %s" % (hub, why), r
+    p = subprocess.run([MODELCTL, "--socket", daemon.sock, "pull", "acme/x"], capture_output=True,
+                       text=True, timeout=30, env=dict(os.environ, HF_ENDPOINT=hub))
+    assert p.returncode == 2 and p.stderr.splitlines()[0] == (
+        "modelctl: $HF_ENDPOINT '%s': %s" % (hub, why)), p
+
+
 def test_verify_key_without_signature_is_a_usage_error(daemon, tmp):
     """--key belongs to verify --signature; without it the key was ignored and
     a plain verify reported OK, as if a signature had been checked."""

@@ -284,6 +284,44 @@ static void test_parent_and_first_missing(void **state)
 	rmdir(tmpl);
 }
 
+/* What a hub URL may look like; each refusal says why. */
+static void test_hub_url(void **state)
+{
+	(void)state;
+	const char *ok[] = { "http://127.0.0.1", "https://huggingface.co", "http://h:1/",
+			     "HTTPS://hub.example:65535/base/path", "http://[::1]:8080",
+			     "http://[fe80::1]", "https://user:pw@hub.example:443/x",
+			     "https://xn--bcher-kva.example" };
+	for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+		assert_null(util_hub_url_problem(ok[i]));
+	struct { const char *url, *why; } bad[] = {
+		{ NULL, "want an http:// or https:// URL" },
+		{ "ftp://h", "want an http:// or https:// URL" },
+		{ "huggingface.co", "want an http:// or https:// URL" },
+		{ "http://", "no host in the URL" },
+		{ "http:///api", "no host in the URL" },
+		{ "http://:80", "no host in the URL" },
+		{ "http://u@", "no host in the URL" },
+		{ "http://[::1", "bad IPv6 address in the URL (want [ADDRESS])" },
+		{ "http://[]", "bad IPv6 address in the URL (want [ADDRESS])" },
+		{ "http://[::1]x", "bad host in the URL" },
+		{ "http://h]", "bad host in the URL" },
+		{ "http://h:0", "bad port in the URL" },
+		{ "http://h:65536", "bad port in the URL" },
+		{ "http://h:8o", "bad port in the URL" },
+		{ "http://h:", "bad port in the URL" },
+		{ "http://h:-1", "bad port in the URL" },
+		{ "http://h h", "space or control character in the URL" },
+		{ "http://h\n", "space or control character in the URL" },
+		{ "http://h/#x", "a hub URL takes no query or fragment" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		const char *why = util_hub_url_problem(bad[i].url);
+		assert_non_null(why);
+		assert_string_equal(why, bad[i].why);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_token_files),
 		cmocka_unit_test(test_pct_decode),
 		cmocka_unit_test(test_parent_and_first_missing),
+		cmocka_unit_test(test_hub_url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
