@@ -411,6 +411,18 @@ static int http_get(struct hf_client *c, const char *url, const char *label, con
 				ra = xfer_parse_retry_after(out->retry_after, dflt(c->o.retry_after_max_s, 60));
 		} else {
 			snprintf(cause, sizeof cause, "%s", xfer_transient_cause(cc, errbuf));
+			if (!xfer_transient_curl(cc)) {   /* the same again would fail the same */
+				/* name the URL (the last hop's: a redirect may be at
+				 * fault), without user info, query or fragment */
+				char shown[512] = "";
+				const char *u = out->url ? out->url : url;
+				if (util_url_strip_userinfo(u, shown, sizeof shown, NULL) >= 0)
+					shown[strcspn(shown, "?#")] = 0;
+				int rc = md_fail(MD_ENET, "%s: %s: %s", label, shown,
+						 errbuf[0] ? errbuf : cause);
+				resp_reset(out);
+				return rc;
+			}
 		}
 		if (a == attempts)
 			break;

@@ -1084,7 +1084,7 @@ static long backoff_ms(struct run *r, int fails)
 	return d * 3 / 4 + j;
 }
 
-static int is_transient_curl(CURLcode cc)
+int xfer_transient_curl(int cc)
 {
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT: case CURLE_PARTIAL_FILE: case CURLE_RECV_ERROR:
@@ -1269,7 +1269,7 @@ static void conn_done(struct run *r, struct conn *c, CURLcode cc)
 			file_fail(r, f, MD_ENET, msg);
 			return;
 		}
-	} else if (is_transient_curl(cc) || (cc == CURLE_WRITE_ERROR && c->over)) {
+	} else if (xfer_transient_curl(cc) || (cc == CURLE_WRITE_ERROR && c->over)) {
 		transient = 1;
 		snprintf(msg, sizeof msg, "%s: %s", dest, xfer_transient_cause(cc, c->curlerr));
 	} else {

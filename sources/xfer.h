@@ -165,6 +165,10 @@ char *xfer_basic_auth(const char *userpass);
  * none). A static string (thread-local where it names a host). */
 const char *xfer_transient_cause(int cc, const char *curlerr);
 
+/* Whether a CURLcode is worth retrying (connects, lookups, resets, stalls,
+ * truncation, TLS handshakes); a malformed URL or a refused option is not. */
+int xfer_transient_curl(int cc);
+
 /* The hub's GatedRepo answer in words, as huggingface_hub tells the two
  * cases apart: with a token, that token's account has not accepted the
  * terms; without one, accept them and set HF_TOKEN. who names the repo. */

@@ -1147,3 +1147,35 @@ def test_unreachable_hub_is_named(daemon):
     assert r.err.strip() == ("modelctl: acme/tiny: cannot connect to 127.0.0.1 port %d "
                              "after 5 attempts" % port), r
     assert daemon.ctl("list", "--json").json() == []
+
+
+def test_hub_redirect_to_a_malformed_url_fails_at_once(daemon):
+    """A hub whose API answer redirects to a URL libcurl cannot parse: the
+    pull fails at once, naming the fault, instead of retrying a request that
+    cannot succeed (5 attempts, 7.5 s of back-off)."""
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://[::1/api/x?sig=secret")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        r = daemon.ctl("pull", "acme/x", "--hub", "http://127.0.0.1:%d" % srv.server_address[1],
+                       check=False)
+        took = time.monotonic() - t0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.rc == 1 and r.err.startswith("modelctl: acme/x: ") and "\n" not in r.err.strip(), r
+    # the redirect target is named, without its query (a CDN's signature)
+    assert "http://[::1/api/x: " in r.err and "secret" not in r.err, r
+    assert "attempts" not in r.err and took < 3, (r, took)
