@@ -43,7 +43,6 @@ int cmd_pull(struct cli *c)
 	uint64_t rate = 0;
 	if (c->limit_rate && (rc = units_parse_rate(c->limit_rate, "--limit-rate", &rate)))
 		return cli_usage(md_errmsg(rc));
-	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "pull", "ref", c->argv[0], "detach", c->detach);
 	const char *hub = c->hub ? c->hub : getenv("HF_ENDPOINT");
 	const char *why = !c->hub && hub && *hub && !git ? util_hub_url_problem(hub) : NULL;
 	if (why) {   /* (--hub was checked with the other options) */
@@ -51,6 +50,7 @@ int cmd_pull(struct cli *c)
 		snprintf(msg, sizeof msg, "$HF_ENDPOINT '%.200s': %s", hub, why);
 		return cli_usage(msg);
 	}
+	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "pull", "ref", c->argv[0], "detach", c->detach);
 	if (hub && *hub && !git)
 		json_object_set_new(req, "hub", json_string(hub));
 	if (git)
