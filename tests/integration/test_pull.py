@@ -1130,8 +1130,10 @@ def test_placed_head_answered_whole_downloads_as_it_is(tmp, hubroot, count):
         pulled = d.ctl("tensors", "acme/placed", "--json").json()
         assert pulled == d.ctl("tensors", "local/placed", "--json").json() and len(pulled) == 5
     finally:
-        d.stop()
+        rc = d.stop()
         hub.stop()
+    if d.valgrind:   # MODELD_VALGRIND=1
+        assert rc == 0, "valgrind reported errors: " + open(d.log + ".vg").read()[-3000:]
 
 
 def test_unreachable_hub_is_named(daemon):
