@@ -499,6 +499,18 @@ static int nthreads(void)
 	return n < 2 ? 2 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
+/* Start up to want tensor workers (no more than there are tensors); how
+ * many started. */
+static int start_workers(struct wstate *s, pthread_t *thr, int want)
+{
+	if ((size_t)want > s->lay->nstored)
+		want = (int)s->lay->nstored;
+	int nt = 0;
+	while (nt < want && pthread_create(&thr[nt], NULL, tensor_worker, s) == 0)
+		nt++;
+	return nt;
+}
+
 /* Gaps in source order, then (when wanted) the whole-source hash. */
 static int gaps_and_source(struct wstate *s, pack_gap_fn gap, void *arg, struct sha256 *sh)
 {
@@ -555,6 +567,28 @@ static int same_file_state(const struct stat *a, const struct stat *b)
 	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
 	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
 	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* The result fields both writers end with: the source's digest (given, or
+ * the one hashed meanwhile) and the pack's size. */
+static void finish_written(struct pack_written *out, const uint8_t *src_sha256,
+			   struct sha256 *sh, uint64_t size)
+{
+	if (src_sha256)
+		memcpy(out->src_sha256, src_sha256, 32);
+	else
+		sha256_final(sh, out->src_sha256);
+	out->size = size;
+}
+
+/* What both writers free, whether they finished or not. */
+static void wstate_free(struct wstate *s, struct sha256 *sh)
+{
+	if (sh->ctx)
+		sha256_free(sh);
+	free(s->digest);
+	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->wmu);
 }
 
 int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout *lay,
@@ -616,12 +650,7 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	}
 	if ((rc = pwrite_all(pack_fd, hdr, PACK_HDR_SIZE, 0)))
 		goto out;
-	int want = nthreads();
-	if ((size_t)want > lay->nstored)
-		want = (int)lay->nstored;
-	for (; nt < want; nt++)
-		if (pthread_create(&thr[nt], NULL, tensor_worker, &s))
-			break;
+	nt = start_workers(&s, thr, nthreads());
 	if (nt == 0 && lay->nstored) {
 		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
 		goto out;
@@ -640,19 +669,11 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	}
 	if ((rc = write_index(pack_fd, ci, lay, hdr, s.digest, out->root)))
 		goto out;
-	if (src_sha256)
-		memcpy(out->src_sha256, src_sha256, 32);
-	else
-		sha256_final(&sh, out->src_sha256);
-	out->size = lay->file_size;
+	finish_written(out, src_sha256, &sh, lay->file_size);
 out:
-	if (sh.ctx)
-		sha256_free(&sh);
-	free(s.digest);
+	wstate_free(&s, &sh);
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)lay->src_size);
-	pthread_mutex_destroy(&s.mu);
-	pthread_mutex_destroy(&s.wmu);
 	return rc;
 }
 
@@ -759,12 +780,7 @@ int pack_write_placed(int fd, const struct conv_info *ci, const struct pack_layo
 		rc = MD_ENOMEM;
 		goto out;
 	}
-	int want = nthreads() - 1;
-	if ((size_t)want > lay->nstored)
-		want = (int)lay->nstored;
-	for (; nt < want; nt++)
-		if (pthread_create(&thr[nt], NULL, tensor_worker, &s))
-			break;
+	nt = start_workers(&s, thr, nthreads() - 1);
 	if (nt == 0 && lay->nstored) {
 		rc = md_fail(MD_ENOMEM, "pack: cannot start a thread");
 		set_err(&s, rc);
@@ -808,23 +824,15 @@ int pack_write_placed(int fd, const struct conv_info *ci, const struct pack_layo
 		rc = md_fail(MD_EIO, "pack: cannot cut the placed file: %s", strerror(errno));
 		goto out;
 	}
-	if (src_sha256)
-		memcpy(out->src_sha256, src_sha256, 32);
-	else
-		sha256_final(&sh, out->src_sha256);
-	out->size = lay->file_size;
+	finish_written(out, src_sha256, &sh, lay->file_size);
 out:
 	for (int i = 0; i < nt; i++)
 		pthread_join(thr[i], NULL);
-	if (sh.ctx)
-		sha256_free(&sh);
-	free(s.digest);
+	wstate_free(&s, &sh);
 	free(blk);
 	free(seg);
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)psize);
-	pthread_mutex_destroy(&s.mu);
-	pthread_mutex_destroy(&s.wmu);
 	return rc;
 }
 
