@@ -590,19 +590,26 @@ static void cancel_at_half(void *arg, uint64_t done, uint64_t total)
 		atomic_store(c, 1);
 }
 
+/* Options that slow the run down and cancel it halfway through. */
+static struct xfer_opts cancel_half_opts(atomic_int *cancel)
+{
+	struct xfer_opts o = fast_opts();
+	o.rate_limit = 4 << 20;
+	o.progress = cancel_at_half;
+	o.progress_arg = cancel;
+	o.cancel = cancel;
+	o.progress_ms = 20;
+	return o;
+}
+
 static void test_cancel_and_resume(void **state)
 {
 	(void)state;
 	reset_hub();
 	struct job j;
 	job_make(&j, "acme/tiny", commit, tree, "model-00001*");
-	struct xfer_opts o = fast_opts();
 	atomic_int cancel = 0;
-	o.rate_limit = 4 << 20;
-	o.progress = cancel_at_half;
-	o.progress_arg = &cancel;
-	o.cancel = &cancel;
-	o.progress_ms = 20;
+	struct xfer_opts o = cancel_half_opts(&cancel);
 	int rc = xfer_run(j.dir, j.items, j.n, &o);
 	assert_int_equal(rc, MD_ECANCELED);
 	uint64_t first = j.items[0].fetched;
@@ -637,13 +644,8 @@ static void test_placed_item(void **state)
 	j.items[0].place = seg;
 	j.items[0].nplace = 4;
 	j.items[0].placed_size = 3 * (q + 8192) + 4096 + seg[3].len + 100;
-	struct xfer_opts o = fast_opts();
 	atomic_int cancel = 0;
-	o.rate_limit = 4 << 20;
-	o.progress = cancel_at_half;
-	o.progress_arg = &cancel;
-	o.cancel = &cancel;
-	o.progress_ms = 20;
+	struct xfer_opts o = cancel_half_opts(&cancel);
 	assert_int_equal(xfer_run(j.dir, j.items, j.n, &o), MD_ECANCELED);
 	assert_true(j.items[0].fetched > 0 && j.items[0].fetched < n);
 	o.progress = NULL;
