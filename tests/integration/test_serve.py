@@ -46,6 +46,22 @@ def daemon_fds(d):
     return len(os.listdir("/proc/%d/fd" % d.proc.pid))
 
 
+def settled_fds(d, timeout=10):
+    """The daemon's fd count once it holds still for 0.5 s: a connection
+    the previous command closed may still be open in the daemon for a
+    moment, and counting it as the baseline made a later, settled count
+    look one lower (a failed equality, not a leak)."""
+    t0, last, since = time.time(), daemon_fds(d), time.time()
+    while time.time() - t0 < timeout:
+        time.sleep(0.05)
+        n = daemon_fds(d)
+        if n != last:
+            last, since = n, time.time()
+        elif time.time() - since >= 0.5:
+            break
+    return last
+
+
 def wait_fds(d, want, timeout=10):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -288,7 +304,7 @@ def test_64_clients_during_import_no_fd_leak(tmp, daemon):
     make_model(os.path.join(tmp, "bulk"), {"model.safetensors": st_file(
         {"x%d" % k: torch.randn(1 << 20, generator=g) for k in range(12)})})
     gc.collect()
-    before = daemon_fds(daemon)
+    before = settled_fds(daemon)
     imp = subprocess.Popen([os.path.join(BUILD, "modelctl"), "--socket", daemon.sock, "import",
                             os.path.join(tmp, "bulk"), "--name", "acme/bulk"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -345,7 +361,7 @@ def test_hostile_clients_disconnected_daemon_keeps_serving(tmp, daemon):
         {"w": torch.arange(1000, dtype=torch.float32)})})
     daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/h")
     gc.collect()
-    before = daemon_fds(daemon)
+    before = settled_fds(daemon)
     req = json.dumps({"op": "open", "ref": "acme/h"}).encode()
     cases = {
         "garbage": b"GET / HTTP/1.1\r\n\r\n" + os.urandom(64),
@@ -492,7 +508,7 @@ def test_pipelined_opens_without_reading_are_bounded(tmp, daemon):
         "b.safetensors": st_file({"b": torch.zeros(3)})})
     daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/two")
     gc.collect()
-    before = daemon_fds(daemon)
+    before = settled_fds(daemon)
     c = modeld.Connection(daemon.sock)
     c.sock.setblocking(False)
     sent = 0
@@ -684,7 +700,7 @@ def test_refused_requests_do_not_leak_descriptors(tmp, daemon):
     make_model(os.path.join(tmp, "m"), {"model.safetensors": st_file({"w": torch.ones(3)})})
     daemon.ctl("import", os.path.join(tmp, "m"), "--name", "acme/p")
     gc.collect()
-    before = daemon_fds(daemon)
+    before = settled_fds(daemon)
     fds = [os.open("/etc/hostname", os.O_RDONLY) for _ in range(3)]
     try:
         for _ in range(5):
@@ -870,7 +886,7 @@ def test_64_clients_during_a_pull_no_fd_leak(tmp, daemon, tmp_path_factory):
         models = small_models(daemon, tmp, g, 2, 128, 3)
         exe = md_check(tmp)
         gc.collect()
-        before = daemon_fds(daemon)
+        before = settled_fds(daemon)
         pull = subprocess.Popen([os.path.join(BUILD, "modelctl"), "--socket", daemon.sock,
                                  "pull", "acme/tiny", "--hub", hub.url, "--limit-rate", "1M"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
