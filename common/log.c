@@ -24,7 +24,6 @@ int log_parse_level(const char *s)
 }
 
 void log_set_level(int level) { cur_level = level; }
-int log_get_level(void) { return cur_level; }
 
 void log_init(const char *ident)
 {

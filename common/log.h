@@ -11,7 +11,6 @@ enum { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 /* Parse "error|warn|info|debug"; returns the level or -1. */
 int log_parse_level(const char *s);
 void log_set_level(int level);
-int log_get_level(void);
 /* ident is borrowed for the life of the process. */
 void log_init(const char *ident);
 

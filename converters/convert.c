@@ -41,11 +41,6 @@ static int find_and_parse(int src_fd, uint64_t src_size, const char *path,
 	return 0;
 }
 
-int conv_inspect(int src_fd, uint64_t src_size, const char *path, struct conv_info *ci)
-{
-	return find_and_parse(src_fd, src_size, path, ci);
-}
-
 struct lit_arg {
 	int fd;
 	uint64_t base, pos;

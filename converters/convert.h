@@ -81,11 +81,6 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci,
 		      const uint8_t *src_sha256, int pack_fd, int recipe_fd,
 		      struct conv_result *out);
 
-/* Parse only: the converter's report (tensor table, metadata) without
- * writing anything. *ci must be zeroed; freed by the caller with
- * conv_info_free also on failure. Same errors as conv_convert. */
-int conv_inspect(int src_fd, uint64_t src_size, const char *path, struct conv_info *ci);
-
 /* ---- placed files (a pull writes a safetensors file in pack layout) ----
  * head_fd holds the file's first bytes (at least its header; more is
  * fine), src_size is the whole file's size. */
@@ -93,7 +88,7 @@ struct pack_seg;
 
 /* Where each source byte goes (pack_place, converters/pack.h): *segs
  * malloc'd (free), *placed_size the placed file's size. Same errors as
- * conv_inspect, and MD_EUNSUP for a file that is not safetensors or cannot
+ * conv_convert's parsing, and MD_EUNSUP for a file that is not safetensors or cannot
  * be placed (then download it as it is). */
 int conv_plan(int head_fd, uint64_t src_size, const char *path, struct pack_seg **segs,
 	      size_t *nseg, uint64_t *placed_size);

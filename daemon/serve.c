@@ -40,14 +40,6 @@ static void lease_drop_at(size_t i)
 	leases[i] = leases[--nleases];
 }
 
-size_t serve_lease_count(void)
-{
-	pthread_mutex_lock(&mu);
-	size_t n = nleases;
-	pthread_mutex_unlock(&mu);
-	return n;
-}
-
 void serve_conn_closed(uint64_t conn_id)
 {
 	pthread_mutex_lock(&mu);

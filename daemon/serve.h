@@ -48,7 +48,4 @@ void serve_rm_end(const char *name);
 /* Drop every lease of a connection (called from ops_conn_closed). */
 void serve_conn_closed(uint64_t conn_id);
 
-/* Number of leases held (tests, status). */
-size_t serve_lease_count(void);
-
 #endif

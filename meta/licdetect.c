@@ -602,11 +602,6 @@ static int text_bigrams(const char *text, size_t len, uint64_t **out, size_t *n,
 	return 0;
 }
 
-int licdetect_prepare(void)
-{
-	return corpus_get();
-}
-
 int licdetect_has(const char *id)
 {
 	for (size_t i = 0; id && i < licdetect_corpus_n; i++)

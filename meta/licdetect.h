@@ -54,13 +54,6 @@ struct licdetect_result {
 };
 
 /*
- * Prepare the corpus now (normalize and hash every shipped text, ~60 ms on
- * one core) instead of on the first detection. Optional; call it at daemon
- * start. 0 or MD_ENOMEM.
- */
-int licdetect_prepare(void);
-
-/*
  * Detect the license of text[0..len) (need not be NUL-terminated; not
  * retained). Fills *res. Returns 0 (also when nothing matches: res->matched
  * is 0 then), MD_ENOMEM, or MD_EINVAL for a NULL argument. Texts longer than

@@ -123,11 +123,6 @@ json_t *ingest_paths(struct ingest *ing)
 	return a;
 }
 
-size_t ingest_count(const struct ingest *ing)
-{
-	return json_array_size(ing->files);
-}
-
 static int claim_path(struct ingest *ing, const char *relpath)
 {
 	int rc = util_check_relpath(relpath);
@@ -456,70 +451,6 @@ int ingest_add_fd(struct ingest *ing, const char *relpath, int fd)
 	sha256_final(&h, d);
 	util_hex(d, 32, hex);
 	return record(ing, relpath, got, hex, staged);
-}
-
-int ingest_add_staged(struct ingest *ing, const char *relpath, const char *staged_name,
-		      const char *expect)
-{
-	int rc = claim_path(ing, relpath);
-	if (rc)
-		return rc;
-	if (strchr(staged_name, '/') || staged_name[0] == '.')
-		return md_fail(MD_EINVAL, "%s: bad staged name", staged_name);
-	char p[4200];
-	snprintf(p, sizeof p, "%s/%s", ing->dir, staged_name);
-	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return md_fail(MD_EIO, "%s: %s", relpath, strerror(errno));
-	if (!ing->buf && !(ing->buf = malloc(COPY_BUF))) {
-		close(fd);
-		return MD_ENOMEM;
-	}
-	struct sha256 h;
-	if ((rc = sha256_init(&h))) {
-		close(fd);
-		return rc;
-	}
-	uint64_t got = 0;
-	for (;;) {
-		ssize_t n = read(fd, ing->buf, COPY_BUF);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = md_fail(MD_EIO, "%s: read: %s", relpath, strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		sha256_update(&h, ing->buf, (size_t)n);
-		got += (uint64_t)n;
-	}
-	if (!rc && fdatasync(fd) < 0)
-		rc = md_fail(MD_EIO, "%s: fsync: %s", relpath, strerror(errno));
-	fchmod(fd, 0444);
-	close(fd);
-	if (rc) {
-		sha256_free(&h);
-		return rc;
-	}
-	uint8_t d[32];
-	char hex[65];
-	sha256_final(&h, d);
-	util_hex(d, 32, hex);
-	if (expect && strcmp(expect, hex))
-		return md_fail(MD_ECORRUPT, "%s: sha256 %s does not match the expected %s",
-			       relpath, hex, expect);
-	if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0 && claims(ing, fd, relpath)) {
-		rc = add_converted(ing, relpath, fd, got, hex);
-		close(fd);
-		if (rc == 0)
-			unlink(p); /* the original lives on as pack + recipe */
-		if (rc != MD_EUNSUP)
-			return rc;
-	} else if (fd >= 0) {
-		close(fd);
-	}
-	return record(ing, relpath, got, hex, staged_name);
 }
 
 int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry)

@@ -62,7 +62,7 @@ void ingest_set_converter(struct ingest *ing, const struct ingest_converter *con
 int ingest_begin(struct store *st, struct ingest_ctl *ctl, struct ingest **out);
 
 /* The staging directory; borrowed, valid until ingest_free. Sources may
- * write files there and hand them over with ingest_add_staged. */
+ * write files there and hand them over with ingest_add_hashed. */
 const char *ingest_dir(const struct ingest *ing);
 
 /*
@@ -76,19 +76,14 @@ const char *ingest_dir(const struct ingest *ing);
 int ingest_add_fd(struct ingest *ing, const char *relpath, int fd);
 
 /*
- * Hand over a file a source already wrote into ingest_dir() as staged_name.
- * It is hashed here; when expect_sha256 is non-NULL a different digest is
- * MD_ECORRUPT naming relpath. The file is moved, not copied.
- */
-int ingest_add_staged(struct ingest *ing, const char *relpath, const char *staged_name,
-		      const char *expect_sha256);
-
-/*
- * Like ingest_add_staged for a file the caller hashed while writing it
- * (sha256: 64 lower-case hex digits, verified by the caller against what it
- * expected): it is fsync'd and recorded without being read again. For
- * sources that stream and hash in one pass (bundles, daemon/bundle.c).
- * Errors as ingest_add_staged; MD_EINVAL for a malformed digest.
+ * Hand over a file a source already wrote into ingest_dir() as staged_name
+ * and hashed while writing it (sha256: 64 lower-case hex digits, verified by
+ * the caller against what it expected): it is fsync'd and recorded without
+ * being read again, and moved, not copied (a weight file is converted
+ * instead: pack + recipe, MD_EREFUSED or MD_ECORRUPT when it cannot be). For sources that stream and hash
+ * in one pass (bundles, daemon/bundle.c). Errors name relpath: MD_EREFUSED
+ * (bad or duplicate path), MD_EINVAL (bad staged name, malformed digest),
+ * MD_EIO, MD_ENOSPC, MD_ENOMEM.
  */
 int ingest_add_hashed(struct ingest *ing, const char *relpath, const char *staged_name,
 		      const char *sha256);
@@ -127,7 +122,7 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry);
  * is left in place for the caller to remove once what was staged is safe
  * from a kill (ingest_keep): a pull killed in between finds the download
  * still there and does not fetch it again. Errors as
- * ingest_add_staged. Several threads may call it at once on one ingest
+ * ingest_add_hashed. Several threads may call it at once on one ingest
  * (a pull converts two files at a time); no other call may run meanwhile.
  */
 int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_path,
@@ -170,9 +165,6 @@ int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const
  * The result then has no "existed".
  */
 void ingest_set_replace(struct ingest *ing);
-
-/* Number of files added so far. */
-size_t ingest_count(const struct ingest *ing);
 
 /*
  * Commit: build the manifest {v,name,revision,files[{path,size,sha256,blob}],
