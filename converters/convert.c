@@ -208,15 +208,17 @@ int conv_convert_info(int src_fd, uint64_t src_size, const struct conv_info *ci,
 
 /* ---- placed files ---- */
 
-/* Parse the head as a safetensors file of src_size bytes and lay it out. */
+/* Parse the head as a safetensors or GGUF file of src_size bytes and lay
+ * it out. Both describe every tensor before the first tensor's bytes; a
+ * torch zip's records are found from its end, so no head can plan it. */
 static int placed_layout(int head_fd, uint64_t src_size, const char *path, struct conv_info *ci,
 			 struct pack_layout *lay)
 {
 	int rc = find_and_parse(head_fd, src_size, path, ci);
 	if (rc)
 		return rc;
-	if (strcmp(ci->format, "safetensors"))
-		return md_fail(MD_EUNSUP, "%s: only safetensors files are placed", path);
+	if (strcmp(ci->format, "safetensors") && strcmp(ci->format, "gguf"))
+		return md_fail(MD_EUNSUP, "%s: only safetensors and GGUF files are placed", path);
 	if ((rc = pack_layout_init(ci, src_size, lay)) || (rc = check_growth(ci, lay, src_size)))
 		return path ? md_fail_prefix(rc, path) : rc;
 	return 0;

@@ -88,8 +88,9 @@ struct pack_seg;
 
 /* Where each source byte goes (pack_place, converters/pack.h): *segs
  * malloc'd (free), *placed_size the placed file's size. Same errors as
- * conv_convert's parsing, and MD_EUNSUP for a file that is not safetensors or cannot
- * be placed (then download it as it is). */
+ * conv_convert's parsing (a head too short for the file's header is one of
+ * them), and MD_EUNSUP for a file that is neither safetensors nor GGUF or
+ * cannot be placed (then download it as it is). */
 int conv_plan(int head_fd, uint64_t src_size, const char *path, struct pack_seg **segs,
 	      size_t *nseg, uint64_t *placed_size);
 

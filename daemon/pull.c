@@ -261,18 +261,62 @@ static void *addq_thread(void *arg)
 	return NULL;
 }
 
-/* Placed downloads: a safetensors file of at least PLACE_MIN bytes is
- * downloaded straight into pack layout (the worker plans where each byte
- * goes from the file's header, fetched first with a ranged GET), so its
- * conversion hashes the tensors where they lie instead of copying them. */
+/* Placed downloads: a safetensors or GGUF file of at least PLACE_MIN bytes
+ * is downloaded straight into pack layout (the worker plans where each
+ * byte goes from the file's header, fetched first with a ranged GET), so
+ * its conversion hashes the tensors where they lie instead of copying them. */
 #define PLACE_MIN (16u << 20)
 #define PLACE_HEAD (1u << 20)   /* bytes asked for first; more if the header is longer */
+#define PLACE_HEAD_MAX HF_MAX_JSON
+
+static int has_suffix(const char *s, const char *suf)
+{
+	size_t n = strlen(s), k = strlen(suf);
+	return n > k && !strcasecmp(s + n - k, suf);
+}
 
 static int placeable(const struct xfer_item *it)
 {
-	size_t n = strlen(it->dest);
-	return it->sha256 && it->size >= PLACE_MIN && n > 12 &&
-	       !strcasecmp(it->dest + n - 12, ".safetensors");
+	return it->sha256 && it->size >= PLACE_MIN &&
+	       (has_suffix(it->dest, ".safetensors") || has_suffix(it->dest, ".gguf"));
+}
+
+/* The head's length: a safetensors file says its header's length in its
+ * first 8 bytes (0 when it is no safetensors file that can be placed); a
+ * GGUF header is only known by parsing it, so after a first MiB too short
+ * the pull asks once more, for at most 1/32 of the file (a 4 GiB file: 32
+ * MiB), so that a plan never costs more than 3% of the download. */
+static uint64_t head_want(const struct xfer_item *it, const uint8_t *b, size_t len)
+{
+	if (!has_suffix(it->dest, ".safetensors")) {
+		uint64_t w = it->size / 32;
+		return w > PLACE_HEAD_MAX ? PLACE_HEAD_MAX : w;
+	}
+	uint64_t hl = 0;
+	for (int k = 7; len >= 8 && k >= 0; k--)
+		hl = hl << 8 | b[k];
+	return len < 8 || hl > PLACE_HEAD_MAX - 8 || hl > it->size - 8 ? 0 : 8 + hl;
+}
+
+/* Plan from a head of len bytes: 0 with *psize and the pieces, or the
+ * worker's error. */
+static int plan_head(struct job *j, struct xfer_item *it, const uint8_t *b, size_t len,
+		     struct placed *pl, uint64_t *psize)
+{
+	int fd = memfd_create("head", MFD_CLOEXEC), rc;
+	if (fd < 0 || util_write_all(fd, b, len)) {
+		rc = md_fail(MD_EIO, "head: %s", strerror(errno));
+	} else if (!(rc = worker_plan(fd, it->size, it->dest, &j->ctl.cancel, &pl->segs,
+				      &it->nplace, psize))) {
+		pl->head = fd;
+		return 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(pl->segs);
+	pl->segs = NULL;
+	it->nplace = 0;
+	return rc;
 }
 
 /* Plan it (see above); 0 when placed or left as it is, MD_ECANCELED. Any
@@ -283,40 +327,46 @@ static int plan_placed(struct job *j, struct hf_client *hc, struct xfer_item *it
 {
 	uint8_t *b = NULL;
 	size_t len = 0;
-	uint64_t want = it->size < PLACE_HEAD ? it->size : PLACE_HEAD, psize;
+	uint64_t want = it->size < PLACE_HEAD ? it->size : PLACE_HEAD, psize, more;
 	int rc = hf_file_head(hc, it->url, it->dest, want, &b, &len);
-	if (!rc && len >= 8) {
-		uint64_t hl = 0;
-		for (int k = 7; k >= 0; k--)
-			hl = hl << 8 | b[k];
-		if (hl > HF_MAX_JSON - 8 || hl > it->size - 8) {
-			rc = MD_EUNSUP;
-		} else if (8 + hl > len) {
+	if (!rc && has_suffix(it->dest, ".safetensors")) {
+		more = head_want(it, b, len);
+		if (!more) {
+			rc = md_fail(MD_EUNSUP, "%s: no safetensors header length", it->dest);
+		} else if (more > len) {
 			free(b);
 			b = NULL;
-			rc = hf_file_head(hc, it->url, it->dest, 8 + hl, &b, &len);
+			rc = hf_file_head(hc, it->url, it->dest, more, &b, &len);
 		}
 	}
-	int fd = rc ? -1 : memfd_create("head", MFD_CLOEXEC);
-	if (fd >= 0 && util_write_all(fd, b, len) == 0)
-		rc = worker_plan(fd, it->size, it->dest, &j->ctl.cancel, &pl->segs, &it->nplace,
-				 &psize);
-	else if (!rc)
-		rc = MD_EIO;
+	if (!rc)
+		rc = plan_head(j, it, b, len, pl, &psize);
+	if (rc && rc != MD_EUNSUP && rc != MD_ECANCELED && !atomic_load(&j->ctl.cancel) &&
+	    len == want && (more = head_want(it, b, len)) > len) {
+		/* a GGUF header longer than the first MiB */
+		log_debug("pull: %s: %s; asking for %llu bytes", it->dest, md_errmsg(rc),
+			  (unsigned long long)more);
+		md_clearerr();
+		free(b);
+		b = NULL;
+		if (!(rc = hf_file_head(hc, it->url, it->dest, more, &b, &len)))
+			rc = plan_head(j, it, b, len, pl, &psize);
+	}
 	free(b);
-	if (rc || atomic_load(&j->ctl.cancel)) {
-		if (fd >= 0)
-			close(fd);
+	if (!rc && atomic_load(&j->ctl.cancel)) {
+		close(pl->head);
+		pl->head = -1;
 		free(pl->segs);
 		pl->segs = NULL;
 		it->nplace = 0;
-		if (rc == MD_ECANCELED || atomic_load(&j->ctl.cancel))
-			return md_fail(MD_ECANCELED, "canceled");
+	}
+	if (rc == MD_ECANCELED || atomic_load(&j->ctl.cancel))
+		return md_fail(MD_ECANCELED, "canceled");
+	if (rc) {
 		log_debug("pull: %s: downloaded as it is: %s", it->dest, md_errmsg(rc));
 		md_clearerr();
 		return 0;
 	}
-	pl->head = fd;
 	it->place = pl->segs;
 	it->placed_size = psize;
 	log_debug("pull: %s: placed in %zu pieces", it->dest, it->nplace);

@@ -129,7 +129,7 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 		    const char *sha256);
 
 /*
- * ingest_add_file for a safetensors file a pull downloaded in pack layout
+ * ingest_add_file for a safetensors or GGUF file a pull downloaded in pack layout
  * (size: the file's size as served; head_fd: the head its placement was
  * planned from): abs_path is converted in place by the converter's
  * convert_placed and staged as the pack under a second name, so a kill

@@ -1136,6 +1136,68 @@ def test_placed_head_answered_whole_downloads_as_it_is(tmp, hubroot, count):
         assert rc == 0, "valgrind reported errors: " + open(d.log + ".vg").read()[-3000:]
 
 
+def gguf_repo(hubroot, name, ntokens):
+    """acme/NAME: a 58 MB GGUF file (F16, Q8_0 blocks, small F32 tensors
+    that leave padding, 32-byte alignment) whose header holds ntokens
+    tokenizer strings of 16 bytes each."""
+    import random
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
+    from conv_fixtures import gguf_bytes
+    base = os.path.join(hubroot, "acme", name)
+    if os.path.exists(os.path.join(base, "model.gguf")):
+        return base
+    os.makedirs(base, exist_ok=True)
+    rnd = random.Random(ntokens)
+    kvs = [("general.architecture", 8, "llama"),
+           ("tokenizer.ggml.tokens", 9, (8, ["tok%05d" % i for i in range(ntokens)]))]
+    tensors = [("token_embd.weight", 1, [2048, 4096], rnd.randbytes(2048 * 4096 * 2)),
+               ("blk.0.attn_norm.weight", 0, [1000], rnd.randbytes(4000)),
+               ("blk.0.ffn_up.weight", 8, [4096, 2048], rnd.randbytes(4096 * 2048 // 32 * 34)),
+               ("blk.0.ffn_down.weight", 1, [4096, 2048], rnd.randbytes(4096 * 2048 * 2)),
+               ("output_norm.weight", 0, [7], rnd.randbytes(28)),
+               ("output.weight", 1, [2048, 4096], rnd.randbytes(2048 * 4096 * 2))]
+    with open(os.path.join(base, "model.gguf"), "wb") as f:
+        f.write(gguf_bytes(kvs, tensors))
+    return base
+
+
+@pytest.mark.parametrize("ntokens,asks,placed", [(1000, 1, True), (75000, 2, True),
+                                                 (150000, 2, False)])
+def test_gguf_download_is_placed(tmp, hubroot, ntokens, asks, placed):
+    """A GGUF file of 16 MiB or more is downloaded straight into pack layout,
+    like a safetensors one. Its header's length is only known by parsing it:
+    a header longer than the first MiB asked for costs one more ranged
+    request, for 1/32 of the file; a header longer than that, an ordinary
+    download. Either way the pack is that of a local import."""
+    base = gguf_repo(hubroot, "gguf%d" % ntokens, ntokens)
+    repo = "acme/gguf%d" % ntokens
+    size = os.path.getsize(os.path.join(base, "model.gguf"))
+    hub = Hub(hubroot)
+    d = Daemon(tmp, store=os.path.join(tmp, "store")).start()
+    try:
+        d.ctl("pull", repo, "--hub", hub.url)
+        check_pulled(d, hubroot, repo)
+        log = d.read_log()
+        assert ("model.gguf: placed in" in log) == placed, log[-3000:]
+        gets = [e["range"] for e in hub.log() if e["method"] == "GET" and e["path"].endswith("/model.gguf")]
+        heads = ["bytes=0-1048575", "bytes=0-%d" % (size // 32 - 1)]
+        assert gets[:asks] == heads[:asks] and (asks == 2 or gets[1] != heads[1]), gets
+        if not placed:
+            assert "model.gguf: downloaded as it is" in log, log[-3000:]
+        show = d.ctl("show", repo, "--json").json()
+        f = [x for x in show["files"] if x["path"] == "model.gguf"][0]
+        assert f["format"] == "gguf" and f["tensors"] == 6, f
+        d.ctl("import", base, "--name", "local/gguf")
+        pulled = d.ctl("tensors", repo, "--json").json()
+        assert pulled == d.ctl("tensors", "local/gguf", "--json").json() and len(pulled) == 6
+    finally:
+        rc = d.stop()
+        hub.stop()
+    if d.valgrind:   # MODELD_VALGRIND=1
+        assert rc == 0, "valgrind reported errors: " + open(d.log + ".vg").read()[-3000:]
+
+
 def test_unreachable_hub_is_named(daemon):
     """Nothing listening at the hub's address: after the retries the pull
     fails naming the host and port it could not reach, not curl's bare

@@ -236,6 +236,70 @@ static inline void fx_check_roundtrip(struct fx_conv *c)
 	free(got);
 }
 
+/* A file placed as conv_plan says (what a pull downloads), from a head of
+ * its first head_len bytes, becomes the very pack and recipe conv_convert
+ * made from it (c, fx_convert); known: the file's sha256 is given, as a
+ * pull gives it. A placed file whose header differs from the head the plan
+ * was made from is refused. */
+static inline int fx_head(int src, uint64_t n)
+{
+	int fd = fx_tmp();
+	uint8_t *b = malloc(n + 1);
+	assert_int_equal(util_pread_full(src, b, n, 0), (ssize_t)n);
+	assert_int_equal(util_write_all(fd, b, n), 0);
+	free(b);
+	return fd;
+}
+
+static inline void fx_check_placed(const char *name, struct fx_conv *c, uint64_t head_len,
+				   int known)
+{
+	int head = fx_head(c->src, head_len);
+	struct pack_seg *seg;
+	size_t nseg;
+	uint64_t psize;
+	assert_int_equal(conv_plan(head, c->size, name, &seg, &nseg, &psize), 0);
+	/* the pieces cover the file once, in order */
+	uint64_t pos = 0;
+	int placed = fx_tmp(), recipe = fx_tmp();
+	uint8_t *b = malloc(c->size + 1);
+	assert_int_equal(util_pread_full(c->src, b, c->size, 0), (ssize_t)c->size);
+	for (size_t k = 0; k < nseg; k++) {
+		assert_int_equal(seg[k].src, pos);
+		assert_true(seg[k].dst + seg[k].len <= psize);
+		pos += seg[k].len;
+		assert_int_equal(pwrite(placed, b + seg[k].src, seg[k].len, (off_t)seg[k].dst),
+				 (ssize_t)seg[k].len);
+	}
+	assert_int_equal(pos, c->size);
+	struct conv_result r;
+	const uint8_t *sha = known ? c->res.src_sha256 : NULL;
+	assert_int_equal(conv_convert_placed(head, placed, c->size, name, sha, recipe, &r), 0);
+	assert_memory_equal(r.src_sha256, c->res.src_sha256, 32);
+	assert_memory_equal(r.pack_root, c->res.pack_root, 32);
+	assert_memory_equal(r.recipe_sha256, c->res.recipe_sha256, 32);
+	assert_int_equal(r.pack_size, c->res.pack_size);
+	assert_int_equal(r.params, c->res.params);
+	uint8_t d1[32], d2[32];
+	fx_sha_fd(placed, d1);
+	fx_sha_fd(c->pack, d2);
+	assert_memory_equal(d1, d2, 32);   /* byte for byte the same pack */
+	/* the placed header is not the head's: refused */
+	assert_int_equal(ftruncate(placed, 0), 0);
+	for (size_t k = 0; k < nseg; k++)
+		assert_int_equal(pwrite(placed, b + seg[k].src, seg[k].len, (off_t)seg[k].dst),
+				 (ssize_t)seg[k].len);
+	assert_int_equal(pwrite(placed, "X", 1, (off_t)seg[0].dst + 9), 1);
+	assert_int_equal(conv_convert_placed(head, placed, c->size, name, sha, recipe, &r),
+			 MD_ECORRUPT);
+	assert_non_null(strstr(md_errmsg(MD_ECORRUPT), "other header bytes"));
+	free(b);
+	free(seg);
+	close(head);
+	close(placed);
+	close(recipe);
+}
+
 /* Conversion must fail, write nothing, and say why. Never MD_EUNSUP: that
  * means "not a weight file" and gets a file stored unchecked. */
 static inline void fx_expect_refused(const char *name, const char *needle)

@@ -118,6 +118,37 @@ static void test_edge_files(void **state)
 	}
 }
 
+/* A GGUF file is placed like a safetensors one (fx_check_placed): from a
+ * head ending where the first tensor's bytes start, and from the whole
+ * file. A head shorter than the header fails to plan, and not with
+ * MD_EUNSUP, so that a pull asks for more. */
+static void test_placed(void **state)
+{
+	(void)state;
+	const char *names[] = { "model.gguf", "plain.gguf", "notensors.gguf", "unpadded.gguf" };
+	for (size_t i = 0; i < 4; i++) {
+		struct fx_conv c;
+		assert_int_equal(fx_convert(names[i], &c), 0);
+		uint64_t data = c.size;
+		for (size_t k = 0; k < pack_count(c.p); k++)
+			if (pack_tensor(c.p, k)->src_off < data)
+				data = pack_tensor(c.p, k)->src_off;
+		fx_check_placed(names[i], &c, data, 0);
+		fx_check_placed(names[i], &c, c.size, 1);
+		if (pack_count(c.p)) {
+			int head = fx_head(c.src, 40);
+			struct pack_seg *seg = NULL;
+			size_t nseg;
+			uint64_t psize;
+			int rc = conv_plan(head, c.size, names[i], &seg, &nseg, &psize);
+			assert_true(rc < 0 && rc != MD_EUNSUP);
+			assert_null(seg);
+			close(head);
+		}
+		fx_conv_free(&c);
+	}
+}
+
 static void test_hostile(void **state)
 {
 	(void)state;
@@ -161,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_plain_to_safetensors),
 		cmocka_unit_test(test_edge_files),
+		cmocka_unit_test(test_placed),
 		cmocka_unit_test(test_hostile),
 	};
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
