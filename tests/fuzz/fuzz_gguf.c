@@ -1,7 +1,7 @@
 /* libFuzzer: the GGUF reader (header, typed metadata, tensor infos,
  * alignment), then pack (typed metadata re-encoded) + recipe for every
- * accepted input. */
-#include "tests/fuzz/fuzz_common.h"
+ * accepted input; and the placed path a pull takes (fuzz_placed.h). */
+#include "tests/fuzz/fuzz_placed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -12,6 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (conv_gguf.parse(fd, size, &ci) == 0)
 		fuzz_convert_accepted(fd, size, &ci);
 	conv_info_free(&ci);
+	fuzz_placed(fd, data, size, "fuzz.gguf");
 	close(fd);
 	return 0;
 }
