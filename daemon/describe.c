@@ -65,31 +65,19 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 	json_decref(chain);
 	if (rc || (rc = card_facts(card, name, &facts)))
 		goto out;
-	/* parameters and bytes per dtype from the converted weight files */
-	size_t i;
-	json_int_t params = 0;
-	int weights = 0;
-	json_t *dtb = json_object(), *f;
-	json_array_foreach(ingest_files(ing), i, f) {
-		if (!json_object_get(f, "params"))
-			continue;
-		weights = 1;
-		params += json_integer_value(json_object_get(f, "params"));
-		const char *k;
-		json_t *v;
-		json_object_foreach(json_object_get(f, "dtype_bytes"), k, v)
-			json_object_set_new(dtb, k, json_integer(json_integer_value(json_object_get(dtb, k)) +
-								  json_integer_value(v)));
-	}
-	if (weights) {
-		json_object_set_new(facts, "parameters", json_integer(params));
-		json_object_set_new(facts, "dtype_bytes", dtb);
-	} else {
-		json_decref(dtb);
-	}
+	/* parameters and bytes per dtype from the converted weight files'
+	 * tensor tables, each tensor name once (registry/wfacts.h) */
+	json_t *wf = NULL;
+	if ((rc = ingest_weight_facts(ing, &wf)))
+		goto out;
+	json_object_update(facts, wf);
+	json_object_del(facts, "gguf");
 	/* config.json facts, card text; parameters from the safetensors headers
-	 * only when no converter gave them (daemon/facts.h) */
-	if ((rc = facts_add(ing, facts, card, facts)))
+	 * only when no converter gave them; a GGUF file's architecture where
+	 * there is no config.json (daemon/facts.h) */
+	rc = facts_add(ing, facts, card, facts, json_object_get(wf, "gguf"));
+	json_decref(wf);
+	if (rc)
 		goto out;
 	const char *verdict = json_string_value(json_object_get(license, "verdict"));
 	if (d->pol && policy_enforce(d->pol) && verdict && !strcmp(verdict, "deny")) {

@@ -132,11 +132,19 @@ static void card_text(struct ingest *ing, json_t *card)
 	free(buf);
 }
 
-int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior)
+int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
+	      const json_t *gguf)
 {
 	int tie = 0, rc = config_part(ing, facts, &tie);
 	if (rc)
 		return rc;
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)gguf, k, v) {
+		if (json_is_null(json_object_get(facts, k)) &&
+		    json_object_set(facts, k, v))
+			return MD_ENOMEM;
+	}
 	json_t *pp = json_object_get(prior, "parameters");
 	if (json_is_integer(pp)) { /* the converters' exact count wins */
 		json_object_set(facts, "parameters", pp);

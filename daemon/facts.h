@@ -24,9 +24,13 @@
  * "dtype_bytes") when it has them, else computed by the FALLBACK from the
  * safetensors headers of the ingest ("parameters_source":
  * "safetensors-header"; a broken header leaves parameters null and its
- * reason in "parameters_error"). Sets card.text (card may be NULL) to the
- * start of the README body. 0 or MD_ENOMEM.
+ * reason in "parameters_error"). A config fact that is null is taken from
+ * gguf (may be NULL: the architecture facts of a GGUF weight file,
+ * registry/wfacts.h), so a GGUF-only repository has them too. Sets
+ * card.text (card may be NULL) to the start of the README body. 0 or
+ * MD_ENOMEM.
  */
-int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior);
+int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
+	      const json_t *gguf);
 
 #endif

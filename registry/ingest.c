@@ -3,6 +3,7 @@
 #include "registry/catalog.h"
 #include "registry/share.h"
 #include "registry/stindex.h"
+#include "registry/wfacts.h"
 #include "common/err.h"
 #include "common/sha256.h"
 #include "common/util.h"
@@ -712,6 +713,11 @@ static int open_entry_blob(void *arg, const json_t *f, const char *hex)
 		store_blob_path(ing->st, hex, p, sizeof p);
 	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	return fd < 0 ? md_fail(md_from_errno(errno), "%s: %s", hex, strerror(errno)) : fd;
+}
+
+int ingest_weight_facts(struct ingest *ing, json_t **out)
+{
+	return wfacts_compute(ing->files, open_entry_blob, ing, out);
 }
 
 int ingest_commit(struct ingest *ing, const char *name, const char *rev, const char *ref,

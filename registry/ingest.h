@@ -167,6 +167,14 @@ int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const
 void ingest_set_replace(struct ingest *ing);
 
 /*
+ * Parameters, bytes per dtype and a GGUF file's architecture, from the
+ * packs of the converted files added so far (wfacts_compute,
+ * registry/wfacts.h: each tensor name counted once over all files). *out
+ * new, the caller decrefs. Same errors.
+ */
+int ingest_weight_facts(struct ingest *ing, json_t **out);
+
+/*
  * Commit: build the manifest {v,name,revision,files[{path,size,sha256,blob}],
  * total_size,imported_at} merged with the members of extra (borrowed; e.g.
  * source, provenance), then in one write transaction move blobs into place,

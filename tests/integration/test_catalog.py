@@ -132,6 +132,67 @@ def test_no_weights_and_broken_weights(daemon, tmp):
     assert daemon.ctl("--json", "list", "--provider", "acme").json()[0]["name"] == "acme/noweights"
 
 
+def gguf_file(path, tensors, arch_kvs=True):
+    """tensors: [(name, ggml type, ne (innermost first))]; data bytes random."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "unit"))
+    from conv_fixtures import gguf_bytes
+    size = {0: lambda n: 4 * n, 1: lambda n: 2 * n, 8: lambda n: n // 32 * 34}
+    ts = []
+    for name, t, ne in tensors:
+        n = 1
+        for x in ne:
+            n *= x
+        ts.append((name, t, ne, os.urandom(size[t](n))))
+    kvs = [("general.architecture", 8, "llama"), ("llama.block_count", 4, 2),
+           ("llama.context_length", 10, 4096), ("llama.embedding_length", 4, 64),
+           ("llama.attention.head_count", 4, 4),
+           ("tokenizer.ggml.tokens", 9, (8, ["t%d" % i for i in range(300)]))] if arch_kvs else []
+    with open(path, "wb") as f:
+        f.write(gguf_bytes(kvs, ts))
+
+
+def test_one_model_in_several_files_counts_once(daemon, tmp):
+    """Parameters are summed over every weight file with each tensor name
+    once: the same checkpoint as model.safetensors, as pytorch_model.bin
+    (real torch.save) and as a GGUF file is one model's count, a component
+    in a folder of its own adds its tensors; two quantizations of a
+    GGUF-only model are one model, whose architecture facts come from the
+    GGUF metadata when there is no config.json (config.json wins where
+    there is one)."""
+    d = model(tmp, "formats", tensors={"a": ("F32", [1000, 100]), "b": ("F32", [100])})
+    subprocess.run(["/usr/bin/python3", "-c",
+                    "import sys, torch; torch.save({'a': torch.zeros(1000, 100), 'b': torch.zeros(100)}, sys.argv[1])",
+                    os.path.join(d, "pytorch_model.bin")], check=True)
+    gguf_file(os.path.join(d, "model.gguf"), [("a", 1, [100, 1000]), ("b", 0, [100])])
+    os.makedirs(os.path.join(d, "vae"))
+    safetensors(os.path.join(d, "vae", "model.safetensors"), {"v": ("F16", [10, 10])})
+    daemon.ctl("import", d, "--name", "acme/formats")
+    s = daemon.ctl("--json", "show", "acme/formats").json()
+    assert s["parameters"] == 100100 + 100, s["parameters"]
+    # each name's dtype is its first file's by path: model.gguf (a F16, b F32), vae/
+    assert s["dtype_bytes"] == {"F16": 200000 + 200, "F32": 400}, s["dtype_bytes"]
+    assert s["architecture"] == "LlamaForCausalLM" and s["context_length"] == 2048
+    assert {f["path"]: f.get("format") for f in s["files"]}["pytorch_model.bin"] == "torch"
+
+    g = os.path.join(tmp, "ggufonly")
+    os.makedirs(g)
+    ts = [("token_embd.weight", 8, [64, 300]), ("blk.0.attn_q.weight", 8, [64, 64]),
+          ("output_norm.weight", 0, [64])]
+    gguf_file(os.path.join(g, "m-Q8_0.gguf"), ts)
+    gguf_file(os.path.join(g, "m-F16.gguf"), [(n, 1 if t == 8 else t, ne) for n, t, ne in ts])
+    with open(os.path.join(g, "README.md"), "w") as f:
+        f.write("---\nlicense: mit\nlibrary_name: gguf\n---\n# q\n")
+    daemon.ctl("import", g, "--name", "acme/ggufonly")
+    s = daemon.ctl("--json", "show", "acme/ggufonly").json()
+    assert s["parameters"] == 64 * 300 + 64 * 64 + 64, s["parameters"]
+    assert s["dtype_bytes"] == {"F16": 2 * (64 * 300 + 64 * 64), "F32": 256}, s["dtype_bytes"]
+    assert (s["architecture"], s["num_layers"], s["context_length"], s["hidden_size"],
+            s["num_heads"], s["vocab_size"]) == ("llama", 2, 4096, 64, 4, 300), s
+    assert "arch:      llama, context 4096, hidden 64, layers 2, heads 4, vocab 300" in \
+        daemon.ctl("show", "acme/ggufonly").out
+
+
 def test_filters(daemon, catalog):
     def ls(*args):
         return names(daemon.ctl("--json", "list", *args).json())

@@ -1,0 +1,39 @@
+/*
+ * registry/wfacts.h — catalog facts from the packs of one import's
+ * converted weight files (docs/catalog.md, "Parameters").
+ *
+ * Parameters and bytes per dtype come from the tensor tables: every tensor
+ * name is counted once over all the files, so that one checkpoint kept in
+ * two formats (model.safetensors and pytorch_model.bin) or in several
+ * quantizations (one GGUF file each) is one model's count, while shards and
+ * the components of a multi-model repository (unet/, vae/...) add up. Tied
+ * weights (aliases) count once. The files are visited in path order, so a
+ * name's dtype is that of its first file by path.
+ *
+ * A GGUF file also states its architecture: general.architecture and the
+ * llama.cpp keys ARCH.embedding_length, ARCH.block_count,
+ * ARCH.attention.head_count, ARCH.context_length and ARCH.vocab_size (else
+ * the length of tokenizer.ggml.tokens). Those of the first GGUF file by
+ * path that names an architecture are reported, for a repository without a
+ * config.json (daemon/facts.c).
+ */
+#ifndef MD_WFACTS_H
+#define MD_WFACTS_H
+
+#include <jansson.h>
+
+#include "registry/stindex.h"
+
+/*
+ * files: an import's file records (registry/ingest.h); the converted ones
+ * are those with "pack". open_blob opens a pack by its digest. *out (new,
+ * the caller decrefs) gets "parameters" (integer) and "dtype_bytes" ({"BF16":
+ * bytes, "GGML_Q8_0": bytes...}) when there is a converted file, and "gguf"
+ * ({"architecture", "model_type", "hidden_size", "num_layers", "num_heads",
+ * "context_length", "vocab_size"}: each present only when stated, integers
+ * in 1..2^40) when a GGUF file names an architecture. 0, or the error of
+ * opening or reading a pack (MD_ECORRUPT, MD_EIO...), MD_ENOMEM.
+ */
+int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, json_t **out);
+
+#endif
