@@ -165,6 +165,8 @@ struct addq {
 	const struct placed *pl;  /* [nt] */
 	size_t nt, *queue, nq, head;
 	unsigned char *added;     /* [nt]: handed to the ingest */
+	unsigned char *redo;      /* [nt]: placed, to download again as it is;
+				     NULL: no second try */
 	int closed, rc;
 	char *err;                /* rc's detail (md_fail is per thread) */
 	atomic_int *job_cancel;   /* the job's flag */
@@ -212,6 +214,23 @@ static int adopt_kept(struct ingest *ing, const char *dir, const struct xfer_ite
 	return rc == 0;
 }
 
+/* Add todo[i]. A placed file whose conversion finds it corrupt (the
+ * download's header is not the head the plan was made from: a hub whose
+ * ranged answer was not the file's bytes; nothing else can be, as the same
+ * header parsed for the plan) is downloaded again as it is, once, like a
+ * file that failed its digest: marked in redo and left out. */
+static int add_one(struct addq *q, size_t i)
+{
+	int rc = add_and_keep(q->ing, q->dir, &q->todo[i], q->pl[i].head);
+	if (rc == MD_ECORRUPT && q->todo[i].place && q->redo) {
+		log_info("pull: %s; downloading %s again as it is", md_errmsg(rc), q->todo[i].dest);
+		md_clearerr();
+		q->redo[i] = 1;
+		rc = 0;
+	}
+	return rc;
+}
+
 static void addq_push(void *arg, size_t i)
 {
 	struct addq *q = arg;
@@ -247,7 +266,7 @@ static void *addq_thread(void *arg)
 			continue;
 		pthread_mutex_unlock(&q->mu);
 		double t0 = util_mono();
-		int rc = add_and_keep(q->ing, q->dir, &q->todo[i], q->pl[i].head);
+		int rc = add_one(q, i);
 		log_debug("pull: %s stored in %.3f s", q->todo[i].dest, util_mono() - t0);
 		pthread_mutex_lock(&q->mu);
 		q->added[i] = 1;
@@ -373,10 +392,56 @@ static int plan_placed(struct job *j, struct hf_client *hc, struct xfer_item *it
 	return 0;
 }
 
-/* Download todo[0..nt) into dir and add each file to ing as it completes. */
 static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 			 struct xfer_item *todo, const struct placed *pl, size_t nt,
-			 struct xfer_opts *xo)
+			 struct xfer_opts *xo, int second);
+
+/* The nr items of todo[0..nt) marked in redo, downloaded again as they are
+ * (no placement) and added; their digests copied back into todo. */
+static int fetch_unplaced(struct job *j, struct ingest *ing, const char *dir,
+			  struct xfer_item *todo, const unsigned char *redo, size_t nt, size_t nr,
+			  struct xfer_opts *xo)
+{
+	struct xfer_item *sub = calloc(nr, sizeof *sub);
+	struct placed *pl = calloc(nr, sizeof *pl);
+	size_t *idx = calloc(nr, sizeof *idx), k = 0;
+	uint64_t again = 0;
+	int rc = MD_ENOMEM;
+	if (sub && pl && idx) {
+		for (size_t i = 0; i < nt; i++) {
+			if (!redo[i])
+				continue;
+			char p[8400];
+			snprintf(p, sizeof p, "%s/%s", dir, todo[i].dest);
+			unlink(p);
+			sub[k] = (struct xfer_item){ .url = todo[i].url, .dest = todo[i].dest,
+						     .size = todo[i].size, .sha256 = todo[i].sha256,
+						     .blob_sha1 = todo[i].blob_sha1,
+						     .no_fsync = todo[i].no_fsync, .status = 1 };
+			pl[k].head = -1;
+			idx[k++] = i;
+			again += todo[i].size;
+		}
+		uint64_t done = atomic_load(&j->ctl.done);
+		j->ctl_base = done > again ? done - again : 0;
+		rc = fetch_and_add(j, ing, dir, sub, pl, nr, xo, 1);
+		for (k = 0; k < nr; k++) {
+			todo[idx[k]].status = sub[k].status;
+			memcpy(todo[idx[k]].sha256_out, sub[k].sha256_out, sizeof sub[k].sha256_out);
+		}
+	}
+	free(sub);
+	free(pl);
+	free(idx);
+	return rc;
+}
+
+/* Download todo[0..nt) into dir and add each file to ing as it completes;
+ * placed files found corrupt are downloaded again as they are (add_one),
+ * unless this is that second run. */
+static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
+			 struct xfer_item *todo, const struct placed *pl, size_t nt,
+			 struct xfer_opts *xo, int second)
 {
 	struct addq q = { .ing = ing, .dir = dir, .todo = todo, .pl = pl, .nt = nt,
 			  .job_cancel = &j->ctl.cancel };
@@ -384,9 +449,11 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 	int started = 0;
 	q.queue = calloc(nt, sizeof *q.queue);
 	q.added = calloc(nt, 1);
-	if (!q.queue || !q.added) {
+	q.redo = second ? NULL : calloc(nt, 1);
+	if (!q.queue || !q.added || (!second && !q.redo)) {
 		free(q.queue);
 		free(q.added);
+		free(q.redo);
 		return MD_ENOMEM;
 	}
 	pthread_mutex_init(&q.mu, NULL);
@@ -420,12 +487,18 @@ static int fetch_and_add(struct job *j, struct ingest *ing, const char *dir,
 		 * it started) */
 		for (size_t i = 0; i < nt && !rc; i++) {
 			if (!q.added[i])
-				rc = add_and_keep(ing, dir, &todo[i], pl[i].head);
+				rc = add_one(&q, i);
 		}
 	}
+	size_t nr = 0;
+	for (size_t i = 0; !rc && q.redo && i < nt; i++)
+		nr += q.redo[i];
+	if (nr)
+		rc = fetch_unplaced(j, ing, dir, todo, q.redo, nt, nr, xo);
 	free(q.err);
 	free(q.queue);
 	free(q.added);
+	free(q.redo);
 	pthread_mutex_destroy(&q.mu);
 	pthread_cond_destroy(&q.cv);
 	return rc;
@@ -838,7 +911,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 				rc = plan_placed(j, hc, &todo[i], &pl[i]);
 		if (!rc && nt) {
 			j->ctl_base = atomic_load(&j->ctl.done);
-			rc = fetch_and_add(j, ing, dir, todo, pl, nt, &xo);
+			rc = fetch_and_add(j, ing, dir, todo, pl, nt, &xo, 0);
 		}
 		for (size_t i = 0; pl && i < nt; i++) {
 			if (pl[i].head >= 0)

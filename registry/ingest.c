@@ -140,6 +140,14 @@ static int claim_path(struct ingest *ing, const char *relpath)
 	return rc;
 }
 
+/* Take back a claim whose add failed before anything was recorded. */
+static void unclaim_path(struct ingest *ing, const char *relpath)
+{
+	pthread_mutex_lock(&ing->mu);
+	json_object_del(ing->paths, relpath);
+	pthread_mutex_unlock(&ing->mu);
+}
+
 static unsigned next_seq(struct ingest *ing)
 {
 	pthread_mutex_lock(&ing->mu);
@@ -482,15 +490,12 @@ int ingest_add_existing(struct ingest *ing, const char *relpath, json_t *entry)
 	return 0;
 }
 
-/* Claim relpath for a download at abs_path whose writer verified sha256,
- * and open it (flags: O_RDONLY or O_RDWR) into *sb: the fd, or an MD_E*
- * code naming relpath. */
-static int open_download(struct ingest *ing, const char *relpath, const char *abs_path,
-			 const char *sha256, int flags, struct stat *sb)
+/* Open a download at abs_path whose writer verified sha256 (flags:
+ * O_RDONLY or O_RDWR) into *sb: the fd, or an MD_E* code naming relpath. */
+static int open_download(const char *relpath, const char *abs_path, const char *sha256,
+			 int flags, struct stat *sb)
 {
-	int rc = claim_path(ing, relpath);
-	if (rc)
-		return rc;
+	int rc;
 	if (!sha256 || !util_is_hex(sha256, 64))
 		return md_fail(MD_EINVAL, "%s: no verified sha256", relpath);
 	int fd = open(abs_path, flags | O_CLOEXEC | O_NOFOLLOW);
@@ -507,8 +512,10 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 		    const char *sha256)
 {
 	struct stat sb;
-	int rc, fd = open_download(ing, relpath, abs_path, sha256, O_RDONLY, &sb);
-	if (fd < 0)
+	int rc = claim_path(ing, relpath), fd;
+	if (rc)
+		return rc;
+	if ((fd = open_download(relpath, abs_path, sha256, O_RDONLY, &sb)) < 0)
 		return fd;
 	if (claims(ing, fd, relpath)) {
 		rc = add_converted(ing, relpath, fd, (uint64_t)sb.st_size, sha256);
@@ -535,14 +542,11 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
 	return record(ing, relpath, (uint64_t)sb.st_size, sha256, staged);
 }
 
-int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_path,
+static int add_placed(struct ingest *ing, const char *relpath, const char *abs_path,
 		      int head_fd, uint64_t size, const char *sha256)
 {
 	struct stat sb;
-	int rc;
-	if (!ing->conv || !ing->conv->convert_placed)
-		return md_fail(MD_EINVAL, "%s: no converter for a placed file", relpath);
-	int fd = open_download(ing, relpath, abs_path, sha256, O_RDWR, &sb);
+	int rc, fd = open_download(relpath, abs_path, sha256, O_RDWR, &sb);
 	if (fd < 0)
 		return fd;
 	/* the download becomes the staged pack (a second name for it: the
@@ -564,6 +568,19 @@ int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_p
 	if (!rc && fchmod(fd, 0444) < 0)
 		rc = md_fail(MD_EIO, "%s: chmod: %s", relpath, strerror(errno));
 	return record_converted(ing, relpath, size, sha256, rc, info, fd, pn, rfd, rn);
+}
+
+int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_path,
+		      int head_fd, uint64_t size, const char *sha256)
+{
+	if (!ing->conv || !ing->conv->convert_placed)
+		return md_fail(MD_EINVAL, "%s: no converter for a placed file", relpath);
+	int rc = claim_path(ing, relpath);
+	if (rc)
+		return rc;
+	if ((rc = add_placed(ing, relpath, abs_path, head_fd, size, sha256)))
+		unclaim_path(ing, relpath);
+	return rc;
 }
 
 int ingest_add_hashed(struct ingest *ing, const char *relpath, const char *staged_name,

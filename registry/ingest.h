@@ -135,7 +135,8 @@ int ingest_add_file(struct ingest *ing, const char *relpath, const char *abs_pat
  * convert_placed and staged as the pack under a second name, so a kill
  * before ingest_keep may leave abs_path half converted (its size then is
  * no longer the placed size: xfer fetches it again). Errors as
- * ingest_add_file.
+ * ingest_add_file; after one, relpath is free again, so that the caller
+ * may add the file downloaded as it is instead.
  */
 int ingest_add_placed(struct ingest *ing, const char *relpath, const char *abs_path,
 		      int head_fd, uint64_t size, const char *sha256);

@@ -82,7 +82,8 @@ struct xfer_item {
 	 * placed_size): each byte lands where its piece says, and the file
 	 * on disk (.part, then DIR/<dest>) is placed_size bytes, zero where
 	 * no piece goes. Digests and size checks are of the bytes as served.
-	 * A pull writes a safetensors file straight into pack layout so. */
+	 * A pull writes a safetensors or GGUF file straight into pack layout
+	 * so. */
 	const struct xfer_seg *place;
 	size_t nplace;
 	uint64_t placed_size;

@@ -1136,6 +1136,45 @@ def test_placed_head_answered_whole_downloads_as_it_is(tmp, hubroot, count):
         assert rc == 0, "valgrind reported errors: " + open(d.log + ".vg").read()[-3000:]
 
 
+@pytest.mark.parametrize("count", [1, -1])
+def test_placed_head_other_than_the_file_downloads_it_again(tmp, hubroot, count):
+    """A hub whose answer to the header's ranged request is not the file's
+    bytes (here the metadata "pt" became "pu": the same plan, another
+    header): the placed download verifies, its conversion finds the header
+    other than the head, and the file is downloaded again as it is, once;
+    the model is that of a local import. A hub that patches every ranged
+    answer from byte 0 (count=-1) fails the download's digest too: the pull
+    fails naming the file, nothing committed."""
+    base = placed_repo(hubroot)
+    hub = Hub(hubroot)
+    d = Daemon(tmp, store=os.path.join(tmp, "store")).start()
+    try:
+        hub.fault("headpatch", count=count, match="model.safetensors", arg='"pt"/"pu"')
+        r = d.ctl("pull", "acme/placed", "--hub", hub.url, check=False)
+        log = d.read_log()
+        assert "model.safetensors: placed in" in log
+        if count == -1:
+            assert r.rc == 1 and r.err.startswith(
+                "modelctl: acme/placed: model.safetensors: sha256 mismatch after 2 attempts") \
+                and r.err.count("\n") == 1, r
+            assert d.ctl("list", "--json").json() == []
+            return
+        assert r.rc == 0, r
+        assert ("model.safetensors: the hub sent other header bytes to a ranged request than "
+                "in the file; downloading model.safetensors again as it is") in log, log[-3000:]
+        check_pulled(d, hubroot, "acme/placed")
+        d.ctl("import", base, "--name", "local/placed")
+        pulled = d.ctl("tensors", "acme/placed", "--json").json()
+        assert pulled == d.ctl("tensors", "local/placed", "--json").json() and len(pulled) == 5
+        v = d.ctl("verify", "--json").json()
+        assert v["ok"] and v["stale_staging"] == 0, v
+    finally:
+        rc = d.stop()
+        hub.stop()
+    if d.valgrind:   # MODELD_VALGRIND=1
+        assert rc == 0, "valgrind reported errors: " + open(d.log + ".vg").read()[-3000:]
+
+
 def gguf_repo(hubroot, name, ntokens):
     """acme/NAME: a 58 MB GGUF file (F16, Q8_0 blocks, small F32 tensors
     that leave padding, 32-byte alignment) whose header holds ntokens
