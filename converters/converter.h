@@ -143,6 +143,9 @@ int conv_dtype_known(uint32_t dtype);
 /* Printable dtype name: conv_dtype_name, or "GGML_Q4_K" for block types,
  * or "?" ; static. */
 const char *conv_dtype_str(uint32_t dtype);
+/* The name tables and bytes-per-dtype maps key on: conv_dtype_str, or
+ * "GGML_<id>" (written into buf) for a block type it does not name. */
+const char *conv_dtype_key(uint32_t dtype, char buf[32]);
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF)
  * without NUL bytes. */
 int conv_utf8_ok(const char *s, size_t n);

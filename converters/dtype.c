@@ -4,6 +4,7 @@
 #include "common/err.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* ggml type traits: block size (elements) and bytes per block. Ids 4, 5,
  * 31..33 and 36..38 were removed from GGUF and are refused. */
@@ -68,6 +69,15 @@ const char *conv_dtype_str(uint32_t dtype)
 	}
 	const char *n = conv_dtype_label(dtype);
 	return n ? n : "?";
+}
+
+const char *conv_dtype_key(uint32_t dtype, char buf[32])
+{
+	const char *n = conv_dtype_str(dtype);
+	if (strcmp(n, "?"))
+		return n;
+	snprintf(buf, 32, "GGML_%u", dtype - CONV_DT_GGML);
+	return buf;
 }
 
 int conv_tensor_nbytes(uint32_t dtype, uint32_t ndim, const uint64_t *shape, uint64_t *len)

@@ -63,12 +63,8 @@ static json_t *tensor_json(const char *path, const char *pack, const struct pack
 		json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
 	/* the name everything else uses (export errors, the serving protocol):
 	 * "GGML_Q4_0", not the bare id */
-	const char *dt = conv_dtype_str(t->dtype);
 	char buf[32], dig[65];
-	if (!strcmp(dt, "?")) {
-		snprintf(buf, sizeof buf, "GGML_%u", t->dtype - CONV_DT_GGML);
-		dt = buf;
-	}
+	const char *dt = conv_dtype_key(t->dtype, buf);
 	util_hex(t->digest, 32, dig);
 	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s}", "file", path, "name", t->name,
 			      "dtype", dt, "shape", shape, "bytes", (json_int_t)t->length,

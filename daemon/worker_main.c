@@ -132,12 +132,8 @@ int main(int argc, char **argv)
 	json_t *dt = json_object();
 	for (size_t i = 0; i < r.ndtypes; i++) {
 		/* "GGML_Q4_0" as `tensors` and the serving protocol name it */
-		const char *n = conv_dtype_str(r.dtypes[i].dtype);
 		char buf[32];
-		if (!strcmp(n, "?")) {
-			snprintf(buf, sizeof buf, "GGML_%u", r.dtypes[i].dtype - CONV_DT_GGML);
-			n = buf;
-		}
+		const char *n = conv_dtype_key(r.dtypes[i].dtype, buf);
 		json_object_set_new(dt, n, json_integer((json_int_t)r.dtypes[i].bytes));
 	}
 	return emit(json_pack("{s:b,s:s,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:o,s:i}",

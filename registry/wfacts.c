@@ -76,12 +76,8 @@ static int count_pack(const struct pack *p, json_t *seen, uint64_t *params, json
 		for (uint32_t d = 0; d < t->ndim; d++)
 			ne *= t->shape[d];   /* checked by pack_open */
 		*params += ne;
-		const char *n = conv_dtype_str(t->dtype);
 		char buf[32];
-		if (!strcmp(n, "?")) {
-			snprintf(buf, sizeof buf, "GGML_%u", t->dtype - CONV_DT_GGML);
-			n = buf;
-		}
+		const char *n = conv_dtype_key(t->dtype, buf);
 		json_int_t had = json_integer_value(json_object_get(dtb, n));
 		if (json_object_set_new(dtb, n, json_integer(had + (json_int_t)t->length)))
 			return MD_ENOMEM;
