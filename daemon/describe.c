@@ -72,10 +72,11 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 		goto out;
 	json_object_update(facts, wf);
 	json_object_del(facts, "gguf");
+	json_object_del(facts, "tied_head");
 	/* config.json facts, card text; parameters from the safetensors headers
 	 * only when no converter gave them; a GGUF file's architecture where
 	 * there is no config.json (daemon/facts.h) */
-	rc = facts_add(ing, facts, card, facts, json_object_get(wf, "gguf"));
+	rc = facts_add(ing, facts, card, facts, wf);
 	json_decref(wf);
 	if (rc)
 		goto out;

@@ -132,15 +132,32 @@ static void card_text(struct ingest *ing, json_t *card)
 	free(buf);
 }
 
+/* facts' converter counts without a tied lm_head.weight (wfacts' tied_head). */
+static int untie(json_t *facts, const json_t *th)
+{
+	json_int_t p = json_integer_value(json_object_get(facts, "parameters")) -
+		       json_integer_value(json_object_get(th, "parameters"));
+	const char *dt = json_string_value(json_object_get(th, "dtype"));
+	json_t *db = json_deep_copy(json_object_get(facts, "dtype_bytes"));
+	if (!db || !dt)
+		return db ? (json_decref(db), 0) : MD_ENOMEM;
+	json_int_t b = json_integer_value(json_object_get(db, dt)) -
+		       json_integer_value(json_object_get(th, "bytes"));
+	int bad = b > 0 ? json_object_set_new(db, dt, json_integer(b)) : json_object_del(db, dt);
+	bad |= json_object_set_new(facts, "dtype_bytes", db);
+	bad |= json_object_set_new(facts, "parameters", json_integer(p > 0 ? p : 0));
+	return bad ? MD_ENOMEM : 0;
+}
+
 int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
-	      const json_t *gguf)
+	      const json_t *weights)
 {
 	int tie = 0, rc = config_part(ing, facts, &tie);
 	if (rc)
 		return rc;
 	const char *k;
 	json_t *v;
-	json_object_foreach((json_t *)gguf, k, v) {
+	json_object_foreach(json_object_get(weights, "gguf"), k, v) {
 		if (json_is_null(json_object_get(facts, k)) &&
 		    json_object_set(facts, k, v))
 			return MD_ENOMEM;
@@ -151,6 +168,9 @@ int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
 		json_t *db = json_object_get(prior, "dtype_bytes");
 		json_object_set(facts, "dtype_bytes", json_is_object(db) ? db : json_null());
 		json_object_set_new(facts, "parameters_source", json_string("converter"));
+		const json_t *th = json_object_get(weights, "tied_head");
+		if (tie && th && (rc = untie(facts, th)))
+			return rc;
 	} else if ((rc = params_fallback(ing, facts, tie))) {
 		return rc;
 	}

@@ -24,13 +24,15 @@
  * "dtype_bytes") when it has them, else computed by the FALLBACK from the
  * safetensors headers of the ingest ("parameters_source":
  * "safetensors-header"; a broken header leaves parameters null and its
- * reason in "parameters_error"). A config fact that is null is taken from
- * gguf (may be NULL: the architecture facts of a GGUF weight file,
- * registry/wfacts.h), so a GGUF-only repository has them too. Sets
+ * reason in "parameters_error"). weights (may be NULL) is wfacts_compute's
+ * result (registry/wfacts.h): a config fact that is null is taken from its
+ * "gguf", so a GGUF-only repository has them too, and its "tied_head" is
+ * taken off the converter counts when the config says
+ * tie_word_embeddings. Sets
  * card.text (card may be NULL) to the start of the README body. 0 or
  * MD_ENOMEM.
  */
 int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
-	      const json_t *gguf);
+	      const json_t *weights);
 
 #endif

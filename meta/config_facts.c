@@ -234,6 +234,14 @@ static const char *const embeddings[] = {
 	NULL,
 };
 
+int config_facts_is_input_embedding(const char *name)
+{
+	for (size_t i = 0; embeddings[i]; i++)
+		if (!strcmp(name, embeddings[i]))
+			return 1;
+	return 0;
+}
+
 int config_facts_acc_result(struct config_facts_acc *a, int tie, uint64_t *params,
 			    json_t **dtype_bytes)
 {

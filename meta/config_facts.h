@@ -81,4 +81,9 @@ int config_facts_add_safetensors(struct config_facts_acc *a, int fd, const char 
 int config_facts_acc_result(struct config_facts_acc *a, int tie, uint64_t *params,
 			    json_t **dtype_bytes);
 
+/* 1 if name is an input embedding whose twin "lm_head.weight" (same shape)
+ * is the same weights when the config says tie_word_embeddings
+ * ("model.embed_tokens.weight", "transformer.wte.weight"...). */
+int config_facts_is_input_embedding(const char *name);
+
 #endif

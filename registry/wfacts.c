@@ -2,6 +2,7 @@
 #include "registry/wfacts.h"
 #include "converters/converter.h"
 #include "converters/pack.h"
+#include "meta/config_facts.h"
 #include "common/err.h"
 
 #include <stdio.h>
@@ -63,8 +64,45 @@ static int gguf_facts(const json_t *meta, json_t **out)
 	return 0;
 }
 
+/* lm_head.weight and the input embeddings, as counted: whether the head
+ * is a stored twin of an embedding (config_facts_is_input_embedding). */
+struct tie {
+	int head, emb;            /* seen */
+	uint32_t hndim;
+	uint64_t hshape[CONV_MAX_DIMS], hparams, hbytes;
+	char hdtype[32];
+	uint32_t endim[8];
+	uint64_t eshape[8][CONV_MAX_DIMS];
+};
+
+static void note_tie(struct tie *tw, const struct pack_tensor *t, uint64_t ne, const char *dt)
+{
+	if (!strcmp(t->name, "lm_head.weight")) {
+		tw->head = 1;
+		tw->hndim = t->ndim;
+		memcpy(tw->hshape, t->shape, sizeof tw->hshape);
+		tw->hparams = ne;
+		tw->hbytes = t->length;
+		snprintf(tw->hdtype, sizeof tw->hdtype, "%s", dt);
+	} else if (tw->emb < 8 && config_facts_is_input_embedding(t->name)) {
+		tw->endim[tw->emb] = t->ndim;
+		memcpy(tw->eshape[tw->emb], t->shape, sizeof tw->eshape[0]);
+		tw->emb++;
+	}
+}
+
+static int tied_twin(const struct tie *tw)
+{
+	for (int i = 0; tw->head && i < tw->emb; i++)
+		if (tw->endim[i] == tw->hndim &&
+		    !memcmp(tw->eshape[i], tw->hshape, tw->hndim * sizeof tw->hshape[0]))
+			return 1;
+	return 0;
+}
+
 /* Count the stored tensors of one pack whose names are not in seen yet. */
-static int count_pack(const struct pack *p, json_t *seen, uint64_t *params, json_t *dtb)
+static int count_pack(const struct pack *p, json_t *seen, uint64_t *params, json_t *dtb,
+		      struct tie *tw)
 {
 	for (size_t i = 0; i < pack_count(p); i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
@@ -78,6 +116,7 @@ static int count_pack(const struct pack *p, json_t *seen, uint64_t *params, json
 		*params += ne;
 		char buf[32];
 		const char *n = conv_dtype_key(t->dtype, buf);
+		note_tie(tw, t, ne, n);
 		json_int_t had = json_integer_value(json_object_get(dtb, n));
 		if (json_object_set_new(dtb, n, json_integer(had + (json_int_t)t->length)))
 			return MD_ENOMEM;
@@ -92,6 +131,7 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 	json_t *seen = json_object(), *dtb = json_object(), *gguf = NULL;
 	int rc = w && seen && dtb ? 0 : MD_ENOMEM;
 	uint64_t params = 0;
+	struct tie tw = { 0 };
 	*out = NULL;
 	for (size_t i = 0; !rc && i < n; i++) {
 		const json_t *f = json_array_get(files, i);
@@ -118,7 +158,7 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 			md_fail_prefix(rc, path);
 			break;
 		}
-		rc = count_pack(p, seen, &params, dtb);
+		rc = count_pack(p, seen, &params, dtb, &tw);
 		if (!rc && want_meta)
 			rc = gguf_facts(pack_meta(p), &gguf);
 		pack_close(p);
@@ -132,11 +172,18 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 	}
 	if (!rc && gguf)
 		json_object_set(o, "gguf", gguf);
+	if (!rc && tied_twin(&tw) &&
+	    json_object_set_new(o, "tied_head", json_pack("{s:I,s:s,s:I}", "parameters",
+							  (json_int_t)tw.hparams, "dtype", tw.hdtype,
+							  "bytes", (json_int_t)tw.hbytes)))
+		rc = MD_ENOMEM;
 	free(w);
 	json_decref(seen);
 	json_decref(dtb);
 	json_decref(gguf);
-	if (!rc)
+	if (rc)
+		json_decref(o);
+	else
 		*out = o;
 	return rc;
 }

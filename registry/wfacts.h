@@ -16,6 +16,11 @@
  * the length of tokenizer.ggml.tokens). Those of the first GGUF file by
  * path that names an architecture are reported, for a repository without a
  * config.json (daemon/facts.c).
+ *
+ * A stored "lm_head.weight" of the same shape as a stored input embedding
+ * (config_facts_is_input_embedding) is reported as "tied_head": it is the
+ * embedding again when config.json says tie_word_embeddings, and then not
+ * counted (daemon/facts.c), as the safetensors-header fallback does.
  */
 #ifndef MD_WFACTS_H
 #define MD_WFACTS_H
@@ -31,7 +36,9 @@
  * bytes, "GGML_Q8_0": bytes...}) when there is a converted file, and "gguf"
  * ({"architecture", "model_type", "hidden_size", "num_layers", "num_heads",
  * "context_length", "vocab_size"}: each present only when stated, integers
- * in 1..2^40) when a GGUF file names an architecture. 0, or the error of
+ * in 1..2^40) when a GGUF file names an architecture, and "tied_head"
+ * ({"parameters", "dtype", "bytes"}: lm_head.weight's, counted in the
+ * totals) when it is an embedding's twin (above). 0, or the error of
  * opening or reading a pack (MD_ECORRUPT, MD_EIO...), MD_ENOMEM.
  */
 int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, json_t **out);

@@ -60,8 +60,7 @@ def names(rows):
 
 # Tied embeddings as transformers saves them: lm_head.weight is not stored
 # (tie_word_embeddings: true), so the count has the embedding once. (A
-# checkpoint storing both copies is handled by the safetensors-header
-# fallback, see tests/unit/test_catalog_facts.c.)
+# checkpoint storing both copies: test_tied_head_stored_twice_counts_once.)
 TIED = {"model.embed_tokens.weight": ("BF16", [1000, 64]),
         "model.layers.0.mlp.weight": ("BF16", [64, 64])}
 
@@ -191,6 +190,20 @@ def test_one_model_in_several_files_counts_once(daemon, tmp):
             s["num_heads"], s["vocab_size"]) == ("llama", 2, 4096, 64, 4, 300), s
     assert "arch:      llama, context 4096, hidden 64, layers 2, heads 4, vocab 300" in \
         daemon.ctl("show", "acme/ggufonly").out
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_tied_head_stored_twice_counts_once(daemon, tmp, tie):
+    """A checkpoint that stores lm_head.weight beside an input embedding of
+    the same shape: with tie_word_embeddings the two are one weight,
+    counted once (parameters and bytes); without, both count."""
+    t = {"model.embed_tokens.weight": ("BF16", [1000, 64]), "lm_head.weight": ("BF16", [1000, 64]),
+         "model.layers.0.mlp.weight": ("F32", [64, 64])}
+    daemon.ctl("import", model(tmp, "tied", tensors=t, tie=tie), "--name", "acme/tied")
+    s = daemon.ctl("--json", "show", "acme/tied").json()
+    heads = 1 if tie else 2
+    assert s["parameters"] == heads * 64000 + 4096, s["parameters"]
+    assert s["dtype_bytes"] == {"BF16": heads * 128000, "F32": 16384}, s["dtype_bytes"]
 
 
 def test_filters(daemon, catalog):
