@@ -70,13 +70,10 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 	json_t *wf = NULL;
 	if ((rc = ingest_weight_facts(ing, &wf)))
 		goto out;
-	json_object_update(facts, wf);
-	json_object_del(facts, "gguf");
-	json_object_del(facts, "tied_head");
-	/* config.json facts, card text; parameters from the safetensors headers
-	 * only when no converter gave them; a GGUF file's architecture where
-	 * there is no config.json (daemon/facts.h) */
-	rc = facts_add(ing, facts, card, facts, wf);
+	/* with config.json facts and the card text; parameters from the
+	 * safetensors headers only when no converter gave them; a GGUF file's
+	 * architecture where there is no config.json (daemon/facts.h) */
+	rc = facts_add(ing, facts, card, wf);
 	json_decref(wf);
 	if (rc)
 		goto out;

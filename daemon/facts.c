@@ -149,8 +149,7 @@ static int untie(json_t *facts, const json_t *th)
 	return bad ? MD_ENOMEM : 0;
 }
 
-int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
-	      const json_t *weights)
+int facts_add(struct ingest *ing, json_t *facts, json_t *card, const json_t *weights)
 {
 	int tie = 0, rc = config_part(ing, facts, &tie);
 	if (rc)
@@ -162,10 +161,10 @@ int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
 		    json_object_set(facts, k, v))
 			return MD_ENOMEM;
 	}
-	json_t *pp = json_object_get(prior, "parameters");
+	json_t *pp = json_object_get(weights, "parameters");
 	if (json_is_integer(pp)) { /* the converters' exact count wins */
 		json_object_set(facts, "parameters", pp);
-		json_t *db = json_object_get(prior, "dtype_bytes");
+		json_t *db = json_object_get(weights, "dtype_bytes");
 		json_object_set(facts, "dtype_bytes", json_is_object(db) ? db : json_null());
 		json_object_set_new(facts, "parameters_source", json_string("converter"));
 		const json_t *th = json_object_get(weights, "tied_head");

@@ -16,23 +16,19 @@
 #define FACTS_MAX_WEIGHT_FILES 4096 /* safetensors files whose headers are read */
 
 /*
- * Add to facts (an object the caller owns, from card_facts, with the
- * converters' "parameters"/"dtype_bytes" when they produced any): architecture,
+ * Add to facts (an object the caller owns, from card_facts): architecture,
  * model_type, hidden_size, num_layers, num_heads, context_length,
- * vocab_size from config.json, and parameters + dtype_bytes: taken from
- * prior (the facts a converter already put in the manifest: "parameters",
- * "dtype_bytes") when it has them, else computed by the FALLBACK from the
- * safetensors headers of the ingest ("parameters_source":
- * "safetensors-header"; a broken header leaves parameters null and its
- * reason in "parameters_error"). weights (may be NULL) is wfacts_compute's
- * result (registry/wfacts.h): a config fact that is null is taken from its
- * "gguf", so a GGUF-only repository has them too, and its "tied_head" is
- * taken off the converter counts when the config says
- * tie_word_embeddings. Sets
- * card.text (card may be NULL) to the start of the README body. 0 or
- * MD_ENOMEM.
+ * vocab_size from config.json, and parameters + dtype_bytes. weights (may
+ * be NULL) is wfacts_compute's result over the converted weight files
+ * (registry/wfacts.h): its "parameters" and "dtype_bytes" when it has them
+ * ("parameters_source": "converter"; its "tied_head" taken off when the
+ * config says tie_word_embeddings), else the FALLBACK from the safetensors
+ * headers of the ingest ("parameters_source": "safetensors-header"; a
+ * broken header leaves parameters null and its reason in
+ * "parameters_error"); a config fact that is null is taken from its
+ * "gguf", so a GGUF-only repository has them too. Sets card.text (card may
+ * be NULL) to the start of the README body. 0 or MD_ENOMEM.
  */
-int facts_add(struct ingest *ing, json_t *facts, json_t *card, json_t *prior,
-	      const json_t *weights);
+int facts_add(struct ingest *ing, json_t *facts, json_t *card, const json_t *weights);
 
 #endif

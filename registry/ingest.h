@@ -80,8 +80,9 @@ int ingest_add_fd(struct ingest *ing, const char *relpath, int fd);
  * and hashed while writing it (sha256: 64 lower-case hex digits, verified by
  * the caller against what it expected): it is fsync'd and recorded without
  * being read again, and moved, not copied (a weight file is converted
- * instead: pack + recipe, MD_EREFUSED or MD_ECORRUPT when it cannot be). For sources that stream and hash
- * in one pass (bundles, daemon/bundle.c). Errors name relpath: MD_EREFUSED
+ * instead: pack + recipe, MD_EREFUSED or MD_ECORRUPT when it cannot be).
+ * For sources that stream and hash in one pass (bundles, daemon/bundle.c).
+ * Errors name relpath: MD_EREFUSED
  * (bad or duplicate path), MD_EINVAL (bad staged name, malformed digest),
  * MD_EIO, MD_ENOSPC, MD_ENOMEM.
  */
