@@ -334,6 +334,16 @@ void cli_show_facts(json_t *m)
 	} else {
 		printf("params:    -\n");
 	}
+	/* weight files not counted: the model again under other names */
+	json_t *alts = json_object_get(json_object_get(m, "facts"), "parameters_alternates");
+	size_t na = json_array_size(alts);
+	for (size_t i = 0; i < na && i < 4; i++)
+		printf("%s%s", i ? ", " : "           not counted (the model again): ",
+		       cli_text(json_string_value(json_array_get(alts, i))));
+	if (na > 4)
+		printf(" and %zu more", na - 4);
+	if (na)
+		printf("\n");
 	json_t *mem = json_object_get(m, "memory");
 	if (json_is_object(mem)) {
 		static const char *const k[] = { "stored", "fp16", "bf16", "int8", "int4" };

@@ -1,6 +1,7 @@
 /* daemon/facts.c — see facts.h. */
 #include "daemon/facts.h"
 #include "meta/config_facts.h"
+#include "meta/wlayout.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -43,13 +44,21 @@ static int config_part(struct ingest *ing, json_t *facts, int *tie)
 static int params_fallback(struct ingest *ing, json_t *facts, int tie)
 {
 	json_t *paths = ingest_paths(ing);
+	size_t i, files = 0, n = json_array_size(paths);
+	const char **pv = calloc(n + 1, sizeof *pv);
+	unsigned char *w = calloc(n + 1, 1), *alt = calloc(n + 1, 1);
 	struct config_facts_acc *acc = config_facts_acc_new();
-	size_t i, files = 0;
-	json_t *p;
-	int rc = acc ? 0 : MD_ENOMEM;
-	json_array_foreach(paths, i, p) {
-		const char *path = json_string_value(p);
-		if (rc || !path || !ends_with(path, ".safetensors"))
+	int rc = acc && pv && w && alt ? 0 : MD_ENOMEM;
+	for (i = 0; !rc && i < n; i++) {
+		const char *s = json_string_value(json_array_get(paths, i));
+		pv[i] = s ? s : "";
+		w[i] = ends_with(pv[i], ".safetensors");
+	}
+	if (!rc) /* the same model again under other names is not counted */
+		rc = wlayout_alternates(pv, n, w, alt);
+	for (i = 0; !rc && i < n; i++) {
+		const char *path = pv[i];
+		if (!w[i] || alt[i])
 			continue;
 		if (++files > FACTS_MAX_WEIGHT_FILES) {
 			rc = md_fail(MD_ETOOBIG, "more than %d safetensors files", FACTS_MAX_WEIGHT_FILES);
@@ -61,6 +70,9 @@ static int params_fallback(struct ingest *ing, json_t *facts, int tie)
 		rc = config_facts_add_safetensors(acc, fd, path);
 		close(fd);
 	}
+	free(pv);
+	free(w);
+	free(alt);
 	uint64_t params = 0;
 	json_t *dtb = NULL;
 	if (rc == MD_ENOMEM) {
@@ -167,6 +179,9 @@ int facts_add(struct ingest *ing, json_t *facts, json_t *card, const json_t *wei
 		json_t *db = json_object_get(weights, "dtype_bytes");
 		json_object_set(facts, "dtype_bytes", json_is_object(db) ? db : json_null());
 		json_object_set_new(facts, "parameters_source", json_string("converter"));
+		json_t *alts = json_object_get(weights, "alternates");
+		if (alts && json_object_set(facts, "parameters_alternates", alts))
+			return MD_ENOMEM;
 		const json_t *th = json_object_get(weights, "tied_head");
 		if (tie && th && (rc = untie(facts, th)))
 			return rc;

@@ -22,8 +22,10 @@
  * be NULL) is wfacts_compute's result over the converted weight files
  * (registry/wfacts.h): its "parameters" and "dtype_bytes" when it has them
  * ("parameters_source": "converter"; its "tied_head" taken off when the
- * config says tie_word_embeddings), else the FALLBACK from the safetensors
- * headers of the ingest ("parameters_source": "safetensors-header"; a
+ * config says tie_word_embeddings; its "alternates", the weight files not
+ * counted because they hold the model again, as "parameters_alternates"),
+ * else the FALLBACK from the safetensors headers of the ingest that are not
+ * alternates ("parameters_source": "safetensors-header"; a
  * broken header leaves parameters null and its reason in
  * "parameters_error"); a config fact that is null is taken from its
  * "gguf", so a GGUF-only repository has them too. Sets card.text (card may

@@ -3,6 +3,7 @@
 #include "converters/converter.h"
 #include "converters/pack.h"
 #include "meta/config_facts.h"
+#include "meta/wlayout.h"
 #include "common/err.h"
 
 #include <stdio.h>
@@ -124,12 +125,45 @@ static int count_pack(const struct pack *p, json_t *seen, uint64_t *params, json
 	return 0;
 }
 
+/* Marks the weight files of w[0..nw) (sorted by path) that are alternates
+ * of the model(s) the others hold (meta/wlayout.h), judged with the paths of
+ * every file in files, in alt[0..nw). */
+static int mark_alternates(const json_t *files, const json_t **w, size_t nw, unsigned char *alt)
+{
+	size_t n = json_array_size(files), k = 0;
+	const char **paths = calloc(n + 1, sizeof *paths);
+	unsigned char *wt = calloc(n + 1, 1), *a = calloc(n + 1, 1);
+	int rc = paths && wt && a ? 0 : MD_ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		const json_t *f = json_array_get(files, i);
+		const char *p = json_string_value(json_object_get(f, "path"));
+		if (p) {
+			wt[k] = json_string_value(json_object_get(f, "pack")) != NULL;
+			paths[k++] = p;
+		}
+	}
+	if (!rc)
+		rc = wlayout_alternates(paths, k, wt, a);
+	for (size_t i = 0; !rc && i < nw; i++) {
+		const char *p = json_string_value(json_object_get(w[i], "path"));
+		size_t j;
+		for (j = 0; j < k && (!wt[j] || strcmp(paths[j], p)); j++)
+			;
+		alt[i] = j < k && a[j];
+	}
+	free(paths);
+	free(wt);
+	free(a);
+	return rc;
+}
+
 int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, json_t **out)
 {
 	size_t n = json_array_size(files), nw = 0;
 	const json_t **w = calloc(n ? n : 1, sizeof *w);
-	json_t *seen = json_object(), *dtb = json_object(), *gguf = NULL;
-	int rc = w && seen && dtb ? 0 : MD_ENOMEM;
+	unsigned char *alt = calloc(n ? n : 1, 1);
+	json_t *seen = json_object(), *dtb = json_object(), *gguf = NULL, *alts = json_array();
+	int rc = w && alt && seen && dtb && alts ? 0 : MD_ENOMEM;
 	uint64_t params = 0;
 	struct tie tw = { 0 };
 	*out = NULL;
@@ -139,13 +173,22 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 		    json_string_value(json_object_get(f, "path")))
 			w[nw++] = f;
 	}
-	if (!rc)
+	if (!rc) {
 		qsort(w, nw, sizeof *w, by_path);
+		rc = mark_alternates(files, w, nw, alt);
+	}
+	size_t counted = 0;
 	for (size_t i = 0; !rc && i < nw; i++) {
 		const char *path = json_string_value(json_object_get(w[i], "path"));
 		const char *hex = json_string_value(json_object_get(w[i], "pack"));
 		const char *fmt = json_string_value(json_object_get(w[i], "format"));
 		int want_meta = !gguf && fmt && !strcmp(fmt, "gguf");
+		if (alt[i] && json_array_append_new(alts, json_string(path))) {
+			rc = MD_ENOMEM;
+			break;
+		}
+		if (alt[i] && !want_meta) /* an alternate still tells the architecture */
+			continue;
 		int fd = open_blob(arg, w[i], hex);
 		if (fd < 0) {
 			rc = md_fail_prefix(fd, path);
@@ -158,7 +201,10 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 			md_fail_prefix(rc, path);
 			break;
 		}
-		rc = count_pack(p, seen, &params, dtb, &tw);
+		if (!alt[i]) {
+			rc = count_pack(p, seen, &params, dtb, &tw);
+			counted++;
+		}
 		if (!rc && want_meta)
 			rc = gguf_facts(pack_meta(p), &gguf);
 		pack_close(p);
@@ -166,10 +212,12 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 	json_t *o = rc ? NULL : json_object();
 	if (!rc && !o)
 		rc = MD_ENOMEM;
-	if (!rc && nw) {
+	if (!rc && counted) {
 		json_object_set_new(o, "parameters", json_integer((json_int_t)params));
 		json_object_set(o, "dtype_bytes", dtb);
 	}
+	if (!rc && json_array_size(alts))
+		json_object_set(o, "alternates", alts);
 	if (!rc && gguf)
 		json_object_set(o, "gguf", gguf);
 	if (!rc && tied_twin(&tw) &&
@@ -178,9 +226,11 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 							  "bytes", (json_int_t)tw.hbytes)))
 		rc = MD_ENOMEM;
 	free(w);
+	free(alt);
 	json_decref(seen);
 	json_decref(dtb);
 	json_decref(gguf);
+	json_decref(alts);
 	if (rc)
 		json_decref(o);
 	else

@@ -8,7 +8,10 @@
  * quantizations (one GGUF file each) is one model's count, while shards and
  * the components of a multi-model repository (unet/, vae/...) add up. Tied
  * weights (aliases) count once. The files are visited in path order, so a
- * name's dtype is that of its first file by path.
+ * name's dtype is that of its first file by path. A weight file that holds
+ * the model again under other names (meta/wlayout.h: Mistral's
+ * consolidated.safetensors, original/, a GGUF file beside
+ * model.safetensors) is an alternate and not counted.
  *
  * A GGUF file also states its architecture: general.architecture and the
  * llama.cpp keys ARCH.embedding_length, ARCH.block_count,
@@ -36,7 +39,9 @@
  * bytes, "GGML_Q8_0": bytes...}) when there is a converted file, and "gguf"
  * ({"architecture", "model_type", "hidden_size", "num_layers", "num_heads",
  * "context_length", "vocab_size"}: each present only when stated, integers
- * in 1..2^40) when a GGUF file names an architecture, and "tied_head"
+ * in 1..2^40) when a GGUF file (alternates too) names an architecture,
+ * "alternates" (the paths of the alternates, by path) when there are any,
+ * and "tied_head"
  * ({"parameters", "dtype", "bytes"}: lm_head.weight's, counted in the
  * totals) when it is an embedding's twin (above). 0, or the error of
  * opening or reading a pack (MD_ECORRUPT, MD_EIO...), MD_ENOMEM.

@@ -153,10 +153,11 @@ def gguf_file(path, tensors, arch_kvs=True):
 
 def test_one_model_in_several_files_counts_once(daemon, tmp):
     """Parameters are summed over every weight file with each tensor name
-    once: the same checkpoint as model.safetensors, as pytorch_model.bin
-    (real torch.save) and as a GGUF file is one model's count, a component
-    in a folder of its own adds its tensors; two quantizations of a
-    GGUF-only model are one model, whose architecture facts come from the
+    once: the same checkpoint as model.safetensors and as pytorch_model.bin
+    (real torch.save) is one model's count (a GGUF file beside them is an
+    alternate, test_the_model_again_under_other_names_is_not_counted), a
+    component in a folder of its own adds its tensors; two quantizations of
+    a GGUF-only model are one model, whose architecture facts come from the
     GGUF metadata when there is no config.json (config.json wins where
     there is one)."""
     d = model(tmp, "formats", tensors={"a": ("F32", [1000, 100]), "b": ("F32", [100])})
@@ -169,8 +170,9 @@ def test_one_model_in_several_files_counts_once(daemon, tmp):
     daemon.ctl("import", d, "--name", "acme/formats")
     s = daemon.ctl("--json", "show", "acme/formats").json()
     assert s["parameters"] == 100100 + 100, s["parameters"]
-    # each name's dtype is its first file's by path: model.gguf (a F16, b F32), vae/
-    assert s["dtype_bytes"] == {"F16": 200000 + 200, "F32": 400}, s["dtype_bytes"]
+    # each name's dtype is its first counted file's by path: model.safetensors, vae/
+    assert s["dtype_bytes"] == {"F32": 400000 + 400, "F16": 200}, s["dtype_bytes"]
+    assert s["facts"]["parameters_alternates"] == ["model.gguf"]
     assert s["architecture"] == "LlamaForCausalLM" and s["context_length"] == 2048
     assert {f["path"]: f.get("format") for f in s["files"]}["pytorch_model.bin"] == "torch"
 
@@ -190,6 +192,64 @@ def test_one_model_in_several_files_counts_once(daemon, tmp):
             s["num_heads"], s["vocab_size"]) == ("llama", 2, 4096, 64, 4, 300), s
     assert "arch:      llama, context 4096, hidden 64, layers 2, heads 4, vocab 300" in \
         daemon.ctl("show", "acme/ggufonly").out
+
+
+def test_the_model_again_under_other_names_is_not_counted(daemon, tmp):
+    """One model shipped again under other tensor names is counted once, as
+    from_pretrained loads it (meta/wlayout.h): Mistral's
+    consolidated.safetensors beside the transformers shards, a GGUF file
+    beside them, Llama's original/ (real torch.save); and a diffusers
+    pipeline's single-file checkpoint beside its component folders."""
+    hf = {"model.embed_tokens.weight": ("BF16", [1000, 64]),
+          "model.layers.0.self_attn.q_proj.weight": ("BF16", [64, 64])}
+    d = model(tmp, "mistral", tensors=hf, tie=False)
+    os.rename(os.path.join(d, "model.safetensors"), os.path.join(d, "model-00001-of-00002.safetensors"))
+    safetensors(os.path.join(d, "model-00002-of-00002.safetensors"), {"lm_head.weight": ("BF16", [1000, 64])})
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": {
+            "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+            "model.layers.0.self_attn.q_proj.weight": "model-00001-of-00002.safetensors",
+            "lm_head.weight": "model-00002-of-00002.safetensors"}}, f)
+    safetensors(os.path.join(d, "consolidated.safetensors"),
+                {"tok_embeddings.weight": ("BF16", [1000, 64]), "layers.0.attention.wq.weight": ("BF16", [64, 64]),
+                 "output.weight": ("BF16", [1000, 64])})
+    gguf_file(os.path.join(d, "mistral-Q8_0.gguf"), [("token_embd.weight", 8, [64, 1000])])
+    os.makedirs(os.path.join(d, "original"))
+    subprocess.run(["/usr/bin/python3", "-c",
+                    "import sys, torch; torch.save({'tok_embeddings.weight': torch.zeros(1000, 64, dtype=torch.bfloat16)}, sys.argv[1])",
+                    os.path.join(d, "original", "consolidated.00.pth")], check=True)
+    os.makedirs(os.path.join(d, "extra"))  # a component of its own still adds up
+    safetensors(os.path.join(d, "extra", "model.safetensors"), {"proj": ("F32", [10, 10])})
+    daemon.ctl("import", d, "--name", "acme/mistral")
+    s = daemon.ctl("--json", "show", "acme/mistral").json()
+    want = 1000 * 64 * 2 + 64 * 64 + 100  # untied config: the head counts
+    assert s["parameters"] == want, s["parameters"]
+    assert s["dtype_bytes"] == {"BF16": 2 * (want - 100), "F32": 400}, s["dtype_bytes"]
+    alts = ["consolidated.safetensors", "mistral-Q8_0.gguf", "original/consolidated.00.pth"]
+    assert s["facts"]["parameters_alternates"] == alts, s["facts"]
+    assert "not counted (the model again): " + ", ".join(alts) in daemon.ctl("show", "acme/mistral").out
+    assert s["architecture"] == "LlamaForCausalLM"  # config.json still wins over the GGUF's
+
+    p = os.path.join(tmp, "pipeline")
+    for sub in ("unet", "text_encoder"):
+        os.makedirs(os.path.join(p, sub))
+    with open(os.path.join(p, "model_index.json"), "w") as f:
+        json.dump({"_class_name": "StableDiffusionPipeline"}, f)
+    with open(os.path.join(p, "README.md"), "w") as f:
+        f.write("---\nlicense: mit\nlibrary_name: diffusers\n---\n# p\n")
+    safetensors(os.path.join(p, "unet", "diffusion_pytorch_model.safetensors"), {"conv": ("F16", [8, 8])})
+    safetensors(os.path.join(p, "text_encoder", "model.safetensors"), {"emb": ("F16", [4, 8])})
+    safetensors(os.path.join(p, "sd-pruned-emaonly.safetensors"),
+                {"model.diffusion_model.conv": ("F16", [8, 8]), "cond_stage_model.emb": ("F16", [4, 8])})
+    daemon.ctl("import", p, "--name", "acme/pipeline")
+    s = daemon.ctl("--json", "show", "acme/pipeline").json()
+    assert s["parameters"] == 64 + 32 and s["facts"]["parameters_alternates"] == ["sd-pruned-emaonly.safetensors"]
+    # without the components, the single-file checkpoint is the model
+    os.remove(os.path.join(p, "unet", "diffusion_pytorch_model.safetensors"))
+    os.remove(os.path.join(p, "text_encoder", "model.safetensors"))
+    daemon.ctl("import", p, "--name", "acme/single")
+    s = daemon.ctl("--json", "show", "acme/single").json()
+    assert s["parameters"] == 96 and "parameters_alternates" not in s["facts"]
 
 
 @pytest.mark.parametrize("tie", [True, False])

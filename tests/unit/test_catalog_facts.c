@@ -1,5 +1,5 @@
 /* Unit tests for the catalog's pure parsers: config.json facts, the
- * safetensors-header parameter fallback, count/size units and search words. */
+ * safetensors-header parameter fallback, which weight files count, count/size units and search words. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/units.h"
 #include "meta/config_facts.h"
+#include "meta/wlayout.h"
 #include "registry/index.h"
 
 static json_t *cfg(const char *s)
@@ -319,6 +320,92 @@ static void test_words(void **state)
 	assert_string_equal(ws.all, "meta|llama|llama|3|1|8b|instruct|a|chat|model|x|Übermodel|");
 }
 
+static void test_loader_names(void **state)
+{
+	(void)state;
+	static const char *const yes[] = {
+		"model.safetensors", "pytorch_model.bin", "diffusion_pytorch_model.safetensors",
+		"adapter_model.bin", "model.fp16.safetensors", "model-00001-of-00003.safetensors",
+		"pytorch_model-00002-of-00002.bin", "diffusion_pytorch_model.fp16-00001-of-00002.safetensors",
+	};
+	static const char *const no[] = {
+		"consolidated.safetensors", "model.gguf", "model.pt", "mymodel.safetensors",
+		"model..safetensors", "model.fp16.bf16.safetensors", "model-1.safetensors",
+		"model-00001-of-.safetensors", "model-x-of-2.safetensors", "models.safetensors",
+		"model.bin", "pytorch_model.safetensors", "model-00001-of-00002.bin",
+		"model.safetensors.index.json", "optimizer.bin", "model-00001-of-00002", ".safetensors",
+	};
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+		assert_true(wlayout_is_loader(yes[i]));
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+		if (wlayout_is_loader(no[i]))
+			fail_msg("%s taken for a loader file", no[i]);
+	}
+}
+
+/* alternates of paths[] (weight: the paths ending in a weight extension),
+ * as the '|'-joined string of those marked */
+static void alts(const char *const *paths, size_t n, char *out)
+{
+	unsigned char w[32], a[32];
+	assert_true(n <= 32);
+	for (size_t i = 0; i < n; i++) {
+		const char *e = strrchr(paths[i], '.');
+		w[i] = e && (!strcmp(e, ".safetensors") || !strcmp(e, ".bin") || !strcmp(e, ".gguf") ||
+			     !strcmp(e, ".pth") || !strcmp(e, ".pt") || !strcmp(e, ".ckpt"));
+		a[i] = 7;
+	}
+	assert_int_equal(wlayout_alternates(paths, n, w, a), 0);
+	out[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		assert_true(a[i] <= 1 && (w[i] || !a[i]));
+		if (a[i])
+			strcat(strcat(out, paths[i]), "|");
+	}
+}
+
+static void test_alternates(void **state)
+{
+	(void)state;
+	char out[1024];
+	const char *mistral[] = { "consolidated.safetensors", "model-00001-of-00002.safetensors",
+				  "model-00002-of-00002.safetensors", "model.safetensors.index.json",
+				  "params.json", "model-Q4_K_M.gguf" };
+	alts(mistral, 6, out);
+	assert_string_equal(out, "consolidated.safetensors|model-Q4_K_M.gguf|");
+	const char *llama[] = { "model.safetensors", "original/consolidated.00.pth",
+				"original/params.json", "original/sub/x.safetensors",
+				"checkpoint-500/model.safetensors", "checkpoint-500/optimizer.pt",
+				"2_Dense/model.safetensors" };
+	alts(llama, 7, out);
+	assert_string_equal(out, "original/consolidated.00.pth|original/sub/x.safetensors|"
+				 "checkpoint-500/optimizer.pt|");
+	/* original/ counts where its parent has no loader file, even beside one of its own */
+	const char *orig[] = { "original/consolidated.00.pth", "x/original/model.safetensors",
+			       "x/model.bin", "y/original/a.pth", "y/model.safetensors" };
+	alts(orig, 5, out);
+	assert_string_equal(out, "y/original/a.pth|");
+	const char *sd[] = { "model_index.json", "v1-5-pruned.ckpt", "v1-5-pruned-emaonly.safetensors",
+			     "unet/diffusion_pytorch_model.safetensors",
+			     "unet/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.bin",
+			     "text_encoder/model.safetensors", "safety_checker/pytorch_model.bin" };
+	alts(sd, 8, out);
+	assert_string_equal(out, "v1-5-pruned.ckpt|v1-5-pruned-emaonly.safetensors|");
+	/* a pipeline pulled with only its single-file checkpoint counts it */
+	alts(sd, 3, out);
+	assert_string_equal(out, "");
+	/* no loader file anywhere: everything counts (GGUF-only, legacy names) */
+	const char *gguf[] = { "m-Q8_0.gguf", "m-F16.gguf", "sub/other.safetensors", "README.md" };
+	alts(gguf, 4, out);
+	assert_string_equal(out, "");
+	/* a loader name that is not a weight file (not converted) decides nothing */
+	const char *nw[] = { "model.safetensors", "consolidated.safetensors" };
+	unsigned char w[2] = { 0, 1 }, a[2];
+	assert_int_equal(wlayout_alternates(nw, 2, w, a), 0);
+	assert_true(!a[0] && !a[1]);
+	assert_int_equal(wlayout_alternates(NULL, 0, NULL, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +417,8 @@ int main(void)
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_units_parse_rate),
 		cmocka_unit_test(test_words),
+		cmocka_unit_test(test_loader_names),
+		cmocka_unit_test(test_alternates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
