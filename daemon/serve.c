@@ -3,6 +3,7 @@
 #include "daemon/server.h"
 #include "registry/catalog.h"
 #include "registry/reader.h"
+#include "meta/wlayout.h"
 #include "converters/pack.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -272,6 +273,33 @@ static int open_refused(const struct ops_peer *p, const char *ref, int rc)
 	return rc;
 }
 
+/* *out[i] (malloc'd): whether files[i] is a weight file a loader reads when
+ * not told which (meta/wlayout.h: no alternate, model.safetensors over
+ * pytorch_model.bin...). */
+static int default_files(const json_t *files, unsigned char **out)
+{
+	size_t n = json_array_size(files);
+	const char **paths = calloc(n + 1, sizeof *paths);
+	unsigned char *w = calloc(n + 1, 1);
+	*out = calloc(n + 1, 1);
+	int rc = paths && w && *out ? 0 : MD_ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		const json_t *f = json_array_get(files, i);
+		const char *path = json_string_value(json_object_get(f, "path"));
+		paths[i] = path ? path : "";
+		w[i] = path && json_string_value(json_object_get(f, "pack"));
+	}
+	if (!rc)
+		rc = wlayout_defaults(paths, n, w, *out);
+	free(paths);
+	free(w);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 {
 	const char *ref = json_string_value(json_object_get(req, "ref"));
@@ -284,6 +312,12 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 	if (rc)
 		return open_refused(p, ref, rc);
 	if ((rc = lease_take(d, p, name, want, rev, &m, &id))) {
+		open_refused(p, ref, rc);
+		goto out;
+	}
+	unsigned char *dflt;
+	if ((rc = default_files(json_object_get(m, "files"), &dflt))) {
+		lease_release(id);
 		open_refused(p, ref, rc);
 		goto out;
 	}
@@ -321,18 +355,19 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 		}
 		if (c.nfds + 1 + nr > PROTO_MAX_FDS)
 			chunk_flush(d, p, &c);
-		json_array_append_new(c.packs, json_pack("{s:s,s:s,s:s,s:I,s:o}", "file", path,
+		json_array_append_new(c.packs, json_pack("{s:s,s:s,s:s,s:I,s:o,s:b}", "file", path,
 			"format", pack_format(pk), "sha256", hex, "size",
-			(json_int_t)pack_file_size(pk), "metadata", string_meta(pk)));
+			(json_int_t)pack_file_size(pk), "metadata", string_meta(pk), "default",
+			dflt[i]));
 		c.fds[c.nfds++] = fd;
 		for (size_t k = 1; k <= nr; k++) {
 			char rhex[65];
 			struct stat sb;
 			util_hex(pack_ref(pk, k), 32, rhex);
-			json_array_append_new(c.packs, json_pack("{s:s,s:s,s:s,s:I,s:b,s:{}}", "file", path,
-				"format", pack_format(pk), "sha256", rhex, "size",
+			json_array_append_new(c.packs, json_pack("{s:s,s:s,s:s,s:I,s:b,s:{},s:b}", "file",
+				path, "format", pack_format(pk), "sha256", rhex, "size",
 				(json_int_t)(fstat(rfds[k - 1], &sb) ? 0 : sb.st_size), "shared", 1,
-				"metadata"));
+				"metadata", "default", dflt[i]));
 			c.fds[c.nfds++] = rfds[k - 1];
 		}
 		for (size_t k = 0; k < pack_count(pk); k++) {
@@ -348,6 +383,7 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 		pack_close(pk);
 		npacks += 1 + nr;
 	}
+	free(dflt);
 	if (rc) {
 		/* frames already posted are ended by the error frame */
 		for (size_t k = 0; k < c.nfds; k++)

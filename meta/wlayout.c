@@ -41,13 +41,21 @@ static int shard_suffix(const char *s, size_t n)
 	return i > d && i == n;
 }
 
-int wlayout_is_loader(const char *base)
+/* A loader file name's parts: family (0 transformers: model.safetensors /
+ * pytorch_model.bin; 1 diffusers; 2 PEFT), safetensors or bin, variant. */
+struct lname {
+	int family, st;
+	const char *var;
+	size_t varlen;
+};
+
+static int loader(const char *base, struct lname *out)
 {
 	static const struct {
 		const char *stem;
-		int st, bin; /* the extensions its loader reads */
-	} stems[] = { { "model", 1, 0 }, { "pytorch_model", 0, 1 },
-		      { "diffusion_pytorch_model", 1, 1 }, { "adapter_model", 1, 1 } };
+		int family, st, bin; /* the extensions its loader reads */
+	} stems[] = { { "model", 0, 1, 0 }, { "pytorch_model", 0, 0, 1 },
+		      { "diffusion_pytorch_model", 1, 1, 1 }, { "adapter_model", 2, 1, 1 } };
 	size_t n = strlen(base), core;
 	int st = ends_with(base, n, ".safetensors", &core);
 	if (!st && !ends_with(base, n, ".bin", &core))
@@ -64,10 +72,18 @@ int wlayout_is_loader(const char *base)
 			if (i == 1)
 				continue;
 		}
-		if (i == rn || shard_suffix(r + i, rn - i))
-			return 1;
+		if (i != rn && !shard_suffix(r + i, rn - i))
+			continue;
+		if (out)
+			*out = (struct lname){ stems[k].family, st, i ? r + 1 : "", i ? i - 1 : 0 };
+		return 1;
 	}
 	return 0;
+}
+
+int wlayout_is_loader(const char *base)
+{
+	return loader(base, NULL);
 }
 
 struct dirs {
@@ -134,4 +150,47 @@ int wlayout_alternates(const char *const *paths, size_t n, const unsigned char *
 	free(L.p);
 	free(L.len);
 	return 0;
+}
+
+/* 0 no variant + safetensors, 1 no variant + bin, 2 variant + safetensors, 3. */
+static int rank(const struct lname *l)
+{
+	return (l->varlen ? 2 : 0) + !l->st;
+}
+
+int wlayout_defaults(const char *const *paths, size_t n, const unsigned char *weight,
+		     unsigned char *pick)
+{
+	unsigned char *alt = calloc(n ? n : 1, 1);
+	struct lname *ln = calloc(n ? n : 1, sizeof *ln);
+	unsigned char *isl = calloc(n ? n : 1, 1);
+	int rc = alt && ln && isl ? wlayout_alternates(paths, n, weight, alt) : MD_ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++)
+		isl[i] = weight[i] && !alt[i] && loader(base_of(paths[i]), &ln[i]);
+	for (size_t i = 0; !rc && i < n; i++) {
+		pick[i] = weight[i] && !alt[i];
+		if (!isl[i])
+			continue;
+		/* the best kind of this folder's files of the same loader, and
+		 * whether its variant files name one variant */
+		size_t dl = dir_len(paths[i]);
+		int best = 4, onevar = 1;
+		const struct lname *v = NULL;
+		for (size_t j = 0; j < n; j++) {
+			if (!isl[j] || ln[j].family != ln[i].family || dir_len(paths[j]) != dl ||
+			    memcmp(paths[j], paths[i], dl))
+				continue;
+			best = rank(&ln[j]) < best ? rank(&ln[j]) : best;
+			if (ln[j].varlen && v && (v->varlen != ln[j].varlen ||
+						  memcmp(v->var, ln[j].var, v->varlen)))
+				onevar = 0;
+			if (ln[j].varlen)
+				v = &ln[j];
+		}
+		pick[i] = rank(&ln[i]) == best || (best >= 2 && !onevar);
+	}
+	free(alt);
+	free(ln);
+	free(isl);
+	return rc;
 }

@@ -46,4 +46,18 @@ int wlayout_is_loader(const char *base);
 int wlayout_alternates(const char *const *paths, size_t n, const unsigned char *weight,
 		       unsigned char *alt);
 
+/*
+ * The weight files a loader reads when not told which (modeld.load_state_dict
+ * without files=): pick[i] = 1 for a weight file that is no alternate and,
+ * among one folder's loader files of one library (transformers: model /
+ * pytorch_model; diffusers; PEFT), only those of the kind its
+ * from_pretrained reads: no variant before a variant, safetensors before
+ * bin (model.safetensors over pytorch_model.bin and model.fp16.safetensors);
+ * files of one variant when every file has one; all of them when the
+ * variants differ (the caller then has to choose). 0 for every other path.
+ * 0, or MD_ENOMEM.
+ */
+int wlayout_defaults(const char *const *paths, size_t n, const unsigned char *weight,
+		     unsigned char *pick);
+
 #endif

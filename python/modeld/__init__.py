@@ -76,7 +76,11 @@ class Model:
         self.maps = [None] * len(self.packs)
         keep = set()
         for i, p in enumerate(self.packs):
-            if files is None or any(fnmatch.fnmatchcase(p["file"], g) for g in files):
+            # files=None: what from_pretrained would read (the daemon's
+            # "default": model.safetensors over pytorch_model.bin, not
+            # consolidated.safetensors, original/ or a GGUF file beside them)
+            if (p.get("default", True) if files is None
+                    else any(fnmatch.fnmatchcase(p["file"], g) for g in files)):
                 keep.add(i)
         if files is not None and not keep:
             have = sorted({p["file"] for p in self.packs})
@@ -228,8 +232,10 @@ def load_state_dict(name, device="cpu", dtype=None, socket=None, files=None, **c
     device buffer per pack, the tensors are views of it. dtype: convert
     floating-point tensors (a copy) to this floating-point torch dtype (or
     its name, "float16"); other dtypes raise before anything is opened.
-    files: glob patterns choosing weight files (e.g. ["model-*.safetensors"])
-    when a repository has duplicates.
+    files: glob patterns choosing weight files (e.g. ["model-*.safetensors"],
+    ["*"] for all); without it, the files from_pretrained would read: not
+    pytorch_model.bin beside model.safetensors, nor the model again under
+    other names (consolidated.safetensors, original/, a GGUF file beside).
     """
     _torch()
     kind, index = _parse_device(device)

@@ -604,8 +604,8 @@ def test_tensors_stored_once_across_files_and_models(tmp, daemon):
     rows = daemon.ctl("tensors", "acme/one", "--json").json()
     where = {(t["file"], t["name"]): t["pack"] for t in rows}
     assert where[("pytorch_model.bin", "embed.weight")] == where[("model.safetensors", "embed.weight")]
-    for f in ("model.safetensors", "pytorch_model.bin"):
-        got = modeld.load_state_dict("acme/one", socket=daemon.sock, files=[f])
+    for f in ("model.safetensors", "pytorch_model.bin", None):  # None: model.safetensors
+        got = modeld.load_state_dict("acme/one", socket=daemon.sock, files=f and [f])
         assert set(got) == set(sd)
         for k, v in sd.items():
             assert torch.equal(got[k], v), (f, k)
@@ -1038,3 +1038,33 @@ def test_one_user_cannot_take_every_connection(tmp, daemon):
         p.communicate("", timeout=30)
     assert "connection from uid 65534 refused: it has 256 open" in daemon.read_log()
 
+
+
+def test_default_files_are_what_from_pretrained_reads(daemon, tmp):
+    """Without files=, a load reads the model once: the transformers shards,
+    not the same model again as consolidated.safetensors or under
+    original/ (real torch.save); files= still picks any of them."""
+    g = torch.Generator().manual_seed(3)
+    hf = {"model.embed_tokens.weight": torch.randn(50, 8, generator=g),
+          "model.norm.weight": torch.randn(8, generator=g)}
+    meta = {"tok_embeddings.weight": hf["model.embed_tokens.weight"], "norm.weight": hf["model.norm.weight"]}
+    pth = os.path.join(tmp, "c.pth")
+    torch.save(meta, pth)
+    src = make_model(os.path.join(tmp, "m"), {
+        "model-00001-of-00002.safetensors": st_file({"model.embed_tokens.weight": hf["model.embed_tokens.weight"]}),
+        "model-00002-of-00002.safetensors": st_file({"model.norm.weight": hf["model.norm.weight"]}),
+        "consolidated.safetensors": st_file(meta), "original/consolidated.00.pth": open(pth, "rb").read(),
+        "config.json": b"{}"})
+    daemon.ctl("import", src, "--name", "acme/mistral")
+    sd = modeld.load_state_dict("acme/mistral", socket=daemon.sock)
+    assert sorted(sd) == sorted(hf) and all(torch.equal(sd[k], v) for k, v in hf.items())
+    with modeld.safe_open("acme/mistral", socket=daemon.sock) as f:
+        assert f.keys() == sorted(hf)
+    for files, want in ((["consolidated.safetensors"], meta), (["original/*"], meta)):
+        got = modeld.load_state_dict("acme/mistral", socket=daemon.sock, files=files)
+        assert sorted(got) == sorted(want) and all(torch.equal(got[k], v) for k, v in want.items())
+    # both naming schemes side by side; every file has one tensor name twice
+    assert sorted(modeld.load_state_dict("acme/mistral", socket=daemon.sock,
+                                         files=["model-*", "consolidated.*"])) == sorted(list(hf) + list(meta))
+    with pytest.raises(modeld.ModeldError, match="is in both consolidated.safetensors and original/"):
+        modeld.load_state_dict("acme/mistral", socket=daemon.sock, files=["*"])

@@ -406,6 +406,52 @@ static void test_alternates(void **state)
 	assert_int_equal(wlayout_alternates(NULL, 0, NULL, NULL), 0);
 }
 
+/* the '|'-joined paths wlayout_defaults picks (weight: as alts() says) */
+static void defaults(const char *const *paths, size_t n, char *out)
+{
+	unsigned char w[32], a[32];
+	assert_true(n <= 32);
+	for (size_t i = 0; i < n; i++) {
+		const char *e = strrchr(paths[i], '.');
+		w[i] = e && (!strcmp(e, ".safetensors") || !strcmp(e, ".bin") || !strcmp(e, ".gguf") ||
+			     !strcmp(e, ".pth"));
+		a[i] = 7;
+	}
+	assert_int_equal(wlayout_defaults(paths, n, w, a), 0);
+	out[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		assert_true(a[i] <= 1 && (w[i] || !a[i]));
+		if (a[i])
+			strcat(strcat(out, paths[i]), "|");
+	}
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	char out[1024];
+	const char *bert[] = { "config.json", "model.safetensors", "pytorch_model.bin",
+			       "model.gguf", "adapter_model.bin", "original/x.pth" };
+	defaults(bert, 6, out);
+	assert_string_equal(out, "model.safetensors|adapter_model.bin|");
+	const char *shards[] = { "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+				 "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors" };
+	defaults(shards, 4, out);
+	assert_string_equal(out, "model-00001-of-00002.safetensors|model-00002-of-00002.safetensors|");
+	const char *unet[] = { "unet/diffusion_pytorch_model.fp16.safetensors",
+			       "unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.bin",
+			       "vae/diffusion_pytorch_model.fp16.safetensors",
+			       "vae/diffusion_pytorch_model.fp16.bin",
+			       "te/model.fp16.safetensors", "te/model.bf16.safetensors",
+			       "gguf/a-Q4.gguf", "gguf/a-Q8.gguf" };
+	defaults(unet, 9, out);
+	assert_string_equal(out, "unet/diffusion_pytorch_model.safetensors|"
+				 "vae/diffusion_pytorch_model.fp16.safetensors|"
+				 "te/model.fp16.safetensors|te/model.bf16.safetensors|"
+				 "gguf/a-Q4.gguf|gguf/a-Q8.gguf|");
+	assert_int_equal(wlayout_defaults(NULL, 0, NULL, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_words),
 		cmocka_unit_test(test_loader_names),
 		cmocka_unit_test(test_alternates),
+		cmocka_unit_test(test_defaults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
