@@ -343,9 +343,11 @@ static void test_loader_names(void **state)
 	}
 }
 
-/* alternates of paths[] (weight: the paths ending in a weight extension),
- * as the '|'-joined string of those marked */
-static void alts(const char *const *paths, size_t n, char *out)
+/* The '|'-joined paths that fn (wlayout_alternates or wlayout_defaults)
+ * marks, the weight files being the paths with a weight file extension. */
+typedef int (*mark_fn)(const char *const *, size_t, const unsigned char *, unsigned char *);
+
+static void marked(mark_fn fn, const char *const *paths, size_t n, char *out)
 {
 	unsigned char w[32], a[32];
 	assert_true(n <= 32);
@@ -355,13 +357,18 @@ static void alts(const char *const *paths, size_t n, char *out)
 			     !strcmp(e, ".pth") || !strcmp(e, ".pt") || !strcmp(e, ".ckpt"));
 		a[i] = 7;
 	}
-	assert_int_equal(wlayout_alternates(paths, n, w, a), 0);
+	assert_int_equal(fn(paths, n, w, a), 0);
 	out[0] = 0;
 	for (size_t i = 0; i < n; i++) {
 		assert_true(a[i] <= 1 && (w[i] || !a[i]));
 		if (a[i])
 			strcat(strcat(out, paths[i]), "|");
 	}
+}
+
+static void alts(const char *const *paths, size_t n, char *out)
+{
+	marked(wlayout_alternates, paths, n, out);
 }
 
 static void test_alternates(void **state)
@@ -406,24 +413,9 @@ static void test_alternates(void **state)
 	assert_int_equal(wlayout_alternates(NULL, 0, NULL, NULL), 0);
 }
 
-/* the '|'-joined paths wlayout_defaults picks (weight: as alts() says) */
 static void defaults(const char *const *paths, size_t n, char *out)
 {
-	unsigned char w[32], a[32];
-	assert_true(n <= 32);
-	for (size_t i = 0; i < n; i++) {
-		const char *e = strrchr(paths[i], '.');
-		w[i] = e && (!strcmp(e, ".safetensors") || !strcmp(e, ".bin") || !strcmp(e, ".gguf") ||
-			     !strcmp(e, ".pth"));
-		a[i] = 7;
-	}
-	assert_int_equal(wlayout_defaults(paths, n, w, a), 0);
-	out[0] = 0;
-	for (size_t i = 0; i < n; i++) {
-		assert_true(a[i] <= 1 && (w[i] || !a[i]));
-		if (a[i])
-			strcat(strcat(out, paths[i]), "|");
-	}
+	marked(wlayout_defaults, paths, n, out);
 }
 
 static void test_defaults(void **state)
