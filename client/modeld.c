@@ -21,6 +21,7 @@ struct md_conn {
 struct md_pack {
 	char *file;
 	int fd;
+	int dflt;                /* the open reply's "default" (absent: 1) */
 	uint64_t size;
 	void *map;               /* NULL until md_tensor_map needs it */
 };
@@ -85,6 +86,7 @@ static int take_part(struct md_model *m, json_t *o, int *fds, size_t nfds, size_
 		fds[i] = -1;
 		(*used)++;
 		k->size = (uint64_t)json_integer_value(json_object_get(p, "size"));
+		k->dflt = !json_is_false(json_object_get(p, "default"));
 		k->map = NULL;
 		m->np++;
 		if (!k->file)
@@ -209,10 +211,16 @@ const struct md_tensor *md_model_tensor(const struct md_model *m, size_t i)
 
 const struct md_tensor *md_model_find(const struct md_model *m, const char *name)
 {
-	for (size_t i = 0; i < m->nt; i++)
-		if (!strcmp(m->t[i].name, name))
+	const struct md_tensor *first = NULL;
+	for (size_t i = 0; i < m->nt; i++) {
+		if (strcmp(m->t[i].name, name))
+			continue;
+		if (md_model_pack_default(m, m->t[i].pack))
 			return &m->t[i];
-	return NULL;
+		if (!first)
+			first = &m->t[i];
+	}
+	return first;
 }
 
 size_t md_model_npacks(const struct md_model *m)
@@ -223,6 +231,11 @@ size_t md_model_npacks(const struct md_model *m)
 const char *md_model_pack_file(const struct md_model *m, size_t i)
 {
 	return i < m->np ? m->packs[i].file : NULL;
+}
+
+int md_model_pack_default(const struct md_model *m, size_t i)
+{
+	return i < m->np && m->packs[i].dflt;
 }
 
 int md_model_pack_fd(const struct md_model *m, size_t i)

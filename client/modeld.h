@@ -103,7 +103,8 @@ const char *md_model_revision(const struct md_model *m);
 /* Tensors in table order (pack by pack); i < md_model_count. */
 size_t md_model_count(const struct md_model *m);
 const struct md_tensor *md_model_tensor(const struct md_model *m, size_t i);
-/* First tensor with that name, or NULL. */
+/* The tensor with that name: the first in a default pack
+ * (md_model_pack_default), else the first at all; NULL when none. */
 const struct md_tensor *md_model_find(const struct md_model *m, const char *name);
 
 /* Packs: the weight file each came from ("model-00001-of-00002.safetensors"),
@@ -111,6 +112,11 @@ const struct md_tensor *md_model_find(const struct md_model *m, const char *name
 size_t md_model_npacks(const struct md_model *m);
 const char *md_model_pack_file(const struct md_model *m, size_t i);
 int md_model_pack_fd(const struct md_model *m, size_t i);
+/* 1 when pack i's file is one a loader reads when not told which (what
+ * from_pretrained reads: model.safetensors rather than pytorch_model.bin
+ * beside it, not consolidated.safetensors or original/; docs/serving.md),
+ * else 0. */
+int md_model_pack_default(const struct md_model *m, size_t i);
 
 /*
  * *ptr, *len: the tensor's bytes inside a read-only, shared mapping of its

@@ -432,6 +432,17 @@ def test_libmodeld_c_program(tmp, daemon):
                        text=True)
     assert p.returncode == 3 and "error -18 " in p.stdout
     daemon.ctl("rm", "acme/cee")   # every lease ended with the program
+    # model.fp16.safetensors sorts first, but md_model_find and a load
+    # without files= take the names from model.safetensors (the default)
+    half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in sd.items()}
+    make_model(os.path.join(tmp, "v"), {"model.fp16.safetensors": st_file(half),
+                                        "model.safetensors": st_file(sd)})
+    daemon.ctl("import", os.path.join(tmp, "v"), "--name", "acme/variant")
+    p = subprocess.run([exe, daemon.sock, "acme/variant"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines()[-2] == "defaults 1 of 2", p.stdout
+    got = modeld.load_state_dict("acme/variant", socket=daemon.sock)
+    assert got["x.weight"].dtype == torch.bfloat16 and torch.equal(got["x.weight"], sd["x.weight"])
 
 
 def test_many_packs_split_across_frames(tmp, daemon):

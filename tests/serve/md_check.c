@@ -2,7 +2,8 @@
  * tests/serve/md_check.c — drives libmodeld through its installed interface
  * only (modeld.h, -lmodeld): md_check SOCKET REF [REF2]
  * Prints "model NAME REVISION NTENSORS NPACKS", then per tensor
- * "NAME DTYPE NDIM SHAPE... LENGTH FNV1A64(bytes)", then "closed"; on an error
+ * "NAME DTYPE NDIM SHAPE... LENGTH FNV1A64(bytes)", then "defaults K of
+ * NPACKS" (md_model_pack_default), then "closed"; on an error
  * "error CODE STRERROR: DETAIL" and exit 3. With REF2 it also opens a second
  * model on the same connection first and keeps it open until the end.
  */
@@ -49,9 +50,15 @@ int main(int argc, char **argv)
 		for (uint32_t k = 0; k < t->ndim; k++)
 			printf(" %" PRIu64, t->shape[k]);
 		printf(" %zu %016" PRIx64 "\n", n, h);
-		if (md_model_find(m, t->name) == NULL || strlen(t->digest) != 64)
+		const struct md_tensor *f = md_model_find(m, t->name);
+		if (f == NULL || strlen(t->digest) != 64 ||
+		    (md_model_pack_default(m, t->pack) && !md_model_pack_default(m, f->pack)))
 			return fail(-1);
 	}
+	size_t nd = 0;
+	for (size_t i = 0; i < md_model_npacks(m); i++)
+		nd += md_model_pack_default(m, i) == 1;
+	printf("defaults %zu of %zu\n", nd, md_model_npacks(m));
 	if (md_model_find(m, "no such tensor") != NULL)
 		return fail(-1);
 	md_close(m);
