@@ -66,12 +66,12 @@ int describe_revision(struct daemon *d, const char *name, struct ingest *ing, js
 	if (rc || (rc = card_facts(card, name, &facts)))
 		goto out;
 	/* parameters and bytes per dtype from the converted weight files'
-	 * tensor tables, each tensor name once (registry/wfacts.h) */
+	 * tensor tables, each tensor name once, alternates left out
+	 * (registry/wfacts.h) */
 	json_t *wf = NULL;
 	if ((rc = ingest_weight_facts(ing, &wf)))
 		goto out;
-	/* with config.json facts and the card text; parameters from the
-	 * safetensors headers only when no converter gave them; a GGUF file's
+	/* with config.json facts and the card text; a GGUF file's
 	 * architecture where there is no config.json (daemon/facts.h) */
 	rc = facts_add(ing, facts, card, wf);
 	json_decref(wf);

@@ -1,19 +1,12 @@
 /* daemon/facts.c — see facts.h. */
 #include "daemon/facts.h"
 #include "meta/config_facts.h"
-#include "meta/wlayout.h"
 #include "common/err.h"
 #include "common/util.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int ends_with(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && !strcmp(s + a - b, suf);
-}
 
 static int config_part(struct ingest *ing, json_t *facts, int *tie)
 {
@@ -37,69 +30,6 @@ static int config_part(struct ingest *ing, json_t *facts, int *tie)
 	rc = json_object_update(facts, cf) ? MD_ENOMEM : 0;
 	json_decref(cf);
 	return rc;
-}
-
-/* FALLBACK (until the converters record their tensor tables): parameters
- * and bytes per dtype from the safetensors headers of the staged files. */
-static int params_fallback(struct ingest *ing, json_t *facts, int tie)
-{
-	json_t *paths = ingest_paths(ing);
-	size_t i, files = 0, n = json_array_size(paths);
-	const char **pv = calloc(n + 1, sizeof *pv);
-	unsigned char *w = calloc(n + 1, 1), *alt = calloc(n + 1, 1);
-	struct config_facts_acc *acc = config_facts_acc_new();
-	int rc = acc && pv && w && alt ? 0 : MD_ENOMEM;
-	for (i = 0; !rc && i < n; i++) {
-		const char *s = json_string_value(json_array_get(paths, i));
-		pv[i] = s ? s : "";
-		w[i] = ends_with(pv[i], ".safetensors");
-	}
-	if (!rc) /* the same model again under other names is not counted */
-		rc = wlayout_alternates(pv, n, w, alt);
-	for (i = 0; !rc && i < n; i++) {
-		const char *path = pv[i];
-		if (!w[i] || alt[i])
-			continue;
-		if (++files > FACTS_MAX_WEIGHT_FILES) {
-			rc = md_fail(MD_ETOOBIG, "more than %d safetensors files", FACTS_MAX_WEIGHT_FILES);
-			break;
-		}
-		int fd = ingest_open(ing, path);
-		if (fd < 0)
-			continue;
-		rc = config_facts_add_safetensors(acc, fd, path);
-		close(fd);
-	}
-	free(pv);
-	free(w);
-	free(alt);
-	uint64_t params = 0;
-	json_t *dtb = NULL;
-	if (rc == MD_ENOMEM) {
-		config_facts_acc_free(acc);
-		return rc;
-	}
-	if (rc) {
-		json_object_set_new(facts, "parameters", json_null());
-		json_object_set_new(facts, "dtype_bytes", json_null());
-		json_object_set_new(facts, "parameters_error", json_string(md_errmsg(rc)));
-		config_facts_acc_free(acc);
-		return 0;
-	}
-	rc = config_facts_acc_result(acc, tie, &params, &dtb);
-	config_facts_acc_free(acc);
-	if (rc)
-		return rc;
-	if (!files || !json_object_size(dtb)) {
-		json_decref(dtb);
-		json_object_set_new(facts, "parameters", json_null());
-		json_object_set_new(facts, "dtype_bytes", json_null());
-		return 0;
-	}
-	json_object_set_new(facts, "parameters", json_integer((json_int_t)params));
-	json_object_set_new(facts, "dtype_bytes", dtb);
-	json_object_set_new(facts, "parameters_source", json_string("safetensors-header"));
-	return 0;
 }
 
 /* The README body after the front matter, first FACTS_MAX_CARD_TEXT bytes,
@@ -185,8 +115,9 @@ int facts_add(struct ingest *ing, json_t *facts, json_t *card, const json_t *wei
 		const json_t *th = json_object_get(weights, "tied_head");
 		if (tie && th && (rc = untie(facts, th)))
 			return rc;
-	} else if ((rc = params_fallback(ing, facts, tie))) {
-		return rc;
+	} else { /* no weight file */
+		json_object_set_new(facts, "parameters", json_null());
+		json_object_set_new(facts, "dtype_bytes", json_null());
 	}
 	card_text(ing, card);
 	return 0;

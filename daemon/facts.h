@@ -13,7 +13,6 @@
 
 #define FACTS_MAX_CARD_TEXT 4096   /* bytes of README body kept for search */
 #define FACTS_MAX_README (64u << 10) /* bytes of README.md read for that text */
-#define FACTS_MAX_WEIGHT_FILES 4096 /* safetensors files whose headers are read */
 
 /*
  * Add to facts (an object the caller owns, from card_facts): architecture,
@@ -24,10 +23,7 @@
  * ("parameters_source": "converter"; its "tied_head" taken off when the
  * config says tie_word_embeddings; its "alternates", the weight files not
  * counted because they hold the model again, as "parameters_alternates"),
- * else the FALLBACK from the safetensors headers of the ingest that are not
- * alternates ("parameters_source": "safetensors-header"; a
- * broken header leaves parameters null and its reason in
- * "parameters_error"); a config fact that is null is taken from its
+ * else (no weight file) null; a config fact that is null is taken from its
  * "gguf", so a GGUF-only repository has them too. Sets card.text (card may
  * be NULL) to the start of the README body. 0 or MD_ENOMEM.
  */

@@ -23,7 +23,7 @@
  * A stored "lm_head.weight" of the same shape as a stored input embedding
  * (config_facts_is_input_embedding) is reported as "tied_head": it is the
  * embedding again when config.json says tie_word_embeddings, and then not
- * counted (daemon/facts.c), as the safetensors-header fallback does.
+ * counted (daemon/facts.c).
  */
 #ifndef MD_WFACTS_H
 #define MD_WFACTS_H

@@ -1,5 +1,5 @@
 /* Unit tests for the catalog's pure parsers: config.json facts, the
- * safetensors-header parameter fallback, which weight files count, count/size units and search words. */
+ * weight files that count, count/size units and search words. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/err.h"
 #include "common/units.h"
@@ -87,110 +86,6 @@ static void test_config_hostile(void **state)
 		assert_true(json_is_null(json_object_get(o, "architecture"))); /* control char */
 		json_decref(o);
 	}
-}
-
-/* A safetensors file in a temporary file: header text + data_len zero bytes;
- * hlen_override != 0 writes that header length instead of the real one. */
-static int st_file(const char *hdr, size_t data_len, uint64_t hlen_override)
-{
-	char path[] = "/tmp/test-st-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	unlink(path);
-	uint64_t hl = hlen_override ? hlen_override : strlen(hdr);
-	unsigned char lb[8];
-	for (int i = 0; i < 8; i++)
-		lb[i] = (unsigned char)(hl >> (8 * i));
-	assert_int_equal(write(fd, lb, 8), 8);
-	assert_int_equal(write(fd, hdr, strlen(hdr)), (ssize_t)strlen(hdr));
-	char *z = calloc(1, data_len + 1);
-	assert_int_equal(write(fd, z, data_len), (ssize_t)data_len);
-	free(z);
-	return fd;
-}
-
-static void test_safetensors_count(void **state)
-{
-	(void)state;
-	struct config_facts_acc *a = config_facts_acc_new();
-	/* shard 1: embedding 10x4 BF16 (80 B), layer 4x4 F32 (64 B) */
-	int fd = st_file("{\"__metadata__\":{\"format\":\"pt\"},"
-			 "\"model.embed_tokens.weight\":{\"dtype\":\"BF16\",\"shape\":[10,4],\"data_offsets\":[0,80]},"
-			 "\"l.0\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[80,144]}}", 144, 0);
-	assert_int_equal(config_facts_add_safetensors(a, fd, "a.safetensors"), 0);
-	close(fd);
-	/* shard 2: lm_head tied (same shape), l.0 again (counted once), a scalar */
-	fd = st_file("{\"lm_head.weight\":{\"dtype\":\"BF16\",\"shape\":[10,4],\"data_offsets\":[0,80]},"
-		     "\"l.0\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[80,144]},"
-		     "\"s\":{\"dtype\":\"I8\",\"shape\":[],\"data_offsets\":[144,145]}}", 145, 0);
-	assert_int_equal(config_facts_add_safetensors(a, fd, "b.safetensors"), 0);
-	close(fd);
-	uint64_t p;
-	json_t *db;
-	assert_int_equal(config_facts_acc_result(a, 1, &p, &db), 0); /* tied */
-	assert_int_equal(p, 40 + 16 + 1);
-	assert_int_equal(json_integer_value(json_object_get(db, "BF16")), 80);
-	assert_int_equal(json_integer_value(json_object_get(db, "F32")), 64);
-	assert_int_equal(json_integer_value(json_object_get(db, "I8")), 1);
-	json_decref(db);
-	assert_int_equal(config_facts_acc_result(a, 0, &p, &db), 0); /* untied: lm_head counts */
-	assert_int_equal(p, 40 + 40 + 16 + 1);
-	assert_int_equal(json_integer_value(json_object_get(db, "BF16")), 160);
-	json_decref(db);
-	config_facts_acc_free(a);
-}
-
-static void test_safetensors_hostile(void **state)
-{
-	(void)state;
-	struct {
-		const char *hdr;
-		size_t data;
-		uint64_t hl;
-		int rc;
-	} cases[] = {
-		/* declared header length over the 100 MB cap: refused before any allocation */
-		{ "{}", 0, (uint64_t)1 << 40, MD_ECORRUPT },
-		/* header length past the end of the file */
-		{ "{}", 0, 5000, MD_ECORRUPT },
-		{ "not json at all", 0, 0, MD_ECORRUPT },
-		{ "[1,2]", 0, 0, MD_ECORRUPT },
-		/* offsets beyond the data */
-		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,800]}}", 8, 0, MD_ECORRUPT },
-		/* reversed offsets */
-		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, 0, MD_ECORRUPT },
-		/* element count overflow */
-		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,8]}}",
-		  8, 0, MD_ECORRUPT },
-		/* a shape that claims more elements than its bytes hold */
-		{ "{\"t\":{\"dtype\":\"BF16\",\"shape\":[1000000,1000000],\"data_offsets\":[0,8]}}",
-		  8, 0, MD_ECORRUPT },
-		/* negative dimension, missing dtype */
-		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,8]}}", 8, 0, MD_ECORRUPT },
-		{ "{\"t\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, MD_ECORRUPT },
-	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct config_facts_acc *a = config_facts_acc_new();
-		int fd = st_file(cases[i].hdr, cases[i].data, cases[i].hl);
-		assert_int_equal(config_facts_add_safetensors(a, fd, "x.safetensors"), cases[i].rc);
-		assert_non_null(strstr(md_errmsg(cases[i].rc), "x.safetensors"));
-		close(fd);
-		uint64_t p;
-		json_t *db;
-		assert_int_equal(config_facts_acc_result(a, 0, &p, &db), 0);
-		assert_int_equal(p, 0); /* nothing of a refused file is kept */
-		json_decref(db);
-		config_facts_acc_free(a);
-	}
-	/* a file shorter than 8 bytes */
-	char path[] = "/tmp/test-st-XXXXXX";
-	int fd = mkstemp(path);
-	unlink(path);
-	assert_int_equal(write(fd, "abc", 3), 3);
-	struct config_facts_acc *a = config_facts_acc_new();
-	assert_int_equal(config_facts_add_safetensors(a, fd, "short.safetensors"), MD_ECORRUPT);
-	close(fd);
-	config_facts_acc_free(a);
 }
 
 /* One parser for --limit-rate and limit_rate: the same forms, nothing after
@@ -450,8 +345,6 @@ int main(void)
 		cmocka_unit_test(test_config_llama),
 		cmocka_unit_test(test_config_variants),
 		cmocka_unit_test(test_config_hostile),
-		cmocka_unit_test(test_safetensors_count),
-		cmocka_unit_test(test_safetensors_hostile),
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_units_parse_rate),
 		cmocka_unit_test(test_words),
