@@ -273,33 +273,6 @@ static int open_refused(const struct ops_peer *p, const char *ref, int rc)
 	return rc;
 }
 
-/* *out[i] (malloc'd): whether files[i] is a weight file a loader reads when
- * not told which (meta/wlayout.h: no alternate, model.safetensors over
- * pytorch_model.bin...). */
-static int default_files(const json_t *files, unsigned char **out)
-{
-	size_t n = json_array_size(files);
-	const char **paths = calloc(n + 1, sizeof *paths);
-	unsigned char *w = calloc(n + 1, 1);
-	*out = calloc(n + 1, 1);
-	int rc = paths && w && *out ? 0 : MD_ENOMEM;
-	for (size_t i = 0; !rc && i < n; i++) {
-		const json_t *f = json_array_get(files, i);
-		const char *path = json_string_value(json_object_get(f, "path"));
-		paths[i] = path ? path : "";
-		w[i] = path && json_string_value(json_object_get(f, "pack"));
-	}
-	if (!rc)
-		rc = wlayout_defaults(paths, n, w, *out);
-	free(paths);
-	free(w);
-	if (rc) {
-		free(*out);
-		*out = NULL;
-	}
-	return rc;
-}
-
 int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 {
 	const char *ref = json_string_value(json_object_get(req, "ref"));
@@ -315,8 +288,9 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 		open_refused(p, ref, rc);
 		goto out;
 	}
+	/* which files a loader reads when not told (meta/wlayout.h) */
 	unsigned char *dflt;
-	if ((rc = default_files(json_object_get(m, "files"), &dflt))) {
+	if ((rc = wlayout_mark_files(json_object_get(m, "files"), 1, &dflt))) {
 		lease_release(id);
 		open_refused(p, ref, rc);
 		goto out;

@@ -194,3 +194,27 @@ int wlayout_defaults(const char *const *paths, size_t n, const unsigned char *we
 	free(isl);
 	return rc;
 }
+
+int wlayout_mark_files(const json_t *files, int defaults, unsigned char **out)
+{
+	size_t n = json_array_size(files);
+	const char **paths = calloc(n + 1, sizeof *paths);
+	unsigned char *w = calloc(n + 1, 1);
+	*out = calloc(n + 1, 1);
+	int rc = paths && w && *out ? 0 : MD_ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		const json_t *f = json_array_get(files, i);
+		const char *path = json_string_value(json_object_get(f, "path"));
+		paths[i] = path ? path : "";
+		w[i] = path && json_string_value(json_object_get(f, "pack"));
+	}
+	if (!rc)
+		rc = (defaults ? wlayout_defaults : wlayout_alternates)(paths, n, w, *out);
+	free(paths);
+	free(w);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}

@@ -33,6 +33,7 @@
 #define MD_WLAYOUT_H
 
 #include <stddef.h>
+#include <jansson.h>
 
 /* Whether a file's base name (no folder) is a loader file name (above). */
 int wlayout_is_loader(const char *base);
@@ -59,5 +60,13 @@ int wlayout_alternates(const char *const *paths, size_t n, const unsigned char *
  */
 int wlayout_defaults(const char *const *paths, size_t n, const unsigned char *weight,
 		     unsigned char *pick);
+
+/*
+ * Either of the above over a manifest's (or an ingest's) file records
+ * ({path, pack?...}: a weight file is one with a "pack"): *out (malloc'd,
+ * the caller frees) gets one mark per record, 0 for a record without a
+ * path. defaults: 0 wlayout_alternates, 1 wlayout_defaults. 0, MD_ENOMEM.
+ */
+int wlayout_mark_files(const json_t *files, int defaults, unsigned char **out);
 
 #endif

@@ -13,9 +13,15 @@
 
 #define WF_MAX_INT (1ull << 40)
 
+/* A converted weight file's record, and whether it is an alternate. */
+struct wfile {
+	const json_t *f;
+	unsigned char alt;
+};
+
 static int by_path(const void *a, const void *b)
 {
-	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	const json_t *x = ((const struct wfile *)a)->f, *y = ((const struct wfile *)b)->f;
 	return strcmp(json_string_value(json_object_get(x, "path")),
 		      json_string_value(json_object_get(y, "path")));
 }
@@ -125,45 +131,13 @@ static int count_pack(const struct pack *p, json_t *seen, uint64_t *params, json
 	return 0;
 }
 
-/* Marks the weight files of w[0..nw) (sorted by path) that are alternates
- * of the model(s) the others hold (meta/wlayout.h), judged with the paths of
- * every file in files, in alt[0..nw). */
-static int mark_alternates(const json_t *files, const json_t **w, size_t nw, unsigned char *alt)
-{
-	size_t n = json_array_size(files), k = 0;
-	const char **paths = calloc(n + 1, sizeof *paths);
-	unsigned char *wt = calloc(n + 1, 1), *a = calloc(n + 1, 1);
-	int rc = paths && wt && a ? 0 : MD_ENOMEM;
-	for (size_t i = 0; !rc && i < n; i++) {
-		const json_t *f = json_array_get(files, i);
-		const char *p = json_string_value(json_object_get(f, "path"));
-		if (p) {
-			wt[k] = json_string_value(json_object_get(f, "pack")) != NULL;
-			paths[k++] = p;
-		}
-	}
-	if (!rc)
-		rc = wlayout_alternates(paths, k, wt, a);
-	for (size_t i = 0; !rc && i < nw; i++) {
-		const char *p = json_string_value(json_object_get(w[i], "path"));
-		size_t j;
-		for (j = 0; j < k && (!wt[j] || strcmp(paths[j], p)); j++)
-			;
-		alt[i] = j < k && a[j];
-	}
-	free(paths);
-	free(wt);
-	free(a);
-	return rc;
-}
-
 int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, json_t **out)
 {
 	size_t n = json_array_size(files), nw = 0;
-	const json_t **w = calloc(n ? n : 1, sizeof *w);
-	unsigned char *alt = calloc(n ? n : 1, 1);
+	struct wfile *w = calloc(n ? n : 1, sizeof *w);
+	unsigned char *alt = NULL; /* per record of files (meta/wlayout.h) */
 	json_t *seen = json_object(), *dtb = json_object(), *gguf = NULL, *alts = json_array();
-	int rc = w && alt && seen && dtb && alts ? 0 : MD_ENOMEM;
+	int rc = w && seen && dtb && alts ? wlayout_mark_files(files, 0, &alt) : MD_ENOMEM;
 	uint64_t params = 0;
 	struct tie tw = { 0 };
 	*out = NULL;
@@ -171,25 +145,23 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 		const json_t *f = json_array_get(files, i);
 		if (json_string_value(json_object_get(f, "pack")) &&
 		    json_string_value(json_object_get(f, "path")))
-			w[nw++] = f;
+			w[nw++] = (struct wfile){ f, alt[i] };
 	}
-	if (!rc) {
+	if (!rc)
 		qsort(w, nw, sizeof *w, by_path);
-		rc = mark_alternates(files, w, nw, alt);
-	}
 	size_t counted = 0;
 	for (size_t i = 0; !rc && i < nw; i++) {
-		const char *path = json_string_value(json_object_get(w[i], "path"));
-		const char *hex = json_string_value(json_object_get(w[i], "pack"));
-		const char *fmt = json_string_value(json_object_get(w[i], "format"));
+		const char *path = json_string_value(json_object_get(w[i].f, "path"));
+		const char *hex = json_string_value(json_object_get(w[i].f, "pack"));
+		const char *fmt = json_string_value(json_object_get(w[i].f, "format"));
 		int want_meta = !gguf && fmt && !strcmp(fmt, "gguf");
-		if (alt[i] && json_array_append_new(alts, json_string(path))) {
+		if (w[i].alt && json_array_append_new(alts, json_string(path))) {
 			rc = MD_ENOMEM;
 			break;
 		}
-		if (alt[i] && !want_meta) /* an alternate still tells the architecture */
+		if (w[i].alt && !want_meta) /* an alternate still tells the architecture */
 			continue;
-		int fd = open_blob(arg, w[i], hex);
+		int fd = open_blob(arg, w[i].f, hex);
 		if (fd < 0) {
 			rc = md_fail_prefix(fd, path);
 			break;
@@ -201,7 +173,7 @@ int wfacts_compute(const json_t *files, stindex_open_fn open_blob, void *arg, js
 			md_fail_prefix(rc, path);
 			break;
 		}
-		if (!alt[i]) {
+		if (!w[i].alt) {
 			rc = count_pack(p, seen, &params, dtb, &tw);
 			counted++;
 		}
