@@ -1,5 +1,6 @@
 /* daemon/find.c — see find.h. */
 #include "daemon/find.h"
+#include "daemon/describe.h"
 #include "daemon/jobs.h"
 #include "daemon/server.h"
 #include "registry/catalog.h"
@@ -544,6 +545,8 @@ int find_op_bench_put(struct daemon *d, struct ops_peer *p, json_t *req, json_t 
 			break;
 		json_t *c = json_deep_copy(m);
 		json_object_set_new(c, "files", json_array()); /* no blobs: nothing to count */
+		/* as an import records it: not described again at the next start */
+		json_object_set_new(c, "described", json_integer(DESCRIBE_VERSION));
 		if (!json_object_get(c, "imported_at"))
 			json_object_set_new(c, "imported_at", json_string(now));
 		int existed;

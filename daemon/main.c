@@ -3,6 +3,7 @@
  * (or systemd's), signals, readiness. See modeld(8).
  */
 #include "daemon/config.h"
+#include "daemon/describe.h"
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
 #include "daemon/pull.h"
@@ -422,6 +423,11 @@ int main(int argc, char **argv)
 		log_warn("catalog summaries: %s", md_errmsg(rc));
 	if ((rc = tindex_ensure(D.st)))
 		log_warn("tensor index: %s", md_errmsg(rc));
+	size_t nre, nrefail;
+	if ((rc = describe_refresh(&D, &nre, &nrefail)))
+		log_warn("describing stored revisions again: %s", md_errmsg(rc));
+	else if (nre || nrefail)
+		log_info("described %zu stored revisions again, %zu failed", nre, nrefail);
 	if (listen_fd < 0 && (rc = bind_socket(&cfg, &listen_fd))) {
 		log_error("%s", md_errmsg(rc));
 		store_close(D.st);

@@ -252,6 +252,73 @@ def test_the_model_again_under_other_names_is_not_counted(daemon, tmp):
     assert s["parameters"] == 96 and "parameters_alternates" not in s["facts"]
 
 
+def mdb_records(env, db):
+    """The records of one LMDB database, and mdb_dump's header (hex format:
+    Debian 12's mdb_dump -p leaves a backslash unescaped)."""
+    out = subprocess.run(["mdb_dump", "-s", db, env], capture_output=True, check=True).stdout
+    lines = out.split(b"\n")
+    end = lines.index(b"HEADER=END") + 1
+    data = [bytes.fromhex(l[1:].decode()) for l in lines[end:] if l.startswith(b" ")]
+    return lines[:end], dict(zip(data[0::2], data[1::2]))
+
+
+def mdb_put(env, db, header, records):
+    """Overwrite records (key -> value bytes) of one LMDB database."""
+    header = [h for h in header if not h.startswith(b"db_pagesize=")]  # mdb_load does not know it
+    body = b"\n".join(header) + b"\n" + b"".join(b" %s\n %s\n" % (k.hex().encode(), v.hex().encode())
+                                                for k, v in records.items())
+    subprocess.run(["mdb_load", "-s", db, env], input=body + b"DATA=END\n", check=True)
+
+
+def test_revisions_recorded_by_an_earlier_modeld_are_described_again(tmp):
+    """A revision stored before the counting rules changed (no "described"
+    in its record, the model counted twice) is described again from its
+    stored files when modeld starts: show, list and the indexes give the
+    count an import gives now, and later starts do not scan again."""
+    d = Daemon(tmp).start()
+    m = model(tmp, "mistral", tensors={"model.embed_tokens.weight": ("BF16", [1000, 64])}, tie=False)
+    safetensors(os.path.join(m, "consolidated.safetensors"), {"tok_embeddings.weight": ("BF16", [1000, 64])})
+    d.ctl("import", m, "--name", "acme/mistral")
+    d.ctl("import", model(tmp, "other", tensors={"w": ("F32", [10, 10])}), "--name", "acme/other")
+    now = d.ctl("--json", "show", "acme/mistral").json()
+    assert now["parameters"] == 64000 and now["described"] == 1, now
+    assert d.stop() == 0  # valgrind's exit code under MODELD_VALGRIND=1
+    # rewrite the record as an earlier modeld left it, and make every
+    # derived table be rebuilt from it at the next start
+    env = os.path.join(d.store, "catalog")
+    hdr, revs = mdb_records(env, "revisions")
+    old = {}
+    for k, v in revs.items():
+        rec = json.loads(v)
+        if k.startswith(b"acme/mistral\0"):
+            del rec["described"]
+            rec["facts"]["parameters"] = 128000
+            rec["facts"]["dtype_bytes"] = {"BF16": 256000}
+            del rec["facts"]["parameters_alternates"]
+            old[k] = json.dumps(rec).encode()
+    assert len(old) == 1
+    mdb_put(env, "revisions", hdr, old)
+    mhdr, meta = mdb_records(env, "meta")
+    assert meta[b"described_version"] == struct.pack("<I", 1)
+    mdb_put(env, "meta", mhdr, {k: b"\0\0\0\0" for k in (b"index", b"summaries_version", b"described_version")})
+
+    d = Daemon(tmp).start()
+    s = d.ctl("--json", "show", "acme/mistral").json()
+    assert s["parameters"] == 64000 and s["dtype_bytes"] == {"BF16": 128000}, s
+    assert s["facts"]["parameters_alternates"] == ["consolidated.safetensors"] and s["described"] == 1
+    assert s["revision"] == now["revision"] and s["files"] == now["files"]  # the bytes stay as they were
+    assert [x["name"] for x in d.ctl("--json", "list", "--min-params", "100000").json()] == []
+    assert [x["name"] for x in d.ctl("--json", "list", "--max-params", "64000").json()] == \
+        ["acme/mistral", "acme/other"]
+    assert "described 1 stored revisions again, 0 failed" in d.read_log()
+    d.ctl("verify", "acme/mistral")
+    assert d.stop() == 0
+    n = d.read_log().count("described 1 stored revisions again")
+    d = Daemon(tmp).start()  # nothing left to describe: no scan
+    assert d.stop() == 0
+    assert d.read_log().count("described 1 stored revisions again") == n == 1
+
+
 @pytest.mark.parametrize("tie", [True, False])
 def test_tied_head_stored_twice_counts_once(daemon, tmp, tie):
     """A checkpoint that stores lm_head.weight beside an input embedding of
