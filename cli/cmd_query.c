@@ -216,15 +216,19 @@ int cmd_status(struct cli *c)
 	json_decref(req);
 	if (rc)
 		return rc;
+	json_t *cat = json_object_get(res, "catalog");
+	char used[32], max[32];
+	util_human_size((uint64_t)json_integer_value(json_object_get(cat, "used")), used, sizeof used);
+	util_human_size((uint64_t)json_integer_value(json_object_get(cat, "max")), max, sizeof max);
 	if (c->json)
 		cli_print_json(res);
 	else
-		printf("modeld %s (protocol %lld), pid %lld, store %s, up %.0fs%s\n",
+		printf("modeld %s (protocol %lld), pid %lld, store %s, up %.0fs, catalog %s of %s%s\n",
 		       json_string_value(json_object_get(res, "version")),
 		       (long long)json_integer_value(json_object_get(res, "protocol")),
 		       (long long)json_integer_value(json_object_get(res, "pid")),
 		       json_string_value(json_object_get(res, "store")),
-		       json_real_value(json_object_get(res, "uptime")),
+		       json_real_value(json_object_get(res, "uptime")), used, max,
 		       json_is_true(json_object_get(res, "can_write")) ? "" : " (read-only for you)");
 	json_decref(res);
 	return EXIT_OK;

@@ -1,5 +1,6 @@
 /* daemon/config.c — see config.h. */
 #include "daemon/config.h"
+#include "registry/store.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/paths.h"
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #define CONFIG_MAX_LINE 4096   /* longer lines are an error */
+#define CONFIG_CATALOG_MIN ((uint64_t)1 << 20) /* catalog_max bounds */
+#define CONFIG_CATALOG_MAX ((uint64_t)64 << 40)
 
 static int setstr(char **dst, const char *v)
 {
@@ -38,6 +41,7 @@ int config_defaults(struct config *c)
 	memset(c, 0, sizeof *c);
 	c->log_level = LOG_LVL_INFO;
 	c->workers = 4;
+	c->catalog_max = STORE_MAPSIZE;
 	if ((rc = paths_default_store(buf, sizeof buf)) || (rc = setstr(&c->store, buf)))
 		return rc;
 	if ((rc = paths_default_socket(buf, sizeof buf)) || (rc = setstr(&c->socket, buf)))
@@ -131,6 +135,14 @@ int config_set(struct config *c, const char *k, const char *v)
 		if (end == v || *end || errno || n < 1 || n > 64)
 			return md_fail(MD_EINVAL, "workers '%s': want 1..64", v);
 		c->workers = (int)n;
+		return 0;
+	}
+	if (!strcmp(k, "catalog_max")) {
+		uint64_t b;
+		if (units_parse_bytes(v, &b) || b < CONFIG_CATALOG_MIN || b > CONFIG_CATALOG_MAX)
+			return md_fail(MD_EINVAL, "catalog_max '%s': want a size from 1MiB to 64TiB "
+				       "(e.g. 64GiB)", v);
+		c->catalog_max = b;
 		return 0;
 	}
 	if (!strcmp(k, "limit_rate")) {

@@ -25,6 +25,7 @@ struct config {
 	char *policy;         /* license policy file */
 	char *size_classes;   /* catalog size-class thresholds (units.h), or NULL: default */
 	uint64_t limit_rate;  /* bytes/s for pulls, 0 = unlimited */
+	uint64_t catalog_max; /* the most bytes the LMDB catalog may hold (at start) */
 	char *config_path;    /* the file that was read, or NULL */
 };
 

@@ -371,7 +371,7 @@ int main(int argc, char **argv)
 		int missing = stat(cfg.store, &sb) < 0 && errno == ENOENT;
 		struct store *st;
 		if ((rc = missing ? store_creatable(cfg.store)
-				  : store_open(cfg.store, STORE_NOLOCK, &st))) {
+				  : store_open(cfg.store, STORE_NOLOCK, cfg.catalog_max, &st))) {
 			fprintf(stderr, "modeld: %s\n", md_errmsg(rc));
 			config_free(&cfg);
 			return 1;
@@ -406,13 +406,22 @@ int main(int argc, char **argv)
 	D.started = util_mono();
 	D.on_reload = reload;
 	D.pol = pol;
-	if ((rc = store_open(cfg.store, 0, &D.st))) {
+	if ((rc = store_open(cfg.store, 0, cfg.catalog_max, &D.st))) {
 		log_error("%s", md_errmsg(rc));
 		config_free(&cfg);
 		return 1;
 	}
 	if ((rc = worker_init()))
 		log_warn("%s", md_errmsg(rc));
+	uint64_t cused, cmax;
+	store_catalog_usage(D.st, &cused, &cmax);
+	if (cused > cmax / 10 * 9) {
+		char a[32], b[32];
+		util_human_size(cused, a, sizeof a);
+		util_human_size(cmax, b, sizeof b);
+		log_warn("catalog %s of %s used: raise catalog_max in modeld.conf before it is full",
+			 a, b);
+	}
 	uint64_t nstale, stale_bytes;
 	if ((rc = maint_clean_staging(D.st, &nstale, &stale_bytes)))
 		log_warn("staging: %s", md_errmsg(rc));

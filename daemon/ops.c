@@ -84,10 +84,13 @@ static json_t *public_manifest(struct store *st, MDB_txn *txn, json_t *m, int wi
 static int op_ping(struct daemon *d, struct ops_peer *p, json_t *req, json_t **res)
 {
 	(void)req;
-	*res = json_pack("{s:s,s:i,s:s,s:s,s:f,s:b,s:i}", "version", MODELD_VERSION,
+	uint64_t used, max;
+	store_catalog_usage(d->st, &used, &max);
+	*res = json_pack("{s:s,s:i,s:s,s:s,s:f,s:b,s:i,s:{s:I,s:I}}", "version", MODELD_VERSION,
 			 "protocol", PROTO_VERSION, "store", d->st->root, "socket", d->cfg->socket,
 			 "uptime", util_mono() - d->started, "can_write", p->can_write,
-			 "pid", (int)getpid());
+			 "pid", (int)getpid(), "catalog", "used", (json_int_t)used,
+			 "max", (json_int_t)max);
 	return 0;
 }
 

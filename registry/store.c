@@ -14,13 +14,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* Virtual size reserved for the catalog; LMDB grows the file on demand. */
-#define STORE_MAPSIZE ((size_t)16 << 30)
-
 int store_mdb_err(int rc, const char *what)
 {
 	if (rc == MDB_MAP_FULL)
-		return md_fail(MD_ENOSPC, "%s: catalog full", what);
+		return md_fail(MD_ENOSPC, "%s: catalog full: raise catalog_max in modeld.conf "
+				"and restart modeld", what);
 	if (rc == ENOSPC)
 		return md_fail(MD_ENOSPC, "%s: no space left on device", what);
 	return md_fail(MD_EDB, "%s: %s", what, mdb_strerror(rc));
@@ -89,7 +87,7 @@ int store_creatable(const char *root)
 	return rc;
 }
 
-int store_open(const char *root, int flags, struct store **out)
+int store_open(const char *root, int flags, uint64_t mapsize, struct store **out)
 {
 	char p[4096];
 	int rc;
@@ -120,7 +118,7 @@ int store_open(const char *root, int flags, struct store **out)
 	snprintf(p, sizeof p, "%s/catalog", root);
 	if ((rc = mdb_env_create(&st->env)) ||
 	    (rc = mdb_env_set_maxdbs(st->env, 16)) ||
-	    (rc = mdb_env_set_mapsize(st->env, STORE_MAPSIZE)) ||
+	    (rc = mdb_env_set_mapsize(st->env, mapsize ? mapsize : STORE_MAPSIZE)) ||
 	    (rc = mdb_env_set_maxreaders(st->env, 254)) ||
 	    (rc = mdb_env_open(st->env, p, MDB_NOTLS, 0644))) {
 		rc = store_mdb_err(rc, p);
@@ -357,4 +355,15 @@ size_t store_entry_blobs(json_t *entry, const char **out, uint64_t *sizes, size_
 		out[n++] = h;
 	}
 	return n;
+}
+
+void store_catalog_usage(struct store *st, uint64_t *used, uint64_t *max)
+{
+	MDB_envinfo ei;
+	MDB_stat ms;
+	*used = *max = 0;
+	if (mdb_env_info(st->env, &ei) || mdb_env_stat(st->env, &ms))
+		return;
+	*used = (uint64_t)(ei.me_last_pgno + 1) * ms.ms_psize;
+	*max = ei.me_mapsize;
 }

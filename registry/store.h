@@ -62,16 +62,27 @@ struct store_blobrec {
  * the page cache); called when the daemon goes idle. */
 void store_release_memory(struct store *st);
 
+/* Catalog size when none is configured: virtual address space the
+ * catalog may use; LMDB grows the file on demand. */
+#define STORE_MAPSIZE ((uint64_t)16 << 30)
+
 /* Open flags. */
 #define STORE_NOLOCK 1         /* do not take STORE/lock (tools, -n checks) */
 
 /*
  * Create the layout if missing and open the catalog. Takes an exclusive
  * flock on STORE/lock unless STORE_NOLOCK: a second modeld on the same store
- * gets MD_EBUSY. Returns 0 and *out (free with store_close), or MD_EIO,
- * MD_EPERM, MD_EBUSY, MD_EDB, MD_EUNSUP (newer schema) with detail.
+ * gets MD_EBUSY. mapsize: the most bytes the catalog may hold (0:
+ * STORE_MAPSIZE); a catalog that holds more already keeps its size. A
+ * commit past it is MD_ENOSPC "catalog full". Returns 0 and *out (free
+ * with store_close), or MD_EIO, MD_EPERM, MD_EBUSY, MD_EDB, MD_EUNSUP
+ * (newer schema) with detail.
  */
-int store_open(const char *root, int flags, struct store **out);
+int store_open(const char *root, int flags, uint64_t mapsize, struct store **out);
+
+/* Bytes the catalog uses (its pages up to the last one written) and may
+ * use (the map size). */
+void store_catalog_usage(struct store *st, uint64_t *used, uint64_t *max);
 
 /* Whether store_open could create a store at ROOT, which does not exist:
  * its nearest existing ancestor is a directory this process may write.

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import Daemon, tiny_llama
+from conftest import MODELD, Daemon, tiny_llama
 
 
 def fill(mt):
@@ -162,3 +162,49 @@ def test_weights_export_to_a_full_disk_leaves_no_folder(tmp, small_fs):
         assert d.proc.poll() is None
     finally:
         d.stop()
+
+
+def test_a_full_catalog_says_so_and_catalog_max_raises_it(tmp):
+    """The catalog's size is catalog_max (LMDB's map): an import past it
+    fails with one line saying how to raise it, nothing stored before is
+    lost, status shows the use, and the same store restarted with a larger
+    catalog_max takes the import."""
+    conf = os.path.join(tmp, "modeld.conf")
+    with open(conf, "w") as f:
+        f.write("catalog_max = 1MiB\n")
+    d = Daemon(tmp, extra=["-c", conf]).start()
+    st = d.ctl("--json", "status").json()["catalog"]
+    assert st["max"] == 1 << 20 and 0 < st["used"] < st["max"], st
+    assert ", catalog " in d.ctl("status").out and " of 1.0 MiB" in d.ctl("status").out
+    d.ctl("import", tiny_llama(os.path.join(tmp, "m")), "--name", "acme/small")
+    big = os.path.join(tmp, "big")
+    os.makedirs(big)
+    for i in range(3000):  # a manifest larger than the whole catalog
+        with open(os.path.join(big, "f%05d.json" % i), "w") as f:
+            f.write('{"i": %d}' % i)
+    r = d.ctl("import", big, "--name", "acme/big", check=False)
+    assert r.rc != 0 and r.err.strip().splitlines() == [
+        "modelctl: acme/big: catalog write: catalog full: raise catalog_max in modeld.conf "
+        "and restart modeld"], r
+    alive_and_ok(d, ["acme/small"])
+    assert d.stop() == 0
+    with open(conf, "w") as f:
+        f.write("catalog_max = 64MiB\n")
+    d = Daemon(tmp, extra=["-c", conf]).start()
+    assert d.ctl("--json", "status").json()["catalog"]["max"] == 64 << 20
+    d.ctl("import", big, "--name", "acme/big")
+    alive_and_ok(d, ["acme/big", "acme/small"])
+    assert d.stop() == 0
+    # a catalog that already holds more than catalog_max keeps its size
+    with open(conf, "w") as f:
+        f.write("catalog_max = 1MiB\n")
+    d = Daemon(tmp, extra=["-c", conf]).start()
+    alive_and_ok(d, ["acme/big", "acme/small"])
+    assert d.stop() == 0
+    assert "used: raise catalog_max in modeld.conf before it is full" in d.read_log()
+    for bad in ("1KiB", "65TiB", "lots"):
+        with open(conf, "w") as f:
+            f.write("catalog_max = %s\n" % bad)
+        p = subprocess.run([MODELD, "-n", "-c", conf, "--store", d.store], capture_output=True, text=True)
+        assert p.returncode == 1 and p.stderr.strip() == \
+            "modeld: %s:1: catalog_max '%s': want a size from 1MiB to 64TiB (e.g. 64GiB)" % (conf, bad), p.stderr

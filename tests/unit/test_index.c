@@ -73,7 +73,7 @@ static void test_index_lifecycle(void **state)
 	char out[1024];
 	snprintf(root, sizeof root, "/tmp/test-index-XXXXXX");
 	assert_non_null(mkdtemp(root));
-	assert_int_equal(store_open(root, 0, &st), 0);
+	assert_int_equal(store_open(root, 0, 0, &st), 0);
 	put(st, mk("acme/a", 'a', "text-generation", "MIT", 7000000000, "zebra"), "main");
 	put(st, mk("acme/b", 'b', "text-generation", "Apache-2.0", 50000000, "yak"), "main");
 	put(st, mk("acme/c", 'c', "translation", "MIT", 300000000, "zebra crossing"), "main");
@@ -153,7 +153,7 @@ static void test_index_large(void **state)
 	enum { N = 6000 };
 	snprintf(root, sizeof root, "/tmp/test-index-XXXXXX");
 	assert_non_null(mkdtemp(root));
-	assert_int_equal(store_open(root, 0, &st), 0);
+	assert_int_equal(store_open(root, 0, 0, &st), 0);
 	MDB_txn *txn;
 	assert_int_equal(store_txn(st, 1, &txn), 0);
 	for (int i = 0; i < N; i++) {

@@ -97,7 +97,7 @@ static void test_add_file_leaves_the_download(void **state)
 	snprintf(kept, sizeof kept, "%s/kept", root);
 	assert_int_equal(mkdir(kept, 0755), 0);
 
-	assert_int_equal(store_open(root, 0, &st), 0);
+	assert_int_equal(store_open(root, 0, 0, &st), 0);
 	assert_int_equal(ingest_begin(st, NULL, &ing), 0);
 	worker_converter(&conv, &cancel);
 	ingest_set_converter(ing, &conv);

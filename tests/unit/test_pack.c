@@ -404,7 +404,7 @@ static void test_tensor_index_backfill(void **state)
 	char root[64], hex[65], bp[4096], dir[4200], sha[65];
 	snprintf(root, sizeof root, "/tmp/md-tindex-XXXXXX");
 	assert_non_null(mkdtemp(root));
-	assert_int_equal(store_open(root, 0, &st), 0);
+	assert_int_equal(store_open(root, 0, 0, &st), 0);
 	assert_int_equal(fx_convert("model.safetensors", &a), 0);
 	/* the pack as a blob, named by its root */
 	util_hex(pack_root(a.p), 32, hex);
