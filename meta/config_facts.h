@@ -1,6 +1,7 @@
 /*
  * meta/config_facts.h — catalog facts from a model's config.json, and the
- * input embedding names a stored lm_head.weight is tied to.
+ * input embedding names a stored lm_head.weight is tied to. A change to
+ * what it reports raises DESCRIBE_VERSION (daemon/describe.h).
  *
  * Pure parsers: they read what they are given and know nothing of the
  * store. The input is untrusted.

@@ -1,7 +1,8 @@
 /*
  * meta/wlayout.h — which weight files of a repository are its model(s) and
  * which are other copies of them, for the catalog's parameter count
- * (docs/catalog.md, "Parameters").
+ * (docs/catalog.md, "Parameters"). A change to these rules raises
+ * DESCRIBE_VERSION (daemon/describe.h).
  *
  * A repository often ships one model several times under different tensor
  * names: Mistral's consolidated.safetensors beside its transformers shards,

@@ -1,6 +1,8 @@
 /*
  * registry/wfacts.h — catalog facts from the packs of one import's
- * converted weight files (docs/catalog.md, "Parameters").
+ * converted weight files (docs/catalog.md, "Parameters"). A change to what
+ * it reports raises DESCRIBE_VERSION (daemon/describe.h), so that stored
+ * revisions are counted again at the next start.
  *
  * Parameters and bytes per dtype come from the tensor tables: every tensor
  * name is counted once over all the files, so that one checkpoint kept in
