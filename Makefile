@@ -12,7 +12,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build
 CC       ?= cc
-PKGS      = lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto \
+PKGS      = lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto libxxhash \
             libmicrohttpd libseccomp
 CFLAGS   ?= -O2 -g
 WARN      = -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

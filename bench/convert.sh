@@ -15,7 +15,7 @@ DIR=${BENCH_DIR:-/tmp/modeld-bench}
 ROUNDS=${ROUNDS:-3}
 mkdir -p "$DIR"
 make -s build/libmdcore.a >/dev/null
-PKGS="jansson libcrypto"
+PKGS="jansson libcrypto libxxhash"
 cc -std=c17 -O2 -D_GNU_SOURCE -I. bench/convert_main.c build/libmdcore.a \
 	$(pkg-config --libs $PKGS) -lpthread -o build/bench-convert
 SRC=$DIR/model-${SIZE_MB}M.safetensors

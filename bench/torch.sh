@@ -12,7 +12,7 @@
 #               to OUT
 #   ours-pack : build/bench-convert FILE PACK RECIPE   the whole conversion the
 #               daemon's worker does: parse, pack (aligned, every tensor's
-#               sha256, root), recipe, and the file's own sha256
+#               digest (XXH3-128), root), recipe, and the file's own sha256
 #   ours-pack-known: the same with the file's sha256 given (a pull verified
 #               it while downloading), so the file is not hashed again
 #   torch     : /usr/bin/python3 -c torch.load(f, weights_only=True), then
@@ -26,9 +26,9 @@ FMT=${3:-zip}
 PY=/usr/bin/python3
 make -s all >/dev/null
 cc -O2 -g -D_GNU_SOURCE -I. -o build/torch_read bench/torch_read.c build/libmdcore.a \
-	$(pkg-config --libs jansson libcrypto) -lpthread
+	$(pkg-config --libs jansson libcrypto libxxhash) -lpthread
 cc -std=c17 -O2 -D_GNU_SOURCE -I. bench/convert_main.c build/libmdcore.a \
-	$(pkg-config --libs jansson libcrypto) -lpthread -o build/bench-convert
+	$(pkg-config --libs jansson libcrypto libxxhash) -lpthread -o build/bench-convert
 W=$(mktemp -d /tmp/md-bench-torch.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 CK=$W/model.bin

@@ -109,9 +109,10 @@ static int build_table(struct md_model *m)
 		t->name = json_string_value(json_object_get(r, "name"));
 		t->dtype = json_string_value(json_object_get(r, "dtype"));
 		t->digest = json_string_value(json_object_get(r, "digest"));
+		t->digest_alg = json_string_value(json_object_get(r, "digest_alg"));
 		t->offset = (uint64_t)json_integer_value(json_object_get(r, "offset"));
 		t->length = (uint64_t)json_integer_value(json_object_get(r, "length"));
-		if (!t->name || !t->dtype || !t->digest || !json_is_array(shape) ||
+		if (!t->name || !t->dtype || !t->digest || !t->digest_alg || !json_is_array(shape) ||
 		    json_array_size(shape) > MD_MAX_DIMS || pk < 0 || (size_t)pk >= m->np)
 			return md_fail(MD_EPROTO, "open: malformed tensor row %zu", i);
 		t->pack = (uint32_t)pk;

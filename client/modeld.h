@@ -75,7 +75,9 @@ struct md_tensor {
 	uint32_t pack;          /* index of the pack (weight file) holding it */
 	uint64_t offset;        /* byte offset in the pack, 4096-aligned */
 	uint64_t length;        /* bytes */
-	const char *digest;     /* SHA-256 of the bytes, 64 hex digits */
+	const char *digest;     /* of the bytes, hex, by digest_alg */
+	const char *digest_alg; /* "xxh3-128" (32 hex digits; packs written since
+				   pack format 2) or "sha256" (64 hex digits) */
 };
 
 struct md_conn;

@@ -31,6 +31,32 @@ int util_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+int util_same_contents(const char *a, const char *b)
+{
+	int fa = open(a, O_RDONLY | O_CLOEXEC), fb = open(b, O_RDONLY | O_CLOEXEC);
+	struct stat sa, sb;
+	const size_t half = 1u << 20;
+	uint8_t *buf = NULL;
+	int rc = fa < 0 || fb < 0 || fstat(fa, &sa) < 0 || fstat(fb, &sb) < 0 ? MD_EIO : 0;
+	int same = !rc && sa.st_size == sb.st_size;
+	if (same && !(buf = malloc(2 * half)))
+		rc = MD_ENOMEM;
+	for (off_t o = 0; same && !rc && o < sa.st_size; o += (off_t)half) {
+		size_t n = sa.st_size - o < (off_t)half ? (size_t)(sa.st_size - o) : half;
+		if (util_pread_full(fa, buf, n, o) != (ssize_t)n ||
+		    util_pread_full(fb, buf + half, n, o) != (ssize_t)n)
+			rc = MD_EIO;
+		else
+			same = !memcmp(buf, buf + half, n);
+	}
+	free(buf);
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	return rc ? rc : same;
+}
+
 int util_copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n)
 {
 	loff_t a = (loff_t)in_off, b = (loff_t)out_off;

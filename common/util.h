@@ -23,6 +23,10 @@ ssize_t util_pread_full(int fd, void *buf, size_t n, off_t off);
  * MD_ENOMEM. */
 int util_copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n);
 
+/* Whether the files at a and b hold the same bytes: 1, 0, or MD_EIO /
+ * MD_ENOMEM (either cannot be opened or read). */
+int util_same_contents(const char *a, const char *b);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void util_hex(const uint8_t *in, size_t n, char *out);
 /* Parse exactly 2n hex digits. 0 or MD_EINVAL. */

@@ -4,6 +4,7 @@
 #include "converters/gguf.h"
 #include "common/err.h"
 #include "common/sha256.h"
+#include "converters/tdigest.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -429,13 +430,13 @@ static void set_err(struct wstate *s, int rc)
 static int write_tensor(struct wstate *s, size_t ti)
 {
 	const struct conv_tensor *t = &s->ci->t[ti];
-	struct sha256 h;
-	if (sha256_init(&h))
+	struct tdigest h;
+	if (tdigest_init(&h, TDIGEST_WRITE))
 		return MD_ENOMEM;
 	int rc = 0;
 	uint8_t *buf = NULL;
 	if (t->stride && !(buf = malloc(STEP))) {
-		sha256_free(&h);
+		tdigest_free(&h);
 		return MD_ENOMEM;
 	}
 	/* a strided view is gathered a step at a time (STEP is a multiple of
@@ -444,7 +445,7 @@ static int write_tensor(struct wstate *s, size_t ti)
 		size_t n = t->len - o < STEP ? (size_t)(t->len - o) : STEP;
 		const uint8_t *p = s->src + (s->placed ? s->lay->off[ti] : t->src_off) + o;
 		if (s->placed) {
-			sha256_update(&h, p, n);
+			tdigest_update(&h, p, n);
 			if ((o & ((64u << 20) - 1)) == 0)
 				rc = failed(s);
 			continue;
@@ -453,7 +454,7 @@ static int write_tensor(struct wstate *s, size_t ti)
 			conv_gather(s->src, t, o, n, buf);
 			p = buf;
 		}
-		sha256_update(&h, p, n);
+		tdigest_update(&h, p, n);
 		/* ext4 (and others) serialise buffered writes to one file on
 		 * the inode lock, and its waiters spin: two workers writing at
 		 * once burnt a third of the CPU spinning. Waiting here sleeps
@@ -466,10 +467,10 @@ static int write_tensor(struct wstate *s, size_t ti)
 	}
 	free(buf);
 	if (rc) {
-		sha256_free(&h);
+		tdigest_free(&h);
 		return rc;
 	}
-	sha256_final(&h, s->digest[ti]);
+	tdigest_final(&h, s->digest[ti]);
 	return 0;
 }
 
@@ -545,11 +546,11 @@ static int write_index(int fd, const struct conv_info *ci, const struct pack_lay
 {
 	for (size_t i = 0; i < lay->nstored; i++) {
 		size_t ti = lay->order[i];
-		struct sha256 h;
+		struct tdigest h;
 		if (ci->t[ti].len == 0) {
-			if (sha256_init(&h))
+			if (tdigest_init(&h, TDIGEST_WRITE))
 				return MD_ENOMEM;
-			sha256_final(&h, digest[ti]);
+			tdigest_final(&h, digest[ti]);
 		}
 	}
 	uint8_t *idx;
@@ -840,6 +841,7 @@ out:
 
 struct pack {
 	size_t n;
+	uint32_t version;        /* 1: SHA-256 tensor digests, 2: XXH3-128 */
 	struct pack_tensor *t;
 	size_t nrefs;
 	uint8_t (*refs)[32];     /* [nrefs] roots of the packs referred to */
@@ -929,28 +931,28 @@ static int check_data(const struct rsrc *s, struct pack *p, const size_t *stored
 		if (rc || k == m)
 			break;
 		const struct pack_tensor *t = &p->t[stored[k]];
-		struct sha256 h;
+		struct tdigest h;
 		uint8_t d[32];
-		if (sha256_init(&h)) {
+		if (tdigest_init(&h, p->version)) {
 			rc = MD_ENOMEM;
 			break;
 		}
 		for (uint64_t o = 0; o < t->length;) {
 			size_t n = t->length - o < CHUNK ? (size_t)(t->length - o) : CHUNK;
 			if (s->mem) {
-				sha256_update(&h, s->mem + t->offset + o, n);
+				tdigest_update(&h, s->mem + t->offset + o, n);
 			} else {
 				if ((rc = rs_read(s, buf, n, t->offset + o)))
 					break;
-				sha256_update(&h, buf, n);
+				tdigest_update(&h, buf, n);
 			}
 			o += n;
 		}
 		if (rc) {
-			sha256_free(&h);
+			tdigest_free(&h);
 			break;
 		}
-		sha256_final(&h, d);
+		tdigest_final(&h, d);
 		if (memcmp(d, t->digest, 32))
 			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): digest mismatch", stored[k],
 				     t->name);
@@ -974,8 +976,9 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 		return rc;
 	if (memcmp(h, MAGIC, 8))
 		return md_fail(MD_ECORRUPT, "pack: bad magic");
-	if (rd32(h + 8) != PACK_VERSION)
-		return md_fail(MD_EUNSUP, "pack: version %u (this reader knows %u)", rd32(h + 8),
+	uint32_t version = rd32(h + 8);
+	if (version < 1 || version > PACK_VERSION)
+		return md_fail(MD_EUNSUP, "pack: version %u (this reader knows 1 to %u)", version,
 			       PACK_VERSION);
 	uint32_t hflags = rd32(h + 12);
 	if (hflags & ~PACK_F_REFS)
@@ -1044,6 +1047,7 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 		goto fail;
 	}
 	p->n = nt;
+	p->version = version;
 	memcpy(p->format, fmt, 16);
 	p->file_size = fsize;
 	p->src_size = srcsize;
@@ -1099,7 +1103,8 @@ static int open_impl(const struct rsrc *s, unsigned flags, struct pack **out)
 		t->alias = (int64_t)rd64(e + 104);
 		memcpy(t->digest, e + 112, 32);
 		t->ref = rd32(e + 144);
-		if (!all_zero(e + 148, 12)) {
+		if (!all_zero(e + 148, 12) ||
+		    !all_zero(e + 112 + tdigest_len(version), TDIGEST_SIZE - tdigest_len(version))) {
 			rc = md_fail(MD_ECORRUPT, "pack: tensor %zu (%s): reserved bytes not zero", i,
 				     t->name);
 			goto fail;
@@ -1243,6 +1248,7 @@ uint64_t pack_file_size(const struct pack *p) { return p->file_size; }
 uint64_t pack_src_size(const struct pack *p) { return p->src_size; }
 uint64_t pack_data_end(const struct pack *p) { return p->data_end; }
 const uint8_t *pack_root(const struct pack *p) { return p->root; }
+uint32_t pack_version(const struct pack *p) { return p->version; }
 size_t pack_nrefs(const struct pack *p) { return p->nrefs; }
 const uint8_t *pack_ref(const struct pack *p, size_t k)
 {
@@ -1289,6 +1295,9 @@ int pack_check_ref(const struct pack *p, size_t k, const struct pack *q)
 {
 	if (k < 1 || k > p->nrefs || memcmp(p->refs[k - 1], q->root, 32))
 		return md_fail(MD_EINVAL, "pack: not referenced pack %zu", k);
+	if (q->version != p->version)   /* digests of one algorithm only compare */
+		return md_fail(MD_ECORRUPT, "pack: referenced pack %zu is of version %u, not %u",
+			       k, q->version, p->version);
 	size_t m, *ix = local_by_offset(q, &m);
 	if (!ix)
 		return MD_ENOMEM;

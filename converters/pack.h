@@ -31,7 +31,8 @@
 #define PACK_HDR_SIZE  128u
 #define PACK_ENTRY     160u
 #define PACK_TRAILER   64u
-#define PACK_VERSION   1u
+#define PACK_VERSION   2u     /* written; 1 (SHA-256 tensor digests) is still read */
+#define PACK_VERSION_STR "2"  /* as provenance records it ("converters") */
 #define PACK_F_REFS    1u     /* header flag: some tensors' bytes live in other packs */
 #define PACK_MAX_REFS  64u    /* packs one pack may refer to (cap) */
 #define PACK_MAX_STRTAB (256u << 20)   /* string table bytes (cap) */
@@ -135,7 +136,7 @@ struct pack_tensor {
 	int64_t alias;         /* index of the stored tensor holding the bytes, or -1 */
 	uint32_t ref;          /* 0: the bytes are in this pack at offset; k >= 1: in
 				  the k-th referenced pack (pack_ref) at offset */
-	uint8_t digest[32];    /* SHA-256 of the data */
+	uint8_t digest[32];    /* of the data: converters/tdigest.h, by pack_version */
 };
 
 struct pack;
@@ -148,7 +149,7 @@ struct pack;
 /* Validate the pack in fd (borrowed; only used during the call) and load its
  * index. *out is owned by the caller (pack_close). 0, MD_ECORRUPT (detail
  * names the broken rule: "pack: tensor 3 (x): digest mismatch"), MD_ETOOBIG,
- * MD_EUNSUP (other version), MD_EIO, MD_ENOMEM. */
+ * MD_EUNSUP (a version after PACK_VERSION), MD_EIO, MD_ENOMEM. */
 int pack_open(int fd, unsigned flags, struct pack **out);
 /* Same over a read-only mapping or buffer of n bytes (borrowed, only during
  * the call). */
@@ -169,6 +170,8 @@ uint64_t pack_file_size(const struct pack *p);
 uint64_t pack_src_size(const struct pack *p);
 uint64_t pack_data_end(const struct pack *p);
 const uint8_t *pack_root(const struct pack *p);   /* 32 bytes */
+/* 1 or 2: also the tensor digests' enum tdigest_alg (converters/tdigest.h). */
+uint32_t pack_version(const struct pack *p);
 
 /* ---- tensors stored once across packs ----
  *
@@ -186,7 +189,7 @@ const uint8_t *pack_ref(const struct pack *p, size_t k);
 /* Check that every entry of p with ref k names bytes q holds itself: a
  * tensor of q with ref 0 at the same offset with the same length and
  * digest (q's data is checked by opening q with PACK_VERIFY_DATA). 0 or
- * MD_ECORRUPT naming the entry, MD_EINVAL (q is not p's k-th pack),
+ * MD_ECORRUPT naming the entry (or q being of another version), MD_EINVAL (q is not p's k-th pack),
  * MD_ENOMEM. */
 int pack_check_ref(const struct pack *p, size_t k, const struct pack *q);
 

@@ -4,6 +4,7 @@
 #include "daemon/describe.h"
 #include "meta/licdetect.h"
 #include "meta/sign.h"
+#include "converters/pack.h"
 #include "registry/catalog.h"
 #include "registry/ingest.h"
 #include "registry/maint.h"
@@ -1117,7 +1118,7 @@ static json_t *bundle_provenance(const struct imp *im, const struct irev *ir,
 		"exported_at", json_object_get(ir->provfile, "exported_at"),
 		"origin", json_is_object(origin) ? origin : NULL,
 		"origin_source", json_object_get(m, "source"),
-		"files", files, "converters", "pack_format", "1", "recipe_format", "1");
+		"files", files, "converters", "pack_format", PACK_VERSION_STR, "recipe_format", "1");
 	if (p && how->keyid[0])
 		json_object_set_new(p, "signer_keyid", json_string(how->keyid));
 	return p;

@@ -11,6 +11,7 @@
 #include "daemon/signing.h"
 #include "daemon/weights.h"
 #include "daemon/worker.h"
+#include "converters/pack.h"
 #include "registry/catalog.h"
 #include "registry/ingest.h"
 #include "registry/maint.h"
@@ -283,7 +284,7 @@ static int job_import(struct daemon *d, struct job *j, json_t **res)
 			"type", "local", "path", json_object_get(src, "path") ? json_object_get(src, "path")
 									    : json_null(),
 			"retrieved_at", now, "modeld_version", MODELD_VERSION, "files", pf,
-			"converters", "pack_format", "1", "recipe_format", "1"));
+			"converters", "pack_format", PACK_VERSION_STR, "recipe_format", "1"));
 		rc = describe_revision(d, name, ing, extra);
 		if (!rc)
 			rc = ingest_commit(ing, name, str_arg(j->args, "revision"), "main", extra, &m);

@@ -4,6 +4,7 @@
 #include "daemon/describe.h"
 #include "daemon/pull_git.h"
 #include "daemon/worker.h"
+#include "converters/pack.h"
 #include "registry/catalog.h"
 #include "registry/ingest.h"
 #include "meta/policy.h"
@@ -941,7 +942,7 @@ int pull_job(struct daemon *d, struct job *j, json_t **res)
 		want ? want : "main", "commit", model->commit,
 		"provenance", "hub", hf_hub(hc), "repo_id", id, "requested_revision",
 		want ? want : "main", "commit", model->commit, "retrieved_at", now,
-		"modeld_version", MODELD_VERSION, "files", prov_files, "converters", "pack_format", "1");
+		"modeld_version", MODELD_VERSION, "files", prov_files, "converters", "pack_format", PACK_VERSION_STR);
 	prov_files = NULL;
 	pull_record_filters(json_object_get(extra, "provenance"), a, partial, have);
 	if ((rc = describe_revision(d, name, ing, extra)) ||

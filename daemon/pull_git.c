@@ -3,6 +3,7 @@
 #include "daemon/pull.h"
 #include "daemon/describe.h"
 #include "daemon/worker.h"
+#include "converters/pack.h"
 #include "registry/catalog.h"
 #include "registry/ingest.h"
 #include "meta/policy.h"
@@ -558,7 +559,7 @@ int pull_git_job(struct daemon *d, struct job *j, uint64_t rate, json_t **res)
 		"provenance", "remote", u->clean, "requested_ref", u->ref, "commit", commit,
 		"tree", tree, "lfs_endpoint", endpoint, "lfs_transfer", lfs_how,
 		"retrieved_at", now, "modeld_version", MODELD_VERSION, "files", prov_files,
-		"converters", "pack_format", "1");
+		"converters", "pack_format", PACK_VERSION_STR);
 	prov_files = NULL;
 	if (!extra) {
 		rc = MD_ENOMEM;

@@ -5,6 +5,7 @@
 #include "registry/reader.h"
 #include "meta/wlayout.h"
 #include "converters/pack.h"
+#include "converters/tdigest.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -231,17 +232,17 @@ static json_t *string_meta(const struct pack *pk)
 	return o;
 }
 
-static json_t *row_json(const struct pack_tensor *t, size_t pack)
+static json_t *row_json(const struct pack_tensor *t, size_t pack, enum tdigest_alg alg)
 {
 	json_t *shape = json_array();
 	for (uint32_t k = 0; k < t->ndim; k++)
 		json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
 	char dig[65];
-	util_hex(t->digest, 32, dig);
-	return json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:s}", "name", t->name, "dtype",
+	util_hex(t->digest, tdigest_len(alg), dig);
+	return json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:s}", "name", t->name, "dtype",
 			 conv_dtype_str(t->dtype), "shape", shape, "pack", (json_int_t)pack,
 			 "offset", (json_int_t)t->offset, "length", (json_int_t)t->length,
-			 "digest", dig);
+			 "digest", dig, "digest_alg", tdigest_name(alg));
 }
 
 struct chunk {
@@ -346,7 +347,7 @@ int serve_open(struct daemon *d, struct ops_peer *p, json_t *req)
 		}
 		for (size_t k = 0; k < pack_count(pk); k++) {
 			const struct pack_tensor *t = pack_tensor(pk, k);
-			json_array_append_new(c.rows, row_json(t, npacks + t->ref));
+			json_array_append_new(c.rows, row_json(t, npacks + t->ref, pack_version(pk)));
 			c.bytes += 220 + strlen(t->name);
 			if (t->alias < 0)
 				bytes += t->length;

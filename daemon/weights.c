@@ -5,6 +5,7 @@
 #include "registry/reader.h"
 #include "converters/export.h"
 #include "converters/pack.h"
+#include "converters/tdigest.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -56,7 +57,8 @@ static int open_pack(struct daemon *d, json_t *f, unsigned flags, int *fd, struc
 	return 0;
 }
 
-static json_t *tensor_json(const char *path, const char *pack, const struct pack_tensor *t)
+static json_t *tensor_json(const char *path, const char *pack, const struct pack_tensor *t,
+			   enum tdigest_alg alg)
 {
 	json_t *shape = json_array();
 	for (uint32_t k = 0; k < t->ndim; k++)
@@ -65,10 +67,11 @@ static json_t *tensor_json(const char *path, const char *pack, const struct pack
 	 * "GGML_Q4_0", not the bare id */
 	char buf[32], dig[65];
 	const char *dt = conv_dtype_key(t->dtype, buf);
-	util_hex(t->digest, 32, dig);
-	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s}", "file", path, "name", t->name,
-			      "dtype", dt, "shape", shape, "bytes", (json_int_t)t->length,
-			      "offset", (json_int_t)t->offset, "pack", pack, "digest", dig);
+	util_hex(t->digest, tdigest_len(alg), dig);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s,s:s}", "file", path, "name",
+			      t->name, "dtype", dt, "shape", shape, "bytes", (json_int_t)t->length,
+			      "offset", (json_int_t)t->offset, "pack", pack, "digest", dig,
+			      "digest_alg", tdigest_name(alg));
 	if (t->alias >= 0)
 		json_object_set_new(o, "alias", json_integer(t->alias));
 	return o;
@@ -96,7 +99,8 @@ int weights_tensors(struct daemon *d, struct ops_peer *p, json_t *req)
 			char where[65];
 			if (t->ref)   /* the pack that holds its bytes */
 				util_hex(pack_ref(pk, t->ref), 32, where);
-			json_array_append_new(rows, tensor_json(path, t->ref ? where : hex, t));
+			json_array_append_new(rows, tensor_json(path, t->ref ? where : hex, t,
+								 pack_version(pk)));
 			bytes += 200 + strlen(pack_tensor(pk, k)->name);
 			if (bytes >= TENSORS_FRAME) {
 				server_post(d->srv, p->conn_id, json_pack("{s:o}", "partial", rows),

@@ -222,11 +222,14 @@ struct share_open {
 	char pn[32], rn[32];   /* staged names of the outputs opened */
 };
 
-static int share_open_out(void *arg, char kind)
+static int share_open_out(void *arg, char kind, char *path, size_t n)
 {
 	struct share_open *o = arg;
 	char *name = kind == 'p' ? o->pn : o->rn;
-	return stage_open(o->ing, name, 32, kind);
+	int fd = stage_open(o->ing, name, 32, kind);
+	if (fd >= 0 && path)
+		snprintf(path, n, "%s/%s", o->ing->dir, name);
+	return fd;
 }
 
 /* Store once what the store or this import holds already: when the pack
@@ -238,7 +241,9 @@ static int share_staged(struct ingest *ing, const char *relpath, int *pfd, char 
 {
 	struct share_open o = { ing, "", "" };
 	struct share_out out;
-	int rc = share_pack(ing->st, ing->share, *pfd, *rfd, share_open_out, &o, &out);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s", ing->dir, pn);
+	int rc = share_pack(ing->st, ing->share, *pfd, path, *rfd, share_open_out, &o, &out);
 	if (rc <= 0) {
 		if (o.pn[0])
 			stage_unlink(ing, o.pn);
@@ -674,10 +679,59 @@ static void content_rev(json_t *files, char rev[41])
  * check that every blob the files name is there (a file may refer to
  * another's pack). Runs inside the write transaction, so no rm or gc can
  * interleave. */
+/*
+ * A converted pack whose name (root digest) is stored already, or staged
+ * twice by this import, is kept once; the root commits to the tensors
+ * through their digests, which are not collision-resistant
+ * (converters/tdigest.h), so the files must be equal. They are in any
+ * genuine case; a file crafted to collide is refused before anything is
+ * placed.
+ */
+static int check_same_packs(struct ingest *ing)
+{
+	json_t *first = json_object(), *f;
+	size_t i;
+	int rc = first ? 0 : MD_ENOMEM;
+	json_array_foreach(ing->files, i, f) {
+		const char *hex = json_string_value(json_object_get(f, "pack"));
+		const char *st = json_string_value(json_object_get(json_object_get(f, "stage"), hex));
+		char src[4200], dst[4200];
+		struct stat a, b;
+		if (rc)
+			break;
+		if (!hex || !st)
+			continue;
+		snprintf(src, sizeof src, "%s/%s", ing->dir, st);
+		const char *seen = json_string_value(json_object_get(first, hex));
+		if (seen)
+			snprintf(dst, sizeof dst, "%s", seen);
+		else
+			store_blob_path(ing->st, hex, dst, sizeof dst);
+		if (!seen && json_object_set_new(first, hex, json_string(src)))
+			rc = MD_ENOMEM;
+		if (rc || stat(dst, &b) < 0 ||
+		    (stat(src, &a) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+			continue;   /* not stored, or held by a link to the stored one */
+		const char *path = json_string_value(json_object_get(f, "path"));
+		int same = util_same_contents(src, dst);
+		if (same < 0)
+			rc = md_fail(same, "%s: cannot compare with pack %.12s", path, hex);
+		else if (!same)
+			rc = md_fail(MD_ECORRUPT, "%s: converted to a pack named %.12s like another, but "
+				     "with other bytes (tensor digest collision); not imported", path,
+				     hex);
+	}
+	json_decref(first);
+	return rc;
+}
+
 static int place_blobs(struct ingest *ing)
 {
 	size_t i;
 	json_t *f;
+	int rc = check_same_packs(ing);
+	if (rc)
+		return rc;
 	json_array_foreach(ing->files, i, f) {
 		const char *hex;
 		json_t *st;
@@ -937,7 +991,7 @@ int ingest_adopt(struct ingest *ing, const char *relpath, const char *dir, const
 		char q[4200];
 		snprintf(q, sizeof q, "%s/%s", ing->dir, ps);
 		int fd = open(q, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || share_map_add(ing->share, pk, fd))
+		if (fd < 0 || share_map_add(ing->share, pk, fd, q))
 			rc = MD_ENOENT;   /* a broken kept pack: fetch the file again */
 		if (fd >= 0)
 			close(fd);

@@ -18,7 +18,7 @@
 
 struct share_map {
 	pthread_mutex_t mu;
-	json_t *t;   /* digest hex -> [pack hex, offset, length, pack size] */
+	json_t *t;   /* digest hex -> [pack hex, offset, length, pack size, staged file] */
 };
 
 struct share_map *share_map_new(void)
@@ -41,8 +41,9 @@ void share_map_free(struct share_map *m)
 	free(m);
 }
 
-/* Add the tensors pack p (hex, size bytes) holds itself. */
-static void note(struct share_map *m, const char *hex, uint64_t size, const struct pack *p)
+/* Add the tensors pack p (hex, size bytes, staged at path) holds itself. */
+static void note(struct share_map *m, const char *hex, uint64_t size, const struct pack *p,
+		 const char *path)
 {
 	for (size_t i = 0; i < pack_count(p); i++) {
 		const struct pack_tensor *t = pack_tensor(p, i);
@@ -51,13 +52,14 @@ static void note(struct share_map *m, const char *hex, uint64_t size, const stru
 			continue;
 		util_hex(t->digest, 32, d);
 		if (!json_object_get(m->t, d))
-			json_object_set_new(m->t, d, json_pack("[s,I,I,I]", hex, (json_int_t)t->offset,
+			json_object_set_new(m->t, d, json_pack("[s,I,I,I,s]", hex,
+							       (json_int_t)t->offset,
 							       (json_int_t)t->length,
-							       (json_int_t)size));
+							       (json_int_t)size, path));
 	}
 }
 
-int share_map_add(struct share_map *m, const char *hex, int pack_fd)
+int share_map_add(struct share_map *m, const char *hex, int pack_fd, const char *path)
 {
 	struct pack *p;
 	struct stat sb;
@@ -67,7 +69,7 @@ int share_map_add(struct share_map *m, const char *hex, int pack_fd)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&m->mu);
-	note(m, hex, (uint64_t)sb.st_size, p);
+	note(m, hex, (uint64_t)sb.st_size, p, path);
 	pthread_mutex_unlock(&m->mu);
 	pack_close(p);
 	return 0;
@@ -109,37 +111,40 @@ struct plan {
 };
 
 /* Where tensor t's bytes are held already: the map first, then the index
- * (*stored = 1: a pack of an earlier import). */
+ * (a pack of an earlier import); path gets the file holding them. */
 static int find(struct store *st, MDB_txn *txn, struct share_map *m,
-		const struct pack_tensor *t, struct tindex_hit *hit, int *stored)
+		const struct pack_tensor *t, struct tindex_hit *hit, char *path, size_t pathlen)
 {
 	char d[65];
 	util_hex(t->digest, 32, d);
 	json_t *e = json_object_get(m->t, d);
-	*stored = !e;
 	if (e) {
+		snprintf(path, pathlen, "%s", json_string_value(json_array_get(e, 4)));
 		snprintf(hit->pack, sizeof hit->pack, "%s", json_string_value(json_array_get(e, 0)));
 		hit->offset = (uint64_t)json_integer_value(json_array_get(e, 1));
 		hit->length = (uint64_t)json_integer_value(json_array_get(e, 2));
 		hit->pack_size = (uint64_t)json_integer_value(json_array_get(e, 3));
 		return 0;
 	}
-	return txn ? tindex_get(st, txn, t->digest, hit) : MD_ENOENT;
+	int rc = txn ? tindex_get(st, txn, t->digest, hit) : MD_ENOENT;
+	if (!rc)
+		store_blob_path(st, hit->pack, path, pathlen);
+	return rc;
 }
 
 /*
- * 1 when the stored pack hit holds the same bytes as tensor t of the pack
- * in pack_fd. A pack's digests come from the confined converter of the
- * import that wrote it; one that lied (a parser taken over by a hostile
- * file) must not get its bytes into other models, so a tensor is shared
- * only after its bytes compare equal. Cheaper than hashing, and only done
- * for the bytes that are then not written again.
+ * 1 when the pack at path (hit) holds the same bytes as tensor t of the
+ * pack in pack_fd. Digests only find candidates: a pack's digests come from
+ * the confined converter of the import that wrote it, and one that lied (a
+ * parser taken over by a hostile file) must not get its bytes into other
+ * models; nor may a crafted collision of the (non-cryptographic) tensor
+ * digest, converters/tdigest.h. So a tensor is shared only after its bytes
+ * compare equal. Cheaper than hashing, and only done for the bytes that are
+ * then not written again.
  */
-static int same_bytes(struct store *st, const struct tindex_hit *hit, int pack_fd,
+static int same_bytes(const char *path, const struct tindex_hit *hit, int pack_fd,
 		      const struct pack_tensor *t, uint8_t *buf)
 {
-	char path[4096];
-	store_blob_path(st, hit->pack, path, sizeof path);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return 0;
@@ -155,8 +160,8 @@ static int same_bytes(struct store *st, const struct tindex_hit *hit, int pack_f
 	}
 	close(fd);
 	if (!same)
-		log_warn("pack %s: the bytes at offset %llu do not match the digest the tensor index "
-			 "has for them; not shared (see modelctl verify)",
+		log_warn("pack %s: the bytes at offset %llu do not match a tensor with the same "
+			 "digest; not shared (see modelctl verify)",
 			 hit->pack, (unsigned long long)hit->offset);
 	return same;
 }
@@ -178,19 +183,19 @@ static int make_plan(struct store *st, struct share_map *m, const struct pack *p
 		const struct pack_tensor *t = pack_tensor(p, i);
 		struct tindex_hit hit;
 		uint8_t root[32];
-		int stored;
+		char path[4200];
 		if (t->ref || t->alias != -1)
 			continue;
 		pl->kept += align_up(t->length);
-		if (t->length < TINDEX_MIN_BYTES || find(st, txn, m, t, &hit, &stored) ||
+		if (t->length < TINDEX_MIN_BYTES || find(st, txn, m, t, &hit, path, sizeof path) ||
 		    hit.length != t->length || util_unhex(hit.pack, root, 32) ||
 		    !memcmp(root, pack_root(p), 32))
 			continue;
-		if (stored && !buf && !(buf = malloc(SHARE_CMP_BUF))) {
+		if (!buf && !(buf = malloc(SHARE_CMP_BUF))) {
 			rc = MD_ENOMEM;
 			break;
 		}
-		if (stored && !same_bytes(st, &hit, pack_fd, t, buf))
+		if (!same_bytes(path, &hit, pack_fd, t, buf))
 			continue;
 		size_t k = 0;
 		while (k < pl->nrefs && memcmp(pl->refs[k], root, 32))
@@ -215,7 +220,8 @@ static int make_plan(struct store *st, struct share_map *m, const struct pack *p
 
 /* Write the shared pack (its descriptor left in *pfd_out) and recipe. */
 static int rewrite(const struct plan *pl, const struct pack *p, int pack_fd, int recipe_fd,
-		   int (*open_out)(void *, char), void *arg, struct share_out *out, int *pfd_out)
+		   share_open_fn open_out, void *arg, struct share_out *out, int *pfd_out,
+		   char *ppath, size_t ppathlen)
 {
 	struct pack_share sh = { pl->nrefs, (const uint8_t (*)[32])pl->refs, pl->ref, pl->off };
 	struct pack_move *mv = NULL;
@@ -224,7 +230,7 @@ static int rewrite(const struct plan *pl, const struct pack *p, int pack_fd, int
 	size_t nmv = 0;
 	uint64_t psize = 0;
 	struct stat sb;
-	int pfd = open_out(arg, 'p');
+	int pfd = open_out(arg, 'p', ppath, ppathlen);
 	if (pfd < 0)
 		return pfd;
 	int rfd = -1, rc = fstat(pack_fd, &sb) < 0 ? MD_EIO : 0;
@@ -233,7 +239,7 @@ static int rewrite(const struct plan *pl, const struct pack *p, int pack_fd, int
 		rc = pack_share_write(pack_fd, p, &sh, pfd, &mv, &nmv, &w);
 	}
 	if (!rc && (rc = recipe_open(recipe_fd, &psize, 1, &r)) == 0 &&
-	    (rfd = open_out(arg, 'r')) < 0)
+	    (rfd = open_out(arg, 'r', NULL, 0)) < 0)
 		rc = rfd;
 	if (!rc)
 		rc = recipe_rebase(r, mv, nmv, w.root, rfd);
@@ -264,8 +270,8 @@ static int rewrite(const struct plan *pl, const struct pack *p, int pack_fd, int
 	return rc;
 }
 
-int share_pack(struct store *st, struct share_map *map, int pack_fd, int recipe_fd,
-	       int (*open_out)(void *arg, char kind), void *arg, struct share_out *out)
+int share_pack(struct store *st, struct share_map *map, int pack_fd, const char *pack_path,
+	       int recipe_fd, share_open_fn open_out, void *arg, struct share_out *out)
 {
 	struct pack *p = NULL, *q = NULL;
 	struct plan pl;
@@ -282,7 +288,9 @@ int share_pack(struct store *st, struct share_map *map, int pack_fd, int recipe_
 		goto out;
 	if (pl.nrefs && (pl.saved >= SHARE_MIN_SAVED || pl.saved >= pl.kept / 8)) {
 		int pfd = -1;
-		rc = rewrite(&pl, p, pack_fd, recipe_fd, open_out, arg, out, &pfd);
+		char npath[4200] = "";
+		rc = rewrite(&pl, p, pack_fd, recipe_fd, open_out, arg, out, &pfd, npath,
+			     sizeof npath);
 		/* read the new pack back as strictly as any: what others may
 		 * share now are its tensors, where it put them */
 		if (!rc && (rc = pack_open(pfd, PACK_SKIP_META, &q)) == 0) {
@@ -297,11 +305,11 @@ int share_pack(struct store *st, struct share_map *map, int pack_fd, int recipe_
 			out->refs = NULL;
 			goto out;
 		}
-		note(map, out->pack, out->pack_size, q);
+		note(map, out->pack, out->pack_size, q, npath);
 		rc = 1;
 	} else {
 		util_hex(pack_root(p), 32, hex);
-		note(map, hex, size, p);
+		note(map, hex, size, p, pack_path);
 	}
 out:
 	pthread_mutex_unlock(&map->mu);

@@ -32,8 +32,10 @@ void share_map_free(struct share_map *m);
 
 /* Add the tensors a pack staged by the import holds itself (an adopted
  * one: a resumed pull's files kept from before) to map. pack_fd borrowed;
- * hex is its name. 0, or the pack's error (then nothing is added). */
-int share_map_add(struct share_map *m, const char *hex, int pack_fd);
+ * hex is its name, path its staged file (read again to compare bytes
+ * before another file shares them). 0, or the pack's error (then nothing
+ * is added). */
+int share_map_add(struct share_map *m, const char *hex, int pack_fd, const char *path);
 
 /* Record the map's tensors in the store's tensor index (tindex_put) inside
  * the import's commit txn: the packs this import staged, read once when
@@ -49,18 +51,24 @@ struct share_out {
 	json_t *refs;                  /* [{"pack","size"}], new reference */
 };
 
+/* Opens an empty read-write output file of kind 'p' (pack) or 'r'
+ * (recipe): its descriptor (the caller's) or an MD_E* code; the file's path
+ * to path[n] when path is not NULL. */
+typedef int (*share_open_fn)(void *arg, char kind, char *path, size_t n);
+
 /*
- * Share what can be shared of the converted pack in pack_fd (with its
- * recipe in recipe_fd; both borrowed, read from the start). open_out is
- * called (with arg) for each of the two output files ('p', 'r') only when
- * a rewrite is worth it, and returns an empty read-write descriptor the
- * caller owns (or an MD_E* code). Returns 1 with *out filled (the outputs
- * are written, not fsync'd; out->refs is the caller's), 0 when the file
- * stays as it is, or an MD_E* code (the caller removes any outputs it
- * opened). Either way the resulting pack's own tensors join map. Calls on one
- * map are serialized (two files of one import share with each other).
+ * Share what can be shared of the converted pack in pack_fd, staged at
+ * pack_path (with its recipe in recipe_fd; both borrowed, read from the
+ * start). A tensor is shared only after its bytes compare equal to those
+ * of the pack that would hold them. open_out is called (with arg) for each
+ * of the two output files only when a rewrite is worth it. Returns 1 with
+ * *out filled (the outputs are written, not fsync'd; out->refs is the
+ * caller's), 0 when the file stays as it is, or an MD_E* code (the caller
+ * removes any outputs it opened). Either way the resulting pack's own
+ * tensors join map. Calls on one map are serialized (two files of one
+ * import share with each other).
  */
-int share_pack(struct store *st, struct share_map *map, int pack_fd, int recipe_fd,
-	       int (*open_out)(void *arg, char kind), void *arg, struct share_out *out);
+int share_pack(struct store *st, struct share_map *map, int pack_fd, const char *pack_path,
+	       int recipe_fd, share_open_fn open_out, void *arg, struct share_out *out);
 
 #endif

@@ -5,10 +5,11 @@
 set -eu
 
 BUILD="build-essential pkg-config liblmdb-dev libcurl4-openssl-dev libarchive-dev
-libgit2-dev libjansson-dev libyaml-dev libssl-dev libmicrohttpd-dev
+libgit2-dev libjansson-dev libyaml-dev libssl-dev libxxhash-dev libmicrohttpd-dev
 libseccomp-dev zstd"
 TEST="libcmocka-dev python3 python3-pytest python3-numpy python3-torch nginx-light git git-lfs
 fcgiwrap valgrind clang libclang-rt-14-dev lmdb-utils curl nodejs npm python3-jsonschema
+python3-xxhash
 openssl"
 
 want="$BUILD"

@@ -29,7 +29,7 @@ W=$(cd "$W" && pwd)
 
 make -s -j2 build/libmdcore.a build/libmodeld.a >/dev/null
 cc -O2 -D_GNU_SOURCE -I. bench/pull/pull_bench.c build/libmdcore.a build/libmodeld.a \
-	$(pkg-config --libs libcurl jansson libcrypto) -lpthread -o "$W/pull_bench"
+	$(pkg-config --libs libcurl jansson libcrypto libxxhash) -lpthread -o "$W/pull_bench"
 
 # 1. the model (regenerated when SIZE_MB changes)
 if [ "$(cat "$W/size" 2>/dev/null)" != "$SIZE_MB $FORMAT" ]; then

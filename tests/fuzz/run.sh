@@ -16,7 +16,7 @@ harnesses=${*:-$all}
 CC=${FUZZ_CC:-clang}
 B=${FUZZ_BUILD:-build/fuzz}
 mkdir -p $B
-PKGS="lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto libmicrohttpd"
+PKGS="lmdb libcurl libarchive libgit2 jansson yaml-0.1 libcrypto libxxhash libmicrohttpd"
 CFL="-std=c17 -g -O1 -D_GNU_SOURCE -I. $(pkg-config --cflags $PKGS) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 objs=()

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,10 +137,161 @@ static void test_add_file_leaves_the_download(void **state)
 	store_close(st);
 }
 
+/* A safetensors file with one U8 tensor "w" of n bytes (byte k is k*7+seed)
+ * and __metadata__ {"v": tag}. */
+static size_t big_safetensors(uint8_t *out, size_t n, int seed, const char *tag)
+{
+	char hdr[256];
+	int hl = snprintf(hdr, sizeof hdr,
+			  "{\"__metadata__\":{\"v\":\"%s\"},\"w\":{\"dtype\":\"U8\","
+			  "\"shape\":[%zu],\"data_offsets\":[0,%zu]}}", tag, n, n);
+	size_t pad = (8 - (size_t)hl % 8) % 8;
+	uint64_t len = (size_t)hl + pad;
+	memcpy(out, &len, 8);
+	memcpy(out + 8, hdr, (size_t)hl);
+	memset(out + 8 + hl, ' ', pad);
+	for (size_t k = 0; k < n; k++)
+		out[8 + len + k] = (uint8_t)(k * 7 + (size_t)seed);
+	return 8 + len + n;
+}
+
+/* The worker's converter, but the pack of any file whose path starts with
+ * "bad" gets its first data byte flipped afterwards: same table, same
+ * digests, same root, other bytes. What a converter taken over by a
+ * hostile file could write, and what a collision of the tensor digest
+ * (XXH3, converters/tdigest.h) would look like to the store. */
+static struct ingest_converter real;
+
+static int lying_convert(void *arg, int src_fd, uint64_t size, const char *relpath,
+			 const char *sha256, int pack_fd, int recipe_fd, json_t **info)
+{
+	int rc = real.convert(arg, src_fd, size, relpath, sha256, pack_fd, recipe_fd, info);
+	uint8_t b;
+	if (!rc && !strncmp(relpath, "bad", 3)) {
+		assert_int_equal(pread(pack_fd, &b, 1, 4096), 1);
+		b ^= 1;
+		assert_int_equal(pwrite(pack_fd, &b, 1, 4096), 1);
+	}
+	return rc;
+}
+
+static int add_bytes(struct ingest *ing, const char *relpath, const uint8_t *b, size_t n)
+{
+	char path[256], hex[65];
+	put_file("x", b, n, path, hex);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	int rc = ingest_add_fd(ing, relpath, fd);
+	close(fd);
+	unlink(path);
+	return rc;
+}
+
+static const char *file_pack(json_t *m, const char *relpath)
+{
+	json_t *f;
+	size_t i;
+	json_array_foreach(json_object_get(m, "files"), i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "path")), relpath))
+			return json_string_value(json_object_get(f, "pack"));
+	return NULL;
+}
+
+/*
+ * A pack is named by its root digest, which commits to the tensors only
+ * through their digests. A second pack with that name but other bytes
+ * (stored already, or staged twice by one import) fails the import naming
+ * the file, and what is stored stays as it was; a tensor of one file is
+ * shared with another only when the bytes are equal.
+ */
+static void test_equal_digests_other_bytes(void **state)
+{
+	(void)state;
+	struct store *st;
+	struct ingest *ing;
+	struct ingest_converter conv;
+	_Atomic int cancel = 0;
+	const size_t n = 1u << 20;
+	uint8_t *b1 = malloc(n + 256), *b2 = malloc(n + 256);
+	assert_non_null(b1);
+	assert_non_null(b2);
+	size_t n1 = big_safetensors(b1, n, 1, "one"), n2 = big_safetensors(b2, n, 1, "two");
+	assert_int_equal(store_open(root, 0, 0, &st), 0);
+	worker_converter(&real, &cancel);
+	conv = real;
+	conv.convert = lying_convert;
+
+	/* the file stored honestly */
+	json_t *m = NULL;
+	assert_int_equal(ingest_begin(st, NULL, &ing), 0);
+	ingest_set_converter(ing, &conv);
+	assert_int_equal(add_bytes(ing, "model.safetensors", b1, n1), 0);
+	assert_int_equal(ingest_commit(ing, "acme/good", NULL, "main", NULL, &m), 0);
+	ingest_free(ing);
+	char pk[65], path[4096], before[65], after[65];
+	snprintf(pk, sizeof pk, "%s", file_pack(m, "model.safetensors"));
+	json_decref(m);
+	store_blob_path(st, pk, path, sizeof path);
+	int fd = open(path, O_RDONLY);
+	uint8_t d[32];
+	struct stat sb;
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_int_equal(sha256_fd(fd, (uint64_t)sb.st_size, d), 0);
+	util_hex(d, 32, before);
+	close(fd);
+
+	/* the same file, its pack's bytes changed under the same name */
+	assert_int_equal(ingest_begin(st, NULL, &ing), 0);
+	ingest_set_converter(ing, &conv);
+	assert_int_equal(add_bytes(ing, "bad.safetensors", b1, n1), 0);
+	assert_int_equal(ingest_commit(ing, "acme/evil", NULL, "main", NULL, &m), MD_ECORRUPT);
+	assert_non_null(strstr(md_errmsg(MD_ECORRUPT), "bad.safetensors: converted to a pack"));
+	assert_non_null(strstr(md_errmsg(MD_ECORRUPT), "tensor digest collision"));
+	ingest_free(ing);
+	fd = open(path, O_RDONLY);
+	assert_int_equal(sha256_fd(fd, (uint64_t)sb.st_size, d), 0);
+	util_hex(d, 32, after);
+	close(fd);
+	assert_string_equal(before, after);
+
+	/* twice in one import, nothing stored: the same */
+	size_t n3 = big_safetensors(b2, n, 9, "three");
+	assert_int_equal(ingest_begin(st, NULL, &ing), 0);
+	ingest_set_converter(ing, &conv);
+	assert_int_equal(add_bytes(ing, "a.safetensors", b2, n3), 0);
+	assert_int_equal(add_bytes(ing, "bad.safetensors", b2, n3), 0);
+	assert_int_equal(ingest_commit(ing, "acme/evil", NULL, "main", NULL, &m), MD_ECORRUPT);
+	assert_non_null(strstr(md_errmsg(MD_ECORRUPT), "tensor digest collision"));
+	ingest_free(ing);
+
+	/* one tensor in two files of one import (other headers, other
+	 * packs): shared when equal, not when the bytes differ */
+	n2 = big_safetensors(b2, n, 1, "two");
+	for (int lie = 0; lie < 2; lie++) {
+		assert_int_equal(ingest_begin(st, NULL, &ing), 0);
+		ingest_set_converter(ing, &conv);
+		assert_int_equal(add_bytes(ing, "a.safetensors", b1, n1), 0);
+		assert_int_equal(add_bytes(ing, lie ? "bad.safetensors" : "b.safetensors", b2, n2), 0);
+		assert_int_equal(ingest_commit(ing, lie ? "acme/two-bad" : "acme/two", NULL, "main",
+					       NULL, &m), 0);
+		json_t *f;
+		size_t i, refs = 0;
+		json_array_foreach(json_object_get(m, "files"), i, f)
+			refs += json_array_size(json_object_get(f, "refs"));
+		assert_int_equal(refs, lie ? 0 : 1);
+		json_decref(m);
+		ingest_free(ing);
+	}
+	free(b1);
+	free(b2);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_file_leaves_the_download, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_equal_digests_other_bytes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

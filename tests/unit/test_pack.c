@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <sys/mman.h>
+#include <xxhash.h>
 
 #include "tests/unit/conv_testutil.h"
 #include "registry/catalog.h"
@@ -210,9 +211,11 @@ static void test_corrupt_pack(void **state)
 	m.b[0] = 'X';
 	expect_bad(&m, 0, "bad magic");
 	m.b[0] = 'M';
-	m.b[8] = 2;
+	m.b[8] = 3;
 	assert_int_equal(pack_open_mem(m.b, m.n, 0, &p), MD_EUNSUP);
-	m.b[8] = 1;
+	m.b[8] = 0;
+	assert_int_equal(pack_open_mem(m.b, m.n, 0, &p), MD_EUNSUP);
+	m.b[8] = 2;
 	/* re-signed tables that break a rule the digest cannot catch */
 	uint8_t *e0 = m.b + toff, *e1 = m.b + toff + 160;
 	uint8_t save[320];
@@ -469,6 +472,54 @@ static void test_tensor_index_backfill(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Version 2 tables hold XXH3-128 digests (canonical, then 16 zero bytes);
+ * version 1 tables, still read, SHA-256: the reader checks each by the
+ * pack's version, and a digest of the other kind is a mismatch. */
+static void test_digest_versions(void **state)
+{
+	(void)state;
+	struct fx_conv c;
+	assert_int_equal(fx_convert("model.safetensors", &c), 0);
+	struct img m = load_img(c.pack);
+	struct pack *p;
+	assert_int_equal(pack_version(c.p), 2);
+	uint64_t toff = g64(m.b + 64), nt = g64(m.b + 32);
+	for (uint64_t i = 0; i < nt; i++) {
+		const struct pack_tensor *t = pack_tensor(c.p, i);
+		XXH128_canonical_t want;
+		XXH128_canonicalFromHash(&want, XXH3_128bits(m.b + t->offset, t->length));
+		assert_memory_equal(t->digest, want.digest, 16);
+		for (int k = 16; k < 32; k++)
+			assert_int_equal(t->digest[k], 0);
+	}
+	/* a nonzero byte after the 16 that count */
+	m.b[toff + 112 + 20] = 1;
+	resign(&m);
+	expect_bad(&m, 0, "reserved bytes not zero");
+	m.b[toff + 112 + 20] = 0;
+	/* the same pack as version 1: the XXH3 digests no longer verify */
+	m.b[8] = 1;
+	resign(&m);
+	assert_int_equal(pack_open_mem(m.b, m.n, 0, &p), 0);
+	assert_int_equal(pack_version(p), 1);
+	pack_close(p);
+	expect_bad(&m, PACK_VERIFY_DATA, "tensor 0 (model.embed.weight): digest mismatch");
+	/* with SHA-256 digests it is a valid version 1 pack */
+	for (uint64_t i = 0; i < nt; i++) {
+		uint8_t *e = m.b + toff + i * 160;
+		struct sha256 h;
+		assert_int_equal(sha256_init(&h), 0);
+		sha256_update(&h, m.b + g64(e + 80), g64(e + 88));
+		sha256_final(&h, e + 112);
+	}
+	resign(&m);
+	assert_int_equal(pack_open_mem(m.b, m.n, PACK_VERIFY_DATA, &p), 0);
+	assert_int_equal(pack_version(p), 1);
+	pack_close(p);
+	free(m.b);
+	fx_conv_free(&c);
+}
+
 static void test_corrupt_recipe(void **state)
 {
 	(void)state;
@@ -534,6 +585,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_aliases_and_views),
 		cmocka_unit_test(test_corrupt_pack),
+		cmocka_unit_test(test_digest_versions),
 		cmocka_unit_test(test_corrupt_recipe),
 		cmocka_unit_test(test_shared_tensors),
 		cmocka_unit_test(test_tensor_index_backfill),
