@@ -2,7 +2,7 @@
  * on the command line and stores DIR/pack/<name>.pack and
  * DIR/recipe/<name>.recipe. Built by hand when the corpus is refreshed:
  *   cc -I. -D_GNU_SOURCE tests/fuzz/seedgen.c build/libmdcore.a \
- *      $(pkg-config --libs jansson libcrypto) -lpthread -o build/seedgen */
+ *      $(pkg-config --libs jansson libcrypto libxxhash) -lpthread -o build/seedgen */
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
