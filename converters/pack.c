@@ -8,6 +8,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,6 +571,21 @@ static int same_file_state(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+/* Give the empty pack its size with its blocks allocated up front: on ext4
+ * writing into a file without blocks costs a delayed-allocation reservation
+ * per page, which made a quarter of a conversion's time (bench/torch.sh:
+ * 0.275 s -> 0.20 s per GiB, and the same fdatasync after), and a full disk
+ * is found before any byte is written. Where the filesystem cannot
+ * (EOPNOTSUPP), a sparse ftruncate. -1 with errno on failure. */
+static int size_pack(int fd, uint64_t size)
+{
+	if (fallocate(fd, 0, 0, (off_t)size) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != ENOSYS)
+		return -1;
+	return ftruncate(fd, (off_t)size);
+}
+
 /* The result fields both writers end with: the source's digest (given, or
  * the one hashed meanwhile) and the pack's size. */
 static void finish_written(struct pack_written *out, const uint8_t *src_sha256,
@@ -644,7 +660,7 @@ int pack_write(int src_fd, const struct conv_info *ci, const struct pack_layout 
 	 * the whole pack at close, auto_da_alloc) */
 	struct stat pst;
 	if (fstat(pack_fd, &pst) < 0 || (pst.st_size && ftruncate(pack_fd, 0)) ||
-	    ftruncate(pack_fd, (off_t)lay->file_size)) {
+	    size_pack(pack_fd, lay->file_size)) {
 		rc = md_fail(errno == ENOSPC || errno == EFBIG ? MD_ENOSPC : MD_EIO,
 			     "pack: cannot size the pack: %s", strerror(errno));
 		goto out;
