@@ -110,6 +110,8 @@ static int build_table(struct md_model *m)
 		t->dtype = json_string_value(json_object_get(r, "dtype"));
 		t->digest = json_string_value(json_object_get(r, "digest"));
 		t->digest_alg = json_string_value(json_object_get(r, "digest_alg"));
+		if (!json_object_get(r, "digest_alg"))   /* a modeld from before pack format 2 */
+			t->digest_alg = "sha256";
 		t->offset = (uint64_t)json_integer_value(json_object_get(r, "offset"));
 		t->length = (uint64_t)json_integer_value(json_object_get(r, "length"));
 		if (!t->name || !t->dtype || !t->digest || !t->digest_alg || !json_is_array(shape) ||
