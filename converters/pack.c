@@ -2,9 +2,9 @@
  * docs/pack-format.md. */
 #include "converters/pack.h"
 #include "converters/gguf.h"
+#include "converters/tdigest.h"
 #include "common/err.h"
 #include "common/sha256.h"
-#include "converters/tdigest.h"
 #include "common/util.h"
 
 #include <errno.h>

@@ -42,11 +42,10 @@ void tdigest_final(struct tdigest *d, uint8_t out[TDIGEST_SIZE])
 
 void tdigest_free(struct tdigest *d)
 {
-	if (d->alg == TDIGEST_SHA256 && d->sha.ctx)
+	if (d->sha.ctx)
 		sha256_free(&d->sha);
 	if (d->xxh)
 		XXH3_freeState(d->xxh);
-	d->sha.ctx = NULL;
 	d->xxh = NULL;
 }
 

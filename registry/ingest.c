@@ -675,10 +675,6 @@ static void content_rev(json_t *files, char rev[41])
 	rev[40] = 0;
 }
 
-/* Move each staged file into blobs/ unless the blob is there already, then
- * check that every blob the files name is there (a file may refer to
- * another's pack). Runs inside the write transaction, so no rm or gc can
- * interleave. */
 /*
  * A converted pack whose name (root digest) is stored already, or staged
  * twice by this import, is kept once; the root commits to the tensors
@@ -725,6 +721,11 @@ static int check_same_packs(struct ingest *ing)
 	return rc;
 }
 
+/* Move each staged file into blobs/ unless the blob is there already, then
+ * check that every blob the files name is there (a file may refer to
+ * another's pack). Runs inside the write transaction, so no rm or gc can
+ * interleave (nor another import place the same pack
+ * between the comparison and the rename). */
 static int place_blobs(struct ingest *ing)
 {
 	size_t i;
